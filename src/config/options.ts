@@ -1,0 +1,141 @@
+/**
+ * The broker's options: what a mosquitto.conf file says, as one typed object. The CLI overrides it and
+ * `createBroker(options)` takes the same object. Keys named in the comments are the mosquitto.conf keys.
+ */
+
+export interface ListenerConfig {
+  /** `listener PORT` / `port PORT`: 0..65535; 0 asks the OS for a free port (meant for tests). */
+  port: number;
+  /** `listener PORT ADDRESS` / `bind_address`: host name or IP to bind; undefined = all interfaces. */
+  bindAddress?: string;
+  /** `protocol`: default 'mqtt'. */
+  protocol: 'mqtt' | 'websockets';
+  /** `socket_domain`: restrict a host-name bind to one address family; undefined = both. */
+  socketDomain?: 'ipv4' | 'ipv6';
+  /** `max_connections`: -1 = unlimited (default). */
+  maxConnections: number;
+  /** `mount_point`: a topic prefix added to every topic of the clients of this listener. */
+  mountPoint?: string;
+  // TLS: a listener with certfile and keyfile is a TLS listener; one without the other is a config error.
+  cafile?: string;
+  capath?: string;
+  certfile?: string;
+  keyfile?: string;
+  /** `tls_version`: 'tlsv1.3' | 'tlsv1.2' | 'tlsv1.1'; undefined = the TLS library's default range. */
+  tlsVersion?: string;
+  ciphers?: string;
+  requireCertificate: boolean;
+  useIdentityAsUsername: boolean;
+  useSubjectAsUsername: boolean;
+  crlfile?: string;
+  // Per-listener security: set here (and only here) when `per_listener_settings true`.
+  allowAnonymous?: boolean;
+  passwordFile?: string;
+  aclFile?: string;
+}
+
+export interface BrokerConfig {
+  /**
+   * `listener PORT [ADDRESS]` entries in file order. Per-listener keys apply to the last `listener`;
+   * before any `listener` they apply to the default listener (made by `port`, `bind_address` or any
+   * per-listener key; port 1883 unless `port` says otherwise), which comes first in this list.
+   * Empty = no listener configured: the broker applies mosquitto 2.0's default (1883 on loopback only).
+   */
+  listeners: ListenerConfig[];
+  /** `per_listener_settings`: default false. */
+  perListenerSettings: boolean;
+  /** `allow_anonymous`: undefined = not set (the broker applies mosquitto 2.0's default). */
+  allowAnonymous?: boolean;
+  passwordFile?: string;
+  aclFile?: string;
+  /** `max_inflight_messages`: default 20, 0 = no limit. */
+  maxInflightMessages: number;
+  /** `max_queued_messages`: default 1000, 0 = no limit. */
+  maxQueuedMessages: number;
+  /** `max_queued_bytes`: default 0 = no limit. */
+  maxQueuedBytes: number;
+  /** `max_packet_size`: default 0 = no limit; otherwise at least 20. */
+  maxPacketSize: number;
+  /** `message_size_limit`: default 0 = no limit (the protocol's own limit is 268435455). */
+  messageSizeLimit: number;
+  /** `max_keepalive`: seconds, default 65535. */
+  maxKeepalive: number;
+  /** `retain_available`: default true. */
+  retainAvailable: boolean;
+  /** `sys_interval`: seconds between $SYS updates, default 10, 0 = off. */
+  sysInterval: number;
+  /** `persistent_client_expiration`: seconds (written with a unit h, d, w, m, y); undefined = never. */
+  persistentClientExpiration?: number;
+  /** `persistence`: default false. */
+  persistence: boolean;
+  persistenceLocation?: string;
+  /** `persistence_file`: default 'mosquitto.db'. */
+  persistenceFile: string;
+  /** `autosave_interval`: seconds, default 1800. */
+  autosaveInterval: number;
+  /** `connection_messages`: default true. */
+  connectionMessages: boolean;
+  /**
+   * `log_type`, repeatable: 'debug' | 'error' | 'warning' | 'notice' | 'information' | 'subscribe' |
+   * 'unsubscribe' | 'websockets' | 'none' | 'all'. Default ['error', 'warning', 'notice', 'information'].
+   */
+  logTypes: string[];
+  /**
+   * `log_dest`, repeatable: 'stdout' | 'stderr' | 'syslog' | 'topic' | 'dlt' | 'none' | 'file:PATH'
+   * (from `log_dest file PATH`). Default ['stderr'].
+   */
+  logDest: string[];
+  /** `log_timestamp`: default true. */
+  logTimestamp: boolean;
+  /** `queue_qos0_messages`: default false. */
+  queueQos0Messages: boolean;
+  /** `upgrade_outgoing_qos`: default false. */
+  upgradeOutgoingQos: boolean;
+  /** `allow_zero_length_clientid`: default true. */
+  allowZeroLengthClientid: boolean;
+  /** `max_topic_alias`: default 10. */
+  maxTopicAlias: number;
+  clientidPrefixes?: string;
+  pidFile?: string;
+  user?: string;
+  /** The files read, main file first, then `include_dir` files in the order read (for SIGHUP reload). */
+  sources: string[];
+}
+
+export function defaultListenerConfig(port = 1883): ListenerConfig {
+  return {
+    port,
+    protocol: 'mqtt',
+    maxConnections: -1,
+    requireCertificate: false,
+    useIdentityAsUsername: false,
+    useSubjectAsUsername: false,
+  };
+}
+
+export function defaultBrokerConfig(): BrokerConfig {
+  return {
+    listeners: [],
+    perListenerSettings: false,
+    maxInflightMessages: 20,
+    maxQueuedMessages: 1000,
+    maxQueuedBytes: 0,
+    maxPacketSize: 0,
+    messageSizeLimit: 0,
+    maxKeepalive: 65535,
+    retainAvailable: true,
+    sysInterval: 10,
+    persistence: false,
+    persistenceFile: 'mosquitto.db',
+    autosaveInterval: 1800,
+    connectionMessages: true,
+    logTypes: ['error', 'warning', 'notice', 'information'],
+    logDest: ['stderr'],
+    logTimestamp: true,
+    queueQos0Messages: false,
+    upgradeOutgoingQos: false,
+    allowZeroLengthClientid: true,
+    maxTopicAlias: 10,
+    sources: [],
+  };
+}

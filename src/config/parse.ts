@@ -1,0 +1,204 @@
+/**
+ * mosquitto.conf syntax → BrokerConfig.
+ *
+ * A line is `key value...`; lines whose first non-blank character is `#` are comments; blank lines,
+ * trailing whitespace and CRLF endings are fine. Every key is either supported (keys.ts), known but not
+ * supported yet (unsupported.ts), or unknown: the last two are errors, never silently ignored. Every error
+ * is a ConfigError naming the file and line.
+ *
+ * `include_dir DIR` (main file only) reads DIR/*.conf in code-unit order of the names; a relative DIR is
+ * relative to the working directory, as in mosquitto.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfigError } from './errors.js';
+import { KEYS, type Loc, type Scope } from './keys.js';
+import { defaultBrokerConfig, defaultListenerConfig, type BrokerConfig, type ListenerConfig } from './options.js';
+import { OBSOLETE_KEYS, UNSUPPORTED_KEYS, UNSUPPORTED_PREFIXES } from './unsupported.js';
+
+/** Reads and parses a config file (and the files it includes). */
+export function parseConfigFile(path: string): BrokerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`Unable to open config file ${path} (${errorCode(err)})`, path, 0);
+  }
+  return parseConfig(text, path);
+}
+
+/**
+ * Parses config text. `file` names it in errors and is the first entry of `sources`; `include_dir`
+ * lines still read from disk.
+ */
+export function parseConfig(text: string, file: string): BrokerConfig {
+  const p = new Parser(file);
+  p.parseText(text, file);
+  return p.finish();
+}
+
+interface ListenerInfo {
+  /** Where the listener was made: its `listener` line, or the first line that made the default one. */
+  readonly at: Loc;
+  certfile?: Loc;
+  keyfile?: Loc;
+}
+
+class Parser implements Scope {
+  readonly config = defaultBrokerConfig();
+  private readonly explicit: ListenerConfig[] = [];
+  private defaultL: ListenerConfig | undefined;
+  private readonly info = new Map<ListenerConfig, ListenerInfo>();
+  private firstSecurity: { key: string; at: Loc } | undefined;
+  private readonly used = new Set<string>();
+  private depth = 0;
+
+  constructor(private readonly mainFile: string) {
+    this.config.sources.push(mainFile);
+  }
+
+  parseText(text: string, file: string): void {
+    this.depth++;
+    const lines = text.split('\n');
+    if (lines[0]?.charCodeAt(0) === 0xfeff) lines[0] = lines[0].slice(1); // a UTF-8 byte order mark
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!.replace(/^[ \t]+/, '').replace(/[ \t\r\n\v\f]+$/, '');
+      if (line === '' || line.startsWith('#')) continue;
+      this.parseLine(line, { file, line: i + 1 });
+    }
+    this.depth--;
+  }
+
+  private parseLine(line: string, at: Loc): void {
+    const sp = line.search(/[ \t]/);
+    const key = sp < 0 ? line : line.slice(0, sp);
+    const rest = sp < 0 ? '' : line.slice(sp).replace(/^[ \t]+/, '');
+    const def = KEYS.get(key);
+    if (def === undefined) {
+      if (UNSUPPORTED_KEYS.has(key) || UNSUPPORTED_PREFIXES.some((p) => key.startsWith(p))) {
+        throw new ConfigError(`The "${key}" option is not supported by Midge yet`, at.file, at.line);
+      }
+      if (OBSOLETE_KEYS.has(key)) {
+        throw new ConfigError(`The "${key}" option is obsolete (mosquitto ignores it too); remove it`,
+          at.file, at.line);
+      }
+      throw new ConfigError(`Unknown configuration variable "${key}"`, at.file, at.line);
+    }
+    if (rest === '') throw new ConfigError(`Empty ${key} value`, at.file, at.line);
+    let value = rest;
+    if (def.arity !== 'rest') {
+      const tokens = rest.split(/[ \t]+/);
+      const max = def.arity === 'listener' ? 2 : 1;
+      if (tokens.length > max) {
+        throw new ConfigError(`Unexpected extra value "${tokens[max]}" for ${key}`, at.file, at.line);
+      }
+      value = tokens.join(' ');
+    }
+    def.apply(this, value, at, key);
+  }
+
+  finish(): BrokerConfig {
+    const all = this.defaultL ? [this.defaultL, ...this.explicit] : [...this.explicit];
+    const seen = new Map<string, ListenerConfig>();
+    for (const l of all) {
+      const info = this.info.get(l)!;
+      if (l.certfile !== undefined && l.keyfile === undefined) {
+        throw new ConfigError(`The listener on port ${l.port} has a certfile but no keyfile; a TLS listener needs both`,
+          info.certfile!.file, info.certfile!.line);
+      }
+      if (l.keyfile !== undefined && l.certfile === undefined) {
+        throw new ConfigError(`The listener on port ${l.port} has a keyfile but no certfile; a TLS listener needs both`,
+          info.keyfile!.file, info.keyfile!.line);
+      }
+      if (l.port !== 0) {
+        const id = `${l.port} ${l.bindAddress ?? ''}`;
+        const other = seen.get(id);
+        if (other !== undefined) {
+          const first = this.info.get(other)!.at;
+          const where = l.bindAddress === undefined ? '' : ` and address ${l.bindAddress}`;
+          throw new ConfigError(`Duplicate listener on port ${l.port}${where} (the first is at ${first.file}:${first.line})`,
+            info.at.file, info.at.line);
+        }
+        seen.set(id, l);
+      }
+    }
+    this.config.listeners = all;
+    return this.config;
+  }
+
+  // Scope
+
+  listener(at: Loc): ListenerConfig {
+    return this.explicit[this.explicit.length - 1] ?? this.defaultListener(at);
+  }
+
+  defaultListener(at: Loc): ListenerConfig {
+    if (this.defaultL === undefined) {
+      this.defaultL = defaultListenerConfig();
+      this.info.set(this.defaultL, { at });
+    }
+    return this.defaultL;
+  }
+
+  addListener(port: number, address: string | undefined, at: Loc): void {
+    const l = defaultListenerConfig(port);
+    if (address !== undefined) l.bindAddress = address;
+    this.explicit.push(l);
+    this.info.set(l, { at });
+  }
+
+  securityKey(key: string, at: Loc): void {
+    this.firstSecurity ??= { key, at };
+  }
+
+  setPerListenerSettings(value: boolean, at: Loc): void {
+    const first = this.firstSecurity;
+    if (first !== undefined) {
+      throw new ConfigError(`per_listener_settings must come before any security option ("${first.key}" is at ${first.at.file}:${first.at.line})`,
+        at.file, at.line);
+    }
+    this.config.perListenerSettings = value;
+  }
+
+  tlsKey(l: ListenerConfig, key: 'certfile' | 'keyfile', at: Loc): void {
+    this.info.get(l)![key] = at;
+  }
+
+  firstUse(key: 'log_type' | 'log_dest'): boolean {
+    if (this.used.has(key)) return false;
+    this.used.add(key);
+    return true;
+  }
+
+  includeDir(dir: string, at: Loc): void {
+    if (this.depth > 1) {
+      throw new ConfigError('include_dir is only allowed in the main configuration file', at.file, at.line);
+    }
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (err) {
+      throw new ConfigError(`Unable to open include_dir "${dir}" (${errorCode(err)})`, at.file, at.line);
+    }
+    names = names.filter((n) => n.endsWith('.conf')).sort();
+    for (const name of names) {
+      const path = join(dir, name);
+      if (resolve(path) === resolve(this.mainFile)) {
+        throw new ConfigError(`include_dir "${dir}" must not contain the main configuration file`, at.file, at.line);
+      }
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (err) {
+        throw new ConfigError(`Unable to open config file ${path} (${errorCode(err)})`, at.file, at.line);
+      }
+      this.config.sources.push(path);
+      this.parseText(text, path);
+    }
+  }
+}
+
+function errorCode(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? e.message ?? String(err);
+}
