@@ -1,0 +1,303 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { encode } from '../codec/index.js';
+import type { ConnectPacket, Packet, ProtocolVersion, QoS, Subscription, Will } from '../codec/types.js';
+import { SubscriptionTrie, TopicTree } from '../topic/index.js';
+import { Connection, type ConnectionInfo } from './connection.js';
+import { Logger, silentLogger } from './log.js';
+import { defaultBrokerOptions, type BrokerOptions } from './options.js';
+import { Session, type SessionCounters, type SubEntry } from './session.js';
+import type { BrokerHooks, ClientInfo, Message } from './types.js';
+import { SysPublisher } from './sys.js';
+import { listenAll, type Listener } from '../transport/listen.js';
+
+export interface BrokerEvents {
+  /** a client's CONNECT was accepted */
+  connect: [client: ClientInfo];
+  /** a connected client's connection ended (DISCONNECT, socket closed, keepalive, error, takeover) */
+  disconnect: [client: ClientInfo];
+  /** a message was accepted for routing; `client` is undefined for wills-less broker messages ($SYS) */
+  publish: [message: Message, client: ClientInfo | undefined];
+  subscribe: [subscriptions: Subscription[], client: ClientInfo];
+  unsubscribe: [filters: string[], client: ClientInfo];
+}
+
+export interface BrokerStats extends SessionCounters {
+  bytesReceived: number;
+  /** packets of any type */
+  messagesReceived: number;
+  publishReceived: number;
+  clientsConnected: number;
+  clientsMaximum: number;
+  startedAt: number;
+}
+
+const SWEEP_MS = 500;
+const CONNECT_TIMEOUT_MS = 30_000;
+const NEVER = 0xffffffff;
+
+/**
+ * The broker: sessions, routing, retained messages, wills, keepalive and $SYS.
+ * It never opens a socket itself except through `listen()`, which uses the transports;
+ * `handle(duplex)` accepts a connection from anywhere (embedding, tests).
+ */
+export class Broker extends EventEmitter<BrokerEvents> {
+  readonly opts: BrokerOptions;
+  readonly log: Logger;
+  readonly hooks: BrokerHooks;
+  readonly stats: BrokerStats = {
+    bytesReceived: 0, bytesSent: 0, messagesReceived: 0, messagesSent: 0, publishReceived: 0,
+    dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: Date.now(),
+  };
+  readonly sessions = new Map<string, Session>();
+  readonly subs = new SubscriptionTrie<SubEntry>();
+  readonly retained = new TopicTree<Message>();
+  readonly connections = new Set<Connection>();
+  /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
+  topicAliasMaximum = 10;
+  private listeners_: Listener[] = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly sys: SysPublisher;
+  private routeStamp = 0;
+  private readonly targets: Session[] = [];
+  private routeMsg: Message | undefined;
+  private readonly visitBound: (e: SubEntry) => void;
+  private closed = false;
+
+  constructor(options: Partial<BrokerOptions> = {}) {
+    super();
+    this.opts = { ...defaultBrokerOptions(), ...options };
+    this.log = this.opts.logger ?? silentLogger();
+    this.hooks = this.opts.hooks;
+    this.visitBound = (e) => this.visit(e);
+    this.sys = new SysPublisher(this);
+    this.sweepTimer = setInterval(() => this.sweep(Date.now()), SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** Start the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
+  async listen(): Promise<Array<{ host: string; port: number }>> {
+    const specs = this.opts.listeners.length > 0 ? this.opts.listeners : [{ port: 1883, host: '127.0.0.1' }];
+    this.listeners_ = await listenAll(specs, (socket, info) => this.handle(socket, info), this.log);
+    this.sys.start();
+    return this.listeners_.map((l) => l.address);
+  }
+
+  /** Serve one connection from any transport. */
+  handle(socket: Duplex, info: ConnectionInfo = { remoteAddress: 'unknown', remotePort: 0 }): Connection {
+    const conn = new Connection(this, socket, info);
+    this.connections.add(conn);
+    if (this.closed) conn.close('broker closing', false, '');
+    return conn;
+  }
+
+  /** Stop listening, disconnect every client (v5: DISCONNECT 0x8B), stop timers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    this.sys.stop();
+    await Promise.all(this.listeners_.map((l) => l.close()));
+    for (const c of [...this.connections]) {
+      if (c.state === 'connected' && c.protocolVersion === 5) c.writePacket({ type: 'disconnect', reasonCode: 0x8b });
+      c.will = undefined;
+      c.close('broker shutting down', false, '');
+      c.socket.destroy();
+    }
+    await this.opts.store?.close();
+  }
+
+  encode(p: Packet, version: ProtocolVersion): Buffer {
+    return encode(p, version);
+  }
+
+  // ---- sessions ----
+
+  /** Find or create the session for an accepted CONNECT, taking over an existing connection. */
+  openSession(conn: Connection, p: ConnectPacket, now: number): { session: Session; present: boolean } {
+    let s = this.sessions.get(conn.id);
+    const old = s?.outlet as Connection | null | undefined;
+    if (old && old !== conn) {
+      // [MQTT-3.1.4-2] the existing connection is closed; its will goes out as for any abnormal end
+      this.log.conn(`Client ${conn.id} already connected, closing old connection.`);
+      if (old.protocolVersion === 5) old.writePacket({ type: 'disconnect', reasonCode: 0x8e });
+      old.close('taken over', true, '');
+      s = this.sessions.get(conn.id);
+    }
+    if (s !== undefined && p.clean) {
+      this.discardSession(s);
+      s = undefined;
+    }
+    const present = s !== undefined;
+    if (s === undefined) {
+      s = new Session(conn.id, {
+        maxInflight: this.opts.maxInflightMessages,
+        maxQueued: this.opts.maxQueuedMessages,
+        queueQos0: this.opts.queueQos0Messages,
+      }, this.stats, (sess) => this.log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`));
+      this.sessions.set(conn.id, s);
+    }
+    s.protocolVersion = p.protocolVersion;
+    s.username = p.username;
+    if (p.protocolVersion === 5) s.expiryInterval = p.properties?.sessionExpiryInterval ?? 0;
+    else s.expiryInterval = p.clean ? 0 : (this.opts.persistentClientExpiration ?? NEVER);
+    return { session: s, present };
+  }
+
+  discardSession(s: Session): void {
+    for (const filter of s.subscriptions.keys()) this.subs.delete(filter, s.clientId);
+    s.subscriptions.clear();
+    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+  }
+
+  clientConnected(conn: Connection): void {
+    this.stats.clientsConnected++;
+    if (this.stats.clientsConnected > this.stats.clientsMaximum) this.stats.clientsMaximum = this.stats.clientsConnected;
+    this.emit('connect', conn);
+  }
+
+  /** Called once per connection when it ends. Publishes the will when the end was abnormal. */
+  connectionClosed(conn: Connection, wasConnected: boolean, abnormal: boolean, logLine: string | undefined): void {
+    this.connections.delete(conn);
+    if (logLine) this.log.conn(logLine);
+    if (!wasConnected) return;
+    this.stats.clientsConnected--;
+    const now = Date.now();
+    const s = conn.session;
+    if (s !== undefined && s.outlet === conn) {
+      s.detach(now);
+      if (s.expiryInterval === 0) this.discardSession(s);
+    }
+    const will = conn.will;
+    conn.will = undefined;
+    if (abnormal && will !== undefined) this.publishWill(will, conn);
+    this.emit('disconnect', conn);
+  }
+
+  private publishWill(will: Will, conn: Connection): void {
+    const msg: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain && this.opts.retainAvailable, origin: conn.id };
+    const props = will.properties;
+    if (props !== undefined) {
+      const { willDelayInterval: _d, messageExpiryInterval, ...rest } = props;
+      if (Object.keys(rest).length > 0) msg.properties = rest;
+      if (messageExpiryInterval !== undefined) {
+        msg.properties = { ...rest, messageExpiryInterval };
+        msg.expiresAt = Date.now() + messageExpiryInterval * 1000;
+      }
+    }
+    const authz = this.hooks.authorizePublish;
+    if (authz === undefined) { this.publish(msg, conn); return; }
+    Promise.resolve(authz(conn, msg.topic, msg)).then((ok) => {
+      if (ok) this.publish(msg, conn);
+      else this.log.info(`Denied will of ${conn.logId} to '${msg.topic}'.`);
+    }, (err: unknown) => this.log.error(`authorizePublish failed for the will of ${conn.logId}: ${String(err)}`));
+  }
+
+  // ---- subscriptions ----
+
+  /** Add or replace a subscription. Returns true if the session already had one to this filter. */
+  subscribe(session: Session, entry: SubEntry): boolean {
+    const existed = session.subscriptions.has(entry.filter);
+    session.subscriptions.set(entry.filter, entry);
+    this.subs.set(entry.filter, session.clientId, entry);
+    return existed;
+  }
+
+  unsubscribe(session: Session, filter: string): boolean {
+    if (!session.subscriptions.delete(filter)) return false;
+    this.subs.delete(filter, session.clientId);
+    return true;
+  }
+
+  /** Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]. */
+  sendRetained(session: Session, entry: SubEntry): void {
+    const now = Date.now();
+    const read = this.hooks.authorizeRead;
+    const subIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
+    this.retained.match(entry.filter, (_topic, msg) => {
+      if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
+      if (read !== undefined && !read(session, msg)) return;
+      const qos = (msg.qos < entry.qos ? msg.qos : entry.qos) as QoS;
+      session.deliver(msg, qos, true, subIds, now);
+    });
+  }
+
+  // ---- routing ----
+
+  /** Accept a message for delivery: retain it if asked, then deliver to every matching session. */
+  publish(msg: Message, from?: ClientInfo): void {
+    this.stats.publishReceived++;
+    if (msg.retain) {
+      // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
+      if (msg.payload.length === 0) this.retained.delete(msg.topic);
+      else this.retained.set(msg.topic, msg);
+    }
+    this.route(msg);
+    if (this.listenerCount('publish') > 0) this.emit('publish', msg, from);
+  }
+
+  private route(msg: Message): void {
+    this.routeStamp++;
+    this.routeMsg = msg;
+    const targets = this.targets;
+    this.subs.match(msg.topic, this.visitBound);
+    this.routeMsg = undefined;
+    if (targets.length === 0) return;
+    const now = Date.now();
+    const read = this.hooks.authorizeRead;
+    for (let i = 0; i < targets.length; i++) {
+      const s = targets[i]!;
+      if (read !== undefined && !read(s, msg)) continue;
+      const qos = (msg.qos < s.routeQos ? msg.qos : s.routeQos) as QoS;
+      // 3.1.1: a message sent to existing subscriptions has retain 0 [MQTT-3.3.1-9]; v5 retain-as-published keeps it
+      s.deliver(msg, qos, s.routeRap && msg.retain, s.routeSubIds, now);
+    }
+    targets.length = 0;
+  }
+
+  /** Merges overlapping subscriptions of one session: one delivery at the highest QoS. */
+  private visit(e: SubEntry): void {
+    const s = e.session;
+    const msg = this.routeMsg!;
+    if (e.noLocal && msg.origin === s.clientId) return;
+    if (s.routeStamp !== this.routeStamp) {
+      s.routeStamp = this.routeStamp;
+      s.routeQos = e.qos;
+      s.routeRap = e.retainAsPublished;
+      s.routeSubIds = e.subscriptionId !== undefined ? [e.subscriptionId] : undefined;
+      this.targets.push(s);
+      return;
+    }
+    if (e.qos > s.routeQos) s.routeQos = e.qos;
+    if (e.retainAsPublished) s.routeRap = true;
+    if (e.subscriptionId !== undefined) (s.routeSubIds ??= []).push(e.subscriptionId);
+  }
+
+  // ---- timers ----
+
+  /** One timer for every connection: keepalive (1.5 × keepalive [MQTT-3.1.2-24]), CONNECT timeout, session expiry. */
+  private sweep(now: number): void {
+    for (const c of this.connections) {
+      if (c.state === 'connected') {
+        if (c.keepaliveMs > 0 && now - c.lastActivity > c.keepaliveMs * 1.5) {
+          if (c.protocolVersion === 5) c.writePacket({ type: 'disconnect', reasonCode: 0x8d });
+          c.close('exceeded timeout', true, `Client ${c.logId} has exceeded timeout, disconnecting.`);
+        }
+      } else if (c.state === 'new' && now - c.connectedAt > CONNECT_TIMEOUT_MS) {
+        c.close('sent no CONNECT', false, '');
+      }
+    }
+    for (const s of this.sessions.values()) {
+      if (s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
+          now - s.disconnectedAt >= s.expiryInterval * 1000) {
+        this.log.info(`Expiring client ${s.clientId}.`);
+        this.discardSession(s);
+      }
+    }
+  }
+}
+
+/** Create a broker for embedding: `const b = createBroker({...}); await b.listen();` */
+export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
+  return new Broker(options);
+}

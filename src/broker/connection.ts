@@ -1,0 +1,176 @@
+import type { Duplex } from 'node:stream';
+import { Parser } from '../codec/index.js';
+import type { Packet, ProtocolVersion, QoS, Will } from '../codec/types.js';
+import type { Broker } from './broker.js';
+import type { Outlet, Session } from './session.js';
+import type { ClientInfo } from './types.js';
+import { dispatch } from './handlers/index.js';
+import { failConnection } from './handlers/errors.js';
+import { describePacket } from './describe.js';
+
+export type ConnState = 'new' | 'connecting' | 'connected' | 'closed';
+
+export interface ConnectionInfo {
+  remoteAddress: string;
+  remotePort: number;
+  listenerPort?: number;
+  certificate?: { subject?: string; cn?: string };
+}
+
+/**
+ * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
+ * Owns the keepalive deadline and the will. A fault here never affects another connection.
+ */
+export class Connection implements Outlet, ClientInfo {
+  state: ConnState = 'new';
+  id = '';
+  /** the broker made up the client id (zero-length id in CONNECT) */
+  assignedId = false;
+  username: string | undefined;
+  protocolVersion: ProtocolVersion = 4;
+  keepaliveMs = 0;
+  lastActivity: number;
+  readonly connectedAt: number;
+  will: Will | undefined;
+  session: Session | undefined;
+  maxOutgoingPacketSize = 0;
+  /** v5 topic aliases the client set on its PUBLISHes (alias → topic) */
+  topicAliases: Map<number, string> | undefined;
+  topicAliasMaximum = 0;
+  /** v5 receive maximum we advertised: QoS 1/2 PUBLISHes the client may have unacknowledged */
+  receiveMaximum = 65535;
+  incomingQos12 = 0;
+  readonly parser: Parser;
+  private pending: Packet[] | undefined;
+  /** while an async step runs (authentication, an async hook), later packets wait in order */
+  busy = false;
+  private corked = false;
+  private readonly onPacketBound: (p: Packet) => void;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly certificate?: { subject?: string; cn?: string };
+
+  constructor(readonly broker: Broker, readonly socket: Duplex, info: ConnectionInfo) {
+    this.remoteAddress = info.remoteAddress;
+    this.remotePort = info.remotePort;
+    this.certificate = info.certificate;
+    this.lastActivity = this.connectedAt = Date.now();
+    const max = broker.opts.maxPacketSize;
+    this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });
+    this.onPacketBound = (p) => this.onPacket(p);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: Error) => this.onSocketError(err));
+    socket.on('end', () => this.close('closed its connection', true));
+    socket.on('close', () => this.close('closed its connection', true));
+  }
+
+  /** client id for log lines, mosquitto style */
+  get logId(): string { return this.id === '' ? '<unknown>' : this.id; }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.lastActivity = Date.now();
+    this.broker.stats.bytesReceived += chunk.length;
+    try {
+      this.parser.parse(chunk, this.onPacketBound);
+    } catch (err) {
+      failConnection(this, err);
+    }
+  }
+
+  private onPacket(p: Packet): void {
+    if (this.state === 'closed') return;
+    this.broker.stats.messagesReceived++;
+    if (this.busy) {
+      // an async step (CONNECT authentication, an async hook) is running: keep the order, bounded
+      const pending = (this.pending ??= []);
+      if (pending.length >= this.broker.opts.maxPendingPackets) {
+        this.broker.log.info(`Client ${this.logId} sent too many packets before CONNACK, disconnecting.`);
+        this.close('exceeded the packet queue before CONNACK', true);
+        return;
+      }
+      pending.push(p);
+      return;
+    }
+    dispatch(this, p);
+  }
+
+  /** Run an async step; packets arriving meanwhile wait and are handled after it, in order. */
+  runAsync(step: Promise<void>): void {
+    this.busy = true;
+    step.then(
+      () => { this.busy = false; this.drainPending(); },
+      (err: unknown) => { this.busy = false; failConnection(this, err); },
+    );
+  }
+
+  private drainPending(): void {
+    const pending = this.pending;
+    if (pending === undefined) return;
+    while (pending.length > 0 && !this.busy) {
+      if (this.state === 'closed') { this.pending = undefined; return; }
+      const p = pending.shift()!;
+      try { dispatch(this, p); } catch (err) { failConnection(this, err); return; }
+    }
+    if (pending.length === 0) this.pending = undefined;
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.state === 'closed') return;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') this.broker.log.debug(`Socket error on client ${this.logId}: ${err.message}`);
+    this.close(`socket error`, true, `Socket error on client ${this.logId}, disconnecting.`);
+  }
+
+  // ---- Outlet ----
+  writeBuffer(buf: Buffer): void {
+    const s = this.socket;
+    if (this.state === 'closed' || s.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(uncork, this);
+    }
+    s.write(buf);
+    this.broker.stats.bytesSent += buf.length;
+  }
+
+  writePacket(p: Packet): void {
+    if (this.broker.log.verbose) this.broker.log.debug(`Sending ${describePacket(p, this.logId, true)}`);
+    this.writeBuffer(this.broker.encode(p, this.protocolVersion));
+  }
+
+  congested(): boolean {
+    return this.socket.writableLength > this.broker.opts.maxSocketBuffer;
+  }
+
+  logPublish(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void {
+    const log = this.broker.log;
+    if (log.verbose) log.debug(`Sending PUBLISH to ${this.logId} (d${+dup}, q${qos}, r${+retain}, m${packetId}, '${topic}', ... (${bytes} bytes))`);
+  }
+
+  uncork(): void {
+    this.corked = false;
+    if (!this.socket.destroyed) this.socket.uncork();
+  }
+
+  /**
+   * End the connection once. `abnormal`: the will is published (socket closed, keepalive, protocol
+   * error, takeover) — not after DISCONNECT [MQTT-3.1.2-8, MQTT-3.1.2-10].
+   */
+  close(reason: string, abnormal: boolean, logLine?: string): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    if (this.corked) { this.corked = false; this.socket.uncork(); }
+    if (!this.socket.destroyed) {
+      this.socket.end();
+      // give the last packets (CONNACK with an error, DISCONNECT) a moment, then make sure it is gone
+      setTimeout(destroySocket, 1000, this.socket).unref();
+    }
+    this.broker.connectionClosed(this, wasConnected, abnormal, logLine ?? (wasConnected ? `Client ${this.logId} ${reason}.` : undefined));
+  }
+}
+
+function uncork(c: Connection): void { c.uncork(); }
+function destroySocket(s: Duplex): void { if (!s.destroyed) s.destroy(); }

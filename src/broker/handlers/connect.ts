@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import type { ConnectPacket, Properties } from '../../codec/types.js';
+import { isValidTopicName } from '../../topic/index.js';
+import type { Connection } from '../connection.js';
+import type { AuthResult } from '../types.js';
+
+/**
+ * CONNECT as named steps (like aedes' connectActions):
+ * validate → authenticate → take over → open session → store will → CONNACK → resume session.
+ */
+export function handleConnect(conn: Connection, p: ConnectPacket): void {
+  const broker = conn.broker;
+  conn.protocolVersion = p.protocolVersion;
+  conn.state = 'connecting';
+  broker.log.debug(`Received CONNECT from ${conn.remoteAddress}:${conn.remotePort} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${p.keepalive}${p.username !== undefined ? `, u'${p.username}'` : ''})`);
+  if (!validate(conn, p)) return;
+  conn.runAsync(authenticate(conn, p).then((ok) => {
+    if (!ok || conn.state === 'closed') return;
+    accept(conn, p);
+  }));
+}
+
+/** mosquitto prints protocol 3.1 as p1, 3.1.1 as p2, 5.0 as p5 */
+export function logLevel(v: number): number { return v === 3 ? 1 : v === 4 ? 2 : v; }
+
+function refuse(conn: Connection, code3: number, code5: number, why: string): void {
+  conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: conn.protocolVersion === 5 ? code5 : code3 });
+  conn.broker.log.conn(`Client ${conn.id || '<unknown>'} from ${conn.remoteAddress}:${conn.remotePort} refused: ${why}.`);
+  conn.close('refused', false, '');
+}
+
+function validate(conn: Connection, p: ConnectPacket): boolean {
+  const broker = conn.broker;
+  let id = p.clientId;
+  if (id.length === 0) {
+    // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs clean session; 3.1 does not allow it; 5.0 gets one assigned
+    if (p.protocolVersion === 3 || (p.protocolVersion === 4 && !p.clean) || !broker.opts.allowZeroLengthClientid) {
+      refuse(conn, 2, 0x85, 'identifier rejected (zero-length client id)');
+      return false;
+    }
+    id = `auto-${randomUUID().toUpperCase()}`;
+    conn.assignedId = true;
+  }
+  conn.id = id;
+  if (p.will !== undefined && !isValidTopicName(p.will.topic)) {
+    // [MQTT-3.1.2-14..] the will topic must be a valid topic name
+    refuse(conn, 2, 0x8c, `invalid will topic '${p.will.topic}'`);
+    return false;
+  }
+  return true;
+}
+
+async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean> {
+  const broker = conn.broker;
+  conn.username = p.username;
+  const hook = broker.hooks.authenticate;
+  let result: AuthResult;
+  if (hook !== undefined) {
+    const r = await hook(conn, p.username, p.password);
+    result = typeof r === 'boolean' ? { ok: r } : r;
+  } else {
+    result = { ok: p.username !== undefined || broker.opts.allowAnonymous };
+  }
+  if (conn.state === 'closed') return false;
+  if (!result.ok) {
+    const code3 = result.returnCode ?? 5;
+    refuse(conn, code3, code3 === 4 ? 0x86 : 0x87, code3 === 4 ? 'bad user name or password' : 'not authorised');
+    return false;
+  }
+  return true;
+}
+
+function accept(conn: Connection, p: ConnectPacket): void {
+  const broker = conn.broker;
+  const opts = broker.opts;
+  const v5 = p.protocolVersion === 5;
+  const now = Date.now();
+
+  let keepalive = p.keepalive;
+  const props: Properties = {};
+  if (keepalive > opts.maxKeepalive && v5) {
+    keepalive = opts.maxKeepalive;
+    props.serverKeepAlive = keepalive;
+  }
+  conn.keepaliveMs = keepalive * 1000;
+
+  const { session, present } = broker.openSession(conn, p, now);
+  conn.session = session;
+  conn.will = p.will;
+
+  if (v5) {
+    const cp = p.properties;
+    if (cp?.maximumPacketSize !== undefined) conn.maxOutgoingPacketSize = cp.maximumPacketSize;
+    if (cp?.receiveMaximum !== undefined) session.clientReceiveMaximum = cp.receiveMaximum;
+    if (conn.assignedId) props.assignedClientIdentifier = conn.id;
+    conn.topicAliasMaximum = broker.topicAliasMaximum;
+    if (conn.topicAliasMaximum > 0) props.topicAliasMaximum = conn.topicAliasMaximum;
+    if (opts.maxInflightMessages > 0 && opts.maxInflightMessages < 65535) {
+      conn.receiveMaximum = opts.maxInflightMessages;
+      props.receiveMaximum = opts.maxInflightMessages;
+    }
+    if (opts.maxPacketSize > 0) props.maximumPacketSize = opts.maxPacketSize;
+    if (!opts.retainAvailable) props.retainAvailable = 0;
+  }
+  conn.state = 'connected';
+  conn.writePacket(v5 && Object.keys(props).length > 0
+    ? { type: 'connack', sessionPresent: present, reasonCode: 0, properties: props }
+    : { type: 'connack', sessionPresent: present, reasonCode: 0 });
+  const user = p.username !== undefined ? `, u'${p.username}'` : '';
+  broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
+  if (p.will !== undefined) broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).\n\t${p.will.topic}`);
+  else broker.log.debug('No will message specified.');
+  session.attach(conn, now);
+  broker.clientConnected(conn);
+}

@@ -1,0 +1,40 @@
+import { MqttError, UnsupportedProtocolVersionError } from '../../codec/errors.js';
+import type { Connection } from '../connection.js';
+
+/**
+ * The one place where an error on a connection becomes what the peer gets (DESIGN.md "Errors"):
+ * before CONNECT is accepted: a CONNACK with a code where the spec asks for one, else a silent close;
+ * after: a v5 DISCONNECT with the reason code, or a plain close for 3.x. The will is then published.
+ */
+export function failConnection(conn: Connection, err: unknown): void {
+  if (conn.state === 'closed') return;
+  const log = conn.broker.log;
+  if (!(err instanceof MqttError)) {
+    // a bug of ours: contained to this connection, reported loudly
+    log.error(`Internal error on client ${conn.logId}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    if (conn.state === 'connected' && conn.protocolVersion === 5) conn.writePacket({ type: 'disconnect', reasonCode: 0x83 });
+    conn.close('disconnected due to an internal error', true);
+    return;
+  }
+  if (err instanceof UnsupportedProtocolVersionError) {
+    // [MQTT-3.1.2-2] CONNACK 0x01 (3.x) / 0x84 (5.0), then close
+    if (err.protocolVersion === 5) {
+      conn.protocolVersion = 5;
+      conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: 0x84 });
+    } else {
+      conn.protocolVersion = 4;
+      conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: 1 });
+    }
+    log.info(`Client ${conn.logId} from ${conn.remoteAddress}:${conn.remotePort} disconnected: unsupported protocol (${JSON.stringify(err.protocolName)}, ${err.protocolVersion}).`);
+    conn.close('unsupported protocol', true);
+    return;
+  }
+  const what = err.reasonCode === 0x81 ? 'malformed packet' : err.reasonCode === 0x95 ? 'packet too large' : 'protocol error';
+  if (conn.state === 'connected' && conn.protocolVersion === 5) {
+    conn.writePacket({ type: 'disconnect', reasonCode: err.reasonCode });
+  } else if (conn.state === 'new' && conn.protocolVersion === 5 && err.reasonCode >= 0x80) {
+    conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode });
+  }
+  log.info(`Client ${conn.logId} disconnected due to ${what}: ${err.message}`);
+  conn.close(`disconnected due to ${what}`, true, '');
+}

@@ -1,0 +1,93 @@
+import { MqttError, ProtocolError } from '../../codec/errors.js';
+import type { Properties, PublishPacket } from '../../codec/types.js';
+import { isValidTopicName } from '../../topic/index.js';
+import type { Connection } from '../connection.js';
+import type { Message } from '../types.js';
+
+/** PUBLISH from a client: topic (and v5 alias) checks, limits, ACL, route, then acknowledge. */
+export function handlePublish(conn: Connection, p: PublishPacket): void {
+  const broker = conn.broker;
+  const log = broker.log;
+  if (log.verbose) {
+    log.debug(`Received PUBLISH from ${conn.logId} (d${+p.dup}, q${p.qos}, r${+p.retain}, m${p.packetId ?? 0}, '${p.topic}', ... (${p.payload.length} bytes))`);
+  }
+  const v5 = conn.protocolVersion === 5;
+  let topic = p.topic;
+  let props = p.properties;
+  if (v5 && props !== undefined && (props.topicAlias !== undefined || props.subscriptionIdentifiers !== undefined)) {
+    if (props.subscriptionIdentifiers !== undefined) throw new ProtocolError('PUBLISH from a client carries a subscription identifier [MQTT-3.3.4-6]');
+    const alias = props.topicAlias!;
+    if (alias === 0 || alias > conn.topicAliasMaximum) throw new MqttError(`topic alias ${alias} out of range`, 0x94);
+    if (topic.length > 0) {
+      (conn.topicAliases ??= new Map()).set(alias, topic);
+    } else {
+      const known = conn.topicAliases?.get(alias);
+      if (known === undefined) throw new ProtocolError(`unknown topic alias ${alias}`);
+      topic = known;
+    }
+    props = withoutAlias(props);
+  }
+  // [MQTT-3.3.2-2] no wildcards in a topic name; empty only with an alias (handled above)
+  if (!isValidTopicName(topic)) throw new ProtocolError(`invalid topic name '${topic}' in PUBLISH`);
+
+  const s = conn.session!;
+  if (p.qos === 2) {
+    if (s.incomingQos2.has(p.packetId!)) {
+      // a re-sent QoS 2 PUBLISH (DUP) before PUBREL: acknowledged, not delivered twice [MQTT-4.3.3-2]
+      ack(conn, p, 0);
+      return;
+    }
+    if (v5 && s.incomingQos2.size >= conn.receiveMaximum) throw new MqttError('receive maximum exceeded', 0x93);
+  }
+  const limit = broker.opts.messageSizeLimit;
+  if (limit > 0 && p.payload.length > limit) {
+    log.info(`Dropped too large PUBLISH from ${conn.logId} (q${p.qos}, m${p.packetId ?? 0}, '${topic}', ... (${p.payload.length} bytes)).`);
+    ack(conn, p, 0x95);
+    return;
+  }
+  if (p.retain && !broker.opts.retainAvailable) {
+    if (v5) throw new MqttError('retain not supported', 0x9a);
+  }
+  const now = Date.now();
+  const msg: Message = { topic, payload: p.payload, qos: p.qos, retain: p.retain && broker.opts.retainAvailable, origin: conn.id };
+  if (props !== undefined) {
+    msg.properties = props;
+    if (props.messageExpiryInterval !== undefined) msg.expiresAt = now + props.messageExpiryInterval * 1000;
+  }
+  const authz = broker.hooks.authorizePublish;
+  if (authz === undefined) {
+    finish(conn, p, msg, true);
+    return;
+  }
+  const allowed = authz(conn, topic, msg);
+  if (typeof allowed === 'boolean') finish(conn, p, msg, allowed);
+  else conn.runAsync(Promise.resolve(allowed).then((ok) => finish(conn, p, msg, ok)));
+}
+
+function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boolean): void {
+  if (conn.state === 'closed') return;
+  if (!allowed) {
+    conn.broker.log.info(`Denied PUBLISH from ${conn.logId} (d${+p.dup}, q${p.qos}, r${+p.retain}, m${p.packetId ?? 0}, '${msg.topic}', ... (${p.payload.length} bytes))`);
+    ack(conn, p, 0x87);
+    return;
+  }
+  if (p.qos === 2) conn.session!.incomingQos2.add(p.packetId!);
+  conn.broker.publish(msg, conn);
+  ack(conn, p, 0);
+}
+
+/** PUBACK / PUBREC; reason codes only exist in 5.0 (3.1.1 acknowledges a dropped message as success). */
+function ack(conn: Connection, p: PublishPacket, reasonCode: number): void {
+  if (p.qos === 0) return;
+  const type = p.qos === 1 ? 'puback' : 'pubrec';
+  if (conn.protocolVersion === 5 && reasonCode !== 0) {
+    conn.writePacket({ type, packetId: p.packetId!, reasonCode });
+    return;
+  }
+  conn.writePacket({ type, packetId: p.packetId! });
+}
+
+function withoutAlias(props: Properties): Properties | undefined {
+  const { topicAlias: _alias, ...rest } = props;
+  return Object.keys(rest).length > 0 ? rest : undefined;
+}

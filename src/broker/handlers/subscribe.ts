@@ -1,0 +1,72 @@
+import { ProtocolError } from '../../codec/errors.js';
+import type { QoS, SubscribePacket, Subscription } from '../../codec/types.js';
+import { isValidTopicFilter } from '../../topic/index.js';
+import type { Connection } from '../connection.js';
+import type { SubEntry } from '../session.js';
+
+/**
+ * SUBSCRIBE: validate each filter (invalid → 0x80 / v5 0x8F), ask the ACL hook (denied → 0x80 /
+ * v5 0x87), store, answer SUBACK, then send the matching retained messages [MQTT-3.3.1-6].
+ */
+export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
+  const log = conn.broker.log;
+  if (log.verbose) {
+    log.debug(`Received SUBSCRIBE from ${conn.logId}`);
+    for (const s of p.subscriptions) log.debug(`\t${s.topic} (QoS ${s.qos})`);
+  }
+  const v5 = conn.protocolVersion === 5;
+  const subId = p.properties?.subscriptionIdentifiers?.[0];
+  const authz = conn.broker.hooks.authorizeSubscribe;
+  const verdicts: Array<boolean | Promise<boolean>> = [];
+  let async = false;
+  for (const s of p.subscriptions) {
+    if (!isValidTopicFilter(s.topic)) { verdicts.push(false); continue; }
+    if (v5 && s.noLocal && s.topic.startsWith('$share/')) throw new ProtocolError('no local on a shared subscription [MQTT-3.8.3-4]');
+    if (authz === undefined) { verdicts.push(true); continue; }
+    const r = authz(conn, s.topic, s.qos);
+    if (typeof r !== 'boolean') async = true;
+    verdicts.push(r);
+  }
+  if (!async) {
+    apply(conn, p, verdicts as boolean[], subId);
+    return;
+  }
+  conn.runAsync(Promise.all(verdicts).then((v) => apply(conn, p, v, subId)));
+}
+
+function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: number | undefined): void {
+  if (conn.state === 'closed') return;
+  const broker = conn.broker;
+  const session = conn.session!;
+  const v5 = conn.protocolVersion === 5;
+  const codes: number[] = [];
+  const added: Array<{ entry: SubEntry; existed: boolean }> = [];
+  p.subscriptions.forEach((s: Subscription, i) => {
+    if (!allowed[i]) {
+      const valid = isValidTopicFilter(s.topic);
+      if (!valid) broker.log.info(`Invalid subscription filter '${s.topic}' from ${conn.logId}.`);
+      else broker.log.info(`Denied SUBSCRIBE from ${conn.logId} to '${s.topic}'.`);
+      codes.push(!v5 ? 0x80 : valid ? 0x87 : 0x8f);
+      return;
+    }
+    const qos = Math.min(s.qos, 2) as QoS;
+    const entry: SubEntry = {
+      session, filter: s.topic, qos,
+      noLocal: s.noLocal ?? false,
+      retainAsPublished: s.retainAsPublished ?? false,
+      retainHandling: s.retainHandling ?? 0,
+      subscriptionId: subId,
+    };
+    const existed = broker.subscribe(session, entry);
+    added.push({ entry, existed });
+    codes.push(qos);
+    broker.log.debug(`${conn.logId} ${qos} ${s.topic}`);
+  });
+  conn.writePacket({ type: 'suback', packetId: p.packetId, reasonCodes: codes });
+  for (const { entry, existed } of added) {
+    // retain handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11]
+    if (entry.retainHandling === 2 || (entry.retainHandling === 1 && existed)) continue;
+    broker.sendRetained(session, entry);
+  }
+  broker.emit('subscribe', p.subscriptions.filter((_, i) => allowed[i]), conn);
+}

@@ -1,0 +1,41 @@
+/**
+ * Log lines in mosquitto's format: `<unix seconds>: <message>` on stderr.
+ * With verbose (`-v`), one line per packet in and out, as `mosquitto -v` prints them.
+ */
+export interface LogSink { (line: string): void }
+
+export class Logger {
+  constructor(
+    /** one line per packet received and sent (`mosquitto -v`) */
+    public verbose = false,
+    /** connect/disconnect lines (mosquitto's `connection_messages`) */
+    public connectionMessages = true,
+    private readonly sink: LogSink = defaultSink,
+    public timestamps = true,
+  ) {}
+
+  /** notice/information: always printed */
+  info(msg: string): void {
+    this.sink(this.timestamps ? `${Math.floor(Date.now() / 1000)}: ${msg}` : msg);
+  }
+
+  /** per-packet lines: printed only with verbose */
+  debug(msg: string): void {
+    if (this.verbose) this.info(msg);
+  }
+
+  /** connection lines: printed unless connection_messages false */
+  conn(msg: string): void {
+    if (this.connectionMessages || this.verbose) this.info(msg);
+  }
+
+  warning(msg: string): void { this.info(`Warning: ${msg}`); }
+  error(msg: string): void { this.info(`Error: ${msg}`); }
+}
+
+function defaultSink(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+/** A logger that drops everything (embedding default). */
+export const silentLogger = (): Logger => new Logger(false, false, () => {});

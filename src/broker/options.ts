@@ -1,0 +1,79 @@
+import type { BrokerHooks } from './types.js';
+import type { Logger } from './log.js';
+import type { Store } from '../store/store.js';
+
+/** How one listener accepts connections. TLS when `tls` is set. */
+export interface ListenerOptions {
+  port: number;
+  host?: string;
+  tls?: {
+    ca?: string | Buffer;
+    cert: string | Buffer;
+    key: string | Buffer;
+    minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+    maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+    ciphers?: string;
+    requestCert?: boolean;
+    crl?: string | Buffer;
+  };
+  /** with TLS and requestCert: use the certificate's CN as the username */
+  useIdentityAsUsername?: boolean;
+  useSubjectAsUsername?: boolean;
+  maxConnections?: number;
+}
+
+/** Every limit is named after its mosquitto.conf key. */
+export interface BrokerOptions {
+  listeners: ListenerOptions[];
+  /** max QoS 1/2 messages in flight to one client; 0 = unlimited (max_inflight_messages) */
+  maxInflightMessages: number;
+  /** max QoS 1/2 messages queued for one client beyond the in-flight ones; 0 = unlimited (max_queued_messages) */
+  maxQueuedMessages: number;
+  /** max bytes of one packet received; 0 = no limit (max_packet_size) */
+  maxPacketSize: number;
+  /** max payload bytes of a PUBLISH; 0 = no limit (message_size_limit) */
+  messageSizeLimit: number;
+  /** largest keepalive accepted (max_keepalive) */
+  maxKeepalive: number;
+  retainAvailable: boolean;
+  /** seconds between $SYS updates, 0 = off (sys_interval) */
+  sysInterval: number;
+  /** seconds after which a disconnected persistent session is removed; undefined = never */
+  persistentClientExpiration?: number;
+  /** undefined = allow (embedding default); the CLI applies mosquitto 2.0's rule */
+  allowAnonymous: boolean;
+  allowZeroLengthClientid: boolean;
+  queueQos0Messages: boolean;
+  /** bytes buffered on a socket before QoS 0 messages to it are dropped */
+  maxSocketBuffer: number;
+  /** max packets received while CONNECT is still being processed */
+  maxPendingPackets: number;
+  hooks: BrokerHooks;
+  logger?: Logger;
+  store?: Store;
+  /** version string for $SYS/broker/version and the log */
+  version: string;
+}
+
+export const MIDGE_VERSION = '0.1.0';
+
+export function defaultBrokerOptions(): BrokerOptions {
+  return {
+    listeners: [],
+    maxInflightMessages: 20,
+    maxQueuedMessages: 1000,
+    maxPacketSize: 0,
+    messageSizeLimit: 0,
+    maxKeepalive: 65535,
+    retainAvailable: true,
+    sysInterval: 10,
+    persistentClientExpiration: undefined,
+    allowAnonymous: true,
+    allowZeroLengthClientid: true,
+    queueQos0Messages: false,
+    maxSocketBuffer: 4 * 1024 * 1024,
+    maxPendingPackets: 1000,
+    hooks: {},
+    version: `midge version ${MIDGE_VERSION}`,
+  };
+}

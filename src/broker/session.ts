@@ -1,0 +1,237 @@
+import type { Packet, ProtocolVersion, QoS } from '../codec/types.js';
+import type { Message } from './types.js';
+import { Fifo } from './queue.js';
+import { PacketIdAllocator } from './packet-id.js';
+import { encodePublish } from './publish-encoder.js';
+
+/**
+ * The connection side of a session, as the session sees it: somewhere to put bytes.
+ * Connection implements it; unit tests use a fake. The session itself does no I/O.
+ */
+export interface Outlet {
+  readonly protocolVersion: ProtocolVersion;
+  /** queue encoded bytes for the socket (coalesced per event-loop turn) */
+  writeBuffer(buf: Buffer): void;
+  writePacket(p: Packet): void;
+  /** true while the socket holds more unsent bytes than the broker allows: QoS 0 is then dropped */
+  congested(): boolean;
+  /** the client's maximum packet size (v5), 0 = none */
+  readonly maxOutgoingPacketSize: number;
+  /** verbose log of an outgoing PUBLISH */
+  logPublish?(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void;
+}
+
+/** A subscription of one session to one filter, as stored in the topic trie. */
+export interface SubEntry {
+  session: Session;
+  filter: string;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId?: number;
+}
+
+interface Inflight {
+  msg: Message;
+  qos: QoS;
+  retain: boolean;
+  subIds?: number[];
+  /** 'publish': PUBLISH sent, waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP */
+  state: 'publish' | 'pubrel';
+}
+
+interface Queued {
+  msg: Message;
+  qos: QoS;
+  retain: boolean;
+  subIds?: number[];
+}
+
+export interface SessionLimits {
+  /** 0 = unlimited (capped at 65535 by packet ids) */
+  maxInflight: number;
+  /** 0 = unlimited */
+  maxQueued: number;
+  queueQos0: boolean;
+}
+
+export interface SessionCounters {
+  messagesSent: number;
+  bytesSent: number;
+  dropped: number;
+}
+
+/**
+ * One client's session: subscriptions, outgoing in-flight window and queue, incoming QoS 2 ids.
+ * Survives its connection when the session is persistent.
+ */
+export class Session {
+  outlet: Outlet | null = null;
+  readonly subscriptions = new Map<string, SubEntry>();
+  /** outgoing QoS 1/2 by packet id; Map keeps send order for redelivery */
+  readonly inflight = new Map<number, Inflight>();
+  readonly queue = new Fifo<Queued>();
+  /** incoming QoS 2 packet ids: PUBREC sent, PUBREL not yet received (method B, [MQTT-4.3.3-2]) */
+  readonly incomingQos2 = new Set<number>();
+  private readonly ids = new PacketIdAllocator();
+  /** client's receive maximum (v5), caps the in-flight window */
+  clientReceiveMaximum = 65535;
+  /** seconds the session outlives its connection; 0xFFFFFFFF = forever */
+  expiryInterval = 0;
+  disconnectedAt: number | undefined;
+  protocolVersion: ProtocolVersion = 4;
+  username: string | undefined;
+  /** true while dropping messages (to log once per episode, like mosquitto) */
+  dropping = false;
+  /** routing scratch fields, reused per publish to merge overlapping subscriptions without allocation */
+  routeStamp = 0;
+  routeQos: QoS = 0;
+  routeRap = false;
+  routeSubIds: number[] | undefined = undefined;
+
+  constructor(
+    readonly clientId: string,
+    private readonly limits: SessionLimits,
+    private readonly counters: SessionCounters,
+    private readonly onDrop: (session: Session) => void = () => {},
+  ) {}
+
+  get online(): boolean { return this.outlet !== null; }
+
+  private window(): number {
+    const max = this.limits.maxInflight === 0 ? 65535 : this.limits.maxInflight;
+    return Math.min(max, this.clientReceiveMaximum);
+  }
+
+  /** Deliver (or queue) a message at an already-computed QoS. */
+  deliver(msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number): void {
+    if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
+    const out = this.outlet;
+    if (qos === 0) {
+      if (out === null) {
+        if (this.limits.queueQos0) this.enqueue({ msg, qos, retain, subIds });
+        return;
+      }
+      if (out.congested()) { this.drop(); return; }
+      this.send(out, msg, 0, retain, 0, false, subIds, now);
+      return;
+    }
+    if (out !== null && this.queue.length === 0 && this.inflight.size < this.window()) {
+      if (this.sendNew(out, msg, qos, retain, subIds, now)) return;
+    }
+    this.enqueue({ msg, qos, retain, subIds });
+  }
+
+  private enqueue(q: Queued): void {
+    if (this.limits.maxQueued > 0 && this.queue.length >= this.limits.maxQueued) {
+      this.drop();
+      return;
+    }
+    this.queue.push(q);
+  }
+
+  private drop(): void {
+    this.counters.dropped++;
+    if (!this.dropping) {
+      this.dropping = true;
+      this.onDrop(this);
+    }
+  }
+
+  private sendNew(out: Outlet, msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number): boolean {
+    const id = this.ids.allocate(this.inflight);
+    if (id === 0) return false;
+    this.inflight.set(id, { msg, qos, retain, subIds, state: 'publish' });
+    this.send(out, msg, qos, retain, id, false, subIds, now);
+    return true;
+  }
+
+  private send(out: Outlet, msg: Message, qos: QoS, retain: boolean, id: number, dup: boolean, subIds: number[] | undefined, now: number): void {
+    const buf = encodePublish(msg, out.protocolVersion, qos, retain, id, dup, subIds, now);
+    if (out.maxOutgoingPacketSize > 0 && buf.length > out.maxOutgoingPacketSize) {
+      // [MQTT-3.1.2-25] too large for this client: dropped for it only, acknowledged as if delivered
+      if (qos > 0) this.inflight.delete(id);
+      this.counters.dropped++;
+      return;
+    }
+    out.logPublish?.(dup, qos, retain, id, msg.topic, msg.payload.length);
+    out.writeBuffer(buf);
+    this.counters.messagesSent++;
+    this.counters.bytesSent += buf.length;
+  }
+
+  /** Move queued messages into the in-flight window while it has room. */
+  pump(now: number): void {
+    const out = this.outlet;
+    if (out === null) return;
+    const window = this.window();
+    while (this.queue.length > 0) {
+      const q = this.queue.peek()!;
+      if (q.msg.expiresAt !== undefined && q.msg.expiresAt <= now) { this.queue.shift(); continue; }
+      if (q.qos === 0) {
+        this.queue.shift();
+        this.send(out, q.msg, 0, q.retain, 0, false, q.subIds, now);
+        continue;
+      }
+      if (this.inflight.size >= window) break;
+      if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now)) break;
+      this.queue.shift();
+    }
+    if (this.queue.length === 0) this.dropping = false;
+  }
+
+  /** PUBACK received. Returns false when no QoS 1 message was in flight with that id. */
+  onPuback(id: number, now: number): boolean {
+    const e = this.inflight.get(id);
+    if (e === undefined || e.qos !== 1) return false;
+    this.inflight.delete(id);
+    this.pump(now);
+    return true;
+  }
+
+  /** PUBREC received: the PUBREL to send is the caller's; returns false for an unknown id. */
+  onPubrec(id: number): boolean {
+    const e = this.inflight.get(id);
+    if (e === undefined || e.qos !== 2) return false;
+    e.state = 'pubrel';
+    return true;
+  }
+
+  /** PUBREC with a v5 error reason code: the message is abandoned [MQTT-4.3.3-4]. */
+  abandon(id: number, now: number): void {
+    if (this.inflight.delete(id)) this.pump(now);
+  }
+
+  onPubcomp(id: number, now: number): boolean {
+    const e = this.inflight.get(id);
+    if (e === undefined || e.qos !== 2) return false;
+    this.inflight.delete(id);
+    this.pump(now);
+    return true;
+  }
+
+  /**
+   * A connection takes the session: re-send what was in flight (PUBLISH with DUP, or PUBREL)
+   * in the original order [MQTT-4.4.0-1], then fill the window from the queue.
+   */
+  attach(out: Outlet, now: number): void {
+    this.outlet = out;
+    this.disconnectedAt = undefined;
+    for (const [id, e] of this.inflight) {
+      if (e.state === 'pubrel') out.writePacket({ type: 'pubrel', packetId: id });
+      else if (e.msg.expiresAt !== undefined && e.msg.expiresAt <= now && e.state === 'publish') this.inflight.delete(id);
+      else this.send(out, e.msg, e.qos, e.retain, id, true, e.subIds, now);
+    }
+    this.pump(now);
+  }
+
+  detach(now: number): void {
+    this.outlet = null;
+    this.disconnectedAt = now;
+    // QoS 0 messages are never kept for an offline client unless configured
+    if (!this.limits.queueQos0) {
+      for (const [id, e] of this.inflight) if (e.qos === 0) this.inflight.delete(id);
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import type { Properties, ProtocolVersion, QoS, Will } from '../codec/types.js';
+
+/** An application message as routed inside the broker. Immutable once published. */
+export interface Message {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  /** v5 properties passed through to subscribers (never topicAlias / subscriptionIdentifiers) */
+  properties?: Properties;
+  /** client id of the publisher, for no-local; undefined for broker-made messages ($SYS, wills) */
+  origin?: string;
+  /** absolute ms time after which the message must not be delivered (v5 message expiry) */
+  expiresAt?: number;
+  /** encoded PUBLISH per variant (version, qos, retain), shared by every subscriber of that variant */
+  encoded?: Map<number, Buffer>;
+}
+
+/** The client as hooks and events see it. */
+export interface ClientInfo {
+  readonly id: string;
+  readonly username?: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly protocolVersion: ProtocolVersion;
+  /** TLS peer certificate subject / identity, when the listener asks for one */
+  readonly certificate?: { subject?: string; cn?: string };
+}
+
+export interface AuthResult {
+  ok: boolean;
+  /** CONNACK code to answer with when !ok (3.1.1 code; mapped for 5.0). Default: 5 not authorised / 4 bad password */
+  returnCode?: number;
+}
+
+export interface BrokerHooks {
+  /** Called on every CONNECT. Resolve true (or {ok:true}) to accept. */
+  authenticate?(client: ClientInfo, username: string | undefined, password: Buffer | undefined): Promise<boolean | AuthResult> | boolean | AuthResult;
+  /** May `client` publish to `topic`? A denied PUBLISH is acknowledged but not delivered. */
+  authorizePublish?(client: ClientInfo, topic: string, message: Message): Promise<boolean> | boolean;
+  /** May `client` subscribe to `filter`? A denied subscription gets SUBACK 0x80 (5.0: 0x87). */
+  authorizeSubscribe?(client: ClientInfo, filter: string, qos: QoS): Promise<boolean> | boolean;
+  /** May `message` be delivered to `client` (ACL read check)? Synchronous: it is on the fan-out path. */
+  authorizeRead?(session: { readonly clientId: string; readonly username?: string }, message: Message): boolean;
+}
+
+export type { Will };
