@@ -135,7 +135,10 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['protocol', perListener('protocol', (k, v, at) => oneOf(k, v, ['mqtt', 'websockets'] as const, at))],
   ['socket_domain', perListener('socketDomain', (k, v, at) => oneOf(k, v, ['ipv4', 'ipv6'] as const, at))],
   ['max_connections', perListener('maxConnections', int(-1, INT32_MAX))],
-  ['mount_point', perListener('mountPoint', str)],
+  ['mount_point', perListener('mountPoint', (k, v, at) => {
+    if (/[+#\u0000]/.test(v)) throw invalid(k, v, at); // a topic prefix: no wildcards
+    return v;
+  })],
   ['cafile', perListener('cafile', str, 'rest')],
   ['capath', perListener('capath', str, 'rest')],
   ['certfile', {

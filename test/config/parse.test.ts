@@ -286,6 +286,7 @@ describe('rejecting bad configuration files with the file and line', () => {
     [['listener 1883', 'protocol tcp'], 'Invalid protocol value (tcp)', 2],
     [['listener 1883', 'socket_domain ipv5'], 'Invalid socket_domain value (ipv5)', 2],
     [['listener 1883', 'tls_version tlsv1.0'], 'Invalid tls_version value (tlsv1.0)', 2],
+    [['listener 1883', 'mount_point tenant/+/'], 'Invalid mount_point value (tenant/+/)', 2],
     [['log_type verbose'], 'Invalid log_type value (verbose)', 1],
     [['log_dest printer'], 'Invalid log_dest value (printer)', 1],
     [['log_dest file'], 'Empty log_dest file value', 1],
