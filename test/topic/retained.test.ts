@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TopicTree } from '../../src/topic/index.js';
-import { MATCH_TABLE } from './validate.test.js';
+import { MATCH_TABLE } from './tables.js';
 
 function matched<V>(tree: TopicTree<V>, filter: string): string[] {
   const out: string[] = [];

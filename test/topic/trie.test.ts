@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SubscriptionTrie } from '../../src/topic/index.js';
-import { MATCH_TABLE } from './validate.test.js';
+import { MATCH_TABLE } from './tables.js';
 
 function matches<V>(trie: SubscriptionTrie<V>, topic: string): string[] {
   const out: string[] = [];
