@@ -51,3 +51,24 @@ export interface ClientStateOptions {
   /** re-subscribe after a reconnect that did not resume a session */
   resubscribe: boolean;
 }
+
+/** 5.0 properties a client may put on CONNECT. */
+export type ConnectProperties = Pick<Properties,
+  'sessionExpiryInterval' | 'receiveMaximum' | 'maximumPacketSize' | 'topicAliasMaximum' | 'requestResponseInformation'
+  | 'requestProblemInformation' | 'userProperties' | 'authenticationMethod' | 'authenticationData'>;
+
+/** 5.0 properties of an outgoing PUBLISH. */
+export type PublishProperties = Pick<Properties,
+  'payloadFormatIndicator' | 'messageExpiryInterval' | 'contentType' | 'responseTopic' | 'correlationData' | 'userProperties'>;
+
+/** 5.0 properties of the will message. */
+export type WillProperties = PublishProperties & Pick<Properties, 'willDelayInterval'>;
+
+/** 5.0 properties of SUBSCRIBE (one subscription identifier at most). */
+export type SubscribeProperties = Pick<Properties, 'subscriptionIdentifiers' | 'userProperties'>;
+
+/** 5.0 properties of UNSUBSCRIBE. */
+export type UnsubscribeProperties = Pick<Properties, 'userProperties'>;
+
+/** 5.0 properties of the client's DISCONNECT. */
+export type DisconnectProperties = Pick<Properties, 'sessionExpiryInterval' | 'reasonString' | 'userProperties'>;

@@ -1,0 +1,350 @@
+/**
+ * The client's I/O shell: opens the transport, feeds the parser, runs the keepalive timer and
+ * reconnects with backoff. All protocol decisions are made by the pure ClientState (state.ts);
+ * this file only carries out its actions.
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { Parser, encode } from '../codec/index.js';
+import type { ConnackPacket, Packet, ProtocolVersion, QoS, Subscription } from '../codec/types.js';
+import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
+import { ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError } from './errors.js';
+import { MessageIterator, type MessagesOptions } from './messages.js';
+import { isQoS, resolveOptions, toBuffer, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { Backoff } from './reconnect.js';
+import { ClientState, type Action } from './state.js';
+import type {
+  DisconnectProperties, Message, PublishProperties, SubscribeProperties, UnsubscribeProperties,
+} from './types.js';
+
+export interface PublishOptions {
+  qos?: QoS;
+  retain?: boolean;
+  properties?: PublishProperties;
+}
+
+export interface SubscribeOptions {
+  qos?: QoS;
+  /** 5.0 subscription options */
+  noLocal?: boolean;
+  retainAsPublished?: boolean;
+  retainHandling?: 0 | 1 | 2;
+  properties?: SubscribeProperties;
+}
+
+export interface EndOptions {
+  /** DISCONNECT at once and reject what is pending, instead of waiting for in-flight messages */
+  force?: boolean;
+  /** ms to wait for in-flight messages before forcing (default 10000) */
+  timeout?: number;
+  /** 5.0 DISCONNECT reason code (4 = publish the will) */
+  reasonCode?: number;
+  properties?: DisconnectProperties;
+}
+
+export interface ClientEvents {
+  /** every successful CONNACK, the first one and each after a reconnect */
+  connect: (connack: ConnackPacket) => void;
+  /** a reconnect attempt starts */
+  reconnect: (attempt: number) => void;
+  /** the connection closed; a reconnect may follow */
+  offline: (error: Error | undefined) => void;
+  message: (message: Message) => void;
+  /** problems that do not end the client (a failed reconnect attempt); emitted only when listened to */
+  error: (error: Error) => void;
+  /** the client is closed for good */
+  end: () => void;
+  packetsend: (packet: Packet, mid: number | undefined) => void;
+  packetreceive: (packet: Packet) => void;
+}
+
+export interface MqttClient {
+  on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): this;
+  once<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): this;
+  off<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): this;
+  emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): boolean;
+}
+
+type Pending = { resolve(value: unknown): void; reject(error: Error): void };
+
+export class MqttClient extends EventEmitter {
+  private readonly state: ClientState;
+  private readonly backoff: Backoff;
+  private readonly pending = new Map<number, Pending>();
+  private socket: Duplex | undefined;
+  private parser: Parser | undefined;
+  private closeError: Error | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private established = false;
+  private first: Pending | undefined;
+  private endPromise: Promise<void> | undefined;
+  private endResolve: (() => void) | undefined;
+  private ended = false;
+
+  /** Use `connect()`; the constructor does not open anything. */
+  constructor(readonly options: ResolvedOptions) {
+    super();
+    this.state = new ClientState(options.state);
+    this.backoff = new Backoff(options.reconnect || {});
+  }
+
+  get connected(): boolean { return this.state.status === 'connected'; }
+  /** the client id in use (the broker's assigned one in 5.0 when we sent '') */
+  get clientId(): string { return this.state.clientId; }
+  get protocolVersion(): ProtocolVersion { return this.state.version; }
+  /** outgoing QoS 1/2 messages in flight plus publishes waiting in the queue */
+  get pendingPublishes(): number { return this.state.inflightCount + this.state.queuedCount; }
+
+  /** Opens the first connection; resolves at the first CONNACK, rejects (and closes) if it fails. */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.first = { resolve: () => resolve(), reject };
+      void this.open();
+    });
+  }
+
+  /** Resolves with the message id when the QoS flow completes (QoS 0: when written). */
+  publish(topic: string, payload: string | Buffer | Uint8Array = Buffer.alloc(0), options: PublishOptions = {}): Promise<number> {
+    const qos = options.qos ?? 0;
+    if (typeof topic !== 'string' || !isValidTopicName(topic)) return Promise.reject(new InvalidArgumentError(`invalid topic name '${String(topic)}'`));
+    if (!isQoS(qos)) return Promise.reject(new InvalidArgumentError(`invalid QoS ${String(qos)}`));
+    const message = { topic, payload: toBuffer(payload), qos, retain: options.retain ?? false, ...(options.properties ? { properties: options.properties } : {}) };
+    return this.run<number>((now) => this.state.publish(message, now));
+  }
+
+  /** One filter resolves to its granted QoS, an array to the granted QoS of each. */
+  subscribe(topic: string | Subscription, options?: SubscribeOptions): Promise<number>;
+  subscribe(topics: Array<string | Subscription>, options?: SubscribeOptions): Promise<number[]>;
+  subscribe(topics: string | Subscription | Array<string | Subscription>, options: SubscribeOptions = {}): Promise<number | number[]> {
+    const list = Array.isArray(topics) ? topics : [topics];
+    const subs: Subscription[] = [];
+    for (const t of list) {
+      const s: Subscription = typeof t === 'string' ? { topic: t, qos: options.qos ?? 0 } : { ...t };
+      if (typeof t === 'string') {
+        if (options.noLocal !== undefined) s.noLocal = options.noLocal;
+        if (options.retainAsPublished !== undefined) s.retainAsPublished = options.retainAsPublished;
+        if (options.retainHandling !== undefined) s.retainHandling = options.retainHandling;
+      }
+      if (!isValidTopicFilter(s.topic)) return Promise.reject(new InvalidArgumentError(`invalid topic filter '${s.topic}'`));
+      if (!isQoS(s.qos)) return Promise.reject(new InvalidArgumentError(`invalid QoS ${String(s.qos)}`));
+      subs.push(s);
+    }
+    if (subs.length === 0) return Promise.reject(new InvalidArgumentError('no topic filter given'));
+    const result = this.run<number[]>((now) => this.state.subscribe(subs, options.properties, now));
+    return Array.isArray(topics) ? result : result.then((codes) => codes[0]!);
+  }
+
+  /** Resolves when UNSUBACK comes (5.0: with its reason codes). */
+  unsubscribe(topics: string | string[], properties?: UnsubscribeProperties): Promise<number[]> {
+    const list = Array.isArray(topics) ? topics : [topics];
+    const bad = list.find((t) => !isValidTopicFilter(t));
+    if (bad !== undefined || list.length === 0) return Promise.reject(new InvalidArgumentError(`invalid topic filter '${bad ?? ''}'`));
+    return this.run<number[]>((now) => this.state.unsubscribe(list, properties, now));
+  }
+
+  /** Received messages (optionally only those matching `filter`) as an async iterator. */
+  messages(filter?: string, options?: MessagesOptions): AsyncIterableIterator<Message> {
+    return new MessageIterator(this, filter, options);
+  }
+
+  /** Waits for in-flight messages (unless `force`), sends DISCONNECT and closes. Never rejects. */
+  end(options: EndOptions = {}): Promise<void> {
+    if (this.endPromise) return this.endPromise;
+    this.endPromise = new Promise<void>((resolve) => { this.endResolve = resolve; });
+    clearTimeout(this.reconnectTimer);
+    this.apply(this.state.end(Date.now(), options.force ?? false, options.reasonCode, options.properties));
+    if (this.state.status !== 'closed') {
+      this.drainTimer = setTimeout(() => this.apply(this.state.end(Date.now(), true, options.reasonCode, options.properties)), options.timeout ?? 10_000);
+    }
+    return this.endPromise;
+  }
+
+  private run<T>(call: (now: number) => { op: number; actions: Action[] }): Promise<T> {
+    const { op, actions } = call(Date.now());
+    const promise = new Promise<T>((resolve, reject) => {
+      this.pending.set(op, { resolve: resolve as (v: unknown) => void, reject });
+    });
+    this.apply(actions);
+    return promise;
+  }
+
+  private async open(): Promise<void> {
+    const o = this.options;
+    let socket: Duplex;
+    try {
+      socket = await o.transport.open({
+        host: o.host, port: o.port, timeout: o.connectTimeout,
+        ...(o.tls ? { tls: o.tls } : {}), ...(o.wsPath ? { path: o.wsPath } : {}),
+      });
+    } catch (err) {
+      this.lost(err instanceof Error ? err : new ClientError(String(err)));
+      return;
+    }
+    if (this.state.status === 'closed') {
+      socket.destroy();
+      return;
+    }
+    this.socket = socket;
+    this.closeError = undefined;
+    this.parser = new Parser({ protocolVersion: this.state.version });
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('error', (err: Error) => { this.closeError ??= new ConnectionLostError(err.message, undefined, { cause: err }); });
+    socket.on('close', () => this.onClose(socket));
+    this.apply(this.state.open(Date.now()));
+  }
+
+  private onData(socket: Duplex, chunk: Buffer): void {
+    if (socket !== this.socket || !this.parser) return;
+    const packets: Packet[] = [];
+    let error: Error | undefined;
+    try {
+      this.parser.parse(chunk, (p) => { packets.push(p); });
+    } catch (err) {
+      error = err instanceof Error ? err : new ClientError(String(err));
+    }
+    for (const p of packets) {
+      if (socket !== this.socket) return;
+      this.emitSafe('packetreceive', p);
+      this.apply(this.state.handle(p, Date.now()));
+    }
+    if (error && socket === this.socket) this.apply([{ type: 'close', error }]);
+  }
+
+  private onClose(socket: Duplex): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    this.parser = undefined;
+    clearTimeout(this.keepaliveTimer);
+    this.lost(this.closeError);
+  }
+
+  /** The connection is gone (or never came): reconnect, or close for good. */
+  private lost(error: Error | undefined): void {
+    this.state.connectionLost();
+    const wasEnding = this.state.status === 'closed' || this.state.isEnding;
+    if (!wasEnding) this.emitSafe('offline', error ?? new ConnectionLostError('connection closed by the broker'));
+    if (this.state.status === 'closed') return this.finish();
+    const reason = error ?? new ConnectionLostError('connection closed by the broker');
+    if (!this.established || this.state.isEnding || this.options.reconnect === false) {
+      const final = this.state.isEnding ? new ClientClosedError('client ended before the operation completed')
+        : this.established ? new ConnectionLostError(reason.message, (reason as ConnectionLostError).reasonCode, { cause: reason }) : reason;
+      this.apply(this.state.shutdown(final));
+      if (this.first) {
+        const f = this.first;
+        this.first = undefined;
+        f.reject(reason);
+      }
+      return this.finish();
+    }
+    if (error && this.listenerCount('error') > 0) this.emitSafe('error', error);
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => {
+      if (this.state.status === 'closed') return;
+      this.emitSafe('reconnect', this.backoff.attempts);
+      void this.open();
+    }, delay);
+  }
+
+  private finish(): void {
+    clearTimeout(this.keepaliveTimer);
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.drainTimer);
+    if (this.ended) return;
+    this.ended = true;
+    this.endResolve?.();
+    this.emitSafe('end');
+  }
+
+  private apply(actions: Action[]): void {
+    const out: Buffer[] = [];
+    const flush = (): void => {
+      if (out.length === 0) return;
+      const data = out.length === 1 ? out[0]! : Buffer.concat(out);
+      out.length = 0;
+      if (this.socket && !this.socket.destroyed) this.socket.write(data);
+    };
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send': {
+          try {
+            out.push(encode(a.packet, this.state.version));
+          } catch (err) {
+            flush();
+            this.closeSocket(err instanceof Error ? err : new ClientError(String(err)));
+            return;
+          }
+          this.emitSafe('packetsend', a.packet, a.mid ?? (a.packet as { packetId?: number }).packetId);
+          break;
+        }
+        case 'message': this.emitSafe('message', a.message); break;
+        case 'resolve': case 'reject': {
+          const p = this.pending.get(a.op);
+          if (!p) break;
+          this.pending.delete(a.op);
+          if (a.type === 'resolve') p.resolve(a.value); else p.reject(a.error);
+          break;
+        }
+        case 'connected': {
+          this.established = true;
+          this.backoff.reset();
+          if (this.first) {
+            const f = this.first;
+            this.first = undefined;
+            f.resolve(undefined);
+          }
+          this.emitSafe('connect', a.connack);
+          break;
+        }
+        case 'close': flush(); this.closeSocket(a.error); break;
+      }
+    }
+    flush();
+    this.armKeepalive();
+  }
+
+  private closeSocket(error: Error | undefined): void {
+    clearTimeout(this.keepaliveTimer);
+    const socket = this.socket;
+    if (!socket) {
+      if (this.state.status === 'closed') this.finish();
+      return;
+    }
+    if (error) {
+      this.closeError = error;
+      socket.destroy();
+    } else {
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    }
+  }
+
+  private armKeepalive(): void {
+    clearTimeout(this.keepaliveTimer);
+    const deadline = this.state.nextDeadline();
+    if (deadline === undefined || !this.socket) return;
+    this.keepaliveTimer = setTimeout(() => this.apply(this.state.tick(Date.now())), Math.max(0, deadline - Date.now()));
+    this.keepaliveTimer.unref();
+  }
+
+  /** A listener that throws must not break the protocol state: rethrow it on its own tick. */
+  private emitSafe<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      process.nextTick(() => { throw err; });
+    }
+  }
+}
+
+/**
+ * Connects and resolves once the broker accepted (CONNACK 0). Rejects with ConnectionRefusedError,
+ * TransportError, TimeoutError or InvalidArgumentError; a failed first connection is not retried.
+ */
+export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<MqttClient> {
+  const client = new MqttClient(resolveOptions(url, options));
+  await client.start();
+  return client;
+}
+
