@@ -168,7 +168,7 @@ describe('midge passwd: editing files', () => {
   });
 });
 
-describe('midge passwd: same messages and exit codes as mosquitto_passwd', { skip: !HAVE_MOSQUITTO && 'mosquitto not installed' }, () => {
+describe('midge passwd: same messages and exit codes as mosquitto_passwd', { concurrency: 4, skip: !HAVE_MOSQUITTO && 'mosquitto not installed' }, () => {
   /** Runs both tools with the same arguments ({F} is a file holding one user, {M} a missing file). */
   async function both(args: string[], input?: string): Promise<[RunResult, RunResult]> {
     const make = async (): Promise<string[]> => {
@@ -176,9 +176,8 @@ describe('midge passwd: same messages and exit codes as mosquitto_passwd', { ski
       ok(await mosquittoPasswd(['-c', '-b', f, 'alice', 'a']));
       return args.map((a) => a.replace('{F}', f).replace('{M}', join(dir.path, 'missing', 'pw')));
     };
-    const mine = await midgePasswd(await make(), { input });
-    const theirs = await mosquittoPasswd(await make(), { input });
-    return [mine, theirs];
+    const [mineArgs, theirArgs] = await Promise.all([make(), make()]);
+    return Promise.all([midgePasswd(mineArgs, { input }), mosquittoPasswd(theirArgs, { input })]);
   }
 
   /** Our usage text names midge, adds -I and a closing line; the usage and flag lines match otherwise. */
