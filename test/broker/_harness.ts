@@ -33,6 +33,9 @@ export function startTestBroker(opts: Partial<BrokerOptions> = {}): TestBroker {
   return { broker, logs };
 }
 
+/** the packet of one type (acks share one interface, so Extract alone would give never) */
+export type PacketOf<T extends Packet['type']> = Packet & { type: T };
+
 let portCounter = 50000;
 
 export class RawClient {
@@ -63,13 +66,13 @@ export class RawClient {
   sendRaw(bytes: Buffer | number[]): void { this.socket.write(Buffer.from(bytes as Buffer)); }
 
   /** Wait for the next packet (optionally of a type); fails after timeoutMs. */
-  async next<T extends Packet['type']>(type?: T, timeoutMs = 2000): Promise<Extract<Packet, { type: T }>> {
+  async next<T extends Packet['type']>(type?: T, timeoutMs = 2000): Promise<PacketOf<T>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const p = this.packets.shift();
       if (p !== undefined) {
         if (type !== undefined && p.type !== type) throw new Error(`expected ${type}, got ${JSON.stringify(p)}`);
-        return p as Extract<Packet, { type: T }>;
+        return p as PacketOf<T>;
       }
       if (this.closed) throw new Error(`connection closed while waiting for ${type ?? 'a packet'}`);
       const left = deadline - Date.now();
@@ -100,7 +103,7 @@ export class RawClient {
     }
   }
 
-  async connect(fields: Partial<ConnectPacket> = {}): Promise<Extract<Packet, { type: 'connack' }>> {
+  async connect(fields: Partial<ConnectPacket> = {}): Promise<PacketOf<'connack'>> {
     this.send({
       type: 'connect', protocolName: this.version === 3 ? 'MQIsdp' : 'MQTT', protocolVersion: this.version,
       clean: true, keepalive: 60, clientId: 'c', ...fields,
