@@ -2,6 +2,8 @@
  * encode(packet, version): one Buffer of the exact size, allocated once. Values that cannot be put
  * on the wire, or that the decoder would reject, throw CodecError: whatever encodes, decodes back.
  * 3.x encoders leave out what 3.x cannot carry (properties, reason codes of acks and DISCONNECT).
+ * One exception: CONNECT writes the protocol name and level it is given, even a pair the decoder
+ * refuses (UnsupportedProtocolVersionError), so that tests can craft such a CONNECT.
  */
 import { CodecError } from './errors.js';
 import * as acks from './packets/acks.js';
