@@ -21,7 +21,10 @@ export function utf8Size(s: string, what = 'string'): number {
   if (typeof s !== 'string') throw new CodecError(`${what} must be a string`);
   const n = Buffer.byteLength(s, 'utf8');
   if (n > 65_535) throw new CodecError(`${what} is ${n} bytes long; the limit is 65535`);
-  if (!isValidMqttString(s)) throw new CodecError(`${what} contains U+0000 or a lone surrogate`);
+  // byte length = string length only for ASCII, which cannot hold a lone surrogate
+  if (n === s.length ? s.indexOf('\0') !== -1 : !isValidMqttString(s)) {
+    throw new CodecError(`${what} contains U+0000 or a lone surrogate`);
+  }
   return 2 + n;
 }
 
@@ -90,10 +93,22 @@ export class Writer {
 
   /** A UTF-8 string already checked by utf8Size. */
   utf8(s: string): void {
-    const p = this.pos;
-    const n = s.length === 0 ? 0 : (this.buf as WriteBuffer).utf8Write(s, p + 2);
-    this.buf[p] = n >>> 8;
-    this.buf[p + 1] = n & 0xff;
+    const b = this.buf, p = this.pos, len = s.length;
+    let n = 0;
+    if (len < 64) {
+      // short ASCII strings: a loop beats the native call
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p + 2 + i] = c;
+      }
+      n = i === len ? len : (b as WriteBuffer).utf8Write(s, p + 2);
+    } else {
+      n = (b as WriteBuffer).utf8Write(s, p + 2);
+    }
+    b[p] = n >>> 8;
+    b[p + 1] = n & 0xff;
     this.pos = p + 2 + n;
   }
 
@@ -104,8 +119,10 @@ export class Writer {
 
   /** Raw bytes without a length prefix. */
   bytes(b: Uint8Array): void {
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    const n = b.length, buf = this.buf, p = this.pos;
+    if (n < 32) for (let i = 0; i < n; i++) buf[p + i] = b[i]!;
+    else buf.set(b, p);
+    this.pos = p + n;
   }
 
   /** Returns the buffer, checking that the size computed up front was exact. */
