@@ -56,7 +56,7 @@ export const PROPERTIES: readonly PropertyDef[] = [
   { id: 0x03, name: 'contentType', type: 'utf8', allowedIn: PUBLISH | WILL, repeatIn: 0 },
   { id: 0x08, name: 'responseTopic', type: 'utf8', allowedIn: PUBLISH | WILL, repeatIn: 0 },
   { id: 0x09, name: 'correlationData', type: 'binary', allowedIn: PUBLISH | WILL, repeatIn: 0 },
-  // [MQTT-3.8.2.1.2] one in SUBSCRIBE; PUBLISH may carry several [MQTT-3.3.4-4]; 0 is a Protocol Error
+  // one in SUBSCRIBE (3.8.2.1.2), several in PUBLISH (3.3.2.3.8); 0 is a Protocol Error
   { id: 0x0b, name: 'subscriptionIdentifiers', type: 'varint', allowedIn: PUBLISH | SUBSCRIBE, repeatIn: PUBLISH, nonZero: true },
   { id: 0x11, name: 'sessionExpiryInterval', type: 'u32', allowedIn: CONNECT | CONNACK | DISCONNECT, repeatIn: 0 },
   { id: 0x12, name: 'assignedClientIdentifier', type: 'utf8', allowedIn: CONNACK, repeatIn: 0 },

@@ -2,7 +2,7 @@
  * MQTT 5.0 properties (spec 2.2.2), decoded and encoded from the one table in constants.ts.
  *
  * Decode: an identifier that is unknown or not allowed in the packet, or a value that does not fit,
- * is a MalformedPacketError [MQTT-2.2.2-2]; a repeated single-valued property, a 0/1 flag with
+ * is a MalformedPacketError (5.0 section 2.2.2.2); a repeated single-valued property, a 0/1 flag with
  * another value, receiveMaximum / maximumPacketSize / subscriptionIdentifier 0 are ProtocolErrors.
  * Encode: properties are written in identifier order; a value that could not be decoded back is a
  * CodecError. Packets without properties decode with `properties` absent.
@@ -78,7 +78,7 @@ function readOne(r: Reader, def: PropertyDef, ctx: PropertyContext, props: Bag):
     else if ((def.repeatIn & ctx) !== 0) (prev as unknown[]).push(value);
     else throw new ProtocolError(`property ${name} appears more than once in ${contextName(ctx)}`);
   } else if (prev !== undefined) {
-    throw new ProtocolError(`property ${name} appears more than once in ${contextName(ctx)} [MQTT-2.2.2-2]`);
+    throw new ProtocolError(`property ${name} appears more than once in ${contextName(ctx)}`);
   } else {
     props[name] = value;
   }

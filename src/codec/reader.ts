@@ -79,8 +79,8 @@ export class Reader {
     const c = checkUtf8(this.buf, start, end);
     if (c < 0) {
       throw new MalformedPacketError(c === Utf8Check.Null
-        ? `${what} contains U+0000 [MQTT-1.5.4-2]`
-        : `${what} is not well-formed UTF-8 [MQTT-1.5.4-1]`);
+        ? `${what} contains U+0000 [MQTT-1.5.3-2]`
+        : `${what} is not well-formed UTF-8 [MQTT-1.5.3-1]`);
     }
     return decodeUtf8(this.buf, start, end);
   }

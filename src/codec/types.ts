@@ -10,9 +10,9 @@ export type QoS = 0 | 1 | 2;
 
 /**
  * MQTT 5.0 properties (spec 2.2.2.2). Every property is optional; a packet only carries
- * the ones the spec allows for its type (the codec rejects others with ProtocolError 0x82...
- * actually with MalformedPacket 0x81 on decode, and a CodecError on encode).
- * Byte-valued flags are kept as numbers (0/1) so that what was on the wire is what is carried.
+ * the ones the spec allows for its type (the decoder rejects others with MalformedPacketError 0x81,
+ * the encoder with CodecError). Byte-valued flags are kept as numbers (0/1) so that what was on
+ * the wire is what is carried. Decoded packets without properties have no `properties` key.
  */
 export interface Properties {
   payloadFormatIndicator?: number;        // 0x01 byte, PUBLISH, Will
@@ -90,7 +90,7 @@ export interface PublishPacket {
 export interface AckPacket {
   type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp';
   packetId: number;
-  reasonCode?: number;  // 5.0 only; absent or 0 = success
+  reasonCode?: number;  // 5.0 only (always set when decoded as 5.0); absent or 0 = success
   properties?: Properties;
 }
 
@@ -127,7 +127,7 @@ export interface UnsubscribePacket {
 export interface UnsubackPacket {
   type: 'unsuback';
   packetId: number;
-  reasonCodes?: number[]; // 5.0 only
+  reasonCodes?: number[]; // 5.0 only (always set when decoded as 5.0, possibly empty)
   properties?: Properties;
 }
 
@@ -136,7 +136,7 @@ export interface PingrespPacket { type: 'pingresp' }
 
 export interface DisconnectPacket {
   type: 'disconnect';
-  reasonCode?: number;  // 5.0 only; absent = 0 normal disconnection
+  reasonCode?: number;  // 5.0 only (always set when decoded as 5.0); absent = 0 normal disconnection
   properties?: Properties;
 }
 

@@ -11,7 +11,7 @@ export function decode(_flags: number, r: Reader, version: ProtocolVersion): Con
   const ackFlags = r.u8('the connect acknowledge flags');
   // 3.1 has no session present flag: the byte is reserved and ignored.
   if (version !== 3 && (ackFlags & 0xfe) !== 0) {
-    throw new MalformedPacketError('reserved connect acknowledge flags are set [MQTT-3.2.2-1]');
+    throw new MalformedPacketError('reserved connect acknowledge flags are set (3.1.1 section 3.2.2.1)');
   }
   const sessionPresent = version !== 3 && ackFlags === 1;
   const reasonCode = r.u8('the connect reason code');

@@ -23,7 +23,7 @@ export function decode(_flags: number, r: Reader, version: ProtocolVersion): Sub
       continue;
     }
     // 5.0 calls QoS 3 and retain handling 3 protocol errors; like mosquitto we answer 0x81 for all three.
-    if ((opts & 0xc0) !== 0) throw new MalformedPacketError('reserved subscription option bits are set [MQTT-3.8.3-5]');
+    if ((opts & 0xc0) !== 0) throw new MalformedPacketError('reserved subscription option bits are set (5.0 [MQTT-3.8.3-5])');
     const retainHandling = (opts >> 4) & 3;
     if (retainHandling === 3) throw new MalformedPacketError('subscription with retain handling 3');
     subscriptions.push({
