@@ -145,8 +145,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   discardSession(s: Session): void {
-    for (const filter of s.subscriptions.keys()) this.subs.delete(filter, s.clientId);
-    s.subscriptions.clear();
+    if (s.hasSubscriptions) {
+      for (const filter of s.subscriptions.keys()) this.subs.delete(filter, s.clientId);
+      s.subscriptions.clear();
+    }
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
   }
 

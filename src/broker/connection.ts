@@ -45,7 +45,6 @@ export class Connection implements Outlet, ClientInfo {
   /** while an async step runs (authentication, an async hook), later packets wait in order */
   busy = false;
   private corked = false;
-  private readonly onPacketBound: (p: Packet) => void;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly certificate?: { subject?: string; cn?: string };
@@ -57,28 +56,33 @@ export class Connection implements Outlet, ClientInfo {
     this.lastActivity = this.connectedAt = Date.now();
     const max = broker.opts.maxPacketSize;
     this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });
-    this.onPacketBound = (p) => this.onPacket(p);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err: Error) => this.onSocketError(err));
-    socket.on('end', () => this.close('closed its connection', true));
-    socket.on('close', () => this.close('closed its connection', true));
+    // shared listener functions find the connection on the socket: no closures per connection
+    (socket as OwnedSocket)[kConn] = this;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('end', onSocketEnd);
+    socket.on('close', onSocketEnd);
   }
 
   /** client id for log lines, mosquitto style */
   get logId(): string { return this.id === '' ? '<unknown>' : this.id; }
 
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.lastActivity = Date.now();
     this.broker.stats.bytesReceived += chunk.length;
+    const outer = parsing;
+    parsing = this;
     try {
-      this.parser.parse(chunk, this.onPacketBound);
+      this.parser.parse(chunk, onParsedPacket);
     } catch (err) {
       failConnection(this, err);
+    } finally {
+      parsing = outer;
     }
   }
 
-  private onPacket(p: Packet): void {
+  onPacket(p: Packet): void {
     if (this.state === 'closed') return;
     this.broker.stats.messagesReceived++;
     if (this.busy) {
@@ -115,7 +119,7 @@ export class Connection implements Outlet, ClientInfo {
     if (pending.length === 0) this.pending = undefined;
   }
 
-  private onSocketError(err: Error): void {
+  onSocketError(err: Error): void {
     if (this.state === 'closed') return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ECONNRESET' && code !== 'EPIPE') this.broker.log.debug(`Socket error on client ${this.logId}: ${err.message}`);
@@ -173,4 +177,14 @@ export class Connection implements Outlet, ClientInfo {
 }
 
 function uncork(c: Connection): void { c.uncork(); }
+
+const kConn = Symbol('midge.connection');
+type OwnedSocket = Duplex & { [kConn]: Connection };
+function onSocketData(this: Duplex, chunk: Buffer): void { (this as OwnedSocket)[kConn].onData(chunk); }
+function onSocketError(this: Duplex, err: Error): void { (this as OwnedSocket)[kConn].onSocketError(err); }
+function onSocketEnd(this: Duplex): void { (this as OwnedSocket)[kConn].close('closed its connection', true); }
+
+/** the connection whose bytes are being parsed (parse is synchronous; nested parses restore it) */
+let parsing: Connection | undefined;
+function onParsedPacket(p: Packet): void { parsing!.onPacket(p); }
 function destroySocket(s: Duplex): void { if (!s.destroyed) s.destroy(); }

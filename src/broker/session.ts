@@ -68,13 +68,13 @@ export interface SessionCounters {
  */
 export class Session {
   outlet: Outlet | null = null;
-  readonly subscriptions = new Map<string, SubEntry>();
-  /** outgoing QoS 1/2 by packet id; Map keeps send order for redelivery */
-  readonly inflight = new Map<number, Inflight>();
-  readonly queue = new Fifo<Queued>();
-  /** incoming QoS 2 packet ids: PUBREC sent, PUBREL not yet received (method B, [MQTT-4.3.3-2]) */
-  readonly incomingQos2 = new Set<number>();
-  private readonly ids = new PacketIdAllocator();
+  // The collections are made on first use: most sessions of an idle connection never need them,
+  // and an idle connection should cost as little memory as possible.
+  private subs_: Map<string, SubEntry> | undefined;
+  private inflight_: Map<number, Inflight> | undefined;
+  private queue_: Fifo<Queued> | undefined;
+  private qos2_: Set<number> | undefined;
+  private ids_: PacketIdAllocator | undefined;
   /** client's receive maximum (v5), caps the in-flight window */
   clientReceiveMaximum = 65535;
   /** seconds the session outlives its connection; 0xFFFFFFFF = forever */
@@ -99,6 +99,17 @@ export class Session {
 
   get online(): boolean { return this.outlet !== null; }
 
+  /** subscriptions by filter */
+  get subscriptions(): Map<string, SubEntry> { return (this.subs_ ??= new Map()); }
+  /** true when the session has at least one subscription (without allocating) */
+  get hasSubscriptions(): boolean { return this.subs_ !== undefined && this.subs_.size > 0; }
+  /** outgoing QoS 1/2 by packet id; a Map keeps send order for redelivery */
+  get inflight(): Map<number, Inflight> { return (this.inflight_ ??= new Map()); }
+  get queue(): Fifo<Queued> { return (this.queue_ ??= new Fifo()); }
+  /** incoming QoS 2 packet ids: PUBREC sent, PUBREL not yet received (method B, [MQTT-4.3.3-2]) */
+  get incomingQos2(): Set<number> { return (this.qos2_ ??= new Set()); }
+  private get ids(): PacketIdAllocator { return (this.ids_ ??= new PacketIdAllocator()); }
+
   private window(): number {
     const max = this.limits.maxInflight === 0 ? 65535 : this.limits.maxInflight;
     return Math.min(max, this.clientReceiveMaximum);
@@ -117,7 +128,7 @@ export class Session {
       this.send(out, msg, 0, retain, 0, false, subIds, now);
       return;
     }
-    if (out !== null && this.queue.length === 0 && this.inflight.size < this.window()) {
+    if (out !== null && (this.queue_ === undefined || this.queue_.length === 0) && this.inflight.size < this.window()) {
       if (this.sendNew(out, msg, qos, retain, subIds, now)) return;
     }
     this.enqueue({ msg, qos, retain, subIds });
@@ -164,7 +175,7 @@ export class Session {
   /** Move queued messages into the in-flight window while it has room. */
   pump(now: number): void {
     const out = this.outlet;
-    if (out === null) return;
+    if (out === null || this.queue_ === undefined) return;
     const window = this.window();
     while (this.queue.length > 0) {
       const q = this.queue.peek()!;
@@ -218,7 +229,7 @@ export class Session {
   attach(out: Outlet, now: number): void {
     this.outlet = out;
     this.disconnectedAt = undefined;
-    for (const [id, e] of this.inflight) {
+    if (this.inflight_ !== undefined) for (const [id, e] of this.inflight_) {
       if (e.state === 'pubrel') out.writePacket({ type: 'pubrel', packetId: id });
       else if (e.msg.expiresAt !== undefined && e.msg.expiresAt <= now && e.state === 'publish') this.inflight.delete(id);
       else this.send(out, e.msg, e.qos, e.retain, id, true, e.subIds, now);
@@ -230,8 +241,8 @@ export class Session {
     this.outlet = null;
     this.disconnectedAt = now;
     // QoS 0 messages are never kept for an offline client unless configured
-    if (!this.limits.queueQos0) {
-      for (const [id, e] of this.inflight) if (e.qos === 0) this.inflight.delete(id);
+    if (!this.limits.queueQos0 && this.inflight_ !== undefined) {
+      for (const [id, e] of this.inflight_) if (e.qos === 0) this.inflight_.delete(id);
     }
   }
 }

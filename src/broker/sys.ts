@@ -27,8 +27,7 @@ export class SysPublisher {
   values(): Record<string, string> {
     const b = this.broker;
     const st = b.stats;
-    let subscriptions = 0;
-    for (const s of b.sessions.values()) subscriptions += s.subscriptions.size;
+    const subscriptions = b.subs.size;
     const total = b.sessions.size;
     return {
       '$SYS/broker/version': b.opts.version,
