@@ -138,7 +138,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.sessions.set(conn.id, s);
     }
     s.protocolVersion = p.protocolVersion;
-    s.username = p.username;
+    s.username = conn.username;
     if (p.protocolVersion === 5) s.expiryInterval = p.properties?.sessionExpiryInterval ?? 0;
     else s.expiryInterval = p.clean ? 0 : (this.opts.persistentClientExpiration ?? NEVER);
     return { session: s, present };

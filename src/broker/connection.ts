@@ -15,6 +15,8 @@ export interface ConnectionInfo {
   remotePort: number;
   listenerPort?: number;
   certificate?: { subject?: string; cn?: string };
+  /** the username proven by the client certificate, when the listener uses it as the username */
+  certificateIdentity?: string;
 }
 
 /**
@@ -48,11 +50,15 @@ export class Connection implements Outlet, ClientInfo {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly certificate?: { subject?: string; cn?: string };
+  readonly listenerPort?: number;
+  readonly certificateIdentity?: string;
 
   constructor(readonly broker: Broker, readonly socket: Duplex, info: ConnectionInfo) {
     this.remoteAddress = info.remoteAddress;
     this.remotePort = info.remotePort;
     this.certificate = info.certificate;
+    this.listenerPort = info.listenerPort;
+    this.certificateIdentity = info.certificateIdentity;
     this.lastActivity = this.connectedAt = Date.now();
     const max = broker.opts.maxPacketSize;
     this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });

@@ -25,6 +25,13 @@ export interface ClientInfo {
   readonly protocolVersion: ProtocolVersion;
   /** TLS peer certificate subject / identity, when the listener asks for one */
   readonly certificate?: { subject?: string; cn?: string };
+  /** port of the listener the client connected to (per-listener settings) */
+  readonly listenerPort?: number;
+  /**
+   * Set when the listener takes the username from the client certificate (use_identity_as_username /
+   * use_subject_as_username): the username the client is known by, already proven by TLS.
+   */
+  readonly certificateIdentity?: string;
 }
 
 export interface AuthResult {

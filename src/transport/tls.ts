@@ -29,6 +29,8 @@ export function createTlsServer(spec: ListenerOptions, onConnection: OnConnectio
       remotePort: socket.remotePort ?? 0,
       listenerPort: spec.port,
       certificate,
+      certificateIdentity: spec.useSubjectAsUsername ? certificate?.subject
+        : spec.useIdentityAsUsername ? certificate?.cn : undefined,
     });
   });
   server.on('tlsClientError', (err, socket) => {

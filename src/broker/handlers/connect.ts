@@ -52,14 +52,16 @@ function validate(conn: Connection, p: ConnectPacket): boolean {
 
 async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean> {
   const broker = conn.broker;
-  conn.username = p.username;
+  // a listener that takes the username from the client certificate overrides the one in CONNECT
+  const username = conn.certificateIdentity ?? p.username;
+  conn.username = username;
   const hook = broker.hooks.authenticate;
   let result: AuthResult;
   if (hook !== undefined) {
-    const r = await hook(conn, p.username, p.password);
+    const r = await hook(conn, username, p.password);
     result = typeof r === 'boolean' ? { ok: r } : r;
   } else {
-    result = { ok: p.username !== undefined || broker.opts.allowAnonymous };
+    result = { ok: username !== undefined || broker.opts.allowAnonymous };
   }
   if (conn.state === 'closed') return false;
   if (!result.ok) {
@@ -106,7 +108,7 @@ function accept(conn: Connection, p: ConnectPacket): void {
   conn.writePacket(v5 && Object.keys(props).length > 0
     ? { type: 'connack', sessionPresent: present, reasonCode: 0, properties: props }
     : { type: 'connack', sessionPresent: present, reasonCode: 0 });
-  const user = p.username !== undefined ? `, u'${p.username}'` : '';
+  const user = conn.username !== undefined ? `, u'${conn.username}'` : '';
   broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
   if (p.will !== undefined) broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).\n\t${p.will.topic}`);
   else broker.log.debug('No will message specified.');
