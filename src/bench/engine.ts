@@ -144,7 +144,12 @@ export class Engine implements ClientOwner {
     at(tl.tEnd, () => { this.publishing = false; });
     if (this.cfg.rate > 0 && this.pubs.length > 0) this.timers.push(setInterval(this.pumpAllBound, 1));
     else this.kick();
-    this.timers.push(setInterval(() => this.post({ type: 'stats', counters: this.snapshot() }), 1000));
+    this.timers.push(setInterval(() => {
+      this.post({ type: 'stats', counters: this.snapshot() });
+      if (process.env.MIDGE_BENCH_DEBUG !== undefined) {
+        for (const p of this.pubs) console.error(`pub ${p.index}: state ${p.state} blocked ${p.blocked} built ${p.built} minLast ${p.minLast} slowest ${this.slowest(p.local, p.built)} inflight ${p.inflight} wl ${p.socket?.writableLength} waiting ${this.windowWaiting} sched ${this.scheduled} poll ${this.pollTimer !== undefined}`);
+      }
+    }, 1000));
     this.startKeepalive();
   }
 
@@ -417,7 +422,10 @@ export class Engine implements ClientOwner {
         this.windowWaiting = true;
         return false;
       }
-      n = Math.min(n, room);
+      if (room <= n) {
+        n = room;
+        this.windowWaiting = true; // the window is used up: the subscribers' progress resumes it
+      }
     }
     if (cfg.count > 0) {
       n = Math.min(n, cfg.count - p.built);

@@ -1,5 +1,5 @@
 /** What the host allows and what a process uses, read from /proc (Linux). */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** The soft and hard limits on open files of this process (Infinity when unlimited or unknown). */
 export function openFileLimit(): { soft: number; hard: number } {
@@ -39,4 +39,33 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU seconds used so far by every process of the host, by PID (to see other load during a run). */
+export function allProcessCpu(): Map<number, number> {
+  const out = new Map<number, number>();
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    const s = cpuSeconds(pid);
+    if (s > 0) out.set(pid, s);
+  }
+  return out;
+}
+
+/** CPU seconds used between two samples by processes other than `exclude` (processes alive at both). */
+export function otherCpuSeconds(before: Map<number, number>, after: Map<number, number>, exclude: number[]): number {
+  let sum = 0;
+  for (const [pid, s] of after) {
+    if (exclude.includes(pid)) continue;
+    const b = before.get(pid);
+    if (b !== undefined) sum += s - b;
+  }
+  return Math.round(sum * 100) / 100;
 }

@@ -1,0 +1,368 @@
+#!/usr/bin/env node
+// Midge vs Mosquitto vs Aedes, the same load from `midge bench`, ratios from the same run.
+//
+//   npm run bench                      (builds first)
+//   DURATION=5 REPEAT=2 SCENARIOS=fanin_q0,lat_q1 QUICK=1 node bench/run.mjs
+//
+// Environment:
+//   DURATION   measured seconds per scenario run (default 5; QUICK: 1)
+//   REPEAT     runs per broker and scenario, brokers alternating (default 2; QUICK: 1)
+//   SCENARIOS  comma list (default: all; see SCENARIOS below)
+//   BROKERS    comma list of midge,mosquitto,aedes (default: all three)
+//   CONNS      idle connections for `conns` (default 20000, capped by `ulimit -n`)
+//   QUICK=1    a short smoke run: DURATION=1, REPEAT=1, CONNS=2000, smaller p2p and retained
+//   MIDGE_NODE_ARGS  extra node flags for the Midge broker (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+//   OUT        directory for results (default bench/results)
+//
+// Every broker runs on a free port of 127.0.0.1 and is stopped by its PID, also on failure.
+// Each scenario run gets a fresh broker. Results: OUT/latest.md (the table) and OUT/<stamp>.json.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startBroker, MIDGE_MAIN } from '../dist/src/bench/brokers.js';
+import { allProcessCpu, openFileLimit, otherCpuSeconds } from '../dist/src/bench/limits.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(HERE);
+const env = process.env;
+const QUICK = env.QUICK === '1';
+const DURATION = Number(env.DURATION ?? (QUICK ? 1 : 5));
+const REPEAT = Math.max(1, Number(env.REPEAT ?? (QUICK ? 1 : 2)));
+const WARMUP = QUICK ? 0.5 : 1;
+const fdLimit = openFileLimit().soft;
+const CONNS_WANTED = Number(env.CONNS ?? (QUICK ? 2000 : 20000));
+// this process opens nothing much, but the generator and the broker each need N descriptors + slack
+const CONNS = Math.min(CONNS_WANTED, Number.isFinite(fdLimit) ? fdLimit - 200 : CONNS_WANTED);
+const CONNS_NOTE = CONNS < CONNS_WANTED ? `N capped from ${CONNS_WANTED} to ${CONNS} by \`ulimit -n\` = ${fdLimit} (generator and broker each hold N sockets)` : '';
+const P2P = QUICK ? 100 : 1000;
+const RETAINED = QUICK ? 10000 : 100000;
+const BROKERS = (env.BROKERS ?? 'midge,mosquitto,aedes').split(',').map((s) => s.trim()).filter(Boolean);
+const NAMES = { midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes' };
+const OUT = env.OUT ?? join(HERE, 'results');
+const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+const common = ['--warmup', String(WARMUP), '-d', String(DURATION), '--drain', '1', '-s', '64'];
+// Each scenario: the `midge bench` arguments and the metrics that go into the table.
+// dir: 1 = higher is better, -1 = lower is better. mosq/aedes: targets for the ratio Midge / X.
+const SCENARIOS = {
+  fanin_q0: {
+    title: 'fan-in QoS 0 (10 → 1, flood, window 1000)',
+    args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '0', ...common],
+    metrics: [thru({ mosq: 1.0 }), p99Info()],
+  },
+  fanout_q0_5k: {
+    title: 'fan-out QoS 0 (1 → 100, 5k msgs/s)',
+    args: ['run', '--pubs', '1', '--subs', '100', '-r', '5000', ...common],
+    metrics: [thru({}), p99({})],
+  },
+  fanout_q0_flood: {
+    title: 'fan-out QoS 0 (1 → 100, flood, window 1000)',
+    args: ['run', '--pubs', '1', '--subs', '100', ...common],
+    metrics: [thru({ mosq: 1.0 }), p99Info()],
+  },
+  fanin_q1: {
+    title: 'fan-in QoS 1 (10 → 1, inflight 64, window 64)',
+    args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '1', '--inflight', '64', '--window', '64', ...common],
+    metrics: [thru({ mosq: 1.0 }), p99Info()],
+  },
+  lat_q0: {
+    title: 'latency QoS 0 (1 → 1, 5k msgs/s)',
+    args: ['run', '--pubs', '1', '--subs', '1', '-r', '5000', ...common],
+    metrics: [lat('p50', {}), lat('p99', { mosq: 1.5 }), lat('p999', {})],
+  },
+  lat_q1: {
+    title: 'latency QoS 1 (1 → 1, 5k msgs/s)',
+    args: ['run', '--pubs', '1', '--subs', '1', '-r', '5000', '-q', '1', ...common],
+    metrics: [lat('p50', {}), lat('p99', { mosq: 1.5 }), lat('p999', {})],
+  },
+  conns: {
+    title: `${CONNS} idle connections (64 handshakes in flight)`,
+    args: ['conn', '-c', String(CONNS), '--hold', '3', '-d', '120', '-k', '300'],
+    metrics: [
+      { name: 'connects/s', dir: 1, get: (r) => r.gen.conns?.connectsPerS, mosq: 0.5, aedes: 2.5 },
+      { name: 'KiB per connection', dir: -1, get: (r) => r.kibPerConn, abs: 3, aedes: 2.5 },
+    ],
+  },
+  p2p: {
+    title: `${P2P} publishers × ${P2P} subscribers point-to-point (QoS 0, flood, window 100)`,
+    args: ['run', '--pubs', String(P2P), '--subs', String(P2P), '--topics', String(P2P), '--window', '100', ...common],
+    metrics: [thru({}), p99Info()],
+  },
+  retained: {
+    title: `retained burst (${RETAINED} retained messages to one '#' subscriber)`,
+    args: ['run', '--pubs', '4', '--retained', String(RETAINED), '-d', '60', '-s', '64'],
+    metrics: [
+      { name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, aedes: 2.5 },
+      { name: 'received', dir: 1, get: (r) => r.gen.retained?.received, info: true },
+    ],
+  },
+};
+
+function thru(t) {
+  return { name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, ...t, aedes: 2.5 };
+}
+function p99(t) {
+  return { name: 'p99 µs', dir: -1, get: (r) => r.gen.latencyUs?.p99, ...t };
+}
+function p99Info() {
+  return { name: 'p99 µs (window-bound)', dir: -1, get: (r) => r.gen.latencyUs?.p99, info: true };
+}
+function lat(p, t) {
+  return { name: `${p === 'p999' ? 'p99.9' : p} µs`, dir: -1, get: (r) => r.gen.latencyUs?.[p], ...t, aedes: 2.5 };
+}
+
+const selected = (env.SCENARIOS ?? Object.keys(SCENARIOS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+for (const s of selected) {
+  if (!(s in SCENARIOS)) {
+    console.error(`unknown scenario '${s}' (have: ${Object.keys(SCENARIOS).join(', ')})`);
+    process.exit(2);
+  }
+}
+for (const b of BROKERS) {
+  if (!(b in NAMES)) {
+    console.error(`unknown broker '${b}' (midge, mosquitto, aedes)`);
+    process.exit(2);
+  }
+}
+
+// ------------------------------------------------------------------ running
+
+const work = mkdtempSync(join(tmpdir(), 'midge-bench-'));
+let current; // { broker, gen } of the run in progress, for the signal handlers
+const stopCurrent = async () => {
+  const c = current;
+  current = undefined;
+  if (c?.gen?.exitCode === null) c.gen.kill('SIGKILL');
+  if (c?.broker) await c.broker.stop();
+};
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping`);
+    stopCurrent().finally(() => process.exit(130));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `midge bench` to the end (bounded); calls onEstablished when it prints ESTABLISHED. */
+function runGenerator(args, port, timeoutMs, onEstablished) {
+  return new Promise((resolve) => {
+    const gen = spawn(process.execPath, [MIDGE_MAIN, 'bench', ...args, '-p', String(port), '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (current) current.gen = gen;
+    let out = '';
+    let err = '';
+    let established;
+    gen.stdout.setEncoding('utf8').on('data', (s) => (out += s));
+    gen.stderr.setEncoding('utf8').on('data', (s) => {
+      err += s;
+      if (established === undefined && /^ESTABLISHED /m.test(err)) established = onEstablished?.() ?? Promise.resolve();
+    });
+    const timer = setTimeout(() => gen.kill('SIGKILL'), timeoutMs);
+    gen.on('close', async (code, signal) => {
+      clearTimeout(timer);
+      await established;
+      let json;
+      try {
+        json = JSON.parse(out.trim().split('\n').pop() ?? '');
+      } catch {
+        json = undefined;
+      }
+      resolve({ json, code, signal, stderr: err, pid: gen.pid });
+    });
+  });
+}
+
+async function runOne(scenario, kind, rep) {
+  const sc = SCENARIOS[scenario];
+  const rec = { scenario, broker: kind, rep };
+  let broker;
+  try {
+    broker = await startBroker(kind, { dir: work, nodeArgs: kind === 'midge' ? NODE_ARGS : [] });
+    current = { broker };
+    await sleep(1000);
+    rec.port = broker.port;
+    rec.rssBeforeKb = broker.rssKb();
+    const cpu0 = broker.cpuS();
+    const others0 = allProcessCpu();
+    const t0 = Date.now();
+    const res = await runGenerator(sc.args, broker.port, 600_000, async () => {
+      await sleep(1000);
+      rec.rssConnsKb = broker.rssKb();
+    });
+    rec.wallS = (Date.now() - t0) / 1000;
+    rec.hwmKb = broker.hwmKb();
+    rec.rssEndKb = broker.rssKb();
+    rec.cpuS = Math.round((broker.cpuS() - cpu0) * 100) / 100;
+    rec.otherCpuS = otherCpuSeconds(others0, allProcessCpu(), [broker.pid, process.pid, res.pid ?? -1]);
+    rec.aliveAtEnd = broker.alive();
+    rec.gen = res.json;
+    if (res.json === undefined) rec.error = `generator: code ${res.code} signal ${res.signal}: ${res.stderr.slice(-500)}`;
+    if (rec.rssConnsKb !== undefined && res.json?.conns?.connected > 0) {
+      rec.kibPerConn = Math.round(((rec.rssConnsKb - rec.rssBeforeKb) / res.json.conns.connected) * 100) / 100;
+    }
+  } catch (err) {
+    rec.error = err instanceof Error ? err.message : String(err);
+  } finally {
+    current = undefined;
+    if (broker) await broker.stop();
+  }
+  return rec;
+}
+
+// ------------------------------------------------------------------ report
+
+function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+function fmt(v) {
+  if (v === undefined) return 'n/a';
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 10) return String(Math.round(v * 10) / 10);
+  return String(Math.round(v * 100) / 100);
+}
+
+function ratio(a, b) {
+  if (a === undefined || b === undefined || b === 0) return undefined;
+  return a / b;
+}
+
+function fmtRatio(r) {
+  return r === undefined ? 'n/a' : `${r.toFixed(2)}×`;
+}
+
+/** "met" for a Midge/X ratio against a factor: higher-better needs r >= f; lower-better needs r <= f (Aedes: r <= 1/f). */
+function check(r, f, dir, vsAedes) {
+  if (r === undefined || f === undefined) return undefined;
+  if (dir > 0) return r >= f;
+  return vsAedes ? r <= 1 / f : r <= f;
+}
+
+function buildTable(records) {
+  const lines = [];
+  lines.push('| scenario | metric | Midge | Mosquitto | Aedes | Midge / Mosquitto | Midge / Aedes | target | met |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---|:---:|');
+  const verdicts = [];
+  for (const scenario of selected) {
+    const sc = SCENARIOS[scenario];
+    for (const m of sc.metrics) {
+      const val = {};
+      for (const b of BROKERS) val[b] = median(records.filter((r) => r.scenario === scenario && r.broker === b && r.gen).map((r) => m.get(r)));
+      const rm = ratio(val.midge, val.mosquitto);
+      const ra = ratio(val.midge, val.aedes);
+      const targets = [];
+      const met = [];
+      if (m.mosq !== undefined) {
+        targets.push(m.dir > 0 ? `≥ ${m.mosq}× Mosq.` : `≤ ${m.mosq}× Mosq.`);
+        met.push(check(rm, m.mosq, m.dir, false));
+      }
+      if (m.abs !== undefined) {
+        targets.push(`≤ ${m.abs}`);
+        met.push(val.midge === undefined ? undefined : val.midge <= m.abs);
+      }
+      if (m.aedes !== undefined && !m.info) {
+        targets.push(m.dir > 0 ? `≥ ${m.aedes}× Aedes` : `≤ 1/${m.aedes} Aedes`);
+        met.push(check(ra, m.aedes, m.dir, true));
+      }
+      const verdict = met.length === 0 ? '' : met.some((x) => x === undefined) ? '?' : met.every(Boolean) ? 'yes' : 'NO';
+      if (met.length > 0) verdicts.push({ scenario, metric: m.name, verdict });
+      const name = `${m.name}${m.dir > 0 ? ' ↑' : ' ↓'}`;
+      lines.push(`| ${scenario} | ${name} | ${fmt(val.midge)} | ${fmt(val.mosquitto)} | ${fmt(val.aedes)} | ${fmtRatio(rm)} | ${fmtRatio(ra)} | ${targets.join(', ')} | ${verdict} |`);
+    }
+  }
+  return { table: lines.join('\n'), verdicts };
+}
+
+function resourceTable(records) {
+  const lines = [];
+  lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | lost | errors | generator CPU % (window) | other processes CPU s |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const scenario of selected) {
+    for (const b of BROKERS) {
+      const rs = records.filter((r) => r.scenario === scenario && r.broker === b);
+      const ok = rs.filter((r) => r.gen);
+      const med = (f) => fmt(median(ok.map(f)));
+      const failed = rs.length - ok.length;
+      lines.push(`| ${scenario} | ${NAMES[b]} | ${ok.length}${failed ? ` (+${failed} failed)` : ''} | ${med((r) => r.hwmKb / 1024)} | ${med((r) => r.cpuS)} | ${med((r) => Math.max(r.gen.lost ?? 0, r.gen.missing ?? 0))} | ${med((r) => r.gen.errors?.total)} | ${med((r) => r.gen.cpu?.windowPct)} | ${med((r) => r.otherCpuS)} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function machine() {
+  const cpuModel = (() => {
+    try {
+      return /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model;
+    } catch {
+      return cpus()[0]?.model;
+    }
+  })();
+  const mosq = spawnSync('/usr/sbin/mosquitto', ['-h'], { encoding: 'utf8' });
+  const mosqVersion = (mosq.stdout || mosq.stderr || '').split('\n')[0]?.trim();
+  let aedesVersion = 'n/a';
+  try {
+    aedesVersion = JSON.parse(readFileSync(join(ROOT, 'node_modules/aedes/package.json'), 'utf8')).version;
+  } catch {
+    // not installed
+  }
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+  return {
+    nproc: availableParallelism(), cpuModel, memGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10,
+    node: process.version, mosquitto: mosqVersion, aedes: aedesVersion, commit, fdLimit,
+  };
+}
+
+// ------------------------------------------------------------------ main
+
+const started = new Date();
+const m = machine();
+console.error(`# bench: ${selected.join(', ')} × ${BROKERS.join(', ')} × ${REPEAT}; ${DURATION} s each; ${m.nproc} CPUs (${m.cpuModel})`);
+if (CONNS_NOTE) console.error(`# ${CONNS_NOTE}`);
+const records = [];
+try {
+  for (const scenario of selected) {
+    for (let rep = 1; rep <= REPEAT; rep++) {
+      // alternate: each repetition starts with the next broker
+      const order = BROKERS.map((_, i) => BROKERS[(i + rep - 1) % BROKERS.length]);
+      for (const b of order) {
+        const rec = await runOne(scenario, b, rep);
+        records.push(rec);
+        const g = rec.gen;
+        const what = rec.error ? `ERROR ${rec.error.split('\n')[0]}`
+          : g.conns ? `${g.conns.connected} conns, ${g.conns.connectsPerS}/s, ${rec.kibPerConn ?? 'n/a'} KiB/conn`
+            : `${g.msgsPerS} msgs/s, p99 ${g.latencyUs?.p99} µs, lost ${g.lost}, missing ${g.missing}`;
+        console.error(`${scenario} ${b} #${rep}: ${what}; peak RSS ${Math.round(rec.hwmKb / 1024)} MiB, CPU ${rec.cpuS} s, others ${rec.otherCpuS} s`);
+      }
+    }
+  }
+} finally {
+  await stopCurrent();
+  rmSync(work, { recursive: true, force: true });
+}
+
+const { table, verdicts } = buildTable(records);
+const md = [
+  `Run ${started.toISOString()} (commit ${m.commit}): ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB RAM; node ${m.node}; ${m.mosquitto}; aedes ${m.aedes}.`,
+  `DURATION=${DURATION} s measured (+${WARMUP} s warmup) per run, REPEAT=${REPEAT} (brokers alternating, a fresh broker per run), values are medians.`
+    + ` Load: \`midge bench\` (${m.nproc > 1 ? m.nproc - 1 : 1} worker thread(s)); open-file limit ${fdLimit}.${CONNS_NOTE ? ` ${CONNS_NOTE}.` : ''}`,
+  '',
+  table,
+  '',
+  resourceTable(records),
+  '',
+].join('\n');
+mkdirSync(OUT, { recursive: true });
+const stamp = started.toISOString().replace(/[:.]/g, '-');
+writeFileSync(join(OUT, `${stamp}.json`), JSON.stringify({ machine: m, env: { DURATION, REPEAT, QUICK, CONNS, CONNS_NOTE }, records }, null, 1));
+writeFileSync(join(OUT, 'latest.md'), md);
+process.stdout.write(`\n${md}\n`);
+const failedRuns = records.filter((r) => r.error).length;
+if (failedRuns > 0) console.error(`${failedRuns} run(s) failed; see ${join(OUT, `${stamp}.json`)}`);
+const missed = verdicts.filter((v) => v.verdict === 'NO');
+console.error(`targets: ${verdicts.length - missed.length} of ${verdicts.length} met${missed.length ? `; missed: ${missed.map((v) => `${v.scenario} ${v.metric}`).join(', ')}` : ''}`);
+process.exitCode = failedRuns > 0 ? 1 : 0;

@@ -1,0 +1,176 @@
+/**
+ * Broker processes for bench/ and the abuse tests: Midge, Debian's mosquitto and Aedes, each on a
+ * free port of 127.0.0.1, with the same mosquitto.conf for Midge and mosquitto. Every process is
+ * stopped by its PID (SIGTERM, then SIGKILL), also when this process exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds, statusKb } from './limits.js';
+
+export type BrokerKind = 'midge' | 'mosquitto' | 'aedes';
+
+export const MIDGE_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+export const AEDES_SERVER = fileURLToPath(new URL('../../../bench/aedes-server.mjs', import.meta.url));
+export const MOSQUITTO = '/usr/sbin/mosquitto';
+
+export interface BrokerHandle {
+  kind: BrokerKind;
+  pid: number;
+  port: number;
+  log: string;
+  alive(): boolean;
+  rssKb(): number;
+  /** peak RSS (VmHWM) */
+  hwmKb(): number;
+  cpuS(): number;
+  logs(): string;
+  /** SIGTERM; SIGKILL after `graceMs`; resolves when the process is gone */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  /** directory for the config and the log */
+  dir: string;
+  /** extra mosquitto.conf lines (Midge and mosquitto) */
+  extraConfig?: string;
+  /** extra node flags for Midge (e.g. --cpu-prof) */
+  nodeArgs?: string[];
+  readyTimeoutMs?: number;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) {
+    try {
+      if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** The config both Midge and mosquitto run with: loopback only, anonymous, large queues, quiet log. */
+export function brokerConfig(port: number, extra = ''): string {
+  return [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'max_queued_messages 1000000',
+    'max_queued_bytes 0',
+    'max_connections -1',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'connection_messages false',
+    extra,
+  ].join('\n') + '\n';
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a !== null && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    sock.setTimeout(1000);
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+    sock.once('timeout', () => done(false));
+  });
+}
+
+function command(kind: BrokerKind, port: number, conf: string, opts: StartOptions): [string, string[]] {
+  switch (kind) {
+    case 'midge': return [process.execPath, [...(opts.nodeArgs ?? []), MIDGE_MAIN, 'broker', '-c', conf]];
+    case 'mosquitto': return [MOSQUITTO, ['-c', conf]];
+    case 'aedes': return [process.execPath, [AEDES_SERVER, String(port), '127.0.0.1']];
+  }
+}
+
+/** Starts a broker and resolves once its port accepts connections (tries another port if it was taken). */
+export async function startBroker(kind: BrokerKind, opts: StartOptions): Promise<BrokerHandle> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await launch(kind, port, opts);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error) || !/in use/i.test(err.message)) throw err;
+    }
+  }
+}
+
+async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promise<BrokerHandle> {
+  const conf = join(opts.dir, `${kind}-${port}.conf`);
+  writeFileSync(conf, brokerConfig(port, opts.extraConfig), { mode: 0o644 });
+  const log = join(opts.dir, `${kind}-${port}.log`);
+  const fd = openSync(log, 'w');
+  const [cmd, args] = command(kind, port, conf, opts);
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  live.add(child);
+  let exited = child.exitCode !== null;
+  const gone = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      live.delete(child);
+      resolve();
+    });
+    child.once('error', () => {
+      exited = true;
+      live.delete(child);
+      resolve();
+    });
+  });
+  const pid = child.pid ?? -1;
+  const logs = (): string => {
+    try {
+      return readFileSync(log, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const handle: BrokerHandle = {
+    kind, pid, port, log,
+    alive: () => !exited,
+    rssKb: () => statusKb(pid, 'VmRSS'),
+    hwmKb: () => statusKb(pid, 'VmHWM'),
+    cpuS: () => cpuSeconds(pid),
+    logs,
+    stop: async (graceMs = 3000) => {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => {
+          if (!exited) child.kill('SIGKILL');
+        }, graceMs);
+        await gone;
+        clearTimeout(t);
+      }
+    },
+  };
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 10_000);
+  for (;;) {
+    if (exited) throw new Error(`${kind} exited before listening on ${port}: ${logs().slice(-2000)}`);
+    if (await accepts(port)) return handle;
+    if (Date.now() > deadline) {
+      await handle.stop();
+      throw new Error(`${kind} did not listen on ${port} within ${opts.readyTimeoutMs ?? 10_000} ms: ${logs().slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
