@@ -177,6 +177,7 @@ export class MqttClient extends EventEmitter {
       socket = await o.transport.open({
         host: o.host, port: o.port, timeout: o.connectTimeout,
         ...(o.tls ? { tls: o.tls } : {}), ...(o.wsPath ? { path: o.wsPath } : {}),
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       });
     } catch (err) {
       this.lost(err instanceof Error ? err : new ClientError(String(err)));

@@ -49,6 +49,8 @@ export interface ConnectOptions {
   maxInflight?: number;
   /** WebSocket path, default "/mqtt" */
   wsPath?: string;
+  /** local address to bind the outgoing socket to */
+  localAddress?: string;
 }
 
 export interface ResolvedOptions {
@@ -58,6 +60,7 @@ export interface ResolvedOptions {
   transport: TransportDefinition;
   tls?: TlsOptions;
   wsPath?: string;
+  localAddress?: string;
   connectTimeout: number;
   reconnect: ReconnectOptions | false;
   state: ClientStateOptions;
@@ -143,6 +146,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     state,
   };
   if (options.tls) resolved.tls = options.tls;
+  if (options.localAddress) resolved.localAddress = options.localAddress;
   const path = options.wsPath ?? (u.pathname && u.pathname !== '/' ? u.pathname : undefined);
   if (path !== undefined) resolved.wsPath = path;
   return resolved;

@@ -33,6 +33,8 @@ export interface TransportOptions {
   tls?: TlsOptions;
   /** ms for the TCP/TLS/WebSocket handshake */
   timeout?: number;
+  /** local address to bind the outgoing socket to */
+  localAddress?: string;
 }
 
 export interface TransportDefinition {
@@ -94,7 +96,7 @@ function settle<T extends Duplex>(socket: T, ready: string, secure: boolean, tim
 }
 
 async function openTcp(o: TransportOptions): Promise<Duplex> {
-  const socket = net.connect({ host: o.host, port: o.port });
+  const socket = net.connect({ host: o.host, port: o.port, ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
   socket.setNoDelay(true);
   return settle(socket, 'connect', false, o.timeout);
 }
@@ -104,6 +106,7 @@ function tlsConnectOptions(o: TransportOptions): tls.ConnectionOptions {
   const options: tls.ConnectionOptions = {
     host: o.host, port: o.port, rejectUnauthorized: t.rejectUnauthorized ?? true,
   };
+  if (o.localAddress) (options as { localAddress?: string }).localAddress = o.localAddress;
   const servername = t.servername ?? (net.isIP(o.host) ? undefined : o.host);
   if (servername !== undefined) options.servername = servername;
   if (t.ca !== undefined) options.ca = t.ca;

@@ -1,0 +1,490 @@
+/**
+ * The option parser shared by `midge pub`, `midge sub` and `midge rr` (mosquitto's client_shared.c):
+ * the same flags, the same checks and the same error texts as mosquitto_pub/sub/rr 2.0, plus the
+ * pieces every command needs (connect options, connection error texts and exit codes, `-d` lines).
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SecureVersion } from 'node:tls';
+import type { Properties, ProtocolVersion, QoS } from '../codec/types.js';
+import type { ConnectOptions, EndOptions, MqttClient } from '../client/index.js';
+import { ConnectionLostError, ConnectionRefusedError, TimeoutError, TransportError } from '../client/index.js';
+import { describeReceived, describeSent } from '../client/debug-log.js';
+import { generateClientId } from '../client/options.js';
+import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
+import { applyProperty, PROPERTY_COMMANDS, type PropertyCommand } from '../client/property-names.js';
+
+export type ClientKind = 'pub' | 'sub' | 'rr';
+export type PubMode = 'none' | 'cmd' | 'file' | 'stdin-file' | 'stdin-line' | 'null';
+
+/** Everything the command line says, with mosquitto's defaults. */
+export class CliConfig {
+  host = 'localhost';
+  port: number | undefined = undefined;
+  /** -L mqtts:// */
+  secureScheme = false;
+  /** pub/rr: the topic; sub: the filters */
+  topic: string | undefined = undefined;
+  topics: string[] = [];
+  message: Buffer | undefined = undefined;
+  pubMode: PubMode = 'none';
+  file: string | undefined = undefined;
+  qos: QoS = 0;
+  retain = false;
+  id: string | undefined = undefined;
+  idPrefix: string | undefined = undefined;
+  clean = true;
+  keepalive = 60;
+  username: string | undefined = undefined;
+  password: string | undefined = undefined;
+  debug = false;
+  quiet = false;
+  protocolVersion: ProtocolVersion;
+  willTopic: string | undefined = undefined;
+  willPayload: string | undefined = undefined;
+  willQos: QoS = 0;
+  willRetain = false;
+  cafile: string | undefined = undefined;
+  capath: string | undefined = undefined;
+  cert: string | undefined = undefined;
+  key: string | undefined = undefined;
+  ciphers: string | undefined = undefined;
+  alpn: string | undefined = undefined;
+  insecure = false;
+  tlsVersion: string | undefined = undefined;
+  tlsUseOsCerts = false;
+  bindAddress: string | undefined = undefined;
+  /** -x; -1 = not given */
+  sessionExpiry = -1;
+  maxInflight = 20;
+  repeatCount = 1;
+  /** ms */
+  repeatDelay = 0;
+  verbose = false;
+  msgCount: number;
+  /** -W seconds, 0 = none */
+  timeout = 0;
+  noRetain = false;
+  retainAsPublished = false;
+  filterOuts: string[] = [];
+  exitAfterSub = false;
+  unsubTopics: string[] = [];
+  format: string | undefined = undefined;
+  eol = true;
+  pretty = false;
+  retainedOnly = false;
+  removeRetained = false;
+  responseTopic: string | undefined = undefined;
+  /** -D properties by command */
+  props = Object.fromEntries(PROPERTY_COMMANDS.map((c) => [c, {}])) as Record<PropertyCommand, Properties>;
+
+  constructor(readonly kind: ClientKind) {
+    this.protocolVersion = kind === 'rr' ? 5 : 4;
+    this.msgCount = kind === 'rr' ? 1 : 0;
+  }
+}
+
+export type ParseOutcome =
+  | { type: 'ok'; config: CliConfig }
+  | { type: 'help' }
+  | { type: 'version' }
+  /** `text` as mosquitto prints it (with its own trailing newlines); the caller adds the usage hint */
+  | { type: 'error'; text: string };
+
+/** C's atoi: optional sign and leading digits, anything else is 0. */
+export function atoi(s: string): number {
+  const m = /^\s*([+-]?\d+)/.exec(s);
+  return m ? Number.parseInt(m[1]!, 10) : 0;
+}
+
+const err = (text: string): ParseOutcome => ({ type: 'error', text });
+
+/** Checks a -F format the way mosquitto_sub does before connecting. */
+export function checkFormat(f: string): string | undefined {
+  for (let i = 0; i < f.length; i++) {
+    const c = f[i];
+    if (c === '%') {
+      if (i === f.length - 1) return 'Error: Incomplete format specifier.\n';
+      if (f[i + 1] === '0' || f[i + 1] === '-') { i++; if (i === f.length - 1) return 'Error: Incomplete format specifier.\n'; }
+      while (f[i + 1]! >= '0' && f[i + 1]! <= '9') { i++; if (i === f.length - 1) return 'Error: Incomplete format specifier.\n'; }
+      if (f[i + 1] === '.') {
+        i++;
+        if (i === f.length - 1) return 'Error: Incomplete format specifier.\n';
+        while (f[i + 1]! >= '0' && f[i + 1]! <= '9') { i++; if (i === f.length - 1) return 'Error: Incomplete format specifier.\n'; }
+      }
+      if (!'%ACDEFIlmPpqRSrtjJUxX'.includes(f[i + 1]!)) return `Error: Invalid format specifier '${f[i + 1]}'.\n`;
+      i++;
+    } else if (c === '@') {
+      if (i === f.length - 1) return 'Error: Incomplete format specifier.\n';
+      i++;
+    } else if (c === '\\') {
+      if (i === f.length - 1) return 'Error: Incomplete escape specifier.\n';
+      if (!'\\0aenrtv'.includes(f[i + 1]!)) return `Error: Invalid escape specifier '${f[i + 1]}'.\n`;
+      i++;
+    }
+  }
+  return undefined;
+}
+
+/** Flags that take a value: what mosquitto says is missing without one, and which commands know them. */
+const VALUE_FLAGS: Record<string, [what: string, only?: ClientKind[]]> = {
+  '-A': ['address'], '--cafile': ['file'], '--capath': ['directory'], '--cert': ['file'], '--ciphers': ['ciphers'],
+  '-C': ['count', ['sub']], '-e': ['response topic', ['rr']], '-f': ['file', ['pub', 'rr']], '-F': ['format', ['sub', 'rr']],
+  '-h': ['host'], '-i': ['id'], '-I': ['id prefix'], '-k': ['keepalive'], '--key': ['file'], '-L': ['URL'],
+  '-m': ['message', ['pub', 'rr']], '-M': ['max_inflight'], '-o': ['options file'], '-p': ['port'], '-P': ['password'],
+  '-q': ['QoS'], '--repeat': ['count', ['pub']], '--repeat-delay': ['time', ['pub']], '-t': ['topic'],
+  '-T': ['topic filter', ['sub']], '--tls-alpn': ['protocol'], '--tls-version': ['version'],
+  '-U': ['unsubscribe topic', ['sub']], '-u': ['username'], '-V': ['version'], '-W': ['timeout', ['sub', 'rr']],
+  '--will-payload': ['will payload'], '--will-qos': ['will QoS'], '--will-topic': ['will topic'],
+  '-x': ['session expiry interval'],
+};
+function missingValue(flag: string, what: string): string {
+  if (flag === '-M') return 'Error: -M argument given but max_inflight not specified.\n\n';
+  return `Error: ${flag === '-V' ? '--protocol-version' : flag} argument given but no ${what} specified.\n\n`;
+}
+const SWITCHES: Record<string, ClientKind[] | undefined> = {
+  '-c': undefined, '-d': undefined, '-E': ['sub'], '--insecure': undefined, '-l': ['pub'], '--nodelay': undefined,
+  '-n': ['pub', 'rr'], '-N': ['sub', 'rr'], '--pretty': ['sub', 'rr'], '--quiet': undefined, '-r': ['pub'],
+  '-R': ['sub', 'rr'], '--remove-retained': ['sub'], '--retain-as-published': ['sub', 'rr'], '--retained-only': ['sub'],
+  '-s': ['pub', 'rr'], '--tls-use-os-certs': undefined, '-v': ['sub', 'rr'], '--will-retain': undefined,
+};
+const ALIASES: Record<string, string> = {
+  '--host': '-h', '--port': '-p', '--id': '-i', '--id-prefix': '-I', '--keepalive': '-k', '--qos': '-q',
+  '--retain': '-r', '--topic': '-t', '--message': '-m', '--file': '-f', '--stdin-line': '-l', '--stdin-file': '-s',
+  '--null-message': '-n', '--username': '-u', '--pw': '-P', '--url': '-L', '--protocol-version': '-V',
+  '--debug': '-d', '--disable-clean-session': '-c', '--verbose': '-v', '--filter-out': '-T', '--unsubscribe': '-U',
+  '--property': '-D',
+};
+const UNSUPPORTED = new Set(['--unix', '--proxy', '--psk', '--psk-identity', '--tls-engine', '--keyform',
+  '--tls-engine-kpass-sha1', '--random-filter', '-S', '-w', '--watch']);
+
+/** Reads `-o FILE`: one option per line ("flag value"), '#' comments. */
+function optionsFile(path: string): string[] | ParseOutcome {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch { return err(`Error: Unable to open options file "${path}".\n`); }
+  const args: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const sp = line.indexOf(' ');
+    if (sp < 0) args.push(line); else args.push(line.slice(0, sp), line.slice(sp + 1));
+  }
+  return args;
+}
+
+function addTopic(c: CliConfig, type: ClientKind | 'response', topic: string): ParseOutcome | undefined {
+  if (type === 'pub' || type === 'rr') {
+    if (topic !== '' && !isValidTopicName(topic)) return err(`Error: Invalid publish topic '${topic}', does it contain '+' or '#'?\n`);
+    c.topic = topic;
+  } else if (type === 'response') {
+    if (!isValidTopicName(topic)) return err(`Error: Invalid response topic '${topic}', does it contain '+' or '#'?\n`);
+    c.responseTopic = topic;
+  } else {
+    if (!isValidTopicFilter(topic)) return err(`Error: Invalid subscription topic '${topic}', are all '+' and '#' wildcards correct?\n`);
+    c.topics.push(topic);
+  }
+  return undefined;
+}
+
+function parseUrl(c: CliConfig, url: string): ParseOutcome | undefined {
+  const m = /^(mqtts?|wss?):\/\//i.exec(url);
+  if (!m) return err('Error: unsupported URL scheme.\n\n');
+  const scheme = m[1]!.toLowerCase();
+  if (scheme.startsWith('ws')) return err('Error: websockets URLs are not supported by -L in midge.\n\n');
+  c.secureScheme = scheme === 'mqtts';
+  c.port = c.secureScheme ? 8883 : 1883;
+  if (c.secureScheme) c.tlsUseOsCerts = true;
+  let rest = url.slice(m[0].length);
+  const slash = rest.indexOf('/');
+  if (slash < 0) return err('Error: Invalid URL for -L argument specified - topic missing.\n');
+  const r = addTopic(c, c.kind, rest.slice(slash + 1));
+  if (r) return r;
+  rest = rest.slice(0, slash);
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const auth = rest.slice(0, at);
+    const colon = auth.indexOf(':');
+    if (colon >= 0) { c.username = auth.slice(0, colon); c.password = auth.slice(colon + 1); } else c.username = auth;
+    rest = rest.slice(at + 1);
+  }
+  const colon = rest.indexOf(':');
+  if (colon >= 0) { c.port = atoi(rest.slice(colon + 1)); rest = rest.slice(0, colon); }
+  c.host = rest;
+  return undefined;
+}
+
+function setMode(c: CliConfig, mode: PubMode): ParseOutcome | undefined {
+  if (c.pubMode !== 'none') return err('Error: Only one type of message can be sent at once.\n\n');
+  c.pubMode = mode;
+  return undefined;
+}
+
+/** Applies one flag (with its value, if it takes one); returns an outcome to stop with. */
+function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined {
+  switch (flag) {
+    case '-A': c.bindAddress = v; break;
+    case '--cafile': c.cafile = v; break;
+    case '--capath': c.capath = v; break;
+    case '--cert': c.cert = v; break;
+    case '--ciphers': c.ciphers = v; break;
+    case '-C': c.msgCount = atoi(v); if (c.msgCount < 1) return err(`Error: Invalid message count "${c.msgCount}".\n\n`); break;
+    case '-c': c.clean = false; break;
+    case '-d': c.debug = true; break;
+    case '-e': return addTopic(c, 'response', v);
+    case '-E': c.exitAfterSub = true; break;
+    case '-f': { const r = setMode(c, 'file'); if (r) return r; c.file = v; break; }
+    case '-F': { c.format = v; const e = checkFormat(v); if (e) return err(e); break; }
+    case '-h': c.host = v; break;
+    case '--insecure': c.insecure = true; break;
+    case '-i': if (c.idPrefix !== undefined) return err('Error: -i and -I argument cannot be used together.\n\n'); c.id = v; break;
+    case '-I': if (c.id !== undefined) return err('Error: -i and -I argument cannot be used together.\n\n'); c.idPrefix = v; break;
+    case '-k': c.keepalive = atoi(v); if (c.keepalive < 5 || c.keepalive > 65535) return err('Error: Invalid keepalive given, it must be between 5 and 65535 inclusive.\n\n'); break;
+    case '--key': c.key = v; break;
+    case '-L': return parseUrl(c, v);
+    case '-l': return setMode(c, 'stdin-line');
+    case '-m': { const r = setMode(c, 'cmd'); if (r) return r; c.message = Buffer.from(v); break; }
+    case '-M': { const n = atoi(v); if (n < 1) return err('Error: Maximum inflight messages must be greater than 0.\n\n'); c.maxInflight = n; break; }
+    case '--nodelay': break; // TCP_NODELAY is always on
+    case '-n': return setMode(c, 'null');
+    case '-N': c.eol = false; break;
+    case '-o': break; // read before the other flags
+    case '-p': c.port = atoi(v); if (c.port < 0 || c.port > 65535) return err(`Error: Invalid port given: ${c.port}\n`); break;
+    case '--pretty': c.pretty = true; break;
+    case '-P': c.password = v; break;
+    case '-q': { const q = atoi(v); if (q < 0 || q > 2) return err(`Error: Invalid QoS given: ${q}\n`); c.qos = q as QoS; break; }
+    case '--quiet': c.quiet = true; break;
+    case '-r': c.retain = true; break;
+    case '-R': c.noRetain = true; break;
+    case '--remove-retained': c.removeRetained = true; break;
+    case '--repeat': c.repeatCount = atoi(v); if (c.repeatCount < 1) return err('Error: --repeat argument must be >0.\n\n'); break;
+    case '--repeat-delay': { const f = Number.parseFloat(v) || 0; if (f < 0) return err('Error: --repeat-delay argument must be >=0.0.\n\n'); c.repeatDelay = Math.round(f * 1000); break; }
+    case '--retain-as-published': c.retainAsPublished = true; break;
+    case '--retained-only': c.retainedOnly = true; break;
+    case '-s': return setMode(c, 'stdin-file');
+    case '-t': return addTopic(c, c.kind, v);
+    case '-T':
+      if (!isValidTopicFilter(v)) return err(`Error: Invalid filter topic '${v}', are all '+' and '#' wildcards correct?\n`);
+      c.filterOuts.push(v);
+      break;
+    case '--tls-alpn': c.alpn = v; break;
+    case '--tls-use-os-certs': c.tlsUseOsCerts = true; break;
+    case '--tls-version': c.tlsVersion = v; break;
+    case '-U':
+      if (!isValidTopicFilter(v)) return err(`Error: Invalid unsubscribe topic '${v}', are all '+' and '#' wildcards correct?\n`);
+      c.unsubTopics.push(v);
+      break;
+    case '-u': c.username = v; break;
+    case '-V': {
+      const map: Record<string, ProtocolVersion> = { mqttv31: 3, 31: 3, mqttv311: 4, 311: 4, mqttv5: 5, 5: 5 };
+      const version = map[v];
+      if (version === undefined) return err('Error: Invalid protocol version argument given.\n\n');
+      c.protocolVersion = version;
+      break;
+    }
+    case '-v': c.verbose = true; break;
+    case '-W': { const n = atoi(v); if (n < 1) return err(`Error: Invalid timeout "${n}".\n\n`); c.timeout = n; break; }
+    case '--will-payload': c.willPayload = v; break;
+    case '--will-qos': { const q = atoi(v); if (q < 0 || q > 2) return err(`Error: Invalid will QoS ${q}.\n\n`); c.willQos = q as QoS; break; }
+    case '--will-retain': c.willRetain = true; break;
+    case '--will-topic':
+      if (!isValidTopicName(v)) return err(`Error: Invalid will topic '${v}', does it contain '+' or '#'?\n`);
+      c.willTopic = v;
+      break;
+    case '-x': {
+      let n: number;
+      if (v === '∞') n = 0xffffffff;
+      else {
+        if (!/^\s*[+-]?(0x[0-9a-f]+|\d+)$/i.test(v)) return err('Error: session-expiry-interval not a number.\n\n');
+        n = Number(v.trim());
+        if (n > 0xffffffff || n < -1) return err('Error: session-expiry-interval out of range.\n\n');
+        if (n === -1) n = 0xffffffff;
+      }
+      c.sessionExpiry = n;
+      break;
+    }
+  }
+  return undefined;
+}
+
+function processArgs(c: CliConfig, argv: string[]): ParseOutcome | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = ALIASES[argv[i]!] ?? argv[i]!;
+    if (flag === '--help') return { type: 'help' };
+    if (flag === '--version') return { type: 'version' };
+    if (UNSUPPORTED.has(flag)) return err(`Error: Option '${flag}' is not supported by midge.\n`);
+    if (flag === '-D') {
+      const [cmd, name, value, value2] = argv.slice(i + 1, i + 5);
+      const r = applyProperty(c.props, cmd, name, value, value2);
+      if (typeof r === 'string') return err(r);
+      i += r;
+      c.protocolVersion = 5;
+      continue;
+    }
+    const valued = VALUE_FLAGS[flag];
+    if (valued) {
+      if (valued[1] && !valued[1].includes(c.kind)) return err(`Error: Unknown option '${argv[i]}'.\n`);
+      if (i === argv.length - 1) return err(missingValue(flag, valued[0]));
+      const r = apply(c, flag, argv[++i]!);
+      if (r) return r;
+    } else if (Object.hasOwn(SWITCHES, flag)) {
+      const only = SWITCHES[flag];
+      if (only && !only.includes(c.kind)) return err(`Error: Unknown option '${argv[i]}'.\n`);
+      const r = apply(c, flag, '');
+      if (r) return r;
+    } else {
+      return err(`Error: Unknown option '${argv[i]}'.\n`);
+    }
+  }
+  return undefined;
+}
+
+/** Parses the command line like mosquitto's client_config_load(). */
+export function parseClientArgs(kind: ClientKind, argv: string[]): ParseOutcome {
+  const c = new CliConfig(kind);
+  const o = argv.indexOf('-o');
+  if (o >= 0) {
+    if (o === argv.length - 1) return err('Error: -o argument given but no options file specified.\n\n');
+    const fileArgs = optionsFile(argv[o + 1]!);
+    if (!Array.isArray(fileArgs)) return fileArgs;
+    const r = processArgs(c, fileArgs);
+    if (r) return r;
+  }
+  const r = processArgs(c, argv);
+  if (r) return r;
+  if (c.willPayload !== undefined && c.willTopic === undefined) return err('Error: Will payload given, but no will topic given.\n');
+  if (c.willRetain && c.willTopic === undefined) return err('Error: Will retain given, but no will topic given.\n');
+  if ((c.cert !== undefined) !== (c.key !== undefined)) return err('Error: Both certfile and keyfile must be provided if one of them is set.\n');
+  if (c.protocolVersion === 5) {
+    if (!c.clean && c.sessionExpiry === -1) c.sessionExpiry = 0xffffffff;
+    if (c.sessionExpiry === 0xffffffff && (c.idPrefix !== undefined || c.id === undefined)) {
+      return err('Error: You must provide a client id if you are using an infinite session expiry interval.\n');
+    }
+    if (c.sessionExpiry > 0) c.props.connect.sessionExpiryInterval = c.sessionExpiry;
+  } else if (!c.clean && (c.idPrefix !== undefined || c.id === undefined)) {
+    return err('Error: You must provide a client id if you are using the -c option.\n');
+  }
+  if (kind === 'sub' && c.topics.length === 0) return err('Error: You must specify a topic to subscribe to.\n');
+  return { type: 'ok', config: c };
+}
+
+/** The broker URL and client options for a parsed command line; throws CliError for TLS file problems. */
+export function connectTarget(c: CliConfig, reconnect: boolean): { url: string; options: ConnectOptions } {
+  const tlsOn = c.cafile !== undefined || c.capath !== undefined || c.secureScheme || c.tlsUseOsCerts || c.port === 8883;
+  const port = c.port ?? (c.cafile !== undefined || c.capath !== undefined ? 8883 : 1883);
+  const host = c.host.includes(':') && !c.host.startsWith('[') ? `[${c.host}]` : c.host;
+  const id = c.id ?? (c.idPrefix !== undefined ? `${c.idPrefix}${process.pid}` : c.protocolVersion === 3 ? generateClientId('mosq-') : '');
+  const options: ConnectOptions = {
+    clientId: id, clean: c.clean, keepalive: c.keepalive, protocolVersion: c.protocolVersion, maxInflight: c.maxInflight,
+    connectTimeout: 60_000, reconnect: reconnect ? { initialDelay: 1000, maxDelay: 10_000 } : false,
+    queueLimit: 1_000_000,
+  };
+  if (c.username !== undefined) options.username = c.username;
+  if (c.password !== undefined) options.password = c.password;
+  if (c.willTopic !== undefined) {
+    options.will = { topic: c.willTopic, payload: c.willPayload ?? '', qos: c.willQos, retain: c.willRetain };
+    if (Object.keys(c.props.will).length > 0) options.will.properties = c.props.will;
+  }
+  const connectProps = { ...c.props.connect };
+  if (c.msgCount > 0 && c.msgCount < 20 && c.protocolVersion === 5) connectProps.receiveMaximum ??= c.msgCount;
+  if (Object.keys(connectProps).length > 0) options.properties = connectProps;
+  if (tlsOn) {
+    const versions: Record<string, SecureVersion> = { 'tlsv1.3': 'TLSv1.3', 'tlsv1.2': 'TLSv1.2', 'tlsv1.1': 'TLSv1.1' };
+    if (c.tlsVersion !== undefined && !versions[c.tlsVersion]) throw new CliError('Error: Problem setting TLS options, check the options are valid.\n', 1);
+    const read = (f: string): Buffer => {
+      try { return readFileSync(f); } catch { throw new CliError('Error: Problem setting TLS options: File not found.\n', 1); }
+    };
+    const tls: NonNullable<ConnectOptions['tls']> = { rejectUnauthorized: true, skipHostnameCheck: c.insecure };
+    const ca: Buffer[] = [];
+    if (c.cafile !== undefined) ca.push(read(c.cafile));
+    if (c.capath !== undefined) {
+      let names: string[];
+      try { names = readdirSync(c.capath); } catch { throw new CliError('Error: Problem setting TLS options: File not found.\n', 1); }
+      for (const n of names) if (/\.(pem|crt)$|^[0-9a-f]{8}\.\d+$/i.test(n)) ca.push(read(join(c.capath, n)));
+    }
+    if (ca.length > 0) tls.ca = ca;
+    if (c.cert !== undefined) tls.cert = read(c.cert);
+    if (c.key !== undefined) tls.key = read(c.key);
+    if (c.tlsVersion !== undefined) tls.minVersion = tls.maxVersion = versions[c.tlsVersion]!;
+    options.tls = tls;
+  }
+  if (c.bindAddress !== undefined) options.localAddress = c.bindAddress;
+  return { url: `${tlsOn ? 'mqtts' : 'mqtt'}://${host}:${port}`, options };
+}
+
+/** An error with the text mosquitto's tool prints and its exit code. */
+export class CliError extends Error {
+  constructor(readonly text: string, readonly exitCode: number) { super(text.trim()); }
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  ECONNREFUSED: 'Connection refused', ETIMEDOUT: 'Connection timed out', EHOSTUNREACH: 'No route to host',
+  ENETUNREACH: 'Network is unreachable', EADDRNOTAVAIL: 'Cannot assign requested address',
+  ECONNRESET: 'Connection reset by peer', EACCES: 'Permission denied', EPIPE: 'Broken pipe',
+};
+
+/**
+ * What mosquitto_pub/sub print when connecting fails, and their exit code: the CONNACK code when refused,
+ * 1 for a socket error, 8 for TLS, 7 for a lost connection. `debugLines` go to stdout with `-d`.
+ */
+export function describeConnectError(c: CliConfig, e: unknown): { text: string; exitCode: number; debugLines: string[] } {
+  if (e instanceof CliError) return { text: e.text, exitCode: e.exitCode, debugLines: [] };
+  if (e instanceof ConnectionRefusedError) {
+    let text = `Connection error: ${e.text}`;
+    if (e.protocolVersion === 5 && e.returnCode === 0x84) text += '. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.';
+    text += '\n';
+    if (c.kind === 'pub') {
+      text += e.protocolVersion === 5 ? 'Error: A network protocol error occurred when communicating with the broker.\n' : 'Error: The connection was refused.\n';
+    }
+    return { text, exitCode: e.returnCode, debugLines: [] };
+  }
+  if (e instanceof TransportError) {
+    if (e.tls) {
+      const lines = e.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ['Error: host name verification failed.'] : [];
+      lines.push(`TLS Error: ${e.message}${e.code ? ` (${e.code})` : ''}`);
+      return { text: 'Error: A TLS error occurred.\n', exitCode: 8, debugLines: lines };
+    }
+    if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' || e.code === 'EAI_FAIL') {
+      return { text: 'Unable to connect (Lookup error.).\n', exitCode: 1, debugLines: [] };
+    }
+    return { text: `Error: ${ERRNO_TEXT[e.code ?? ''] ?? e.message}\n`, exitCode: 1, debugLines: [] };
+  }
+  if (e instanceof TimeoutError) return { text: `Error: ${e.message}.\n`, exitCode: 7, debugLines: [] };
+  if (e instanceof ConnectionLostError) return { text: 'Error: The connection was lost.\n', exitCode: 7, debugLines: [] };
+  return { text: `Error: ${e instanceof Error ? e.message : String(e)}\n`, exitCode: 1, debugLines: [] };
+}
+
+/** Writes to stderr unless --quiet. */
+export function errPrint(c: CliConfig, text: string): void {
+  if (!c.quiet) process.stderr.write(text);
+}
+
+/** `-d`: libmosquitto's log lines on stdout. */
+export function attachDebug(client: MqttClient, c: CliConfig): void {
+  if (!c.debug) return;
+  client.on('packetsend', (p, mid) => {
+    for (const line of describeSent(client.clientId, p, mid)) process.stdout.write(`${line}\n`);
+  });
+  client.on('packetreceive', (p) => {
+    const id = p.type === 'connack' ? (p.properties?.assignedClientIdentifier ?? client.clientId) : client.clientId;
+    for (const line of describeReceived(id, p)) process.stdout.write(`${line}\n`);
+  });
+}
+
+/** DISCONNECT properties given with -D disconnect. */
+export function disconnectOptions(c: CliConfig): EndOptions {
+  return Object.keys(c.props.disconnect).length > 0 ? { properties: c.props.disconnect } : {};
+}
+
+/** The package version, for --help and --version. */
+export function midgeVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** The usage hint mosquitto prints after an option error. */
+export function usageHint(tool: string): string {
+  return `\nUse '${tool} --help' to see usage.\n`;
+}
