@@ -2,11 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { encode } from '../codec/index.js';
 import type { ConnectPacket, Packet, ProtocolVersion, QoS, Subscription, Will } from '../codec/types.js';
-import { SubscriptionTrie, TopicTree } from '../topic/index.js';
+import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError } from '../topic/index.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import { Logger, silentLogger } from './log.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
-import { Session, type SessionCounters, type SubEntry } from './session.js';
+import { Session, type Orphan, type SessionCounters, type SubEntry } from './session.js';
+import { SharedGroup } from './shared.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
@@ -35,6 +36,8 @@ export interface BrokerStats extends SessionCounters {
 const SWEEP_MS = 500;
 const CONNECT_TIMEOUT_MS = 30_000;
 const NEVER = 0xffffffff;
+/** setTimeout's longest delay (2^31 - 1 ms), in whole seconds */
+const MAX_TIMER_S = 2_147_483;
 
 /**
  * The broker: sessions, routing, retained messages, wills, keepalive and $SYS.
@@ -50,7 +53,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: Date.now(),
   };
   readonly sessions = new Map<string, Session>();
-  readonly subs = new SubscriptionTrie<SubEntry>();
+  /** filter → subscriptions; a shared group sits under its inner filter with key `$share/GROUP` */
+  readonly subs = new SubscriptionTrie<SubEntry | SharedGroup>();
   readonly retained = new TopicTree<Message>();
   readonly connections = new Set<Connection>();
   /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
@@ -60,9 +64,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly sys: SysPublisher;
   private routeStamp = 0;
   private readonly targets: Session[] = [];
+  private readonly sharedTargets: SharedGroup[] = [];
   private routeMsg: Message | undefined;
-  private readonly visitBound: (e: SubEntry) => void;
+  private readonly visitBound: (e: SubEntry | SharedGroup) => void;
   private closed = false;
+  /** v5 wills waiting for their will delay interval, by client id */
+  private readonly delayedWills = new Map<string, { will: Will; conn: Connection; timer: NodeJS.Timeout }>();
 
   constructor(options: Partial<BrokerOptions> = {}) {
     super();
@@ -96,6 +103,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
+    for (const d of this.delayedWills.values()) clearTimeout(d.timer);
+    this.delayedWills.clear();
     this.sys.stop();
     await Promise.all(this.listeners_.map((l) => l.close()));
     for (const c of [...this.connections]) {
@@ -124,6 +133,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       old.close('taken over', true, '');
       s = this.sessions.get(conn.id);
     }
+    const delayed = this.delayedWills.get(conn.id);
+    if (delayed !== undefined && !p.clean) {
+      // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
+      clearTimeout(delayed.timer);
+      this.delayedWills.delete(conn.id);
+    }
     if (s !== undefined && p.clean) {
       this.discardSession(s);
       s = undefined;
@@ -144,9 +159,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return { session: s, present };
   }
 
+  /** End a session: its subscriptions go, and a will still waiting for its delay is published now. */
   discardSession(s: Session): void {
+    const delayed = this.delayedWills.get(s.clientId);
+    if (delayed !== undefined) {
+      clearTimeout(delayed.timer);
+      this.delayedWills.delete(s.clientId);
+      this.publishWill(delayed.will, delayed.conn);
+    }
     if (s.hasSubscriptions) {
-      for (const filter of s.subscriptions.keys()) this.subs.delete(filter, s.clientId);
+      for (const entry of s.subscriptions.values()) this.removeEntry(s, entry);
       s.subscriptions.clear();
     }
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
@@ -167,12 +189,27 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const now = Date.now();
     const s = conn.session;
     if (s !== undefined && s.outlet === conn) {
-      s.detach(now);
+      const orphans = s.detach(now);
       if (s.expiryInterval === 0) this.discardSession(s);
+      if (orphans.length > 0) this.rehome(orphans, s, now);
     }
     const will = conn.will;
     conn.will = undefined;
-    if (abnormal && will !== undefined) this.publishWill(will, conn);
+    if (abnormal && will !== undefined) {
+      const delay = conn.protocolVersion === 5 ? will.properties?.willDelayInterval ?? 0 : 0;
+      if (delay > 0 && s !== undefined && this.sessions.get(s.clientId) === s) {
+        // the will waits for its delay or the end of the session, whichever comes first [MQTT-3.1.3-9]
+        const wait = Math.min(delay, s.expiryInterval, MAX_TIMER_S) * 1000;
+        const timer = setTimeout(() => {
+          this.delayedWills.delete(s.clientId);
+          this.publishWill(will, conn);
+        }, wait);
+        timer.unref();
+        this.delayedWills.set(s.clientId, { will, conn, timer });
+      } else {
+        this.publishWill(will, conn);
+      }
+    }
     this.emit('disconnect', conn);
   }
 
@@ -197,18 +234,55 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- subscriptions ----
 
-  /** Add or replace a subscription. Returns true if the session already had one to this filter. */
+  /**
+   * Add or replace a subscription (a `$share/GROUP/FILTER` joins its group).
+   * Returns true if the session already had one to this filter.
+   */
   subscribe(session: Session, entry: SubEntry): boolean {
     const existed = session.subscriptions.has(entry.filter);
     session.subscriptions.set(entry.filter, entry);
-    this.subs.set(entry.filter, session.clientId, entry);
+    const shared = parseSharedSubscription(entry.filter);
+    if (shared !== undefined && !isShareError(shared)) {
+      const key = `$share/${shared.group}`;
+      let group = this.subs.get(shared.filter, key) as SharedGroup | undefined;
+      if (group === undefined) {
+        group = new SharedGroup(shared.group, shared.filter, this.opts.sharedSubscriptionStrategy);
+        this.subs.set(shared.filter, key, group);
+      }
+      entry.share = group;
+      group.add(entry);
+    } else {
+      this.subs.set(entry.filter, session.clientId, entry);
+    }
     return existed;
   }
 
   unsubscribe(session: Session, filter: string): boolean {
-    if (!session.subscriptions.delete(filter)) return false;
-    this.subs.delete(filter, session.clientId);
+    const entry = session.subscriptions.get(filter);
+    if (entry === undefined) return false;
+    session.subscriptions.delete(filter);
+    this.removeEntry(session, entry);
     return true;
+  }
+
+  private removeEntry(session: Session, entry: SubEntry): void {
+    const group = entry.share;
+    if (group === undefined) {
+      this.subs.delete(entry.filter, session.clientId);
+      return;
+    }
+    group.remove(session);
+    if (group.members.length === 0) this.subs.delete(group.filter, `$share/${group.group}`);
+  }
+
+  /** Messages in flight to a shared-subscription member that went away go to another member. */
+  private rehome(orphans: Orphan[], from: Session, now: number): void {
+    for (const { msg, share } of orphans) {
+      const member = share.pick(msg.origin, from);
+      if (member === undefined) continue;
+      const qos = (msg.qos < member.qos ? msg.qos : member.qos) as QoS;
+      member.session.deliver(msg, qos, member.retainAsPublished && msg.retain, undefined, now, share);
+    }
   }
 
   /** Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]. */
@@ -216,6 +290,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const now = Date.now();
     const read = this.hooks.authorizeRead;
     const subIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
+    // retained messages are not sent for a shared subscription [MQTT-3.8.4-?, 4.8.2]
+    if (entry.share !== undefined) return;
     this.retained.match(entry.filter, (_topic, msg) => {
       if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
       if (read !== undefined && !read(session, msg)) return;
@@ -244,7 +320,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const targets = this.targets;
     this.subs.match(msg.topic, this.visitBound);
     this.routeMsg = undefined;
-    if (targets.length === 0) return;
+    if (targets.length === 0 && this.sharedTargets.length === 0) return;
     const now = Date.now();
     const read = this.hooks.authorizeRead;
     for (let i = 0; i < targets.length; i++) {
@@ -255,10 +331,27 @@ export class Broker extends EventEmitter<BrokerEvents> {
       s.deliver(msg, qos, s.routeRap && msg.retain, s.routeSubIds, now);
     }
     targets.length = 0;
+    if (this.sharedTargets.length > 0) this.routeShared(msg, now);
+  }
+
+  /** Each matching shared group delivers to one member, independently of its non-shared subscriptions. */
+  private routeShared(msg: Message, now: number): void {
+    const read = this.hooks.authorizeRead;
+    for (const group of this.sharedTargets) {
+      const m = group.pick(msg.origin);
+      if (m === undefined) continue;
+      if (read !== undefined && !read(m.session, msg)) continue;
+      const qos = (msg.qos < m.qos ? msg.qos : m.qos) as QoS;
+      const subIds = m.subscriptionId !== undefined ? [m.subscriptionId] : undefined;
+      m.session.deliver(msg, qos, m.retainAsPublished && msg.retain, subIds, now, group);
+    }
+    this.sharedTargets.length = 0;
   }
 
   /** Merges overlapping subscriptions of one session: one delivery at the highest QoS. */
-  private visit(e: SubEntry): void {
+  private visit(v: SubEntry | SharedGroup): void {
+    if ('shared' in v) { this.sharedTargets.push(v); return; }
+    const e = v;
     const s = e.session;
     const msg = this.routeMsg!;
     if (e.noLocal && msg.origin === s.clientId) return;

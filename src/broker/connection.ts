@@ -7,8 +7,9 @@ import type { ClientInfo } from './types.js';
 import { dispatch } from './handlers/index.js';
 import { failConnection } from './handlers/errors.js';
 import { describePacket } from './describe.js';
+import type { PendingAuth } from './handlers/auth.js';
 
-export type ConnState = 'new' | 'connecting' | 'connected' | 'closed';
+export type ConnState = 'new' | 'connecting' | 'authenticating' | 'connected' | 'closed';
 
 export interface ConnectionInfo {
   remoteAddress: string;
@@ -36,6 +37,13 @@ export class Connection implements Outlet, ClientInfo {
   will: Will | undefined;
   session: Session | undefined;
   maxOutgoingPacketSize = 0;
+  /** an MQTT 5 AUTH exchange in progress */
+  auth: PendingAuth | undefined;
+  /** the enhanced authentication method the connection was accepted with */
+  authMethod: string | undefined;
+  /** v5: how many topic aliases the client accepts from us, and the ones given (topic → alias) */
+  outgoingAliasMax = 0;
+  outgoingAliases: Map<string, number> | undefined;
   /** v5 topic aliases the client set on its PUBLISHes (alias → topic) */
   topicAliases: Map<number, string> | undefined;
   topicAliasMaximum = 0;

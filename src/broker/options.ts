@@ -1,6 +1,7 @@
 import type { BrokerHooks } from './types.js';
 import type { Logger } from './log.js';
 import type { Store } from '../store/store.js';
+import type { ShareStrategy } from './shared.js';
 
 /** How one listener accepts connections. TLS when `tls` is set. */
 export interface ListenerOptions {
@@ -48,6 +49,16 @@ export interface BrokerOptions {
   maxSocketBuffer: number;
   /** max packets received while CONNECT is still being processed */
   maxPendingPackets: number;
+  /**
+   * Server redirection (MQTT 5): when set, every v5 CONNECT is answered with CONNACK 0x9D (server moved)
+   * or 0x9C (use another server) and this server reference; 3.x clients get CONNACK 3 (server unavailable).
+   */
+  serverReference?: string;
+  serverMoved?: boolean;
+  /** prefix of the response information given to v5 clients that request it (request/response) */
+  responseInformation: string;
+  /** how a shared subscription group picks a member: round_robin (default), random, hash (by publisher) */
+  sharedSubscriptionStrategy: ShareStrategy;
   hooks: BrokerHooks;
   logger?: Logger;
   store?: Store;
@@ -73,6 +84,8 @@ export function defaultBrokerOptions(): BrokerOptions {
     queueQos0Messages: false,
     maxSocketBuffer: 4 * 1024 * 1024,
     maxPendingPackets: 1000,
+    sharedSubscriptionStrategy: 'round_robin',
+    responseInformation: 'response/',
     hooks: {},
     version: `midge version ${MIDGE_VERSION}`,
   };

@@ -10,9 +10,18 @@ import type { Message } from './types.js';
 export function encodePublish(
   msg: Message, version: ProtocolVersion, qos: QoS, retain: boolean,
   packetId: number, dup: boolean, subIds: number[] | undefined, now: number,
+  /** v5 outgoing topic alias: 0 none; negative: alias already known by the client (topic omitted) */
+  alias = 0,
 ): Buffer {
-  const perSubscriber = dup || subIds !== undefined || (version === 5 && msg.expiresAt !== undefined);
-  if (perSubscriber) return encode(packetFor(msg, version, qos, retain, packetId, dup, subIds, now), version);
+  const perSubscriber = dup || subIds !== undefined || alias !== 0 || (version === 5 && msg.expiresAt !== undefined);
+  if (perSubscriber) {
+    const p = packetFor(msg, version, qos, retain, packetId, dup, subIds, now);
+    if (alias !== 0) {
+      p.properties = { ...p.properties, topicAlias: Math.abs(alias) };
+      if (alias < 0) p.topic = '';
+    }
+    return encode(p, version);
+  }
   const key = (version << 3) | (qos << 1) | (retain ? 1 : 0);
   let cache = msg.encoded;
   let template = cache?.get(key);

@@ -3,6 +3,7 @@ import type { Message } from './types.js';
 import { Fifo } from './queue.js';
 import { PacketIdAllocator } from './packet-id.js';
 import { encodePublish } from './publish-encoder.js';
+import type { SharedGroup } from './shared.js';
 
 /**
  * The connection side of a session, as the session sees it: somewhere to put bytes.
@@ -17,6 +18,9 @@ export interface Outlet {
   congested(): boolean;
   /** the client's maximum packet size (v5), 0 = none */
   readonly maxOutgoingPacketSize: number;
+  /** v5: topic aliases the client accepts from us (0 = none) and those already given (topic → alias) */
+  readonly outgoingAliasMax: number;
+  outgoingAliases: Map<string, number> | undefined;
   /** verbose log of an outgoing PUBLISH */
   logPublish?(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void;
 }
@@ -30,13 +34,19 @@ export interface SubEntry {
   retainAsPublished: boolean;
   retainHandling: 0 | 1 | 2;
   subscriptionId?: number;
+  /** set for a member of a shared subscription `$share/GROUP/FILTER` */
+  share?: SharedGroup;
 }
+
+/** A message that was on its way to a shared-subscription member when that member went away. */
+export interface Orphan { msg: Message; share: SharedGroup }
 
 interface Inflight {
   msg: Message;
   qos: QoS;
   retain: boolean;
   subIds?: number[];
+  share?: SharedGroup;
   /** 'publish': PUBLISH sent, waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP */
   state: 'publish' | 'pubrel';
 }
@@ -46,6 +56,7 @@ interface Queued {
   qos: QoS;
   retain: boolean;
   subIds?: number[];
+  share?: SharedGroup;
 }
 
 export interface SessionLimits {
@@ -116,12 +127,12 @@ export class Session {
   }
 
   /** Deliver (or queue) a message at an already-computed QoS. */
-  deliver(msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number): void {
+  deliver(msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup): void {
     if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
     const out = this.outlet;
     if (qos === 0) {
       if (out === null) {
-        if (this.limits.queueQos0) this.enqueue({ msg, qos, retain, subIds });
+        if (this.limits.queueQos0) this.enqueue({ msg, qos, retain, subIds, share });
         return;
       }
       if (out.congested()) { this.drop(); return; }
@@ -129,9 +140,9 @@ export class Session {
       return;
     }
     if (out !== null && (this.queue_ === undefined || this.queue_.length === 0) && this.inflight.size < this.window()) {
-      if (this.sendNew(out, msg, qos, retain, subIds, now)) return;
+      if (this.sendNew(out, msg, qos, retain, subIds, now, share)) return;
     }
-    this.enqueue({ msg, qos, retain, subIds });
+    this.enqueue({ msg, qos, retain, subIds, share });
   }
 
   private enqueue(q: Queued): void {
@@ -150,16 +161,17 @@ export class Session {
     }
   }
 
-  private sendNew(out: Outlet, msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number): boolean {
+  private sendNew(out: Outlet, msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup): boolean {
     const id = this.ids.allocate(this.inflight);
     if (id === 0) return false;
-    this.inflight.set(id, { msg, qos, retain, subIds, state: 'publish' });
+    this.inflight.set(id, { msg, qos, retain, subIds, share, state: 'publish' });
     this.send(out, msg, qos, retain, id, false, subIds, now);
     return true;
   }
 
   private send(out: Outlet, msg: Message, qos: QoS, retain: boolean, id: number, dup: boolean, subIds: number[] | undefined, now: number): void {
-    const buf = encodePublish(msg, out.protocolVersion, qos, retain, id, dup, subIds, now);
+    const buf = encodePublish(msg, out.protocolVersion, qos, retain, id, dup, subIds, now,
+      out.outgoingAliasMax > 0 ? aliasFor(out, msg.topic) : 0);
     if (out.maxOutgoingPacketSize > 0 && buf.length > out.maxOutgoingPacketSize) {
       // [MQTT-3.1.2-25] too large for this client: dropped for it only, acknowledged as if delivered
       if (qos > 0) this.inflight.delete(id);
@@ -186,7 +198,7 @@ export class Session {
         continue;
       }
       if (this.inflight.size >= window) break;
-      if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now)) break;
+      if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share)) break;
       this.queue.shift();
     }
     if (this.queue.length === 0) this.dropping = false;
@@ -237,12 +249,41 @@ export class Session {
     this.pump(now);
   }
 
-  detach(now: number): void {
+  /**
+   * The connection is gone. Returns the messages that came through a shared subscription and were
+   * not yet received by this client: they go to another member of the group instead.
+   */
+  detach(now: number): Orphan[] {
     this.outlet = null;
     this.disconnectedAt = now;
-    // QoS 0 messages are never kept for an offline client unless configured
-    if (!this.limits.queueQos0 && this.inflight_ !== undefined) {
-      for (const [id, e] of this.inflight_) if (e.qos === 0) this.inflight_.delete(id);
+    const orphans: Orphan[] = [];
+    if (this.inflight_ !== undefined) {
+      for (const [id, e] of this.inflight_) {
+        if (e.share !== undefined && e.state === 'publish') {
+          orphans.push({ msg: e.msg, share: e.share });
+          this.inflight_.delete(id);
+        }
+      }
     }
+    if (this.queue_ !== undefined && orphans.length + this.queue_.length > 0) {
+      const keep = new Fifo<Queued>();
+      for (const q of this.queue_) {
+        if (q.share !== undefined) orphans.push({ msg: q.msg, share: q.share });
+        else keep.push(q);
+      }
+      this.queue_ = keep;
+    }
+    return orphans;
   }
+}
+
+/** The alias to send a topic with: negative when the client already knows it, 0 when none is left. */
+function aliasFor(out: Outlet, topic: string): number {
+  const aliases = (out.outgoingAliases ??= new Map());
+  const known = aliases.get(topic);
+  if (known !== undefined) return -known;
+  if (aliases.size >= out.outgoingAliasMax) return 0;
+  const alias = aliases.size + 1;
+  aliases.set(topic, alias);
+  return alias;
 }

@@ -48,7 +48,20 @@ export interface BrokerHooks {
   /** May `client` subscribe to `filter`? A denied subscription gets SUBACK 0x80 (5.0: 0x87). */
   authorizeSubscribe?(client: ClientInfo, filter: string, qos: QoS): Promise<boolean> | boolean;
   /** May `message` be delivered to `client` (ACL read check)? Synchronous: it is on the fan-out path. */
+  /** MQTT 5 enhanced authentication: authentication method name → a new exchange per attempt. */
+  authMethods?: Record<string, (client: ClientInfo) => AuthExchange>;
   authorizeRead?(session: { readonly clientId: string; readonly username?: string }, message: Message): boolean;
+}
+
+/** One step of an MQTT 5 enhanced authentication exchange (AUTH packets). */
+export type AuthStep =
+  | { continue: Buffer }                          // send AUTH 0x18 with this data, wait for the client's answer
+  | { success: true; data?: Buffer; username?: string } // CONNACK 0 (or AUTH 0 on re-authentication)
+  | { failure: true; reasonCode?: number };       // CONNACK / DISCONNECT with this code (default 0x87)
+
+/** An exchange for one connection; `step` gets the client's authentication data, first from CONNECT, then from each AUTH. */
+export interface AuthExchange {
+  step(data: Buffer | undefined): Promise<AuthStep> | AuthStep;
 }
 
 export type { Will };

@@ -3,10 +3,12 @@ import type { ConnectPacket, Properties } from '../../codec/types.js';
 import { isValidTopicName } from '../../topic/index.js';
 import type { Connection } from '../connection.js';
 import type { AuthResult } from '../types.js';
+import { startEnhancedAuth } from './auth.js';
 
 /**
  * CONNECT as named steps (like aedes' connectActions):
- * validate → authenticate → take over → open session → store will → CONNACK → resume session.
+ * validate → redirect → authenticate (password hook, or an MQTT 5 AUTH exchange) → take over →
+ * open session → store will → CONNACK → resume session.
  */
 export function handleConnect(conn: Connection, p: ConnectPacket): void {
   const broker = conn.broker;
@@ -14,6 +16,15 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
   conn.state = 'connecting';
   broker.log.debug(`Received CONNECT from ${conn.remoteAddress}:${conn.remotePort} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${p.keepalive}${p.username !== undefined ? `, u'${p.username}'` : ''})`);
   if (!validate(conn, p)) return;
+  if (broker.opts.serverReference !== undefined) {
+    redirect(conn);
+    return;
+  }
+  const method = p.properties?.authenticationMethod;
+  if (p.protocolVersion === 5 && method !== undefined) {
+    startEnhancedAuth(conn, p, method);
+    return;
+  }
   conn.runAsync(authenticate(conn, p).then((ok) => {
     if (!ok || conn.state === 'closed') return;
     accept(conn, p);
@@ -23,8 +34,11 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
 /** mosquitto prints protocol 3.1 as p1, 3.1.1 as p2, 5.0 as p5 */
 export function logLevel(v: number): number { return v === 3 ? 1 : v === 4 ? 2 : v; }
 
-function refuse(conn: Connection, code3: number, code5: number, why: string): void {
-  conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: conn.protocolVersion === 5 ? code5 : code3 });
+export function refuse(conn: Connection, code3: number, code5: number, why: string, properties?: Properties): void {
+  const reasonCode = conn.protocolVersion === 5 ? code5 : code3;
+  conn.writePacket(properties !== undefined && conn.protocolVersion === 5
+    ? { type: 'connack', sessionPresent: false, reasonCode, properties }
+    : { type: 'connack', sessionPresent: false, reasonCode });
   conn.broker.log.conn(`Client ${conn.id || '<unknown>'} from ${conn.remoteAddress}:${conn.remotePort} refused: ${why}.`);
   conn.close('refused', false, '');
 }
@@ -50,6 +64,13 @@ function validate(conn: Connection, p: ConnectPacket): boolean {
   return true;
 }
 
+/** Server redirection: v5 clients are told where to go; 3.x clients hear "server unavailable". */
+function redirect(conn: Connection): void {
+  const opts = conn.broker.opts;
+  const moved = opts.serverMoved === true;
+  refuse(conn, 3, moved ? 0x9d : 0x9c, `redirected to ${opts.serverReference}`, { serverReference: opts.serverReference });
+}
+
 async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean> {
   const broker = conn.broker;
   // a listener that takes the username from the client certificate overrides the one in CONNECT
@@ -72,14 +93,15 @@ async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean
   return true;
 }
 
-function accept(conn: Connection, p: ConnectPacket): void {
+/** CONNECT accepted: session, will, CONNACK (with v5 properties), then the session's backlog. */
+export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): void {
   const broker = conn.broker;
   const opts = broker.opts;
   const v5 = p.protocolVersion === 5;
   const now = Date.now();
 
   let keepalive = p.keepalive;
-  const props: Properties = {};
+  const props: Properties = { ...extra };
   if (keepalive > opts.maxKeepalive && v5) {
     keepalive = opts.maxKeepalive;
     props.serverKeepAlive = keepalive;
@@ -93,7 +115,8 @@ function accept(conn: Connection, p: ConnectPacket): void {
   if (v5) {
     const cp = p.properties;
     if (cp?.maximumPacketSize !== undefined) conn.maxOutgoingPacketSize = cp.maximumPacketSize;
-    if (cp?.receiveMaximum !== undefined) session.clientReceiveMaximum = cp.receiveMaximum;
+    session.clientReceiveMaximum = cp?.receiveMaximum ?? 65535;
+    if (cp?.topicAliasMaximum) conn.outgoingAliasMax = cp.topicAliasMaximum;
     if (conn.assignedId) props.assignedClientIdentifier = conn.id;
     conn.topicAliasMaximum = broker.topicAliasMaximum;
     if (conn.topicAliasMaximum > 0) props.topicAliasMaximum = conn.topicAliasMaximum;
@@ -103,6 +126,7 @@ function accept(conn: Connection, p: ConnectPacket): void {
     }
     if (opts.maxPacketSize > 0) props.maximumPacketSize = opts.maxPacketSize;
     if (!opts.retainAvailable) props.retainAvailable = 0;
+    if (cp?.requestResponseInformation === 1) props.responseInformation = `${opts.responseInformation}${conn.id}`;
   }
   conn.state = 'connected';
   conn.writePacket(v5 && Object.keys(props).length > 0

@@ -8,6 +8,7 @@ import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './acks.
 import { handleSubscribe } from './subscribe.js';
 import { handleUnsubscribe } from './unsubscribe.js';
 import { handleDisconnect } from './disconnect.js';
+import { handleAuth } from './auth.js';
 
 /** Hands each packet to its handler. Throws MqttError for packets a client must not send. */
 export function dispatch(conn: Connection, p: Packet): void {
@@ -19,6 +20,12 @@ export function dispatch(conn: Connection, p: Packet): void {
     // the parser already requires CONNECT first [MQTT-3.1.0-1]
     if (p.type === 'connect') return handleConnect(conn, p);
     throw new ProtocolError(`first packet must be CONNECT, got ${p.type.toUpperCase()}`);
+  }
+  if (conn.state === 'authenticating') {
+    // [MQTT-4.12.0-?] during the AUTH exchange only AUTH (or DISCONNECT) may come
+    if (p.type === 'auth') return handleAuth(conn, p);
+    if (p.type === 'disconnect') { conn.close('disconnected', false, `Client ${conn.logId} disconnected.`); return; }
+    throw new ProtocolError(`${p.type.toUpperCase()} during the authentication exchange`);
   }
   switch (p.type) {
     case 'publish': return handlePublish(conn, p);
@@ -34,8 +41,7 @@ export function dispatch(conn: Connection, p: Packet): void {
     case 'disconnect': return handleDisconnect(conn, p);
     case 'connect':
       throw new ProtocolError('second CONNECT on one connection [MQTT-3.1.0-2]');
-    case 'auth':
-      throw new ProtocolError('AUTH without an authentication method');
+    case 'auth': return handleAuth(conn, p);
     default:
       // CONNACK, SUBACK, UNSUBACK, PINGRESP are server-to-client only
       throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);

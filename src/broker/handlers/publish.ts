@@ -1,4 +1,5 @@
 import { MqttError, ProtocolError } from '../../codec/errors.js';
+import { isValidUtf8String } from '../../codec/index.js';
 import type { Properties, PublishPacket } from '../../codec/types.js';
 import { isValidTopicName } from '../../topic/index.js';
 import type { Connection } from '../connection.js';
@@ -38,6 +39,12 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
       return;
     }
     if (v5 && s.incomingQos2.size >= conn.receiveMaximum) throw new MqttError('receive maximum exceeded', 0x93);
+  }
+  if (v5 && props?.payloadFormatIndicator === 1 && !isValidUtf8String(p.payload)) {
+    // the payload says it is UTF-8 and is not: refused (0x99), the connection stays [MQTT-3.3.2-?]
+    log.info(`Dropped PUBLISH from ${conn.logId} to '${topic}': payload is not valid UTF-8 (payload format indicator 1).`);
+    ack(conn, p, 0x99);
+    return;
   }
   const limit = broker.opts.messageSizeLimit;
   if (limit > 0 && p.payload.length > limit) {

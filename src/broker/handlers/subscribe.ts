@@ -1,6 +1,6 @@
 import { ProtocolError } from '../../codec/errors.js';
 import type { QoS, SubscribePacket, Subscription } from '../../codec/types.js';
-import { isValidTopicFilter } from '../../topic/index.js';
+import { isShareError, isValidTopicFilter, parseSharedSubscription } from '../../topic/index.js';
 import type { Connection } from '../connection.js';
 import type { SubEntry } from '../session.js';
 
@@ -20,7 +20,7 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
   const verdicts: Array<boolean | Promise<boolean>> = [];
   let async = false;
   for (const s of p.subscriptions) {
-    if (!isValidTopicFilter(s.topic)) { verdicts.push(false); continue; }
+    if (!validFilter(s.topic)) { verdicts.push(false); continue; }
     if (v5 && s.noLocal && s.topic.startsWith('$share/')) throw new ProtocolError('no local on a shared subscription [MQTT-3.8.3-4]');
     if (authz === undefined) { verdicts.push(true); continue; }
     const r = authz(conn, s.topic, s.qos);
@@ -43,7 +43,7 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
   const added: Array<{ entry: SubEntry; existed: boolean }> = [];
   p.subscriptions.forEach((s: Subscription, i) => {
     if (!allowed[i]) {
-      const valid = isValidTopicFilter(s.topic);
+      const valid = validFilter(s.topic);
       if (!valid) broker.log.info(`Invalid subscription filter '${s.topic}' from ${conn.logId}.`);
       else broker.log.info(`Denied SUBSCRIBE from ${conn.logId} to '${s.topic}'.`);
       codes.push(!v5 ? 0x80 : valid ? 0x87 : 0x8f);
@@ -69,4 +69,9 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
     broker.sendRetained(session, entry);
   }
   broker.emit('subscribe', p.subscriptions.filter((_, i) => allowed[i]), conn);
+}
+
+/** A valid filter, and for `$share/GROUP/FILTER` a valid group name and inner filter [MQTT-4.8.2-1..2]. */
+function validFilter(filter: string): boolean {
+  return isValidTopicFilter(filter) && !isShareError(parseSharedSubscription(filter));
 }

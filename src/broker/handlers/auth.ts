@@ -1,0 +1,77 @@
+import { ProtocolError } from '../../codec/errors.js';
+import type { AuthPacket, ConnectPacket } from '../../codec/types.js';
+import type { Connection } from '../connection.js';
+import type { AuthExchange, AuthStep } from '../types.js';
+import { accept, refuse } from './connect.js';
+
+/**
+ * MQTT 5 enhanced authentication (spec 4.12): CONNECT with an authentication method starts an
+ * exchange of AUTH packets run by the method's hook; AUTH 0x19 after CONNACK re-authenticates.
+ */
+export interface PendingAuth {
+  method: string;
+  exchange: AuthExchange;
+  /** the CONNECT being authenticated; undefined during re-authentication */
+  connect?: ConnectPacket;
+}
+
+export function startEnhancedAuth(conn: Connection, p: ConnectPacket, method: string): void {
+  const factory = conn.broker.hooks.authMethods?.[method];
+  if (factory === undefined) {
+    refuse(conn, 5, 0x8c, `bad authentication method '${method}'`);
+    return;
+  }
+  conn.username = conn.certificateIdentity ?? p.username;
+  const pending: PendingAuth = { method, exchange: factory(conn), connect: p };
+  conn.auth = pending;
+  conn.state = 'authenticating';
+  runStep(conn, pending, p.properties?.authenticationData);
+}
+
+/** AUTH from the client: continue an exchange, or start re-authentication (0x19) once connected. */
+export function handleAuth(conn: Connection, p: AuthPacket): void {
+  const method = p.properties?.authenticationMethod;
+  if (conn.protocolVersion !== 5) throw new ProtocolError('AUTH in MQTT 3.x');
+  if (conn.state === 'connected') {
+    if (p.reasonCode !== 0x19) throw new ProtocolError(`AUTH with reason ${p.reasonCode} outside an exchange`);
+    const factory = method !== undefined ? conn.broker.hooks.authMethods?.[method] : undefined;
+    // [MQTT-4.12.1-1] re-authentication must use the method of the CONNECT
+    if (factory === undefined || method !== conn.authMethod) throw new ProtocolError('re-authentication with another method');
+    const pending: PendingAuth = { method: method!, exchange: factory(conn) };
+    conn.auth = pending;
+    runStep(conn, pending, p.properties?.authenticationData);
+    return;
+  }
+  const pending = conn.auth;
+  if (pending === undefined || p.reasonCode !== 0x18 || method !== pending.method) {
+    throw new ProtocolError('unexpected AUTH packet');
+  }
+  runStep(conn, pending, p.properties?.authenticationData);
+}
+
+function runStep(conn: Connection, pending: PendingAuth, data: Buffer | undefined): void {
+  conn.runAsync(Promise.resolve(pending.exchange.step(data)).then((r: AuthStep) => {
+    if (conn.state === 'closed') return;
+    if ('continue' in r) {
+      conn.writePacket({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: pending.method, authenticationData: r.continue } });
+      return;
+    }
+    conn.auth = undefined;
+    const connect = pending.connect;
+    if ('failure' in r) {
+      const code = r.reasonCode ?? 0x87;
+      if (connect !== undefined) { refuse(conn, 5, code, `authentication method '${pending.method}' failed`); return; }
+      conn.writePacket({ type: 'disconnect', reasonCode: code });
+      conn.close('failed re-authentication', true, `Client ${conn.logId} failed re-authentication.`);
+      return;
+    }
+    if (r.username !== undefined) conn.username = r.username;
+    const props = { authenticationMethod: pending.method, ...(r.data !== undefined ? { authenticationData: r.data } : {}) };
+    if (connect !== undefined) {
+      conn.authMethod = pending.method;
+      accept(conn, connect, props);
+    } else {
+      conn.writePacket({ type: 'auth', reasonCode: 0x00, properties: props });
+    }
+  }));
+}
