@@ -36,6 +36,8 @@ export interface StartOptions {
   dir: string;
   /** extra mosquitto.conf lines (Midge and mosquitto) */
   extraConfig?: string;
+  /** only `listener` and `allow_anonymous`: every limit at the broker's default (abuse tests) */
+  defaults?: boolean;
   /** extra node flags for Midge (e.g. --cpu-prof) */
   nodeArgs?: string[];
   readyTimeoutMs?: number;
@@ -117,7 +119,10 @@ export async function startBroker(kind: BrokerKind, opts: StartOptions): Promise
 
 async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promise<BrokerHandle> {
   const conf = join(opts.dir, `${kind}-${port}.conf`);
-  writeFileSync(conf, brokerConfig(port, opts.extraConfig), { mode: 0o644 });
+  const text = opts.defaults === true
+    ? `listener ${port} 127.0.0.1\nallow_anonymous true\n${opts.extraConfig ?? ''}\n`
+    : brokerConfig(port, opts.extraConfig);
+  writeFileSync(conf, text, { mode: 0o644 });
   const log = join(opts.dir, `${kind}-${port}.log`);
   const fd = openSync(log, 'w');
   const [cmd, args] = command(kind, port, conf, opts);
