@@ -1,11 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createBroker } from '../broker/broker.js';
-import { Logger } from '../broker/log.js';
-import { defaultBrokerOptions, type BrokerOptions, type ListenerOptions } from '../broker/options.js';
+import type { Logger } from '../broker/log.js';
+import { defaultBrokerOptions, type BrokerOptions } from '../broker/options.js';
 import { parseConfigFile } from '../config/parse.js';
 import { defaultBrokerConfig, type BrokerConfig, type ListenerConfig } from '../config/options.js';
-import { ConfigError } from '../config/errors.js';
-import { FileAuth } from '../auth/hooks.js';
+import { checkSupported } from '../config/support.js';
+import { keyLocation } from '../config/parse.js';
+import { createConfiguredLogger, type ConfiguredLogger } from '../config/logging.js';
+import { Security } from '../auth/hooks.js';
+import { loadSecurity } from '../auth/config.js';
+import { loadTlsOptions, reloadTlsListener, type ListenerTls } from '../transport/tls.js';
+import type { ListenerSpec } from '../transport/listen.js';
 
 const USAGE = `midge broker is an MQTT v5.0/v3.1.1/v3.1 broker (mosquitto-compatible).
 
@@ -19,9 +24,11 @@ Usage: midge broker [-c config_file] [-d] [-h] [-p port] [-v]
  -v : verbose mode - enable all logging types. This overrides
       any logging options given in the config file.
  --test-config : test config file and exit
+
+SIGHUP reloads the password, ACL and certificate files named in the config file (and reopens the log file).
 `;
 
-interface Flags { config?: string; ports: number[]; verbose: boolean; testConfig: boolean }
+export interface Flags { config?: string; ports: number[]; verbose: boolean; testConfig: boolean }
 
 function parseFlags(argv: string[]): Flags | string {
   const f: Flags = { ports: [], verbose: false, testConfig: false };
@@ -49,38 +56,50 @@ function parseFlags(argv: string[]): Flags | string {
   return f;
 }
 
-const TLS_VERSIONS: Record<string, 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'> = { 'tlsv1.1': 'TLSv1.1', 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' };
+/** One listener to open, with the config entry it came from (none for `-p` and the default listener). */
+interface Planned { spec: ListenerSpec; config: ListenerConfig | undefined }
 
-function listenerOptions(l: ListenerConfig): ListenerOptions {
-  const o: ListenerOptions = { port: l.port, host: l.bindAddress, maxConnections: l.maxConnections >= 0 ? l.maxConnections : undefined };
-  if (l.protocol !== 'mqtt') throw new Error(`Error: listener protocol '${l.protocol}' is not supported by midge yet.`);
-  if (l.certfile !== undefined && l.keyfile !== undefined) {
-    const v = l.tlsVersion !== undefined ? TLS_VERSIONS[l.tlsVersion] : undefined;
-    o.tls = {
-      cert: readFileSync(l.certfile), key: readFileSync(l.keyfile),
-      ca: l.cafile !== undefined ? readFileSync(l.cafile) : undefined,
-      crl: l.crlfile !== undefined ? readFileSync(l.crlfile) : undefined,
-      ciphers: l.ciphers, requestCert: l.requireCertificate,
-      // mosquitto's tls_version pins one version
-      minVersion: v, maxVersion: v,
-    };
-    o.useIdentityAsUsername = l.useIdentityAsUsername;
-    o.useSubjectAsUsername = l.useSubjectAsUsername;
+/** The config's TLS files of a listener, read and checked; errors name the config line. */
+function tlsOf(l: ListenerConfig): ListenerTls {
+  try {
+    return loadTlsOptions({
+      certfile: l.certfile!, keyfile: l.keyfile!, cafile: l.cafile, capath: l.capath, crlfile: l.crlfile,
+      ciphers: l.ciphers, tlsVersion: l.tlsVersion, requireCertificate: l.requireCertificate,
+    });
+  } catch (err) {
+    const at = keyLocation(l, 'listener') ?? keyLocation(l, 'certfile');
+    const where = at !== undefined ? ` (listener on port ${l.port} at ${at.file}:${at.line})` : '';
+    throw new Error(`${err instanceof Error ? err.message : String(err)}${where}`);
   }
-  return o;
 }
 
-/** mosquitto.conf + flags → broker options, with mosquitto 2.0's defaults for listeners and anonymous access. */
-export function optionsFromConfig(cfg: BrokerConfig, flags: Flags, logger: Logger): BrokerOptions {
-  const o = defaultBrokerOptions();
-  let listeners = cfg.listeners.map(listenerOptions);
-  const configured = listeners.length > 0;
+/** Listeners from the config and -p, with mosquitto 2.0's default of 1883 on loopback only. */
+export function planListeners(cfg: BrokerConfig, flags: Pick<Flags, 'ports'>): Planned[] {
   if (flags.ports.length > 0) {
-    // -p replaces the configured ports; without a config, listen on loopback only (mosquitto 2.0)
-    listeners = flags.ports.map((port) => ({ port, host: configured ? undefined : '127.0.0.1' }));
+    if (cfg.perListenerSettings) throw new Error('Error: -p cannot be combined with per_listener_settings true; configure the listeners in the config file.');
+    // -p replaces the configured ports; without a configured listener, listen on loopback only (mosquitto 2.0)
+    const configured = cfg.listeners.length > 0;
+    return flags.ports.map((port) => ({ spec: { port, host: configured ? undefined : '127.0.0.1' }, config: undefined }));
   }
-  if (listeners.length === 0) listeners = [{ port: 1883, host: '127.0.0.1' }];
-  o.listeners = listeners;
+  if (cfg.listeners.length === 0) return [{ spec: { port: 1883, host: '127.0.0.1' }, config: undefined }];
+  return cfg.listeners.map((l) => {
+    const spec: ListenerSpec = { port: l.port };
+    if (l.bindAddress !== undefined) spec.host = l.bindAddress;
+    if (l.socketDomain !== undefined) spec.socketDomain = l.socketDomain;
+    if (l.maxConnections >= 0) spec.maxConnections = l.maxConnections;
+    if (l.certfile !== undefined && l.keyfile !== undefined) {
+      spec.tls = tlsOf(l);
+      spec.useIdentityAsUsername = l.useIdentityAsUsername;
+      spec.useSubjectAsUsername = l.useSubjectAsUsername;
+    }
+    return { spec, config: l };
+  });
+}
+
+/** mosquitto.conf → broker options (hooks are added by the caller). */
+export function optionsFromConfig(cfg: BrokerConfig, planned: Planned[], logger: Logger): BrokerOptions {
+  const o = defaultBrokerOptions();
+  o.listeners = planned.map((p) => p.spec);
   o.maxInflightMessages = cfg.maxInflightMessages;
   o.maxQueuedMessages = cfg.maxQueuedMessages;
   o.maxPacketSize = cfg.maxPacketSize;
@@ -92,9 +111,29 @@ export function optionsFromConfig(cfg: BrokerConfig, flags: Flags, logger: Logge
   o.allowZeroLengthClientid = cfg.allowZeroLengthClientid;
   o.queueQos0Messages = cfg.queueQos0Messages;
   // mosquitto 2.0: anonymous access is allowed only while no listener is configured
-  o.allowAnonymous = cfg.allowAnonymous ?? !configured;
+  o.allowAnonymous = cfg.allowAnonymous ?? cfg.listeners.length === 0;
   o.logger = logger;
   return o;
+}
+
+/** Reads the config file (or the defaults) and checks that Midge can honour all of it. */
+function loadConfig(flags: Flags, warn: (msg: string) => void): BrokerConfig {
+  const cfg = flags.config !== undefined ? parseConfigFile(flags.config) : defaultBrokerConfig();
+  for (const w of checkSupported(cfg)) warn(`${w.message}${w.at !== undefined ? ` (${w.at.file}:${w.at.line})` : ''}.`);
+  return cfg;
+}
+
+/** `user`: when started as root, switch to this user and its primary group (after opening the listeners). */
+function dropPrivileges(user: string | undefined, log: Logger): void {
+  if (user === undefined || user === 'root' || process.getuid?.() !== 0) return;
+  const entry = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === user);
+  if (entry === undefined) throw new Error(`Error: Invalid user '${user}'.`);
+  const uid = Number(entry[2]);
+  const gid = Number(entry[3]);
+  (process as { initgroups?: (user: string, group: number) => void }).initgroups?.(user, gid);
+  process.setgid!(gid);
+  process.setuid!(uid);
+  log.info(`Changed to user ${user} (uid ${uid}, gid ${gid}).`);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -102,44 +141,129 @@ export async function run(argv: string[]): Promise<number> {
   const flags = parseFlags(argv);
   if (typeof flags === 'string') { console.error(flags); return 1; }
   let cfg: BrokerConfig;
-  try {
-    cfg = flags.config !== undefined ? parseConfigFile(flags.config) : defaultBrokerConfig();
-  } catch (err) {
-    console.error(err instanceof ConfigError || err instanceof Error ? err.message : String(err));
-    return 1;
-  }
-  const logger = new Logger(flags.verbose, cfg.connectionMessages);
+  let log: ConfiguredLogger;
+  let planned: Planned[];
+  let security: Security;
   let opts: BrokerOptions;
-  let auth: FileAuth;
+  const early: string[] = [];
   try {
-    opts = optionsFromConfig(cfg, flags, logger);
-    if (cfg.perListenerSettings) throw new Error('Error: per_listener_settings true is not supported by midge yet.');
-    auth = new FileAuth({ allowAnonymous: opts.allowAnonymous, passwordFile: cfg.passwordFile, aclFile: cfg.aclFile, failedLoginDelayMs: 1000 }, logger);
-    await auth.load();
+    cfg = loadConfig(flags, (m) => early.push(m));
+    log = createConfiguredLogger(cfg, flags.verbose);
+    for (const m of early) log.logger.warning(m);
+    planned = planListeners(cfg, flags);
+    const secOpts = await loadSecurity(cfg, planned.map((p) => ({ config: p.config, port: p.spec.port })), log.logger);
+    security = new Security(secOpts, log.logger);
+    opts = optionsFromConfig(cfg, planned, log.logger);
+    opts.hooks = security.hooks();
   } catch (err) {
     console.error(err instanceof Error ? err.message : String(err));
     return 1;
   }
-  if (flags.testConfig) { console.error('Configuration file is valid.'); return 0; }
-  opts.hooks = auth.hooks();
+  const logger = log.logger;
+  if (flags.testConfig) { console.error('Configuration file is valid.'); log.close(); return 0; }
   const broker = createBroker(opts);
+  broker.topicAliasMaximum = cfg.maxTopicAlias;
   logger.info(`${opts.version} starting`);
   logger.info(flags.config !== undefined ? `Config loaded from ${flags.config}.` : 'Using default config.');
+  if (cfg.pidFile !== undefined) {
+    try {
+      writeFileSync(cfg.pidFile, `${process.pid}\n`);
+    } catch (err) {
+      logger.error(`Unable to write pid file ${cfg.pidFile} (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+      await broker.close();
+      return 1;
+    }
+  }
+  const removePid = (): void => { if (cfg.pidFile !== undefined) try { unlinkSync(cfg.pidFile); } catch { /* already gone */ } };
   try {
-    await broker.listen();
+    const bound = await broker.listen();
+    security.setBoundPorts(bound.map((a) => a.port));
+    dropPrivileges(cfg.user, logger);
   } catch (err) {
-    logger.info(err instanceof Error ? err.message : String(err));
+    logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));
     await broker.close();
+    removePid();
+    log.close();
     return 1;
   }
   logger.info(`${opts.version} running`);
-  process.on('SIGHUP', () => { logger.info('Reloading config.'); void auth.reload(); });
+  // per_listener_settings: a durable session keeps the ACL of the listener it last connected on
+  broker.on('disconnect', (client) => security.forget(client, broker.sessions.has(client.id)));
+  const pruneTimer = setInterval(() => security.prune((id) => broker.sessions.has(id)), 60_000);
+  pruneTimer.unref();
+
+  let reloading = Promise.resolve();
+  const onHup = (): void => {
+    reloading = reloading.then(() => reload(flags, cfg, planned, security, log)).then((next) => { if (next) cfg = next; });
+  };
+  process.on('SIGHUP', onHup);
   return new Promise<number>((resolve) => {
     const stop = (): void => {
       logger.info(`${opts.version} terminating`);
-      broker.close().then(() => resolve(0), () => resolve(1));
+      process.off('SIGHUP', onHup);
+      clearInterval(pruneTimer);
+      broker.close().then(() => 0, () => 1).then((code) => {
+        removePid();
+        log.close();
+        resolve(code);
+      });
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/**
+ * SIGHUP: re-read the config file, then the password, ACL and certificate files it names; connected
+ * clients stay. A config or file that fails leaves the previous settings in force, with an error logged.
+ * Listener changes (ports, addresses, TLS or not) and limits need a restart. Resolves with the config
+ * now in force when it changed.
+ */
+async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], security: Security,
+  log: ConfiguredLogger): Promise<BrokerConfig | undefined> {
+  const logger = log.logger;
+  logger.info('Reloading config.');
+  try {
+    log.reopen();
+  } catch (err) {
+    logger.error(err instanceof Error ? err.message.replace(/^Error: /, '') : String(err));
+  }
+  let cfg = current;
+  if (flags.config !== undefined) {
+    try {
+      cfg = loadConfig(flags, (m) => logger.warning(m));
+    } catch (err) {
+      logger.error(`Reload failed, keeping the previous configuration: ${String(err instanceof Error ? err.message : err).replace(/^Error: /, '')}`);
+      return undefined;
+    }
+  }
+  const layout = (c: BrokerConfig): string => JSON.stringify(c.listeners.map((l) => [l.port, l.bindAddress, l.certfile !== undefined]));
+  if (flags.ports.length === 0 && layout(cfg) !== layout(current)) {
+    logger.warning('The listeners changed in the config file; listeners are not reloaded (restart the broker). Reloading the security files of the running configuration.');
+    cfg = current;
+  }
+  // the running listeners, paired with the new config's entries for them
+  const entries = planned.map((p, i) => ({ ...p, next: p.config === undefined ? undefined : cfg.listeners[i] }));
+  let secOpts;
+  try {
+    secOpts = await loadSecurity(cfg, entries.map((e) => ({ config: e.next, port: e.spec.port })), logger, security.options);
+  } catch (err) {
+    logger.error(`Reload failed, keeping the previous password and ACL files: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+  let tlsFailed = false;
+  for (const e of entries) {
+    if (e.spec.tls === undefined || e.next === undefined) continue;
+    try {
+      const t = tlsOf(e.next);
+      reloadTlsListener(e.spec, t);
+      e.spec.tls = t;
+    } catch (err) {
+      tlsFailed = true;
+      logger.error(`Reload failed for the certificates of the listener on port ${e.spec.port}, keeping the previous ones: ${(err instanceof Error ? err.message : String(err)).replace(/^Error: /, '')}`);
+    }
+  }
+  security.replace(secOpts);
+  logger.info(`Reloaded password, ACL${tlsFailed ? '' : ' and certificate'} files.`);
+  return cfg;
 }

@@ -41,6 +41,11 @@ export type Arity = 'one' | 'rest' | 'listener';
 
 export interface KeyDef {
   readonly arity: Arity;
+  /**
+   * What the key sets, for `keyLocation`: the current listener, a security option (the current listener
+   * with per_listener_settings, else the config), or (undefined) the config.
+   */
+  readonly where?: 'listener' | 'security';
   apply(s: Scope, value: string, at: Loc, key: string): void;
 }
 
@@ -90,7 +95,7 @@ function global<K extends keyof BrokerConfig>(field: K, parse: (key: string, v: 
 
 function perListener<K extends keyof ListenerConfig>(field: K,
   parse: (key: string, v: string, at: Loc) => ListenerConfig[K], arity: Arity = 'one'): KeyDef {
-  return { arity, apply: (s, v, at, key) => { s.listener(at)[field] = parse(key, v, at); } };
+  return { arity, where: 'listener', apply: (s, v, at, key) => { s.listener(at)[field] = parse(key, v, at); } };
 }
 
 /** allow_anonymous, password_file, acl_file: global, or per listener with `per_listener_settings true`. */
@@ -98,6 +103,7 @@ function security<K extends 'allowAnonymous' | 'passwordFile' | 'aclFile'>(field
   parse: (key: string, v: string, at: Loc) => NonNullable<BrokerConfig[K]>, arity: Arity = 'one'): KeyDef {
   return {
     arity,
+    where: 'security',
     apply: (s, v, at, key) => {
       s.securityKey(key, at);
       const value = parse(key, v, at);
@@ -120,6 +126,7 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   // Listeners
   ['listener', {
     arity: 'listener',
+    where: 'listener',
     apply: (s, v, at) => {
       const [portText, address] = v.split(' ') as [string, string | undefined];
       const port = parseInteger('port', portText, 0, 65535, at);
@@ -143,10 +150,12 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['capath', perListener('capath', str, 'rest')],
   ['certfile', {
     arity: 'rest',
+    where: 'listener',
     apply: (s, v, at) => { const l = s.listener(at); l.certfile = v; s.tlsKey(l, 'certfile', at); },
   }],
   ['keyfile', {
     arity: 'rest',
+    where: 'listener',
     apply: (s, v, at) => { const l = s.listener(at); l.keyfile = v; s.tlsKey(l, 'keyfile', at); },
   }],
   ['crlfile', perListener('crlfile', str, 'rest')],
@@ -226,4 +235,8 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['user', global('user', str)],
   // Files
   ['include_dir', { arity: 'rest', apply: (s, v, at) => s.includeDir(v, at) }],
+  // Midge's own keys (mosquitto does not know them): the failed-login throttle, see docs/security.md
+  ['midge_failed_login_delay', global('failedLoginDelay', int(0, 3_600_000))],
+  ['midge_failed_login_delay_max', global('failedLoginDelayMax', int(0, 3_600_000))],
+  ['midge_failed_login_half_life', global('failedLoginHalfLife', int(1, 31_536_000))],
 ]);

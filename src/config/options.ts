@@ -98,6 +98,15 @@ export interface BrokerConfig {
   clientidPrefixes?: string;
   pidFile?: string;
   user?: string;
+  /**
+   * `midge_failed_login_delay`: ms by which the first failed login from an address is answered late;
+   * each further failure doubles it (see `midge_failed_login_delay_max`). 0 = off. Default 1000.
+   */
+  failedLoginDelay: number;
+  /** `midge_failed_login_delay_max`: the longest delay of one failed login, ms. Default 30000. */
+  failedLoginDelayMax: number;
+  /** `midge_failed_login_half_life`: seconds for an address's failure count to halve. Default 60. */
+  failedLoginHalfLife: number;
   /** The files read, main file first, then `include_dir` files in the order read (for SIGHUP reload). */
   sources: string[];
 }
@@ -136,6 +145,9 @@ export function defaultBrokerConfig(): BrokerConfig {
     upgradeOutgoingQos: false,
     allowZeroLengthClientid: true,
     maxTopicAlias: 10,
+    failedLoginDelay: 1000,
+    failedLoginDelayMax: 30_000,
+    failedLoginHalfLife: 60,
     sources: [],
   };
 }

@@ -16,6 +16,22 @@ import { KEYS, type Loc, type Scope } from './keys.js';
 import { defaultBrokerConfig, defaultListenerConfig, type BrokerConfig, type ListenerConfig } from './options.js';
 import { OBSOLETE_KEYS, UNSUPPORTED_KEYS, UNSUPPORTED_PREFIXES } from './unsupported.js';
 
+const locations = new WeakMap<object, Map<string, Loc>>();
+
+/**
+ * Where a key was last given for this config (global keys) or listener (listener keys, and security keys
+ * with per_listener_settings true): for errors found after parsing, such as "not supported by Midge yet".
+ */
+export function keyLocation(target: BrokerConfig | ListenerConfig, key: string): Loc | undefined {
+  return locations.get(target)?.get(key);
+}
+
+function record(target: object, key: string, at: Loc): void {
+  let m = locations.get(target);
+  if (m === undefined) locations.set(target, (m = new Map()));
+  m.set(key, at);
+}
+
 /** Reads and parses a config file (and the files it includes). */
 export function parseConfigFile(path: string): BrokerConfig {
   let text: string;
@@ -95,6 +111,10 @@ class Parser implements Scope {
       value = tokens.join(' ');
     }
     def.apply(this, value, at, key);
+    if (key === 'port' || key === 'bind_address') record(this.defaultListener(at), key, at);
+    else if (def.where === 'listener' || (def.where === 'security' && this.config.perListenerSettings)) record(this.listener(at), key, at);
+    else record(this.config, key, at);
+    if (key === 'log_type' || key === 'log_dest') record(this.config, `${key} ${value.split(/[ \t]/)[0]}`, at);
   }
 
   finish(): BrokerConfig {
