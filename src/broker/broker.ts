@@ -94,6 +94,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   handle(socket: Duplex, info: ConnectionInfo = { remoteAddress: 'unknown', remotePort: 0 }): Connection {
     const conn = new Connection(this, socket, info);
     this.connections.add(conn);
+    if (this.log.connectionMessages || this.log.verbose) this.log.conn(`New connection from ${info.remoteAddress}:${info.remotePort} on port ${info.listenerPort ?? 0}.`);
     if (this.closed) conn.close('broker closing', false, '');
     return conn;
   }
@@ -376,7 +377,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (c.state === 'connected') {
         if (c.keepaliveMs > 0 && now - c.lastActivity > c.keepaliveMs * 1.5) {
           if (c.protocolVersion === 5) c.writePacket({ type: 'disconnect', reasonCode: 0x8d });
-          c.close('exceeded timeout', true, `Client ${c.logId} has exceeded timeout, disconnecting.`);
+          c.close('exceeded timeout', true, `Client ${c.who} has exceeded timeout, disconnecting.`);
         }
       } else if (c.state === 'new' && now - c.connectedAt > CONNECT_TIMEOUT_MS) {
         c.close('sent no CONNECT', false, '');

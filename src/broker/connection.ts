@@ -81,6 +81,9 @@ export class Connection implements Outlet, ClientInfo {
   /** client id for log lines, mosquitto style */
   get logId(): string { return this.id === '' ? '<unknown>' : this.id; }
 
+  /** `id [address:port]`, how connection-end lines name the client (mosquitto 2.1 style) */
+  get who(): string { return `${this.logId} [${this.remoteAddress}:${this.remotePort}]`; }
+
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.lastActivity = Date.now();
@@ -103,7 +106,7 @@ export class Connection implements Outlet, ClientInfo {
       // an async step (CONNECT authentication, an async hook) is running: keep the order, bounded
       const pending = (this.pending ??= []);
       if (pending.length >= this.broker.opts.maxPendingPackets) {
-        this.broker.log.info(`Client ${this.logId} sent too many packets before CONNACK, disconnecting.`);
+        this.broker.log.info(`Client ${this.who} sent too many packets before CONNACK, disconnecting.`);
         this.close('exceeded the packet queue before CONNACK', true);
         return;
       }
@@ -137,7 +140,7 @@ export class Connection implements Outlet, ClientInfo {
     if (this.state === 'closed') return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ECONNRESET' && code !== 'EPIPE') this.broker.log.debug(`Socket error on client ${this.logId}: ${err.message}`);
-    this.close(`socket error`, true, `Socket error on client ${this.logId}, disconnecting.`);
+    this.close(`socket error`, true, `Socket error on client ${this.who}, disconnecting.`);
   }
 
   // ---- Outlet ----
@@ -186,7 +189,7 @@ export class Connection implements Outlet, ClientInfo {
       // give the last packets (CONNACK with an error, DISCONNECT) a moment, then make sure it is gone
       setTimeout(destroySocket, 1000, this.socket).unref();
     }
-    this.broker.connectionClosed(this, wasConnected, abnormal, logLine ?? (wasConnected ? `Client ${this.logId} ${reason}.` : undefined));
+    this.broker.connectionClosed(this, wasConnected, abnormal, logLine ?? (wasConnected ? `Client ${this.who} ${reason}.` : undefined));
   }
 }
 

@@ -16,7 +16,7 @@ test('a silent client is disconnected after 1.5 × keepalive and its will is pub
   const elapsed = Date.now() - t0;
   assert.ok(elapsed >= 1400 && elapsed < 2600, `closed after ${elapsed} ms`);
   assert.equal((await w.next('publish')).payload.toString(), 'timeout');
-  assert.ok(tb.logs.some((l) => l.includes('Client ka-silent has exceeded timeout, disconnecting.')));
+  assert.ok(tb.logs.some((l) => /^Client ka-silent \[127\.0\.0\.1:\d+\] has exceeded timeout, disconnecting\.$/.test(l)));
   w.end();
 });
 

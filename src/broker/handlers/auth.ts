@@ -62,7 +62,7 @@ function runStep(conn: Connection, pending: PendingAuth, data: Buffer | undefine
       const code = r.reasonCode ?? 0x87;
       if (connect !== undefined) { refuse(conn, 5, code, `authentication method '${pending.method}' failed`); return; }
       conn.writePacket({ type: 'disconnect', reasonCode: code });
-      conn.close('failed re-authentication', true, `Client ${conn.logId} failed re-authentication.`);
+      conn.close('failed re-authentication', true, `Client ${conn.who} failed re-authentication.`);
       return;
     }
     if (r.username !== undefined) conn.username = r.username;

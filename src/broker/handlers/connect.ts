@@ -14,7 +14,6 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
   const broker = conn.broker;
   conn.protocolVersion = p.protocolVersion;
   conn.state = 'connecting';
-  broker.log.debug(`Received CONNECT from ${conn.remoteAddress}:${conn.remotePort} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${p.keepalive}${p.username !== undefined ? `, u'${p.username}'` : ''})`);
   if (!validate(conn, p)) return;
   if (broker.opts.serverReference !== undefined) {
     redirect(conn);
@@ -129,13 +128,17 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
     if (cp?.requestResponseInformation === 1) props.responseInformation = `${opts.responseInformation}${conn.id}`;
   }
   conn.state = 'connected';
+  const user = conn.username !== undefined ? `, u'${conn.username}'` : '';
+  broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
+  if (p.will !== undefined) {
+    broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).`);
+    broker.log.debug(`\t${p.will.topic}`);
+  } else {
+    broker.log.debug('No will message specified.');
+  }
   conn.writePacket(v5 && Object.keys(props).length > 0
     ? { type: 'connack', sessionPresent: present, reasonCode: 0, properties: props }
     : { type: 'connack', sessionPresent: present, reasonCode: 0 });
-  const user = conn.username !== undefined ? `, u'${conn.username}'` : '';
-  broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
-  if (p.will !== undefined) broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).\n\t${p.will.topic}`);
-  else broker.log.debug('No will message specified.');
   session.attach(conn, now);
   broker.clientConnected(conn);
 }

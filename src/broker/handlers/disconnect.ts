@@ -13,5 +13,5 @@ export function handleDisconnect(conn: Connection, p: DisconnectPacket): void {
   }
   const withWill = conn.protocolVersion === 5 && p.reasonCode === 0x04;
   if (!withWill) conn.will = undefined;
-  conn.close('disconnected', withWill, `Client ${conn.logId} disconnected.`);
+  conn.close('disconnected', withWill, `Client ${conn.who} disconnected.`);
 }

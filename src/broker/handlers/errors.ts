@@ -35,6 +35,6 @@ export function failConnection(conn: Connection, err: unknown): void {
   } else if (conn.state === 'new' && conn.protocolVersion === 5 && err.reasonCode >= 0x80) {
     conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode });
   }
-  log.info(`Client ${conn.logId} disconnected due to ${what}: ${err.message}`);
+  log.info(`Client ${conn.who} disconnected due to ${what}: ${err.message}`);
   conn.close(`disconnected due to ${what}`, true, '');
 }

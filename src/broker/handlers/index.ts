@@ -24,7 +24,7 @@ export function dispatch(conn: Connection, p: Packet): void {
   if (conn.state === 'authenticating') {
     // [MQTT-4.12.0-?] during the AUTH exchange only AUTH (or DISCONNECT) may come
     if (p.type === 'auth') return handleAuth(conn, p);
-    if (p.type === 'disconnect') { conn.close('disconnected', false, `Client ${conn.logId} disconnected.`); return; }
+    if (p.type === 'disconnect') { conn.close('disconnected', false, `Client ${conn.who} disconnected.`); return; }
     throw new ProtocolError(`${p.type.toUpperCase()} during the authentication exchange`);
   }
   switch (p.type) {
