@@ -29,6 +29,8 @@ process.on('exit', () => {
 /** Spawns with stdin/stdout/stderr piped and registers the child until it exits. */
 export function spawnTracked(cmd: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+  // A child that exits before reading its stdin makes writes to it fail (EPIPE): not the test's concern.
+  child.stdin?.on('error', () => undefined);
   live.add(child);
   child.once('exit', () => live.delete(child));
   child.once('error', () => live.delete(child));
@@ -104,7 +106,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions): Pro
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  child.stdin?.end(opts.input ?? '');
+  if (opts.input === undefined) child.stdin?.end();
+  else child.stdin?.end(opts.input);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -98,15 +98,33 @@ describe('S6: retained messages', () => {
 });
 
 describe('S7: a will is not sent after disconnect()', () => {
-  test('will_set then disconnect(): the subscriber gets abc, then no will within 2 s, then a later message', T, async () => {
-    const broker = await startBroker();
-    const sub = await watcher(broker.port);
-    assertPublished(await python(dir.write(scripts.willThenDisconnect, broker.port)));
-    await sub.waitForLine(/^abc$/, 3000);
-    await sleep(2000);
-    await mosquittoPub(broker.port, ['-t', 'test', '-m', 'marker']);
-    await sub.waitForLine(/^marker$/, 3000);
-    assert.deepEqual(withoutMarkers(sub.lines), ['abc', 'marker']);
+  // The script never reads its CONNACK, and paho closes the socket right after writing the DISCONNECT. With
+  // the CONNACK unread, Linux answers close() with a RST and may drop the DISCONNECT before it leaves, so
+  // the broker sees a lost connection and rightly sends the will (mosquitto and midge alike: about a third
+  // of runs under load). Only a run in which the broker logged the DISCONNECT tests S7, so try up to 8.
+  test('will_set then disconnect(): the subscriber gets abc, then no will within 2 s, then a later message', { timeout: 30_000 }, async (t) => {
+    for (let attempt = 1; attempt <= 8; attempt++) {
+      const broker = await startBroker({ verbose: true });
+      const sub = await watcher(broker.port);
+      assertPublished(await python(dir.write(scripts.willThenDisconnect, broker.port)));
+      await sub.waitForLine(/^abc$/, 3000);
+      const received = await broker.waitForLog(/Received DISCONNECT from client04/, 500).then(
+        () => true,
+        () => false,
+      );
+      if (!received) {
+        t.diagnostic(`run ${attempt}: the DISCONNECT did not reach the broker (RST), trying again`);
+        await broker.stop();
+        sub.kill();
+        continue;
+      }
+      await sleep(2000);
+      await mosquittoPub(broker.port, ['-t', 'test', '-m', 'marker']);
+      await sub.waitForLine(/^marker$/, 3000);
+      assert.deepEqual(withoutMarkers(sub.lines), ['abc', 'marker']);
+      return;
+    }
+    assert.fail('in 8 runs the DISCONNECT never reached the broker');
   });
 });
 
