@@ -56,6 +56,7 @@ export interface ClientEvents {
   end: () => void;
   packetsend: (packet: Packet, mid: number | undefined) => void;
   packetreceive: (packet: Packet) => void;
+  newListener: (event: string | symbol, listener: (...args: unknown[]) => void) => void;
 }
 
 export interface MqttClient {
@@ -82,12 +83,17 @@ export class MqttClient extends EventEmitter {
   private endPromise: Promise<void> | undefined;
   private endResolve: (() => void) | undefined;
   private ended = false;
+  /** messages that came while nobody listened (e.g. right after CONNACK, before connect() resolved) */
+  private readonly unclaimed: Message[] = [];
 
   /** Use `connect()`; the constructor does not open anything. */
   constructor(readonly options: ResolvedOptions) {
     super();
     this.state = new ClientState(options.state);
     this.backoff = new Backoff(options.reconnect || {});
+    this.on('newListener', (event) => {
+      if (event === 'message' && this.unclaimed.length > 0) queueMicrotask(() => this.flushUnclaimed());
+    });
   }
 
   get connected(): boolean { return this.state.status === 'connected'; }
@@ -152,6 +158,7 @@ export class MqttClient extends EventEmitter {
   /** Waits for in-flight messages (unless `force`), sends DISCONNECT and closes. Never rejects. */
   end(options: EndOptions = {}): Promise<void> {
     if (this.endPromise) return this.endPromise;
+    if (this.ended) return (this.endPromise = Promise.resolve());
     this.endPromise = new Promise<void>((resolve) => { this.endResolve = resolve; });
     clearTimeout(this.reconnectTimer);
     this.apply(this.state.end(Date.now(), options.force ?? false, options.reasonCode, options.properties));
@@ -252,9 +259,9 @@ export class MqttClient extends EventEmitter {
     clearTimeout(this.keepaliveTimer);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.drainTimer);
+    this.endResolve?.();
     if (this.ended) return;
     this.ended = true;
-    this.endResolve?.();
     this.emitSafe('end');
   }
 
@@ -279,7 +286,7 @@ export class MqttClient extends EventEmitter {
           this.emitSafe('packetsend', a.packet, a.mid ?? (a.packet as { packetId?: number }).packetId);
           break;
         }
-        case 'message': this.emitSafe('message', a.message); break;
+        case 'message': this.deliver(a.message); break;
         case 'resolve': case 'reject': {
           const p = this.pending.get(a.op);
           if (!p) break;
@@ -327,6 +334,23 @@ export class MqttClient extends EventEmitter {
     if (deadline === undefined || !this.socket) return;
     this.keepaliveTimer = setTimeout(() => this.apply(this.state.tick(Date.now())), Math.max(0, deadline - Date.now()));
     this.keepaliveTimer.unref();
+  }
+
+  /**
+   * Messages that arrive while no 'message' listener (or iterator) exists are kept, up to
+   * `unclaimedLimit` (oldest dropped), and handed to the first one that is added.
+   */
+  private deliver(message: Message): void {
+    if (this.listenerCount('message') > 0) {
+      this.emitSafe('message', message);
+      return;
+    }
+    this.unclaimed.push(message);
+    if (this.unclaimed.length > this.options.unclaimedLimit) this.unclaimed.shift();
+  }
+
+  private flushUnclaimed(): void {
+    while (this.unclaimed.length > 0 && this.listenerCount('message') > 0) this.emitSafe('message', this.unclaimed.shift()!);
   }
 
   /** A listener that throws must not break the protocol state: rethrow it on its own tick. */

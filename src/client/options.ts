@@ -51,6 +51,8 @@ export interface ConnectOptions {
   wsPath?: string;
   /** local address to bind the outgoing socket to */
   localAddress?: string;
+  /** messages kept while no 'message' listener exists, default 1000 (oldest dropped) */
+  unclaimedLimit?: number;
 }
 
 export interface ResolvedOptions {
@@ -61,6 +63,7 @@ export interface ResolvedOptions {
   tls?: TlsOptions;
   wsPath?: string;
   localAddress?: string;
+  unclaimedLimit: number;
   connectTimeout: number;
   reconnect: ReconnectOptions | false;
   state: ClientStateOptions;
@@ -142,6 +145,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   const resolved: ResolvedOptions = {
     scheme, host, port, transport,
     connectTimeout: state.connectTimeout,
+    unclaimedLimit: integer('unclaimedLimit', options.unclaimedLimit, 1000, 0, 2 ** 31 - 1),
     reconnect: options.reconnect === false ? false : options.reconnect === true || options.reconnect === undefined ? {} : options.reconnect,
     state,
   };
