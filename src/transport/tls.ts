@@ -126,19 +126,25 @@ export function createTlsServer(spec: ListenerOptions, onConnection: OnConnectio
   const server = tls.createServer({
     ...contextOptions(t),
     requestCert,
-    rejectUnauthorized: requestCert,
+    // verified below, so that a refused certificate is logged with its reason (Node would drop it silently)
+    rejectUnauthorized: false,
     handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
   }, (socket) => {
-    socket.setNoDelay(true);
     let certificate: { subject?: string; cn?: string } | undefined;
-    // only a certificate that verified against cafile/capath (and the CRL) names the client
-    if (requestCert && socket.authorized) {
+    if (requestCert) {
       const x509 = socket.getPeerX509Certificate();
-      if (x509 !== undefined) {
-        const peer = socket.getPeerCertificate();
-        certificate = { subject: subjectOf(x509), cn: commonName(peer.subject as unknown as Record<string, string | string[]>) };
+      if (!socket.authorized || x509 === undefined) {
+        const code = x509 === undefined ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError);
+        const err = Object.assign(new Error(x509 === undefined ? 'peer did not return a certificate' : code), { code });
+        log.info(`Client connection from ${peerOf(socket)} on port ${port} failed: ${describeTlsError(err)}.`);
+        socket.destroy();
+        return;
       }
+      // only a certificate that verified against cafile/capath (and the CRL) names the client
+      const peer = socket.getPeerCertificate();
+      certificate = { subject: subjectOf(x509), cn: commonName(peer.subject as unknown as Record<string, string | string[]>) };
     }
+    socket.setNoDelay(true);
     onConnection(socket, {
       remoteAddress: stripV4Mapped(socket.remoteAddress ?? 'unknown'),
       remotePort: socket.remotePort ?? 0,
@@ -151,8 +157,10 @@ export function createTlsServer(spec: ListenerOptions, onConnection: OnConnectio
   });
   server.once('listening', () => { port = (server.address() as AddressInfo).port; });
   server.on('tlsClientError', (err, socket) => {
-    const from = `${stripV4Mapped(socket.remoteAddress ?? 'unknown')}:${socket.remotePort ?? 0}`;
-    log.info(`Client connection from ${from} on port ${port} failed: ${describeTlsError(err as NodeJS.ErrnoException)}.`);
+    const line = `Client connection from ${peerOf(socket)} on port ${port} failed: ${describeTlsError(err as NodeJS.ErrnoException)}.`;
+    // a peer that connects and goes away without a byte (a port probe) is not worth a notice
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && socket.remoteAddress === undefined) log.debug(line);
+    else log.info(line);
     socket.destroy();
   });
   if (spec.maxConnections !== undefined && spec.maxConnections >= 0) server.maxConnections = spec.maxConnections;
@@ -165,7 +173,7 @@ export function describeTlsError(err: NodeJS.ErrnoException & { reason?: string 
   const code = err.code ?? '';
   // OpenSSL's messages span lines and name source files; its `reason` is the useful part
   const text = err.reason ?? err.message.split('\n')[0]!.trim();
-  const raw = `${code !== '' ? `${code}: ` : ''}${text}`;
+  const raw = code === '' || code === text ? text : `${code}: ${text}`;
   let why: string | undefined;
   if (/WRONG_VERSION_NUMBER|HTTP_REQUEST|UNKNOWN_PROTOCOL|PACKET_LENGTH_TOO_LONG|RECORD_LENGTH_MISMATCH|RECORD_LAYER_FAILURE/.test(code)
       || /wrong version number|http request|unknown protocol|packet length too long/i.test(err.message)) {
@@ -188,6 +196,11 @@ export function describeTlsError(err: NodeJS.ErrnoException & { reason?: string 
     why = 'the client closed the connection during the TLS handshake';
   }
   return why === undefined ? `TLS handshake failed (${raw})` : `${why} (${raw})`;
+}
+
+function peerOf(socket: tls.TLSSocket): string {
+  const address = socket.remoteAddress;
+  return address === undefined ? 'an unknown address' : `${stripV4Mapped(address)}:${socket.remotePort ?? 0}`;
 }
 
 function errCode(err: unknown): string {
