@@ -21,6 +21,8 @@ export interface PacketTrace {
   qos?: number;
   dup?: boolean;
   messageId?: number;
+  /** The packet as MQTT.js parsed or built it (e.g. `sessionPresent` of a CONNACK). */
+  packet: Packet;
 }
 
 interface Recorder {
@@ -38,7 +40,7 @@ function recorder(client: MqttClient): Recorder {
   const r: Recorder = { queue: [], packets: [], waiters: new Waiters() };
   const trace = (dir: 'in' | 'out') => (p: Packet) => {
     const q = p as { qos?: number; dup?: boolean; messageId?: number };
-    r.packets.push({ dir, cmd: p.cmd, qos: q.qos, dup: q.dup, messageId: q.messageId });
+    r.packets.push({ dir, cmd: p.cmd, qos: q.qos, dup: q.dup, messageId: q.messageId, packet: p });
     r.waiters.check();
   };
   client.on('packetreceive', trace('in'));
@@ -134,7 +136,7 @@ export function waitForPacket(
     'waiting for a packet',
     timeoutMs,
     () => rec.packets.find(pred),
-    () => `packets: ${JSON.stringify(rec.packets)}`,
+    () => `packets: ${JSON.stringify(rec.packets.map(({ packet: _, ...brief }) => brief))}`,
   );
 }
 
