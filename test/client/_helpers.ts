@@ -35,6 +35,13 @@ export async function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** `promise`, or a rejection after `ms` (the timer is cleared either way). */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  try { return await Promise.race([promise, timeout]); } finally { clearTimeout(timer); }
+}
+
 /** Polls until `check` is true; throws after `timeout` ms. */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeout = 5000, what = 'condition'): Promise<void> {
   const end = Date.now() + timeout;

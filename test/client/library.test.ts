@@ -11,7 +11,7 @@ import {
   connect, ClientClosedError, ConnectionLostError, ConnectionRefusedError, InvalidArgumentError, TimeoutError,
   TransportError, type Message, type MqttClient,
 } from '../../src/client/index.js';
-import { freePort, makeCerts, Proc, tempDir, removeDir, sleep, startMosquitto, waitFor, type Broker, type Certs } from './_helpers.js';
+import { freePort, makeCerts, Proc, tempDir, within, removeDir, sleep, startMosquitto, waitFor, type Broker, type Certs } from './_helpers.js';
 
 let broker: Broker;
 let url: string;
@@ -172,7 +172,7 @@ describe('keepalive', () => {
       const c = await connect(`mqtt://127.0.0.1:${own.port}`, { keepalive: 1, pingTimeout: 500, reconnect: false });
       const ended = new Promise<Error | undefined>((resolve) => c.once('offline', resolve));
       own.proc.kill('SIGSTOP');
-      const error = await Promise.race([ended, sleep(5000).then(() => new Error('no offline event'))]);
+      const error = await within(ended, 5000, 'the offline event');
       assert.ok(error instanceof TimeoutError, String(error));
       await c.end();
     } finally {
