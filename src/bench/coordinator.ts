@@ -198,7 +198,23 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     });
   }
   for (let i = 0; i < cfg.pubs; i++) assignments[i % nw]!.pubs.push(i);
-  for (let j = 0; j < cfg.subs; j++) assignments[j % nw]!.subs.push(j);
+  // subscribers fill the workers from the other end, so that few clients still get separate threads
+  for (let j = 0; j < cfg.subs; j++) assignments[nw - 1 - (j % nw)]!.subs.push(j);
+
+  let pacer: Worker | undefined;
+  if (cfg.rate > 0 && cfg.pubs > 0) {
+    shared.pace = new SharedArrayBuffer(8);
+    const intervalMs = Math.min(1, Math.max(0.1, (1000 * cfg.pubs) / cfg.rate));
+    pacer = new Worker(new URL('./pacer.js', import.meta.url), { workerData: { sab: shared.pace, intervalMs } });
+  }
+  const stopPacer = async (): Promise<void> => {
+    if (pacer === undefined) return;
+    const a = new Int32Array(shared.pace!);
+    Atomics.store(a, 1, 1);
+    Atomics.notify(a, 1);
+    await pacer.terminate();
+    pacer = undefined;
+  };
 
   const cpu0 = process.cpuUsage();
   const tStart = nowNs();
@@ -274,6 +290,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     if (!(await pool.waitAll('done', nowNs() + 5e9))) timedOut = true;
   } finally {
     if (progressTimer !== undefined) clearInterval(progressTimer);
+    await stopPacer();
     await pool.terminate();
   }
 

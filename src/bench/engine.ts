@@ -19,6 +19,10 @@ import { nowNs, PublishBatcher } from './stamp.js';
 import type { PublishPacket } from '../codec/types.js';
 
 const TWO32 = 4294967296;
+
+type WaitAsync = (a: Int32Array, index: number, value: number) => { async: true; value: Promise<string> } | { async: false; value: string };
+/** Atomics.waitAsync (Node >= 16; not in TypeScript's ES2022 library) */
+const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync?.bind(Atomics);
 /** a stamp older than this (or from the future) is not one of ours */
 const MAX_LATENCY_NS = 3600e9;
 
@@ -69,6 +73,8 @@ export class Engine implements ClientOwner {
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly pumpAllBound = (): void => this.pumpAll();
+  private readonly onTickBound = (): void => this.onTick();
+  private readonly pace: Int32Array | undefined;
 
   constructor(readonly cfg: BenchConfig, readonly a: Assignment, shared: SharedTables, private readonly post: (m: FromWorker) => void) {
     const workers = Math.max(1, cfg.workers);
@@ -76,6 +82,7 @@ export class Engine implements ClientOwner {
     this.connRate = cfg.connRate / workers;
     this.seqs = shared.seqs !== undefined ? new Uint32Array(shared.seqs) : undefined;
     this.subReady = shared.subReady !== undefined ? new Uint8Array(shared.subReady) : undefined;
+    this.pace = shared.pace !== undefined ? new Int32Array(shared.pace) : undefined;
     this.perPub = slotsPerPub(cfg);
     let ring = 2;
     while (ring < cfg.inflight * 2) ring *= 2;
@@ -142,14 +149,13 @@ export class Engine implements ClientOwner {
       this.timers.push(setTimeout(fn, Math.max(0, (ns - nowNs()) / 1e6)));
     };
     at(tl.tEnd, () => { this.publishing = false; });
-    if (this.cfg.rate > 0 && this.pubs.length > 0) this.timers.push(setInterval(this.pumpAllBound, 1));
-    else this.kick();
-    this.timers.push(setInterval(() => {
-      this.post({ type: 'stats', counters: this.snapshot() });
-      if (process.env.MIDGE_BENCH_DEBUG !== undefined) {
-        for (const p of this.pubs) console.error(`pub ${p.index}: state ${p.state} blocked ${p.blocked} built ${p.built} minLast ${p.minLast} slowest ${this.slowest(p.local, p.built)} inflight ${p.inflight} wl ${p.socket?.writableLength} waiting ${this.windowWaiting} sched ${this.scheduled} poll ${this.pollTimer !== undefined}`);
-      }
-    }, 1000));
+    if (this.cfg.rate > 0 && this.pubs.length > 0) {
+      if (this.pace !== undefined && waitAsync !== undefined) this.waitTick();
+      else this.timers.push(setInterval(this.pumpAllBound, 1));
+    } else {
+      this.kick();
+    }
+    this.timers.push(setInterval(() => this.post({ type: 'stats', counters: this.snapshot() }), 1000));
     this.startKeepalive();
   }
 
@@ -470,6 +476,20 @@ export class Engine implements ClientOwner {
     if (stampNs >= tl.tMeas && stampNs < tl.tEnd) c.sentWin += n;
     p.write(buf);
     return full && !p.blocked;
+  }
+
+  /** --rate: wait for the pacer's next tick (see pacer.ts), then pump. */
+  private waitTick(): void {
+    if (!this.publishing) return;
+    const a = this.pace!;
+    const r = waitAsync!(a, 0, Atomics.load(a, 0));
+    if (r.async) void r.value.then(this.onTickBound);
+    else setImmediate(this.onTickBound);
+  }
+
+  private onTick(): void {
+    if (!this.scheduled) this.pumpAll();
+    this.waitTick();
   }
 
   /** The lowest sequence number any connected receiving subscriber of local publisher k has seen. */

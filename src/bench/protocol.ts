@@ -16,6 +16,8 @@ export interface SharedTables {
   seqs?: SharedArrayBuffer;
   /** one byte per subscriber: 1 while it is subscribed and connected */
   subReady?: SharedArrayBuffer;
+  /** --rate: the pacer thread's tick counter and stop flag (two Int32) */
+  pace?: SharedArrayBuffer;
 }
 
 export interface Counters {
