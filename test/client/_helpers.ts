@@ -143,8 +143,8 @@ export class Proc {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(cmd: string, args: string[], opts: { stdin?: 'pipe' | 'ignore' } = {}) {
-    this.child = spawn(cmd, args, { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
+  constructor(cmd: string, args: string[], opts: { stdin?: 'pipe' | 'ignore'; env?: NodeJS.ProcessEnv } = {}) {
+    this.child = spawn(cmd, args, { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
     this.child.stdout!.on('data', (d: Buffer) => { this.stdout += d.toString(); });
     this.child.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString(); });
     this.exited = new Promise((resolve) => this.child.once('close', (code, signal) => resolve({ code, signal })));
@@ -152,6 +152,11 @@ export class Proc {
 
   static midge(args: string[], opts: { stdin?: 'pipe' | 'ignore' } = {}): Proc {
     return new Proc(process.execPath, [MIDGE, ...args], opts);
+  }
+
+  /** with extra environment variables */
+  static fromEnv(cmd: string, args: string[], env: Record<string, string>): Proc {
+    return new Proc(cmd, args, { env: { ...process.env, ...env } });
   }
 
   lines(): string[] {
