@@ -24,13 +24,13 @@ async function certWith(subj: string, multivalue = false): Promise<{ pem: Buffer
   const made = await run('openssl', args, { timeoutMs: 10_000 });
   assert.equal(made.code, 0, made.stderr);
   const shown = await run('openssl', ['x509', '-in', `${base}.crt`, '-noout', '-subject', '-nameopt', 'RFC2253'], { timeoutMs: 10_000 });
-  return { pem: readFileSync(`${base}.crt`), openssl: shown.stdout.trim().replace(/^subject=/, '') };
+  return { pem: readFileSync(`${base}.crt`), openssl: shown.stdout.replace(/\n$/, '').replace(/^subject=/, '') };
 }
 
 describe('use_subject_as_username: the subject as mosquitto prints it', () => {
   const subjects: Array<[string, string, boolean?]> = [
     ['the walkthrough-style client', '/C=GB/O=Midge, Inc./CN=client1'],
-    ['RFC 2253 specials escaped', '/CN=a\\,b+c"d\\\\e<f>g;h=i'],
+    ['RFC 2253 specials escaped, and a trailing space', '/CN=a\\,b\\+c"d\\\\e<f>g;h=i '],
     ['a leading space and a leading #', '/O= spaced/CN=#hash'],
     ['non-ASCII as UTF-8 bytes', '/O=Société Générale/CN=Zoë 日本'],
     ['email and domain components', '/DC=com/DC=example/emailAddress=a@example.com/CN=dc user'],
