@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { connect, type Message } from '../../src/client/index.js';
 import {
   freePort, makeCerts, midge, paho, Proc, removeDir, run, startMosquitto, tempDir, waitFor, type Broker, type Certs,
 } from '../client/_helpers.js';
@@ -195,6 +196,40 @@ describe('publish and subscribe against mosquitto', () => {
     victim.child.kill('SIGKILL');
     assert.equal((await watcher.wait()).code, 0);
     assert.equal(watcher.stdout, 'cli/will gone\n');
+  });
+});
+
+describe('midge rr', () => {
+  test('sends the request with response topic and correlation data and prints the matching response', async () => {
+    const responder = await connect(`mqtt://127.0.0.1:${P}`, { protocolVersion: 5 });
+    const requests: Message[] = [];
+    responder.on('message', (m) => {
+      requests.push(m);
+      const { responseTopic, correlationData } = m.properties ?? {};
+      if (!responseTopic) return;
+      // first an answer to somebody else's request, then ours
+      void responder.publish(responseTopic, 'not yours', { properties: { correlationData: Buffer.from('other') } })
+        .then(() => responder.publish(responseTopic, `answer to ${m.payload.toString()}`, { properties: correlationData ? { correlationData } : {} }));
+    });
+    await responder.subscribe('rr/req');
+    try {
+      const ours = await midge(['rr', '-p', P, '-t', 'rr/req', '-e', 'rr/resp', '-m', 'question', '-W', '5']);
+      assert.deepEqual([ours.code, ours.stdout, ours.stderr], [0, 'answer to question\n', '']);
+      assert.equal(requests[0]?.properties?.responseTopic, 'rr/resp');
+      assert.ok(requests[0]?.properties?.correlationData?.length);
+      const theirs = await run('mosquitto_rr', ['-p', P, '-t', 'rr/req', '-e', 'rr/resp', '-m', 'question', '-W', '5']);
+      assert.equal(theirs.code, 0);
+    } finally {
+      await responder.end();
+    }
+  });
+
+  test('-W without a response, and missing arguments, end as mosquitto_rr does', async () => {
+    for (const args of [['-p', P, '-t', 'rr/none', '-e', 'rr/nobody', '-m', 'x', '-W', '1'], ['-p', P, '-t', 'rr/req', '-m', 'x']]) {
+      const [ours, theirs] = await Promise.all([midge(['rr', ...args]), run('mosquitto_rr', args)]);
+      assert.deepEqual([ours.code, ours.stderr], [theirs.code, theirs.stderr.replace(/mosquitto_rr/g, 'midge rr')]);
+      assert.notEqual(ours.code, 0);
+    }
   });
 });
 
