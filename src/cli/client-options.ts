@@ -20,61 +20,43 @@ export type PubMode = 'none' | 'cmd' | 'file' | 'stdin-file' | 'stdin-line' | 'n
 /** Everything the command line says, with mosquitto's defaults. */
 export class CliConfig {
   host = 'localhost';
-  port: number | undefined = undefined;
+  port?: number;
   /** -L mqtts:// */
   secureScheme = false;
-  /** pub/rr: the topic; sub: the filters */
-  topic: string | undefined = undefined;
+  /** pub/rr: the topic; sub: the filters (-t), filters to hide (-T) and to unsubscribe from (-U) */
+  topic?: string;
   topics: string[] = [];
-  message: Buffer | undefined = undefined;
+  filterOuts: string[] = [];
+  unsubTopics: string[] = [];
+  responseTopic?: string;
+  message?: Buffer;
   pubMode: PubMode = 'none';
-  file: string | undefined = undefined;
+  file?: string;
   qos: QoS = 0;
   retain = false;
-  id: string | undefined = undefined;
-  idPrefix: string | undefined = undefined;
+  id?: string; idPrefix?: string; username?: string; password?: string;
   clean = true;
   keepalive = 60;
-  username: string | undefined = undefined;
-  password: string | undefined = undefined;
   debug = false;
   quiet = false;
   protocolVersion: ProtocolVersion;
-  willTopic: string | undefined = undefined;
-  willPayload: string | undefined = undefined;
-  willQos: QoS = 0;
-  willRetain = false;
-  cafile: string | undefined = undefined;
-  capath: string | undefined = undefined;
-  cert: string | undefined = undefined;
-  key: string | undefined = undefined;
-  ciphers: string | undefined = undefined;
-  alpn: string | undefined = undefined;
+  willTopic?: string; willPayload?: string; willQos: QoS = 0; willRetain = false;
+  cafile?: string; capath?: string; cert?: string; key?: string; ciphers?: string; alpn?: string; tlsVersion?: string;
   insecure = false;
-  tlsVersion: string | undefined = undefined;
   tlsUseOsCerts = false;
-  bindAddress: string | undefined = undefined;
+  bindAddress?: string;
   /** -x; -1 = not given */
   sessionExpiry = -1;
   maxInflight = 20;
   repeatCount = 1;
   /** ms */
   repeatDelay = 0;
-  verbose = false;
+  /** sub/rr output and exit conditions */
+  verbose = false; eol = true; pretty = false; format?: string;
   msgCount: number;
   /** -W seconds, 0 = none */
   timeout = 0;
-  noRetain = false;
-  retainAsPublished = false;
-  filterOuts: string[] = [];
-  exitAfterSub = false;
-  unsubTopics: string[] = [];
-  format: string | undefined = undefined;
-  eol = true;
-  pretty = false;
-  retainedOnly = false;
-  removeRetained = false;
-  responseTopic: string | undefined = undefined;
+  noRetain = false; retainAsPublished = false; retainedOnly = false; removeRetained = false; exitAfterSub = false;
   /** -D properties by command */
   props = Object.fromEntries(PROPERTY_COMMANDS.map((c) => [c, {}])) as Record<PropertyCommand, Properties>;
 
