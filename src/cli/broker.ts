@@ -174,6 +174,13 @@ export async function run(argv: string[]): Promise<number> {
       return 1;
     }
   }
+  // SIGHUP's default action ends the process: handle it from the start; a reload waits for startup
+  let started!: () => void;
+  let reloading = new Promise<void>((r) => { started = r; });
+  const onHup = (): void => {
+    reloading = reloading.then(() => reload(flags, cfg, planned, security, log)).then((next) => { if (next) cfg = next; });
+  };
+  process.on('SIGHUP', onHup);
   const removePid = (): void => { if (cfg.pidFile !== undefined) try { unlinkSync(cfg.pidFile); } catch { /* already gone */ } };
   try {
     const bound = await broker.listen();
@@ -181,22 +188,19 @@ export async function run(argv: string[]): Promise<number> {
     dropPrivileges(cfg.user, logger);
   } catch (err) {
     logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));
+    process.off('SIGHUP', onHup);
     await broker.close();
     removePid();
     log.close();
     return 1;
   }
   logger.info(`${opts.version} running`);
+  started();
   // per_listener_settings: a durable session keeps the ACL of the listener it last connected on
   broker.on('disconnect', (client) => security.forget(client, broker.sessions.has(client.id)));
   const pruneTimer = setInterval(() => security.prune((id) => broker.sessions.has(id)), 60_000);
   pruneTimer.unref();
 
-  let reloading = Promise.resolve();
-  const onHup = (): void => {
-    reloading = reloading.then(() => reload(flags, cfg, planned, security, log)).then((next) => { if (next) cfg = next; });
-  };
-  process.on('SIGHUP', onHup);
   return new Promise<number>((resolve) => {
     const stop = (): void => {
       logger.info(`${opts.version} terminating`);
