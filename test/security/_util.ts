@@ -2,11 +2,15 @@
  * What the security tests share: brokers started from a config text (Midge, or Debian's mosquitto for
  * comparisons, without Midge's own `midge_*` keys), mosquitto_sub/pub and `midge sub` runs, bounded.
  */
-import tls from 'node:tls';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { encode, Parser, type ConnackPacket, type ConnectPacket } from '../../src/codec/index.js';
 import { MIDGE_MAIN, startMidge, startMosquitto, type BrokerProcess } from '../helpers/broker-process.js';
-import { freePort } from '../helpers/ports.js';
-import { run, spawnLines, type LineProcess, type RunResult } from '../helpers/proc.js';
+import { accepts, freePort } from '../helpers/ports.js';
+import { exitOf, run, spawnLines, spawnTracked, type LineProcess, type RunResult } from '../helpers/proc.js';
 
 export const T = { timeout: 30_000 };
 
@@ -98,4 +102,74 @@ export function connectPacket(clientId: string): Buffer {
   const id = Buffer.from(clientId);
   const body = Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, id.length >> 8, id.length & 0xff]), id]);
   return Buffer.concat([Buffer.from([0x10, body.length]), body]);
+}
+
+/** A Midge broker started from exactly this config text (`{port}` replaced; nothing added). */
+export interface ExactBroker {
+  port: number;
+  file: string;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+const exactBrokers = new Set<ExactBroker>();
+
+export async function midgeExact(text: string, args: string[] = []): Promise<ExactBroker> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'midge-exact-'));
+  const file = join(dir, 'broker.conf');
+  writeFileSync(file, text.replaceAll('{port}', String(port)));
+  const child = spawnTracked(process.execPath, [MIDGE_MAIN, 'broker', '-c', file, ...args]);
+  child.stdin?.end();
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => (out += s));
+  const exited = exitOf(child);
+  const b: ExactBroker = {
+    port, file,
+    logs: () => out,
+    stop: async () => {
+      exactBrokers.delete(b);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  exactBrokers.add(b);
+  const deadline = Date.now() + 10_000;
+  while (!(await accepts(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await b.stop();
+      throw new Error(`broker did not start on port ${port}:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return b;
+}
+
+export async function stopExactBrokers(): Promise<void> {
+  await Promise.all([...exactBrokers].map((b) => b.stop()));
+}
+
+/** Sends one CONNECT on a raw socket and resolves with the decoded CONNACK (bounded by 5 s). */
+export function rawConnect(port: number, p: Omit<ConnectPacket, 'type' | 'protocolName'>): Promise<ConnackPacket> {
+  return new Promise((resolve, reject) => {
+    const parser = new Parser({ protocolVersion: p.protocolVersion });
+    const socket = net.connect({ host: '127.0.0.1', port }, () => {
+      socket.write(encode({ type: 'connect', protocolName: p.protocolVersion === 3 ? 'MQIsdp' : 'MQTT', ...p }, p.protocolVersion));
+    });
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no CONNACK within 5 s')); }, 5000);
+    socket.on('data', (chunk: Buffer) => {
+      parser.parse(chunk, (packet) => {
+        if (packet.type !== 'connack') return;
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(packet);
+      });
+    });
+    socket.once('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.once('close', () => { clearTimeout(timer); reject(new Error('closed before CONNACK')); });
+  });
 }
