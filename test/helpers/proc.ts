@@ -55,7 +55,7 @@ export async function killAll(): Promise<void> {
   await Promise.all(children.map(exitOf));
 }
 
-/** Resolves with `value()` once `ready()` holds; checked by calling the returned `check` on every change. */
+/** Bounded waits on changing state: `wait()` polls `attempt` now and on every `check()` until it yields a value. */
 export class Waiters {
   private readonly pending = new Set<() => void>();
 
