@@ -292,6 +292,13 @@ export async function run(argv: string[]): Promise<number> {
   const onSignal = (): void => stop(0, 0x04);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // the reader of our output went away (`midge sub ... | head -1`): stop quietly
+  const onOutputError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+    processing = false;
+    void client.end({ force: true });
+  };
+  process.stdout.on('error', onOutputError);
   let timer: NodeJS.Timeout | undefined;
   const ended = new Promise<void>((resolve) => client.once('end', resolve));
   try {
@@ -309,6 +316,7 @@ export async function run(argv: string[]): Promise<number> {
     clearTimeout(timer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onOutputError);
   }
   return exitCode;
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { connect, type Message } from '../../src/client/index.js';
 import {
-  freePort, makeCerts, midge, paho, Proc, removeDir, run, startMosquitto, tempDir, waitFor, type Broker, type Certs,
+  freePort, makeCerts, midge, MIDGE, paho, Proc, removeDir, run, startMosquitto, tempDir, waitFor, type Broker, type Certs,
 } from '../client/_helpers.js';
 
 let broker: Broker;
@@ -155,6 +155,17 @@ describe('publish and subscribe against mosquitto', () => {
       await midge(['pub', '-p', P, '-t', 'cli/pipe', '-m', m]);
       await waitFor(() => printed(s).includes(m), 3000, `${m} on the pipe`);
     }
+  });
+
+  test('midge sub stops quietly when the reader of its pipe goes away', async () => {
+    const script = `"${process.execPath}" "${MIDGE}" sub -p ${P} -t cli/head | head -1; echo "status \${PIPESTATUS[0]}"`;
+    const pipeline = new Proc('bash', ['-c', script]);
+    procs.push(pipeline);
+    await waitFor(() => broker.log().includes('cli/head (QoS 0)'), 5000, 'the subscription');
+    for (let i = 1; i <= 3 && pipeline.child.exitCode === null; i++) await midge(['pub', '-p', P, '-t', 'cli/head', '-m', `h${i}`]);
+    assert.equal((await pipeline.wait(5000)).code, 0);
+    assert.equal(pipeline.stdout, 'h1\nstatus 0\n');
+    assert.equal(pipeline.stderr, '');
   });
 
   test('-f, -s and -n send a file, all of stdin and an empty message', async () => {
