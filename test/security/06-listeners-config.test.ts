@@ -171,6 +171,17 @@ describe('logging and process keys', () => {
   });
 });
 
+describe('user', () => {
+  test('started as root with user nobody, the broker runs as nobody once its listeners are open', { ...T, skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+    const b = await midge(['listener {port} 127.0.0.1', 'allow_anonymous true', 'user nobody'], false);
+    await b.waitForLog(/Changed to user nobody \(uid \d+, gid \d+\)\./);
+    const status = readFileSync(`/proc/${b.pid}/status`, 'utf8');
+    const uid = /^Uid:\s+(\d+)/m.exec(status)![1];
+    assert.notEqual(uid, '0');
+    assert.equal((await mosquittoSub(['-p', String(b.port), '-t', 'test', '-W', '1'])).code, CONNECTED);
+  });
+});
+
 describe('keys Midge cannot honour yet are errors with file and line, never ignored', () => {
   const cases: Array<[string, RegExp]> = [
     ['persistence true', /"persistence true" is not supported by Midge yet/],
