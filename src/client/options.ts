@@ -43,7 +43,7 @@ export interface ConnectOptions {
   reconnect?: boolean | ReconnectOptions;
   /** re-subscribe after reconnecting without a session (default true) */
   resubscribe?: boolean;
-  /** bound of the outgoing publish queue (offline, or waiting for window room), default 1000 */
+  /** bound of the outgoing publish queue (offline, or waiting for window room), default 10000 */
   queueLimit?: number;
   /** outgoing QoS 1/2 messages in flight at once, default 65535 (the broker's Receive Maximum lowers it) */
   maxInflight?: number;
@@ -133,7 +133,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     keepalive: integer('keepalive', options.keepalive, 60, 0, 65535),
     connectTimeout: integer('connectTimeout', options.connectTimeout, 30_000, 1, 2 ** 31 - 1),
     maxInflight: integer('maxInflight', options.maxInflight, 65535, 1, 65535),
-    queueLimit: integer('queueLimit', options.queueLimit, 1000, 0, 2 ** 31 - 1),
+    queueLimit: integer('queueLimit', options.queueLimit, 10_000, 0, 2 ** 31 - 1),
     resubscribe: options.resubscribe ?? true,
   };
   if (options.pingTimeout !== undefined) state.pingTimeout = integer('pingTimeout', options.pingTimeout, 0, 1, 2 ** 31 - 1);

@@ -287,15 +287,15 @@ export class ClientState {
     if (p.qos === 0) {
       actions.push({ type: 'message', message });
     } else if (p.qos === 1) {
-      actions.push({ type: 'message', message });
       this.send(actions, this.ack('puback', p.packetId!), now);
+      actions.push({ type: 'message', message });
     } else {
       // exactly once: deliver on the first PUBLISH, not again until its PUBREL arrives
+      this.send(actions, this.ack('pubrec', p.packetId!), now);
       if (!this.incomingQos2.has(p.packetId!)) {
         this.incomingQos2.add(p.packetId!);
         actions.push({ type: 'message', message });
       }
-      this.send(actions, this.ack('pubrec', p.packetId!), now);
     }
   }
 

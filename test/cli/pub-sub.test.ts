@@ -73,6 +73,18 @@ describe('publish and subscribe against mosquitto', () => {
     }
   });
 
+  test('midge sub -d prints the same packet log as mosquitto_sub -d', async () => {
+    const ours = Proc.midge(['sub', '-p', P, '-t', 'cli/dsub', '-q', '1', '-d', '-i', 'dsub-a', '-C', '3']);
+    const theirs = new Proc('mosquitto_sub', ['-p', P, '-t', 'cli/dsub', '-q', '1', '-d', '-i', 'dsub-b', '-C', '3']);
+    procs.push(ours, theirs);
+    await ours.waitForOutput('Subscribed');
+    // mosquitto_sub's -d lines are block-buffered on a pipe: watch the broker's log instead
+    await waitFor(() => broker.log().split('cli/dsub (QoS 1)').length > 2, 5000, 'mosquitto_sub to subscribe');
+    for (const q of ['1', '0', '1']) await midge(['pub', '-p', P, '-t', 'cli/dsub', '-q', q, '-m', `q${q}`]);
+    await Promise.all([ours.wait(), theirs.wait()]);
+    assert.equal(ours.stdout.replaceAll('dsub-a', 'ID'), theirs.stdout.replaceAll('dsub-b', 'ID'));
+  });
+
   test('retain: -r is kept for new subscribers, -R hides it, --retained-only and --remove-retained', async () => {
     assert.equal((await midge(['pub', '-p', P, '-t', 'cli/ret', '-m', 'kept', '-r', '-q', '1'])).code, 0);
     const r1 = await midge(['sub', '-p', P, '-t', 'cli/ret', '-C', '1', '-F', '%r %p']);
