@@ -334,3 +334,36 @@ describe('TLS', () => {
 });
 
 
+
+describe('WebSocket', () => {
+  test('ws:// carries MQTT over a WebSocket (aedes behind a ws server on 127.0.0.1)', async () => {
+    const { Aedes } = await import('aedes');
+    const { WebSocketServer, createWebSocketStream } = await import('ws');
+    const http = await import('node:http');
+    const aedes = await Aedes.createBroker();
+    const server = http.createServer();
+    const wss = new WebSocketServer({ server });
+    const protocols: string[] = [];
+    wss.on('connection', (socket, req) => {
+      protocols.push(socket.protocol);
+      aedes.handle(createWebSocketStream(socket), req);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const c = await connect(`ws://127.0.0.1:${port}/mqtt`, { connectTimeout: 5000 });
+      const got = collect(c);
+      await c.subscribe('ws/t', { qos: 1 });
+      await c.publish('ws/t', 'over ws', { qos: 1 });
+      const [m] = await got.next(1);
+      assert.equal(m?.payload.toString(), 'over ws');
+      assert.deepEqual(protocols, ['mqtt']);
+      await c.end();
+    } finally {
+      for (const s of wss.clients) s.terminate();
+      wss.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type MqttClient, type Message } from '../../src/client/index.js';
 import type { PublishPacket } from '../../src/codec/types.js';
-import { removeDir, sleep, startMosquitto, waitFor, within, type Broker } from './_helpers.js';
+import { midge, Proc, removeDir, sleep, startMosquitto, waitFor, within, type Broker } from './_helpers.js';
 
 const brokers: Broker[] = [];
 const clients: MqttClient[] = [];
@@ -92,4 +92,22 @@ test('reconnect attempts back off while the broker is down and stop at end()', a
   const n = attempts.length;
   await sleep(500);
   assert.equal(attempts.length, n, 'no attempt after end()');
+});
+
+test('midge sub reconnects, subscribes again and keeps printing after mosquitto restarts', async () => {
+  const broker = await startMosquitto();
+  brokers.push(broker);
+  const P = String(broker.port);
+  const sub = Proc.midge(['sub', '-p', P, '-t', 'rc/cli', '-d']);
+  try {
+    await sub.waitForOutput('received SUBACK');
+    await broker.stop();
+    await broker.restart();
+    await waitFor(() => sub.stdout.split('received SUBACK').length > 2, 8000, 'the second SUBACK');
+    assert.equal((await midge(['pub', '-p', P, '-t', 'rc/cli', '-m', 'after restart'])).code, 0);
+    await sub.waitForOutput('after restart\n');
+    assert.equal(sub.stderr, '');
+  } finally {
+    await sub.stop();
+  }
 });
