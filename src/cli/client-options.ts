@@ -386,6 +386,8 @@ export function connectTarget(c: CliConfig, reconnect: boolean): { url: string; 
     if (c.cert !== undefined) tls.cert = read(c.cert);
     if (c.key !== undefined) tls.key = read(c.key);
     if (c.tlsVersion !== undefined) tls.minVersion = tls.maxVersion = versions[c.tlsVersion]!;
+    if (c.ciphers !== undefined) tls.ciphers = c.ciphers;
+    if (c.alpn !== undefined) tls.alpnProtocols = [c.alpn];
     options.tls = tls;
   }
   if (c.bindAddress !== undefined) options.localAddress = c.bindAddress;

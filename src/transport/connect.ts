@@ -23,6 +23,10 @@ export interface TlsOptions {
   skipHostnameCheck?: boolean;
   minVersion?: tls.SecureVersion;
   maxVersion?: tls.SecureVersion;
+  /** OpenSSL cipher list */
+  ciphers?: string;
+  /** ALPN protocol names to offer */
+  alpnProtocols?: string[];
 }
 
 export interface TransportOptions {
@@ -114,6 +118,8 @@ function tlsConnectOptions(o: TransportOptions): tls.ConnectionOptions {
   if (t.key !== undefined) options.key = t.key;
   if (t.minVersion !== undefined) options.minVersion = t.minVersion;
   if (t.maxVersion !== undefined) options.maxVersion = t.maxVersion;
+  if (t.ciphers !== undefined) options.ciphers = t.ciphers;
+  if (t.alpnProtocols !== undefined) options.ALPNProtocols = t.alpnProtocols;
   if (t.skipHostnameCheck) options.checkServerIdentity = () => undefined;
   return options;
 }
