@@ -3,9 +3,13 @@
  */
 export { createBroker, Broker, type BrokerEvents, type BrokerStats } from './broker/broker.js';
 export { defaultBrokerOptions, type BrokerOptions, type ListenerOptions } from './broker/options.js';
-export type { BrokerHooks, ClientInfo, Message, AuthResult } from './broker/types.js';
+export type { BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, AuthExchange, AuthStep } from './broker/types.js';
+export { CHALLENGE_METHOD, challengeAuth, challengeResponse } from './auth/challenge.js';
 export { Logger } from './broker/log.js';
 export type { Store } from './store/store.js';
+
+// the client library
+export * from './client/index.js';
 export {
   MqttError, MalformedPacketError, ProtocolError, PacketTooLargeError, UnsupportedProtocolVersionError, CodecError,
 } from './codec/errors.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { createBroker, type ClientInfo, type Message } from '../../src/index.js';
+import { createBroker, type ClientInfo, type BrokerMessage as Message } from '../../src/index.js';
 
 test('createBroker: listen() on an ephemeral port, typed events for connect, subscribe, publish, disconnect', async () => {
   const broker = createBroker({ listeners: [{ port: 0, host: '127.0.0.1' }], sysInterval: 0 });
