@@ -17,15 +17,34 @@
 // Every broker runs on a free port of 127.0.0.1 and is stopped by its PID, also on failure.
 // Each scenario run gets a fresh broker. Results: OUT/latest.md (the table) and OUT/<stamp>.json.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startBroker, MIDGE_MAIN } from '../dist/src/bench/brokers.js';
-import { allProcessCpu, openFileLimit, otherCpuSeconds } from '../dist/src/bench/limits.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
+
+// The build under test is copied first, so that a rebuild of dist/ during the run (others work in
+// the same tree) cannot change the broker or the generator halfway. node_modules still resolve
+// from the repository, since the copy lives inside it (bench/.snapshot/, ignored by git).
+const SNAP = join(HERE, '.snapshot');
+if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) {
+  console.error('dist/src/cli/main.js is missing: build first (npm run build)');
+  process.exit(2);
+}
+rmSync(SNAP, { recursive: true, force: true });
+cpSync(join(ROOT, 'dist/src'), join(SNAP, 'dist/src'), { recursive: true });
+cpSync(join(HERE, 'aedes-server.mjs'), join(SNAP, 'bench/aedes-server.mjs'));
+const { startBroker, MIDGE_MAIN } = await import(pathToFileURL(join(SNAP, 'dist/src/bench/brokers.js')).href);
+const { allProcessCpu, openFileLimit, otherCpuSeconds } = await import(pathToFileURL(join(SNAP, 'dist/src/bench/limits.js')).href);
+for (const cmd of [['broker', '--help'], ['bench', '--help']]) {
+  const r = spawnSync(process.execPath, [MIDGE_MAIN, ...cmd], { encoding: 'utf8', timeout: 20_000 });
+  if (r.status !== 0) {
+    console.error(`the build does not run (midge ${cmd.join(' ')}): ${r.stderr || r.stdout}`);
+    process.exit(2);
+  }
+}
 const env = process.env;
 const QUICK = env.QUICK === '1';
 const DURATION = Number(env.DURATION ?? (QUICK ? 1 : 5));
@@ -70,16 +89,17 @@ const SCENARIOS = {
   lat_q0: {
     title: 'latency QoS 0 (1 → 1, 5k msgs/s)',
     args: ['run', '--pubs', '1', '--subs', '1', '-r', '5000', ...common],
-    metrics: [lat('p50', {}), lat('p99', { mosq: 1.5 }), lat('p999', {})],
+    metrics: [lat('p50', { info: true }), lat('p99', { mosq: 1.5 }), lat('p999', { info: true })],
   },
   lat_q1: {
     title: 'latency QoS 1 (1 → 1, 5k msgs/s)',
     args: ['run', '--pubs', '1', '--subs', '1', '-r', '5000', '-q', '1', ...common],
-    metrics: [lat('p50', {}), lat('p99', { mosq: 1.5 }), lat('p999', {})],
+    metrics: [lat('p50', { info: true }), lat('p99', { mosq: 1.5 }), lat('p999', { info: true })],
   },
   conns: {
     title: `${CONNS} idle connections (64 handshakes in flight)`,
-    args: ['conn', '-c', String(CONNS), '--hold', '3', '-d', '120', '-k', '300'],
+    // two worker threads: opening sockets costs node ~200 µs each, the generator would cap the rate first
+    args: ['conn', '-c', String(CONNS), '--hold', '3', '-d', '120', '-k', '300', '-w', '2'],
     metrics: [
       { name: 'connects/s', dir: 1, get: (r) => r.gen.conns?.connectsPerS, mosq: 0.5, aedes: 2.5 },
       { name: 'KiB per connection', dir: -1, get: (r) => r.kibPerConn, abs: 3, aedes: 2.5 },
@@ -110,7 +130,7 @@ function p99Info() {
   return { name: 'p99 µs (window-bound)', dir: -1, get: (r) => r.gen.latencyUs?.p99, info: true };
 }
 function lat(p, t) {
-  return { name: `${p === 'p999' ? 'p99.9' : p} µs`, dir: -1, get: (r) => r.gen.latencyUs?.[p], ...t, aedes: 2.5 };
+  return { name: `${p === 'p999' ? 'p99.9' : p} µs`, dir: -1, get: (r) => r.gen.latencyUs?.[p], aedes: 2.5, ...t };
 }
 
 const selected = (env.SCENARIOS ?? Object.keys(SCENARIOS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);

@@ -186,15 +186,27 @@ export class Engine implements ClientOwner {
       for (const j of this.receivers[k]!) if (this.subReady?.[j] === 1) ready++;
       c.expected += this.pubs[k]!.built * ready;
     }
+    const closing: Promise<void>[] = [];
     for (const list of [this.subs, this.pubs, this.idles]) {
       for (const cl of list) {
         if (cl.ready) open++;
-        cl.disconnect();
+        closing.push(cl.disconnect());
       }
     }
-    this.post({
-      type: 'done', counters: c, latency: this.latency.data(), ackLatency: this.ackLatency.data(),
-      connectLatency: this.connectLatency.data(), lastError: this.lastError, openAtEnd: open,
+    let posted = false;
+    const post = (): void => {
+      if (posted) return;
+      posted = true;
+      this.post({
+        type: 'done', counters: c, latency: this.latency.data(), ackLatency: this.ackLatency.data(),
+        connectLatency: this.connectLatency.data(), lastError: this.lastError, openAtEnd: open,
+      });
+    };
+    // the coordinator ends this thread once 'done' arrives: let the connections close first (bounded)
+    const t = setTimeout(post, 1500);
+    void Promise.all(closing).then(() => {
+      clearTimeout(t);
+      post();
     });
   }
 

@@ -146,14 +146,13 @@ export async function runRetained(cfg: BenchConfig): Promise<BenchResult & { ret
     result.received = owner.received;
     result.burstSeconds = owner.received > 0 ? round((owner.lastNs - sub.subscribedNs) / 1e9, 3) : 0;
     result.firstMs = owner.received > 0 ? round((owner.firstNs - sub.subscribedNs) / 1e6, 2) : 0;
-    sub.disconnect();
+    void sub.disconnect();
     // clear what we stored: an empty retained PUBLISH removes a retained message
     const none = Buffer.alloc(0);
     result.cleared = await storeAll(owner, pubs, cfg, () => none, nowNs() + (cfg.setupTimeout + cfg.duration) * 1e9);
   } finally {
     lastError = owner.lastError;
-    for (const p of pubs) p.disconnect();
-    sub.disconnect();
+    await Promise.all([...pubs, sub].map((c) => c.disconnect()));
   }
   const cpu = process.cpuUsage(cpu0);
   const lat = owner.latency.summary();
