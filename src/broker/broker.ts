@@ -78,7 +78,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.hooks = this.opts.hooks;
     this.visitBound = (e) => this.visit(e);
     this.sys = new SysPublisher(this);
-    this.sweepTimer = setInterval(() => this.sweep(Date.now()), SWEEP_MS);
+    this.sweepTimer = setInterval(() => {
+      try {
+        this.sweep(Date.now());
+      } catch (err) {
+        this.log.error(`internal error in the keepalive sweep: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      }
+    }, SWEEP_MS);
     this.sweepTimer.unref();
   }
 
@@ -178,11 +184,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
   clientConnected(conn: Connection): void {
     this.stats.clientsConnected++;
     if (this.stats.clientsConnected > this.stats.clientsMaximum) this.stats.clientsMaximum = this.stats.clientsConnected;
-    this.emit('connect', conn);
+    this.emitSafely('connect', conn);
   }
 
   /** Called once per connection when it ends. Publishes the will when the end was abnormal. */
   connectionClosed(conn: Connection, wasConnected: boolean, abnormal: boolean, logLine: string | undefined): void {
+    try {
+      this.connectionEnded(conn, wasConnected, abnormal, logLine);
+    } catch (err) {
+      // runs from socket events: nothing may escape to the event loop
+      this.log.error(`internal error closing ${conn.logId}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+  }
+
+  private connectionEnded(conn: Connection, wasConnected: boolean, abnormal: boolean, logLine: string | undefined): void {
     this.connections.delete(conn);
     if (logLine) this.log.conn(logLine);
     if (!wasConnected) return;
@@ -211,10 +226,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.publishWill(will, conn);
       }
     }
-    this.emit('disconnect', conn);
+    this.emitSafely('disconnect', conn);
   }
 
+  /** Publish a will. Runs from socket events and timers, so nothing may escape it. */
   private publishWill(will: Will, conn: Connection): void {
+    try {
+      this.publishWillUnsafe(will, conn);
+    } catch (err) {
+      this.log.error(`publishing the will of ${conn.logId} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private publishWillUnsafe(will: Will, conn: Connection): void {
     const msg: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain && this.opts.retainAvailable, origin: conn.id };
     const props = will.properties;
     if (props !== undefined) {
@@ -295,7 +319,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (entry.share !== undefined) return;
     this.retained.match(entry.filter, (_topic, msg) => {
       if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
-      if (read !== undefined && !read(session, msg)) return;
+      if (read !== undefined && !this.mayRead(read, session, msg)) return;
       const qos = (msg.qos < entry.qos ? msg.qos : entry.qos) as QoS;
       session.deliver(msg, qos, true, subIds, now);
     });
@@ -312,7 +336,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
       else this.retained.set(msg.topic, msg);
     }
     this.route(msg);
-    if (this.listenerCount('publish') > 0) this.emit('publish', msg, from);
+    if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
+  }
+
+  /** Embedding code's listeners must not take a connection (or the process) down with them. */
+  emitSafely<K extends keyof BrokerEvents>(event: K, ...args: BrokerEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: BrokerEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.log.error(`a '${event}' listener threw: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   private route(msg: Message): void {
@@ -326,7 +359,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const read = this.hooks.authorizeRead;
     for (let i = 0; i < targets.length; i++) {
       const s = targets[i]!;
-      if (read !== undefined && !read(s, msg)) continue;
+      if (read !== undefined && !this.mayRead(read, s, msg)) continue;
       const qos = (msg.qos < s.routeQos ? msg.qos : s.routeQos) as QoS;
       // 3.1.1: a message sent to existing subscriptions has retain 0 [MQTT-3.3.1-9]; v5 retain-as-published keeps it
       s.deliver(msg, qos, s.routeRap && msg.retain, s.routeSubIds, now);
@@ -341,12 +374,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const group of this.sharedTargets) {
       const m = group.pick(msg.origin);
       if (m === undefined) continue;
-      if (read !== undefined && !read(m.session, msg)) continue;
+      if (read !== undefined && !this.mayRead(read, m.session, msg)) continue;
       const qos = (msg.qos < m.qos ? msg.qos : m.qos) as QoS;
       const subIds = m.subscriptionId !== undefined ? [m.subscriptionId] : undefined;
       m.session.deliver(msg, qos, m.retainAsPublished && msg.retain, subIds, now, group);
     }
     this.sharedTargets.length = 0;
+  }
+
+  /** The read ACL for one delivery; a hook that throws denies (and is logged), it never breaks routing. */
+  private mayRead(read: NonNullable<BrokerHooks['authorizeRead']>, s: Session, msg: Message): boolean {
+    try {
+      return read(s, msg);
+    } catch (err) {
+      this.log.error(`authorizeRead threw for ${s.clientId} on '${msg.topic}': ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
   }
 
   /** Merges overlapping subscriptions of one session: one delivery at the highest QoS. */

@@ -14,7 +14,13 @@ export class SysPublisher {
     const interval = this.broker.opts.sysInterval;
     if (interval <= 0 || this.timer !== undefined) return;
     this.publishAll();
-    this.timer = setInterval(() => this.publishAll(), interval * 1000);
+    this.timer = setInterval(() => {
+      try {
+        this.publishAll();
+      } catch (err) {
+        this.broker.log.error(`publishing $SYS failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }, interval * 1000);
     this.timer.unref();
   }
 

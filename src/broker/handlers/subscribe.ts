@@ -68,7 +68,7 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
     if (entry.retainHandling === 2 || (entry.retainHandling === 1 && existed)) continue;
     broker.sendRetained(session, entry);
   }
-  broker.emit('subscribe', p.subscriptions.filter((_, i) => allowed[i]), conn);
+  broker.emitSafely('subscribe', p.subscriptions.filter((_, i) => allowed[i]), conn);
 }
 
 /** A valid filter, and for `$share/GROUP/FILTER` a valid group name and inner filter [MQTT-4.8.2-1..2]. */

@@ -13,5 +13,5 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
   conn.writePacket(conn.protocolVersion === 5
     ? { type: 'unsuback', packetId: p.packetId, reasonCodes: codes }
     : { type: 'unsuback', packetId: p.packetId });
-  broker.emit('unsubscribe', p.topics, conn);
+  broker.emitSafely('unsubscribe', p.topics, conn);
 }
