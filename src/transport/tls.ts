@@ -103,9 +103,15 @@ function readCapath(dir: string, cas: Buffer[], crls: Buffer[]): void {
 
 function contextOptions(t: ListenerTls): tls.SecureContextOptions {
   return {
-    cert: t.cert, key: t.key, ca: t.ca, crl: t.crl, ciphers: t.ciphers,
+    cert: t.cert, key: t.key, ca: t.ca, crl: t.crl === undefined ? undefined : splitCrls(t.crl), ciphers: t.ciphers,
     minVersion: t.minVersion, maxVersion: t.maxVersion,
   };
+}
+
+/** Node reads one CRL per buffer; a crlfile (or capath) may hold several, as mosquitto reads them all. */
+function splitCrls(pem: string | Buffer): string[] {
+  const blocks = pem.toString('latin1').match(/-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----/g);
+  return blocks ?? [pem.toString('latin1')];
 }
 
 const servers = new WeakMap<ListenerOptions, tls.Server>();

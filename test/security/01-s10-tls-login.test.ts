@@ -186,6 +186,15 @@ describe('client certificates', () => {
     await sub.waitForLine(/^still serving$/);
   });
 
+  test('a crlfile with several CRLs uses all of them (the revoking one second)', T, async () => {
+    const b = await midge(s10(['require_certificate true', `crlfile ${pki.crls}`]));
+    const revoked = await mosquittoSub([...tlsArgs(b), '--cert', pki.revokedCert, '--key', pki.revokedKey, '-u', 'mqtt', '-P', 'test', '-t', 'test', '-W', '2']);
+    assert.notEqual(revoked.code, 27, 'the revoked certificate must not connect');
+    await b.waitForLog(/failed: the client certificate is revoked \(crlfile\)/);
+    const good = await mosquittoSub([...tlsArgs(b), '--cert', pki.clientCert, '--key', pki.clientKey, '-u', 'mqtt', '-P', 'test', '-t', 'test', '-W', '1']);
+    assert.equal(good.code, 27, good.stderr);
+  });
+
   test('use_identity_as_username: the certificate CN is the username and no password is checked', T, async () => {
     const acl = join(pki.dir, 'acl-identity');
     writeFileSync(acl, 'user client1\ntopic readwrite ident/#\n', { mode: 0o644 });

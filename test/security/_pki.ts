@@ -4,7 +4,7 @@
  * plus a password file made with mosquitto_passwd. Files are world-readable so that Debian's mosquitto
  * (which drops to the mosquitto user when started as root) can read them too.
  */
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../helpers/proc.js';
@@ -28,6 +28,8 @@ export interface Pki {
   untrustedKey: string;
   /** a CRL from the CA that revokes revokedCert */
   crl: string;
+  /** two CRLs in one file: the other CA's (empty), then `crl` */
+  crls: string;
   /** mosquitto_passwd file with mqtt:test (the walkthrough's user) */
   passwd: string;
   /** a second server certificate from the same CA (for reload tests), CN=localhost, serial differs */
@@ -75,6 +77,13 @@ export async function makePki(): Promise<Pki> {
   const caArgs = ['-config', p('ca.cnf'), '-keyfile', p('ca.key'), '-cert', p('ca.crt')];
   await sh('openssl', ['ca', ...caArgs, '-revoke', p('revoked.crt')]);
   await sh('openssl', ['ca', ...caArgs, '-gencrl', '-out', p('crl.pem')]);
+  // an empty CRL from the other CA, and a file with both CRLs, the other CA's first
+  writeFileSync(p('index2.txt'), '');
+  writeFileSync(p('crlnumber2'), '01\n');
+  writeFileSync(p('ca2.cnf'), `[ ca ]\ndefault_ca = CA_default\n[ CA_default ]\ndatabase = ${p('index2.txt')}\n`
+    + `crlnumber = ${p('crlnumber2')}\ndefault_md = sha256\ndefault_crl_days = 30\n`);
+  await sh('openssl', ['ca', '-config', p('ca2.cnf'), '-keyfile', p('ca2.key'), '-cert', p('ca2.crt'), '-gencrl', '-out', p('crl2.pem')]);
+  writeFileSync(p('crls.pem'), Buffer.concat([readFileSync(p('crl2.pem')), readFileSync(p('crl.pem'))]));
   await sh('mosquitto_passwd', ['-c', '-b', p('passwd'), 'mqtt', 'test']);
   chmodSync(dir, 0o755);
   for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
@@ -89,6 +98,7 @@ export async function makePki(): Promise<Pki> {
     revokedCert: p('revoked.crt'), revokedKey: p('revoked.key'),
     untrustedCert: p('untrusted.crt'), untrustedKey: p('untrusted.key'),
     crl: p('crl.pem'),
+    crls: p('crls.pem'),
     passwd: p('passwd'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
