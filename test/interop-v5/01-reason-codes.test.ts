@@ -12,15 +12,10 @@ import { afterEach, describe, test } from 'node:test';
 import type { IDisconnectPacket, MqttClient } from 'mqtt';
 import { startBroker } from '../helpers/broker-process.js';
 import { collect, expectNoMessage, waitForEvent, waitForPacket } from '../helpers/mqttjs.js';
-import { cleanup, connackOf, isMosquitto, mosqPub, mosqSub, paho, T, untilReady, v5 } from './_clients.js';
+import { cleanup, connackOf, isMosquitto, mosquittoDiffers, mosqPub, mosqSub, paho, T, untilReady, v5 } from './_clients.js';
 import { packet, prop, RawClient5 } from './_wire.js';
 
 afterEach(cleanup);
-
-/** Test options that skip the test when the broker under test is mosquitto, saying why. */
-function mosquittoDiffers(why: string, timeout = T.timeout): { timeout: number; skip?: string } {
-  return isMosquitto ? { timeout, skip: `mosquitto 2.0.11 ${why}` } : { timeout };
-}
 
 /** The payloads a client receives up to and including `last` (bounded). */
 async function until(client: MqttClient, last: string, timeoutMs = 3000): Promise<string[]> {
