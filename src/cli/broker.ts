@@ -206,8 +206,8 @@ export async function run(argv: string[]): Promise<number> {
       logger.info(`${opts.version} terminating`);
       process.off('SIGHUP', onHup);
       clearInterval(pruneTimer);
+      removePid();
       broker.close().then(() => 0, () => 1).then((code) => {
-        removePid();
         log.close();
         resolve(code);
       });
