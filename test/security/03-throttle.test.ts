@@ -75,7 +75,7 @@ describe('failed logins from one address are slowed down', () => {
     const start = performance.now();
     for (let i = 0; i < 8; i++) await failedLogin(b.port, `off-${i}`);
     const took = performance.now() - start;
-    assert.ok(took < 1500, `8 failed logins without the throttle took ${took.toFixed(0)} ms`);
+    assert.ok(took < 4000, `8 failed logins without the throttle took ${took.toFixed(0)} ms (with the default it would be over 60 s)`);
     b.remove();
   });
 });
