@@ -8,56 +8,19 @@ import type { Duplex } from 'node:stream';
 import { Parser, encode } from '../codec/index.js';
 import type { ConnackPacket, Packet, ProtocolVersion, QoS, Subscription } from '../codec/types.js';
 import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
-import { ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError } from './errors.js';
+import type { ConnackInfo } from './connack.js';
+import {
+  AuthenticationError, ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError, ServerRedirectError,
+} from './errors.js';
 import { MessageIterator, type MessagesOptions } from './messages.js';
 import { isQoS, resolveOptions, toBuffer, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { parseServerReference } from './redirect.js';
 import { Backoff } from './reconnect.js';
 import { ClientState, type Action } from './state.js';
-import type {
-  DisconnectProperties, Message, PublishProperties, SubscribeProperties, UnsubscribeProperties,
-} from './types.js';
+import type { ClientEvents, EndOptions, PublishOptions, SubscribeOptions } from './api-types.js';
+import type { Message, UnsubscribeProperties } from './types.js';
 
-export interface PublishOptions {
-  qos?: QoS;
-  retain?: boolean;
-  properties?: PublishProperties;
-}
-
-export interface SubscribeOptions {
-  qos?: QoS;
-  /** 5.0 subscription options */
-  noLocal?: boolean;
-  retainAsPublished?: boolean;
-  retainHandling?: 0 | 1 | 2;
-  properties?: SubscribeProperties;
-}
-
-export interface EndOptions {
-  /** DISCONNECT at once and reject what is pending, instead of waiting for in-flight messages */
-  force?: boolean;
-  /** ms to wait for in-flight messages before forcing (default 10000) */
-  timeout?: number;
-  /** 5.0 DISCONNECT reason code (4 = publish the will) */
-  reasonCode?: number;
-  properties?: DisconnectProperties;
-}
-
-export interface ClientEvents {
-  /** every successful CONNACK, the first one and each after a reconnect */
-  connect: (connack: ConnackPacket) => void;
-  /** a reconnect attempt starts */
-  reconnect: (attempt: number) => void;
-  /** the connection closed; a reconnect may follow */
-  offline: (error: Error | undefined) => void;
-  message: (message: Message) => void;
-  /** problems that do not end the client (a failed reconnect attempt); emitted only when listened to */
-  error: (error: Error) => void;
-  /** the client is closed for good */
-  end: () => void;
-  packetsend: (packet: Packet, mid: number | undefined) => void;
-  packetreceive: (packet: Packet) => void;
-  newListener: (event: string | symbol, listener: (...args: unknown[]) => void) => void;
-}
+export type { ClientEvents, EndOptions, PublishOptions, SubscribeOptions } from './api-types.js';
 
 export interface MqttClient {
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): this;
@@ -79,6 +42,10 @@ export class MqttClient extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
   private established = false;
+  /** where the next connection goes (a redirect changes it) and whether the current one followed a redirect */
+  private target: { host: string; port: number };
+  private redirected = false;
+  private home: { host: string; port: number };
   private first: Pending | undefined;
   private endPromise: Promise<void> | undefined;
   private endResolve: (() => void) | undefined;
@@ -91,6 +58,8 @@ export class MqttClient extends EventEmitter {
     super();
     this.state = new ClientState(options.state);
     this.backoff = new Backoff(options.reconnect || {});
+    this.target = { host: options.host, port: options.port };
+    this.home = this.target;
     this.on('newListener', (event) => {
       if (event === 'message' && this.unclaimed.length > 0) queueMicrotask(() => this.flushUnclaimed());
     });
@@ -100,6 +69,15 @@ export class MqttClient extends EventEmitter {
   /** the client id in use (the broker's assigned one in 5.0 when we sent '') */
   get clientId(): string { return this.state.clientId; }
   get protocolVersion(): ProtocolVersion { return this.state.version; }
+  /**
+   * What the broker's last successful CONNACK said: session present, assigned client id, server keep
+   * alive, receive maximum, maximum packet size, topic alias maximum, maximum QoS, retain / wildcard /
+   * subscription id / shared subscription availability, response information, server reference,
+   * reason string, user properties (5.0 defaults filled in). Undefined before the first CONNACK.
+   */
+  get connack(): ConnackInfo | undefined { return this.established ? this.state.server : undefined; }
+  /** the host and port of the current (or next) connection; a followed redirect changes them */
+  get server(): { host: string; port: number } { return { ...this.target }; }
   /** outgoing QoS 1/2 messages in flight plus publishes waiting in the queue */
   get pendingPublishes(): number { return this.state.inflightCount + this.state.queuedCount; }
 
@@ -116,7 +94,14 @@ export class MqttClient extends EventEmitter {
     const qos = options.qos ?? 0;
     if (typeof topic !== 'string' || !isValidTopicName(topic)) return Promise.reject(new InvalidArgumentError(`invalid topic name '${String(topic)}'`));
     if (!isQoS(qos)) return Promise.reject(new InvalidArgumentError(`invalid QoS ${String(qos)}`));
-    const message = { topic, payload: toBuffer(payload), qos, retain: options.retain ?? false, ...(options.properties ? { properties: options.properties } : {}) };
+    const alias = options.topicAlias;
+    if (alias !== undefined && alias !== false && alias !== 'auto' && !(Number.isInteger(alias) && alias >= 1 && alias <= 65535)) {
+      return Promise.reject(new InvalidArgumentError(`invalid topic alias ${String(alias)}`));
+    }
+    const message = {
+      topic, payload: toBuffer(payload), qos, retain: options.retain ?? false,
+      ...(options.properties ? { properties: options.properties } : {}), ...(alias !== undefined ? { topicAlias: alias } : {}),
+    };
     return this.run<number>((now) => this.state.publish(message, now));
   }
 
@@ -138,7 +123,13 @@ export class MqttClient extends EventEmitter {
       subs.push(s);
     }
     if (subs.length === 0) return Promise.reject(new InvalidArgumentError('no topic filter given'));
-    const result = this.run<number[]>((now) => this.state.subscribe(subs, options.properties, now));
+    let properties = options.properties;
+    const id = options.subscriptionIdentifier;
+    if (id !== undefined) {
+      if (!Number.isInteger(id) || id < 1 || id > 268_435_455) return Promise.reject(new InvalidArgumentError(`invalid subscription identifier ${String(id)}`));
+      properties = { ...properties, subscriptionIdentifiers: [id] };
+    }
+    const result = this.run<number[]>((now) => this.state.subscribe(subs, properties, now));
     return Array.isArray(topics) ? result : result.then((codes) => codes[0]!);
   }
 
@@ -148,6 +139,15 @@ export class MqttClient extends EventEmitter {
     const bad = list.find((t) => !isValidTopicFilter(t));
     if (bad !== undefined || list.length === 0) return Promise.reject(new InvalidArgumentError(`invalid topic filter '${bad ?? ''}'`));
     return this.run<number[]>((now) => this.state.unsubscribe(list, properties, now));
+  }
+
+  /**
+   * 5.0 re-authentication (AUTH 0x19 with the `auth` option's method and `data`); the broker's
+   * challenges go to `auth.onChallenge(data, true)`. Resolves with the broker's final authentication
+   * data; rejects when the broker refuses (it then disconnects: ConnectionLostError with its reason code).
+   */
+  reauthenticate(data?: string | Buffer): Promise<Buffer | undefined> {
+    return this.run<Buffer | undefined>((now) => this.state.reauthenticate(data === undefined ? undefined : toBuffer(data), now));
   }
 
   /** Received messages (optionally only those matching `filter`) as an async iterator. */
@@ -182,7 +182,7 @@ export class MqttClient extends EventEmitter {
     let socket: Duplex;
     try {
       socket = await o.transport.open({
-        host: o.host, port: o.port, timeout: o.connectTimeout,
+        host: this.target.host, port: this.target.port, timeout: o.connectTimeout,
         ...(o.tls ? { tls: o.tls } : {}), ...(o.wsPath ? { path: o.wsPath } : {}),
         ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       });
@@ -196,7 +196,8 @@ export class MqttClient extends EventEmitter {
     }
     this.socket = socket;
     this.closeError = undefined;
-    this.parser = new Parser({ protocolVersion: this.state.version });
+    const ours = this.state.version === 5 ? o.state.properties?.maximumPacketSize : undefined;
+    this.parser = new Parser({ protocolVersion: this.state.version, ...(ours ? { maxPacketSize: ours } : {}) });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err: Error) => { this.closeError ??= new ConnectionLostError(err.message, undefined, { cause: err }); });
     socket.on('close', () => this.onClose(socket));
@@ -217,7 +218,7 @@ export class MqttClient extends EventEmitter {
       this.emitSafe('packetreceive', p);
       this.apply(this.state.handle(p, Date.now()));
     }
-    if (error && socket === this.socket) this.apply([{ type: 'close', error }]);
+    if (error && socket === this.socket) this.apply(this.state.parseError(error, Date.now()));
   }
 
   private onClose(socket: Duplex): void {
@@ -230,14 +231,16 @@ export class MqttClient extends EventEmitter {
 
   /** The connection is gone (or never came): reconnect, or close for good. */
   private lost(error: Error | undefined): void {
-    this.state.connectionLost();
+    this.apply(this.state.connectionLost());
     const wasEnding = this.state.status === 'closed' || this.state.isEnding;
     if (!wasEnding) this.emitSafe('offline', error ?? new ConnectionLostError('connection closed by the broker'));
     if (this.state.status === 'closed') return this.finish();
+    if (this.followRedirect(error)) return;
     const reason = error ?? new ConnectionLostError('connection closed by the broker');
     if (!this.established || this.state.isEnding || this.options.reconnect === false) {
       const final = this.state.isEnding ? new ClientClosedError('client ended before the operation completed')
-        : this.established ? new ConnectionLostError(reason.message, (reason as ConnectionLostError).reasonCode, { cause: reason }) : reason;
+        : !this.established || reason instanceof ConnectionLostError ? reason
+          : new ConnectionLostError(reason.message, (reason as { reasonCode?: number }).reasonCode, { cause: reason });
       this.apply(this.state.shutdown(final));
       if (this.first) {
         const f = this.first;
@@ -248,11 +251,32 @@ export class MqttClient extends EventEmitter {
     }
     if (error && this.listenerCount('error') > 0) this.emitSafe('error', error);
     const delay = this.backoff.next();
+    this.target = this.home;
+    this.redirected = false;
     this.reconnectTimer = setTimeout(() => {
       if (this.state.status === 'closed') return;
       this.emitSafe('reconnect', this.backoff.attempts);
       void this.open();
     }, delay);
+  }
+
+  /**
+   * `followRedirects`: a CONNACK or DISCONNECT 0x9C/0x9D with a usable Server Reference sends the next
+   * connection there at once; a second redirect in a row is not followed. 0x9D (moved) is permanent:
+   * reconnects keep going to the new server.
+   */
+  private followRedirect(error: Error | undefined): boolean {
+    if (!this.options.followRedirects || this.state.status === 'closed' || this.state.isEnding) return false;
+    const redirect = error instanceof ServerRedirectError ? { ref: error.serverReference, moved: error.moved }
+      : error instanceof ConnectionLostError && (error.reasonCode === 0x9c || error.reasonCode === 0x9d)
+        ? { ref: error.serverReference, moved: error.reasonCode === 0x9d } : undefined;
+    const next = redirect?.ref !== undefined ? parseServerReference(redirect.ref, this.target.port) : undefined;
+    if (!redirect || !next || this.redirected) return false;
+    this.redirected = true;
+    this.target = next;
+    if (redirect.moved) this.home = next;
+    void this.open();
+    return true;
   }
 
   private finish(): void {
@@ -277,7 +301,7 @@ export class MqttClient extends EventEmitter {
       switch (a.type) {
         case 'send': {
           try {
-            out.push(encode(a.packet, this.state.version));
+            out.push(a.bytes ?? encode(a.packet, this.state.version));
           } catch (err) {
             flush();
             this.closeSocket(err instanceof Error ? err : new ClientError(String(err)));
@@ -296,6 +320,7 @@ export class MqttClient extends EventEmitter {
         }
         case 'connected': {
           this.established = true;
+          this.redirected = false;
           this.backoff.reset();
           if (this.first) {
             const f = this.first;
@@ -305,11 +330,33 @@ export class MqttClient extends EventEmitter {
           this.emitSafe('connect', a.connack);
           break;
         }
+        case 'auth': this.challenge(a.token, a.data, a.reauth); break;
         case 'close': flush(); this.closeSocket(a.error); break;
       }
     }
     flush();
     this.armKeepalive();
+  }
+
+  /** Runs `auth.onChallenge` for an AUTH 0x18 from the broker and sends its answer. */
+  private challenge(token: number, data: Buffer | undefined, reauth: boolean): void {
+    const handler = this.options.onChallenge;
+    const fail = (err: unknown): void => {
+      const error = new AuthenticationError(`authentication challenge failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      this.apply(this.state.authFailed(token, error));
+    };
+    if (!handler) { fail(new Error('the broker sent a challenge and auth.onChallenge is not set')); return; }
+    let answer: ReturnType<NonNullable<typeof handler>>;
+    try {
+      answer = handler(data, reauth);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    void Promise.resolve(answer).then(
+      (value) => this.apply(this.state.authRespond(token, value === undefined ? undefined : toBuffer(value), Date.now())),
+      fail,
+    );
   }
 
   private closeSocket(error: Error | undefined): void {

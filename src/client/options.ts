@@ -19,6 +19,19 @@ export interface WillOptions {
   properties?: WillProperties;
 }
 
+/** 5.0 enhanced authentication (spec 4.12). */
+export interface AuthOptions {
+  /** the Authentication Method, e.g. 'SCRAM-SHA-1' or 'MIDGE-CHALLENGE' */
+  method: string;
+  /** Authentication Data sent in CONNECT */
+  data?: string | Buffer;
+  /**
+   * Answers the broker's AUTH 0x18 challenge (during CONNECT, or after `reauthenticate()` when `reauth`);
+   * what it returns goes back in AUTH 0x18. Throwing (or rejecting) closes the connection with AuthenticationError.
+   */
+  onChallenge?(data: Buffer | undefined, reauth: boolean): Buffer | string | undefined | Promise<Buffer | string | undefined>;
+}
+
 export interface ConnectOptions {
   /** default: "midge-" and 12 random hex digits (valid for MQTT 3.1 too); '' asks the broker to assign one */
   clientId?: string;
@@ -33,8 +46,17 @@ export interface ConnectOptions {
   tls?: TlsOptions;
   /** 3 = MQTT 3.1, 4 = MQTT 3.1.1 (default), 5 = MQTT 5.0 */
   protocolVersion?: ProtocolVersion;
-  /** 5.0 CONNECT properties */
+  /** 5.0 CONNECT properties; `topicAliasMaximum` > 0 lets the broker send topic aliases (resolved for you) */
   properties?: ConnectProperties;
+  /** 5.0 enhanced authentication */
+  auth?: AuthOptions;
+  /** 5.0: give every publish a topic alias (up to the broker's Topic Alias Maximum) unless it says `topicAlias: false` */
+  autoTopicAlias?: boolean;
+  /**
+   * 5.0 server redirection: on CONNACK 0x9C/0x9D (or DISCONNECT 0x9C/0x9D) with a Server Reference,
+   * connect to that server instead, once (default false: the connection fails with ServerRedirectError)
+   */
+  followRedirects?: boolean;
   /** ms for the transport handshake plus CONNACK, default 30000 */
   connectTimeout?: number;
   /** ms to wait for PINGRESP, default one keepalive period */
@@ -66,6 +88,8 @@ export interface ResolvedOptions {
   unclaimedLimit: number;
   connectTimeout: number;
   reconnect: ReconnectOptions | false;
+  followRedirects: boolean;
+  onChallenge?: AuthOptions['onChallenge'];
   state: ClientStateOptions;
 }
 
@@ -141,14 +165,22 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   if (username !== undefined) state.username = username;
   if (rawPassword !== undefined) state.password = toBuffer(rawPassword);
   if (options.properties && version === 5) state.properties = options.properties as Properties;
+  if (options.auth && version !== 5) throw new InvalidArgumentError('enhanced authentication (auth) needs protocolVersion 5');
+  if (options.auth) {
+    if (typeof options.auth.method !== 'string' || options.auth.method === '') throw new InvalidArgumentError('auth.method must be a non-empty string');
+    state.auth = { method: options.auth.method, ...(options.auth.data !== undefined ? { data: toBuffer(options.auth.data) } : {}) };
+  }
+  if (options.autoTopicAlias === true) state.autoTopicAlias = true;
 
   const resolved: ResolvedOptions = {
     scheme, host, port, transport,
     connectTimeout: state.connectTimeout,
     unclaimedLimit: integer('unclaimedLimit', options.unclaimedLimit, 1000, 0, 2 ** 31 - 1),
     reconnect: options.reconnect === false ? false : options.reconnect === true || options.reconnect === undefined ? {} : options.reconnect,
+    followRedirects: options.followRedirects === true,
     state,
   };
+  if (options.auth?.onChallenge && version === 5) resolved.onChallenge = options.auth.onChallenge.bind(options.auth);
   if (options.tls) resolved.tls = options.tls;
   if (options.localAddress) resolved.localAddress = options.localAddress;
   const path = options.wsPath ?? (u.pathname && u.pathname !== '/' ? u.pathname : undefined);

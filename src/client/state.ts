@@ -3,16 +3,22 @@
  * It takes packets, calls and the time (`now`, in ms) and returns actions for the I/O shell (client.ts):
  * packets to send, messages to deliver, pending operations to resolve or reject, and when to close.
  * Operations are numbered tokens (`op`) that the shell maps to its promises.
+ * The 5.0 rules of the broker's CONNACK (limits.ts) and topic aliases (aliases.ts) live in their own modules.
  */
 import type {
-  AckPacket, ConnackPacket, ConnectPacket, Packet, Properties, ProtocolVersion, PublishPacket, QoS,
-  SubscribePacket, Subscription, UnsubscribePacket,
+  AckPacket, AuthPacket, ConnackPacket, ConnectPacket, DisconnectPacket, Packet, Properties, ProtocolVersion,
+  PublishPacket, Subscription,
 } from '../codec/types.js';
 import { connackReturnCodeText, reasonCodeText } from '../codec/constants.js';
+import { IncomingAliases, OutgoingAliases, withAlias } from './aliases.js';
+import { connackInfo, NO_LIMITS, type ConnackInfo } from './connack.js';
+import { AuthFlow } from './auth.js';
+import { ControlFlows, INTERNAL } from './control.js';
 import {
-  ClientClosedError, ConnectionLostError, ConnectionRefusedError, PublishError, QueueFullError,
-  SubscribeError, TimeoutError,
+  ClientClosedError, ClientError, ConnectionLostError, ConnectionRefusedError, PublishError,
+  QueueFullError, ServerRedirectError, TimeoutError,
 } from './errors.js';
+import { encodeChecked, publishRefusal, withoutAlias } from './limits.js';
 import { PacketIdAllocator } from './packet-id.js';
 import { Deque } from './queue.js';
 import type { Action, ClientStateOptions, Message, OutgoingMessage } from './types.js';
@@ -20,42 +26,47 @@ import type { Action, ClientStateOptions, Message, OutgoingMessage } from './typ
 export type { Action, ClientStateOptions, Message, OutgoingMessage } from './types.js';
 
 type Status = 'offline' | 'connecting' | 'connected' | 'closed';
-interface Flow { op: number; packet: PublishPacket; stage: 'publish' | 'pubrel' }
-interface Control { op: number; packet: SubscribePacket | UnsubscribePacket }
+/** `topic` is the full topic: on a new connection the packet is sent again without its alias */
+interface Flow { op: number; packet: PublishPacket; topic: string; stage: 'publish' | 'pubrel' }
 interface Queued { op: number; message: OutgoingMessage }
-type ControlRequest =
-  | { op: number; kind: 'subscribe'; subscriptions: Subscription[]; properties?: Properties }
-  | { op: number; kind: 'unsubscribe'; topics: string[]; properties?: Properties };
-
-/** op 0 is internal (re-subscription): its results go nowhere. */
-const INTERNAL = 0;
 
 export class ClientState {
   status: Status = 'offline';
   clientId: string;
   /** effective keepalive in seconds (the broker's Server Keep Alive wins) */
   keepalive: number;
-  private readonly ids = new PacketIdAllocator();
+  /** what the last successful CONNACK said (defaults before the first) */
+  server: ConnackInfo = NO_LIMITS;
+  readonly ids = new PacketIdAllocator();
   private readonly inflight = new Map<number, Flow>();          // outgoing QoS 1/2 by packet id
-  private readonly control = new Map<number, Control>();        // SUBSCRIBE/UNSUBSCRIBE awaiting ack
-  private readonly unsent = new Deque<ControlRequest>();         // SUBSCRIBE/UNSUBSCRIBE made offline
   private readonly queue = new Deque<Queued>();
   private readonly incomingQos2 = new Set<number>();             // PUBREC sent, PUBREL not yet seen
-  private readonly subscriptions = new Map<string, { sub: Subscription; properties?: Properties }>();
-  private aliases = new Map<number, string>();
+  private readonly controls: ControlFlows;
+  private aliasesIn = new IncomingAliases(0);
+  private aliasesOut = new OutgoingAliases(0);
   private nextOp = 1;
   private window: number;
-  private maximumQoS: QoS = 2;
   private connectStartedAt = 0;
   private lastSent = 0;
+  /** the time of the call in progress, for packets sent by the control flows */
+  private lastSentAt = 0;
   private lastReceived = 0;
   private pingSentAt: number | undefined;
   private ending = false;
+  private readonly auth: AuthFlow;
 
   constructor(readonly options: ClientStateOptions) {
     this.clientId = options.clientId;
     this.keepalive = options.keepalive;
     this.window = options.maxInflight;
+    this.auth = new AuthFlow(options.protocolVersion === 5 ? options.auth?.method : undefined, options.auth?.data);
+    const state = this;
+    this.controls = new ControlFlows({
+      version: options.protocolVersion,
+      get server() { return state.server; },
+      ids: this.ids,
+      send: (actions, packet, bytes) => this.send(actions, packet, this.lastSentAt, undefined, bytes),
+    });
   }
 
   get version(): ProtocolVersion { return this.options.protocolVersion; }
@@ -63,7 +74,7 @@ export class ClientState {
   get inflightCount(): number { return this.inflight.size; }
   get queuedCount(): number { return this.queue.length; }
   /** everything end() waits for */
-  get outstanding(): number { return this.inflight.size + this.queue.length + this.control.size + this.unsent.length; }
+  get outstanding(): number { return this.inflight.size + this.queue.length + this.controls.size; }
   get isEnding(): boolean { return this.ending; }
 
   /** The transport is open: send CONNECT. */
@@ -72,8 +83,11 @@ export class ClientState {
     this.status = 'connecting';
     this.connectStartedAt = now;
     this.pingSentAt = undefined;
-    this.aliases = new Map();
+    this.auth.reset();
     const o = this.options;
+    this.aliasesIn = new IncomingAliases(o.protocolVersion === 5 ? (o.properties?.topicAliasMaximum ?? 0) : 0);
+    this.aliasesOut = new OutgoingAliases(0);
+    this.server = NO_LIMITS;
     const connect: ConnectPacket = {
       type: 'connect', protocolName: o.protocolVersion === 3 ? 'MQIsdp' : 'MQTT', protocolVersion: o.protocolVersion,
       clean: o.clean, keepalive: o.keepalive, clientId: o.clientId,
@@ -81,7 +95,10 @@ export class ClientState {
     if (o.will) connect.will = o.will;
     if (o.username !== undefined) connect.username = o.username;
     if (o.password !== undefined) connect.password = o.password;
-    if (o.properties && o.protocolVersion === 5) connect.properties = o.properties;
+    if (o.protocolVersion === 5) {
+      const props = this.auth.connectProperties({ ...o.properties });
+      if (Object.keys(props).length > 0) connect.properties = props;
+    }
     const actions: Action[] = [];
     this.send(actions, connect, now);
     return actions;
@@ -91,7 +108,8 @@ export class ClientState {
   connectionLost(): Action[] {
     if (this.status !== 'closed') this.status = 'offline';
     this.pingSentAt = undefined;
-    return [];
+    const op = this.auth.reset();
+    return op === undefined ? [] : [{ type: 'reject', op, error: new ConnectionLostError('connection lost during re-authentication') }];
   }
 
   /** No reconnect will follow: reject everything pending with `error` and refuse new work. */
@@ -99,11 +117,11 @@ export class ClientState {
     const actions: Action[] = [];
     const reject = (op: number): void => { if (op !== INTERNAL) actions.push({ type: 'reject', op, error }); };
     for (const f of this.inflight.values()) reject(f.op);
-    for (const c of this.control.values()) reject(c.op);
-    for (const r of this.unsent.drain()) reject(r.op);
+    for (const op of this.controls.drain()) reject(op);
     for (const q of this.queue.drain()) reject(q.op);
+    const reauth = this.auth.reset();
+    if (reauth !== undefined) reject(reauth);
     this.inflight.clear();
-    this.control.clear();
     this.status = 'closed';
     return actions;
   }
@@ -114,9 +132,9 @@ export class ClientState {
     if (this.status === 'connected' && !force && this.outstanding > 0) return [];
     const actions: Action[] = [];
     if (this.status === 'connected') {
-      const packet: Packet = { type: 'disconnect' };
+      const packet: DisconnectPacket = { type: 'disconnect' };
       if (this.version === 5 && reasonCode) packet.reasonCode = reasonCode;
-      if (this.version === 5 && properties) packet.properties = properties;
+      if (this.version === 5 && properties && Object.keys(properties).length > 0) packet.properties = properties;
       this.send(actions, packet, now);
     }
     actions.push(...this.shutdown(new ClientClosedError('client ended before the operation completed')));
@@ -129,8 +147,6 @@ export class ClientState {
     const actions: Action[] = [];
     if (this.status === 'closed' || this.ending) {
       actions.push({ type: 'reject', op, error: new ClientClosedError() });
-    } else if (message.qos > this.maximumQoS) {
-      actions.push({ type: 'reject', op, error: new PublishError(0x9b, 0, 'QoS not supported by the broker') });
     } else if (this.queue.length >= this.options.queueLimit) {
       actions.push({ type: 'reject', op, error: new QueueFullError(this.options.queueLimit) });
     } else {
@@ -141,12 +157,48 @@ export class ClientState {
   }
 
   subscribe(subscriptions: Subscription[], properties: Properties | undefined, now: number): { op: number; actions: Action[] } {
-    return this.request({ op: this.nextOp++, kind: 'subscribe', subscriptions, properties }, now);
+    const op = this.nextOp++;
+    return { op, actions: this.request(now, (actions, connected) => this.controls.request(actions, { op, kind: 'subscribe', subscriptions, ...(properties ? { properties } : {}) }, connected), op) };
   }
 
   unsubscribe(topics: string[], properties: Properties | undefined, now: number): { op: number; actions: Action[] } {
-    for (const t of topics) this.subscriptions.delete(t);
-    return this.request({ op: this.nextOp++, kind: 'unsubscribe', topics, properties }, now);
+    const op = this.nextOp++;
+    return { op, actions: this.request(now, (actions, connected) => this.controls.request(actions, { op, kind: 'unsubscribe', topics, ...(properties ? { properties } : {}) }, connected), op) };
+  }
+
+  /** 5.0 re-authentication (AUTH 0x19); resolves with the broker's final authentication data. */
+  reauthenticate(data: Buffer | undefined, now: number): { op: number; actions: Action[] } {
+    const op = this.nextOp++;
+    const actions: Action[] = [];
+    if (this.status !== 'connected' || this.ending) {
+      actions.push({ type: 'reject', op, error: this.status === 'closed' || this.ending ? new ClientClosedError() : new ClientError('not connected') });
+      return { op, actions };
+    }
+    const r = this.auth.start(op, data);
+    if (r instanceof Error) actions.push({ type: 'reject', op, error: r });
+    else this.send(actions, r, now);
+    return { op, actions };
+  }
+
+  /** The application's answer to the challenge of `auth` action `token` (stale tokens are ignored). */
+  authRespond(token: number, data: Buffer | undefined, now: number): Action[] {
+    const actions: Action[] = [];
+    const packet = this.status === 'connecting' || this.status === 'connected' ? this.auth.answer(token, data) : undefined;
+    if (packet) this.send(actions, packet, now);
+    return actions;
+  }
+
+  /** The challenge handler failed: give up this connection (and the re-authentication). */
+  authFailed(token: number, error: Error): Action[] {
+    if (token !== this.auth.token) return [];
+    const op = this.auth.reset();
+    this.status = 'offline';
+    return [...(op === undefined ? [] : [{ type: 'reject' as const, op, error }]), { type: 'close', error }];
+  }
+
+  /** The bytes from the broker could not be parsed: DISCONNECT with the error's reason code (5.0) and close. */
+  parseError(error: Error & { reasonCode?: number }, now: number): Action[] {
+    return this.protocolError([], error.reasonCode ?? 0x81, error.message, now, error);
   }
 
   /** Keepalive and CONNACK timeout. Call at nextDeadline(). */
@@ -181,8 +233,8 @@ export class ClientState {
   handle(packet: Packet, now: number): Action[] {
     this.lastReceived = now;
     const actions: Action[] = [];
-    if (this.status === 'connecting' && packet.type !== 'connack') {
-      return this.fail(actions, `expected CONNACK, received ${packet.type.toUpperCase()}`);
+    if (this.status === 'connecting' && packet.type !== 'connack' && packet.type !== 'auth' && packet.type !== 'disconnect') {
+      return this.protocolError(actions, 0x82, `expected CONNACK, received ${packet.type.toUpperCase()}`, now);
     }
     switch (packet.type) {
       case 'connack': return this.onConnack(packet, now);
@@ -194,15 +246,19 @@ export class ClientState {
         this.send(actions, this.ack('pubcomp', packet.packetId), now);
         break;
       }
-      case 'suback': case 'unsuback': this.onControlAck(actions, packet, now); break;
+      case 'suback': case 'unsuback': this.controls.onAck(actions, packet); break;
       case 'pingresp': this.pingSentAt = undefined; break;
+      case 'auth': this.onAuth(actions, packet, now); break;
       case 'disconnect': {
         const code = packet.reasonCode ?? 0;
         this.status = 'offline';
-        actions.push({ type: 'close', error: new ConnectionLostError(`disconnected by the broker: ${reasonCodeText(code)}`, code) });
+        const why = packet.properties?.reasonString ? ` (${packet.properties.reasonString})` : '';
+        const error = new ConnectionLostError(`disconnected by the broker: ${reasonCodeText(code)}${why}`, code,
+          packet.properties ? { properties: packet.properties } : undefined);
+        actions.push({ type: 'close', error });
         break;
       }
-      default: return this.fail(actions, `unexpected ${packet.type.toUpperCase()} from the broker`);
+      default: return this.protocolError(actions, 0x82, `unexpected ${packet.type.toUpperCase()} from the broker`, now);
     }
     this.finishEnding(actions, now);
     return actions;
@@ -210,15 +266,32 @@ export class ClientState {
 
   private get pingTimeout(): number { return this.options.pingTimeout ?? this.keepalive * 1000; }
 
-  private fail(actions: Action[], message: string): Action[] {
+  /** A protocol error of the broker: DISCONNECT with `code` (5.0, once connected) and close [MQTT-4.13.1-1]. */
+  private protocolError(actions: Action[], code: number, message: string, now: number, cause?: Error): Action[] {
+    if (this.version === 5 && this.status === 'connected') this.send(actions, { type: 'disconnect', reasonCode: code }, now);
     this.status = 'offline';
-    actions.push({ type: 'close', error: new ConnectionLostError(`protocol error: ${message}`, 0x82) });
+    actions.push({ type: 'close', error: new ConnectionLostError(`protocol error: ${message}`, code, cause ? { cause } : undefined) });
     return actions;
   }
 
-  private send(actions: Action[], packet: Packet, now: number, mid?: number): void {
+  /** Runs a SUBSCRIBE/UNSUBSCRIBE request now (connected) or keeps it for the next connection. */
+  private request(now: number, run: (actions: Action[], connected: boolean) => void, op: number): Action[] {
+    const actions: Action[] = [];
+    if (this.status === 'closed' || this.ending) {
+      actions.push({ type: 'reject', op, error: new ClientClosedError() });
+      return actions;
+    }
+    this.lastSentAt = now;
+    run(actions, this.status === 'connected');
+    return actions;
+  }
+
+  private send(actions: Action[], packet: Packet, now: number, mid?: number, bytes?: Buffer): void {
     this.lastSent = now;
-    actions.push(mid === undefined ? { type: 'send', packet } : { type: 'send', packet, mid });
+    const a: Action = { type: 'send', packet };
+    if (mid !== undefined) a.mid = mid;
+    if (bytes !== undefined) a.bytes = bytes;
+    actions.push(a);
   }
 
   private ack(type: AckPacket['type'], packetId: number, reasonCode?: number): AckPacket {
@@ -229,57 +302,51 @@ export class ClientState {
 
   private onConnack(packet: ConnackPacket, now: number): Action[] {
     const actions: Action[] = [];
-    if (this.status !== 'connecting') return this.fail(actions, 'unexpected CONNACK');
+    if (this.status !== 'connecting') return this.protocolError(actions, 0x82, 'unexpected CONNACK', now);
     if (packet.reasonCode !== 0) {
       this.status = 'offline';
       const text = connackReturnCodeText(packet.reasonCode, this.version);
-      actions.push({ type: 'close', error: new ConnectionRefusedError(packet.reasonCode, this.version, text) });
+      const error = this.version === 5 && (packet.reasonCode === 0x9c || packet.reasonCode === 0x9d)
+        ? new ServerRedirectError(packet.reasonCode, text, packet.properties)
+        : new ConnectionRefusedError(packet.reasonCode, this.version, text, packet.properties);
+      actions.push({ type: 'close', error });
       return actions;
     }
     this.status = 'connected';
-    const p = packet.properties ?? {};
-    if (p.assignedClientIdentifier !== undefined) this.clientId = p.assignedClientIdentifier;
-    this.keepalive = p.serverKeepAlive ?? this.options.keepalive;
-    this.window = Math.min(this.options.maxInflight, p.receiveMaximum ?? 65535);
-    this.maximumQoS = (p.maximumQoS ?? 2) as QoS;
+    this.auth.token++;
+    this.server = connackInfo(packet);
+    if (this.server.assignedClientIdentifier !== undefined) this.clientId = this.server.assignedClientIdentifier;
+    // [MQTT-3.2.2-21] the broker's Server Keep Alive replaces ours
+    this.keepalive = this.server.serverKeepAlive ?? this.options.keepalive;
+    // [MQTT-3.3.4-7] no more QoS 1/2 publishes in flight than the broker's Receive Maximum
+    this.window = Math.min(this.options.maxInflight, this.server.receiveMaximum);
+    this.aliasesOut = new OutgoingAliases(this.version === 5 ? this.server.topicAliasMaximum : 0);
     actions.push({ type: 'connected', connack: packet });
-    const unacknowledged = [...this.control.values()];
-    if (!packet.sessionPresent) {
-      this.incomingQos2.clear();
-      if (this.options.resubscribe) this.resubscribe(actions, now);
-    }
-    // [MQTT-4.4.0-1] re-send unacknowledged PUBLISH (with DUP) and PUBREL, in their original order
+    if (!packet.sessionPresent) this.incomingQos2.clear();
+    this.lastSentAt = now;
+    const resendControls = this.controls.connected(actions, packet.sessionPresent, this.options.resubscribe);
+    // [MQTT-4.4.0-1] re-send unacknowledged PUBLISH (with DUP) and PUBREL, in their original order;
+    // topic aliases belong to the old connection, so the full topic goes out again
     for (const flow of this.inflight.values()) {
       if (flow.stage === 'publish') {
-        flow.packet = { ...flow.packet, dup: true };
+        flow.packet = withoutAlias({ ...flow.packet, topic: flow.topic, dup: true });
         this.send(actions, flow.packet, now);
       } else {
         this.send(actions, this.ack('pubrel', flow.packet.packetId!), now);
       }
     }
-    for (const c of unacknowledged) this.send(actions, c.packet, now);
-    for (let r = this.unsent.shift(); r; r = this.unsent.shift()) this.sendControl(actions, r, now);
+    resendControls();
     this.drain(actions, now);
     this.finishEnding(actions, now);
     return actions;
   }
 
-  private resubscribe(actions: Action[], now: number): void {
-    const plain: Subscription[] = [];
-    for (const { sub, properties } of this.subscriptions.values()) {
-      if (properties) this.sendControl(actions, { op: INTERNAL, kind: 'subscribe', subscriptions: [sub], properties }, now);
-      else plain.push(sub);
-    }
-    if (plain.length > 0) this.sendControl(actions, { op: INTERNAL, kind: 'subscribe', subscriptions: plain }, now);
-  }
-
   private onPublish(actions: Action[], p: PublishPacket, now: number): void {
     let topic = p.topic;
-    const alias = p.properties?.topicAlias;
-    if (alias !== undefined) {
-      if (topic) this.aliases.set(alias, topic);
-      else topic = this.aliases.get(alias) ?? '';
-      if (!topic) { this.fail(actions, `unknown topic alias ${alias}`); return; }
+    if (this.version === 5) {
+      const r = this.aliasesIn.resolve(p.topic, p.properties?.topicAlias);
+      if ('reasonCode' in r) { this.protocolError(actions, r.reasonCode, r.reason, now); return; }
+      topic = r.topic;
     }
     const message: Message = { topic, payload: p.payload, qos: p.qos, retain: p.retain, dup: p.dup };
     if (p.packetId !== undefined) message.packetId = p.packetId;
@@ -289,14 +356,27 @@ export class ClientState {
     } else if (p.qos === 1) {
       this.send(actions, this.ack('puback', p.packetId!), now);
       actions.push({ type: 'message', message });
-    } else {
+    } else if (!this.incomingQos2.has(p.packetId!)) {
+      // [MQTT-3.3.4-9] the broker must not exceed the Receive Maximum we sent
+      const receiveMaximum = this.version === 5 ? (this.options.properties?.receiveMaximum ?? 65535) : 65535;
+      if (this.incomingQos2.size >= receiveMaximum) {
+        this.protocolError(actions, 0x93, `more than ${receiveMaximum} QoS 2 messages in flight`, now);
+        return;
+      }
       // exactly once: deliver on the first PUBLISH, not again until its PUBREL arrives
       this.send(actions, this.ack('pubrec', p.packetId!), now);
-      if (!this.incomingQos2.has(p.packetId!)) {
-        this.incomingQos2.add(p.packetId!);
-        actions.push({ type: 'message', message });
-      }
+      this.incomingQos2.add(p.packetId!);
+      actions.push({ type: 'message', message });
+    } else {
+      this.send(actions, this.ack('pubrec', p.packetId!), now);
     }
+  }
+
+  private onAuth(actions: Action[], p: AuthPacket, now: number): void {
+    const r = this.auth.received(p, this.status === 'connected');
+    if (r.kind === 'protocol-error') this.protocolError(actions, 0x82, r.reason, now);
+    else if (r.kind === 'challenge') actions.push({ type: 'auth', token: r.token, data: r.data, reauth: r.reauth });
+    else actions.push({ type: 'resolve', op: r.op, value: r.data });
   }
 
   private onPubrec(actions: Action[], p: AckPacket, now: number): void {
@@ -306,7 +386,7 @@ export class ClientState {
       return;
     }
     if ((p.reasonCode ?? 0) >= 0x80) {
-      this.complete(actions, p.packetId, flow, new PublishError(p.reasonCode!, p.packetId, p.properties?.reasonString));
+      this.complete(actions, p.packetId, flow, new PublishError(p.reasonCode!, p.packetId, p.properties?.reasonString, p.properties));
       this.drain(actions, now);
       return;
     }
@@ -320,7 +400,7 @@ export class ClientState {
     const expected = p.type === 'puback' ? flow?.packet.qos === 1 : flow?.stage === 'pubrel';
     if (!flow || !expected) return;
     const code = p.reasonCode ?? 0;
-    const error = p.type === 'puback' && code >= 0x80 ? new PublishError(code, p.packetId, p.properties?.reasonString) : undefined;
+    const error = p.type === 'puback' && code >= 0x80 ? new PublishError(code, p.packetId, p.properties?.reasonString, p.properties) : undefined;
     this.complete(actions, p.packetId, flow, error);
     this.drain(actions, now);
   }
@@ -331,72 +411,35 @@ export class ClientState {
     actions.push(error ? { type: 'reject', op: flow.op, error } : { type: 'resolve', op: flow.op, value: id });
   }
 
-  private onControlAck(actions: Action[], p: Packet & { type: 'suback' | 'unsuback' }, now: number): void {
-    const c = this.control.get(p.packetId);
-    if (!c || (c.packet.type === 'subscribe') !== (p.type === 'suback')) return;
-    this.control.delete(p.packetId);
-    this.ids.release(p.packetId);
-    if (c.packet.type === 'subscribe' && p.type === 'suback') {
-      const subs = c.packet.subscriptions;
-      const codes = subs.map((_, i) => p.reasonCodes[i] ?? 0x80);
-      subs.forEach((sub, i) => {
-        if (codes[i]! < 0x80) this.subscriptions.set(sub.topic, c.packet.properties ? { sub, properties: c.packet.properties } : { sub });
-      });
-      if (c.op !== INTERNAL) {
-        actions.push(codes.some((x) => x >= 0x80)
-          ? { type: 'reject', op: c.op, error: new SubscribeError(codes, subs.map((s) => s.topic)) }
-          : { type: 'resolve', op: c.op, value: codes });
-      }
-    } else if (c.op !== INTERNAL) {
-      actions.push({ type: 'resolve', op: c.op, value: p.type === 'unsuback' ? (p.reasonCodes ?? []) : [] });
-    }
-    void now;
-  }
-
-  private request(r: ControlRequest, now: number): { op: number; actions: Action[] } {
-    const actions: Action[] = [];
-    if (this.status === 'closed' || this.ending) actions.push({ type: 'reject', op: r.op, error: new ClientClosedError() });
-    else if (this.status === 'connected') this.sendControl(actions, r, now);
-    else this.unsent.push(r);
-    return { op: r.op, actions };
-  }
-
-  private sendControl(actions: Action[], r: ControlRequest, now: number): void {
-    const id = this.ids.alloc();
-    if (id === undefined) {
-      if (r.op !== INTERNAL) actions.push({ type: 'reject', op: r.op, error: new QueueFullError(65535) });
-      return;
-    }
-    const packet: SubscribePacket | UnsubscribePacket = r.kind === 'subscribe'
-      ? { type: 'subscribe', packetId: id, subscriptions: r.subscriptions }
-      : { type: 'unsubscribe', packetId: id, topics: r.topics };
-    if (r.properties && this.version === 5) packet.properties = r.properties;
-    this.control.set(id, { op: r.op, packet });
-    this.send(actions, packet, now);
-  }
-
   /** Sends queued publishes while connected and the window has room. */
   private drain(actions: Action[], now: number): void {
     while (this.status === 'connected') {
       const q = this.queue.peek();
       if (!q) break;
       const m = q.message;
-      const packet: PublishPacket = { type: 'publish', topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, dup: false };
-      if (m.properties && this.version === 5) packet.properties = m.properties;
-      if (m.qos === 0) {
-        this.queue.shift();
-        const mid = this.ids.peek();
-        this.send(actions, packet, now, mid);
-        actions.push({ type: 'resolve', op: q.op, value: mid });
-        continue;
-      }
-      if (this.inflight.size >= this.window) break;
-      const id = this.ids.alloc();
-      if (id === undefined) break;
+      if (m.qos > 0 && this.inflight.size >= this.window) break;
+      let id: number | undefined;
+      if (m.qos > 0 && (id = this.ids.alloc()) === undefined) break;
       this.queue.shift();
-      packet.packetId = id;
-      this.inflight.set(id, { op: q.op, packet, stage: 'publish' });
-      this.send(actions, packet, now);
+      let packet: PublishPacket = { type: 'publish', topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, dup: false };
+      if (id !== undefined) packet.packetId = id;
+      if (m.properties && this.version === 5) packet.properties = m.properties;
+      const mode = this.version === 5 ? m.topicAlias ?? (this.options.autoTopicAlias === true && 'auto') : false;
+      const aliased = mode === false ? { packet, fresh: false } : withAlias(this.aliasesOut, packet, mode);
+      packet = aliased.packet;
+      const encoded = publishRefusal(this.server, m) ?? encodeChecked(packet, this.version, this.server);
+      if (encoded instanceof Error) {
+        if (id !== undefined) this.ids.release(id);
+        if (aliased.fresh) this.aliasesOut.forget(m.topic);
+        actions.push({ type: 'reject', op: q.op, error: encoded });
+      } else if (id === undefined) {
+        const mid = this.ids.peek();
+        this.send(actions, packet, now, mid, encoded);
+        actions.push({ type: 'resolve', op: q.op, value: mid });
+      } else {
+        this.inflight.set(id, { op: q.op, packet, topic: m.topic, stage: 'publish' });
+        this.send(actions, packet, now, undefined, encoded);
+      }
     }
   }
 

@@ -1,6 +1,12 @@
 /** Data types shared by the client state machine (state.ts) and the I/O shell (client.ts). */
 import type { ConnackPacket, Packet, Properties, ProtocolVersion, QoS, Will } from '../codec/types.js';
 
+/**
+ * A received message. `properties` holds every 5.0 PUBLISH property as the broker sent it, in wire
+ * order: payloadFormatIndicator, messageExpiryInterval (what is left of it), contentType,
+ * responseTopic, correlationData, userProperties (in order, repeats kept), subscriptionIdentifiers
+ * (of every matching subscription) and topicAlias (when the broker used one; `topic` is resolved).
+ */
 export interface Message {
   topic: string;
   payload: Buffer;
@@ -18,14 +24,19 @@ export interface OutgoingMessage {
   qos: QoS;
   retain: boolean;
   properties?: Properties;
+  /** 5.0: 'auto' = let the client pick an alias; a number = use this alias; false = never */
+  topicAlias?: 'auto' | number | false;
 }
 
 export type Action =
-  | { type: 'send'; packet: Packet; mid?: number }
+  /** `bytes`: the packet already encoded (by the state machine, to check its size) */
+  | { type: 'send'; packet: Packet; mid?: number; bytes?: Buffer }
   | { type: 'message'; message: Message }
   | { type: 'resolve'; op: number; value: unknown }
   | { type: 'reject'; op: number; error: Error }
   | { type: 'connected'; connack: ConnackPacket }
+  /** 5.0 AUTH 0x18 from the broker: ask the application for the answer, then call `authRespond(token, data)` */
+  | { type: 'auth'; token: number; data: Buffer | undefined; reauth: boolean }
   /** close the transport; `error` is undefined for a clean end after DISCONNECT */
   | { type: 'close'; error?: Error };
 
@@ -40,6 +51,10 @@ export interface ClientStateOptions {
   password?: Buffer;
   /** CONNECT properties (5.0) */
   properties?: Properties;
+  /** 5.0 enhanced authentication: the method and the data put in CONNECT */
+  auth?: { method: string; data?: Buffer };
+  /** 5.0: give every publish a topic alias unless it says otherwise (`topicAlias: false`) */
+  autoTopicAlias?: boolean;
   /** ms to wait for CONNACK */
   connectTimeout: number;
   /** ms to wait for PINGRESP; default one keepalive period */
@@ -52,12 +67,12 @@ export interface ClientStateOptions {
   resubscribe: boolean;
 }
 
-/** 5.0 properties a client may put on CONNECT. */
+/** 5.0 properties a client may put on CONNECT (authentication ones: prefer the `auth` option). */
 export type ConnectProperties = Pick<Properties,
   'sessionExpiryInterval' | 'receiveMaximum' | 'maximumPacketSize' | 'topicAliasMaximum' | 'requestResponseInformation'
   | 'requestProblemInformation' | 'userProperties' | 'authenticationMethod' | 'authenticationData'>;
 
-/** 5.0 properties of an outgoing PUBLISH. */
+/** 5.0 properties of an outgoing PUBLISH (topic aliases: the `topicAlias` publish option). */
 export type PublishProperties = Pick<Properties,
   'payloadFormatIndicator' | 'messageExpiryInterval' | 'contentType' | 'responseTopic' | 'correlationData' | 'userProperties'>;
 

@@ -187,7 +187,7 @@ describe('incoming QoS flows', () => {
   });
 
   test('a 5.0 topic alias is resolved for later messages', () => {
-    const s = connected({ protocolVersion: 5 });
+    const s = connected({ protocolVersion: 5, properties: { topicAliasMaximum: 5 } });
     s.handle({ type: 'publish', topic: 'long/topic', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: { topicAlias: 3 } }, 1);
     const [m] = ofType(s.handle({ type: 'publish', topic: '', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: { topicAlias: 3 } }, 2), 'message');
     assert.equal(m?.message.topic, 'long/topic');
