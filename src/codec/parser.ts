@@ -10,6 +10,9 @@ import { MAX_PACKET_SIZE } from './constants.js';
 import { checkFixedHeader, decodeBody } from './decode.js';
 import { MalformedPacketError, PacketTooLargeError, ProtocolError } from './errors.js';
 import { Reader } from './reader.js';
+
+/** Decoding is synchronous and never re-enters a parser, so one reader serves every parser (less memory per connection). */
+const sharedReader = new Reader();
 import type { Packet, ProtocolVersion } from './types.js';
 
 export interface ParserOptions {
@@ -37,7 +40,6 @@ export class Parser {
   private sawFirstByte = false;
   private failed = false;
   private error: unknown = undefined;
-  private readonly reader = new Reader();
   private state = IDLE;
   private byte0 = 0;
   private lenValue = 0;
@@ -179,7 +181,7 @@ export class Parser {
 
   private deliver(byte0: number, buf: Buffer, start: number, end: number, total: number,
     onPacket: (packet: Packet) => void): void {
-    const packet = decodeBody(byte0, this.reader.reset(buf, start, end), this.protocolVersion);
+    const packet = decodeBody(byte0, sharedReader.reset(buf, start, end), this.protocolVersion);
     if (packet.type === 'connect') this.protocolVersion = packet.protocolVersion;
     this.lastPacketSize = total;
     onPacket(packet);
