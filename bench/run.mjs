@@ -12,6 +12,9 @@
 //   CONNS      idle connections for `conns` (default 20000, capped by `ulimit -n`)
 //   QUICK=1    a short smoke run: DURATION=1, REPEAT=1, CONNS=2000, smaller p2p and retained
 //   MIDGE_NODE_ARGS  extra node flags for the Midge broker (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+//   QUIET_WAIT before each run, wait up to this many seconds (default 60; QUICK: 0) until other
+//              processes use less than QUIET_CPU (default 0.25) of a core; their CPU during each
+//              run is reported either way ("other processes CPU s")
 //   OUT        directory for results (default bench/results)
 //
 // Every broker runs on a free port of 127.0.0.1 and is stopped by its PID, also on failure.
@@ -61,6 +64,8 @@ const BROKERS = (env.BROKERS ?? 'midge,mosquitto,aedes').split(',').map((s) => s
 const NAMES = { midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes' };
 const OUT = env.OUT ?? join(HERE, 'results');
 const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const QUIET_WAIT = Number(env.QUIET_WAIT ?? (QUICK ? 0 : 60));
+const QUIET_CPU = Number(env.QUIET_CPU ?? 0.25);
 
 const common = ['--warmup', String(WARMUP), '-d', String(DURATION), '--drain', '1', '-s', '64'];
 // Each scenario: the `midge bench` arguments and the metrics that go into the table.
@@ -194,11 +199,28 @@ function runGenerator(args, port, timeoutMs, onEstablished) {
   });
 }
 
+/**
+ * Others share this host: wait (bounded by QUIET_WAIT s) until the other processes used less than
+ * QUIET_CPU of a core over one second, so that a neighbour's build does not land in one broker's run.
+ */
+async function waitForQuiet() {
+  const t0 = Date.now();
+  let busy = 0;
+  for (;;) {
+    const a = allProcessCpu();
+    await sleep(1000);
+    busy = otherCpuSeconds(a, allProcessCpu(), [process.pid]);
+    if (busy < QUIET_CPU || Date.now() - t0 > QUIET_WAIT * 1000) break;
+  }
+  return { waitedS: Math.round((Date.now() - t0) / 100) / 10, othersLastS: busy };
+}
+
 async function runOne(scenario, kind, rep) {
   const sc = SCENARIOS[scenario];
   const rec = { scenario, broker: kind, rep };
   let broker;
   try {
+    rec.quiet = await waitForQuiet();
     broker = await startBroker(kind, { dir: work, nodeArgs: kind === 'midge' ? NODE_ARGS : [] });
     current = { broker };
     await sleep(1000);
@@ -304,15 +326,15 @@ function buildTable(records) {
 
 function resourceTable(records) {
   const lines = [];
-  lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | lost | errors | generator CPU % (window) | other processes CPU s |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | lost (gaps) | undelivered at end | errors | generator CPU % (window) | other processes CPU s |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const scenario of selected) {
     for (const b of BROKERS) {
       const rs = records.filter((r) => r.scenario === scenario && r.broker === b);
       const ok = rs.filter((r) => r.gen);
       const med = (f) => fmt(median(ok.map(f)));
       const failed = rs.length - ok.length;
-      lines.push(`| ${scenario} | ${NAMES[b]} | ${ok.length}${failed ? ` (+${failed} failed)` : ''} | ${med((r) => r.hwmKb / 1024)} | ${med((r) => r.cpuS)} | ${med((r) => Math.max(r.gen.lost ?? 0, r.gen.missing ?? 0))} | ${med((r) => r.gen.errors?.total)} | ${med((r) => r.gen.cpu?.windowPct)} | ${med((r) => r.otherCpuS)} |`);
+      lines.push(`| ${scenario} | ${NAMES[b]} | ${ok.length}${failed ? ` (+${failed} failed)` : ''} | ${med((r) => r.hwmKb / 1024)} | ${med((r) => r.cpuS)} | ${med((r) => r.gen.lost)} | ${med((r) => r.gen.missing)} | ${med((r) => r.gen.errors?.total)} | ${med((r) => r.gen.cpu?.windowPct)} | ${med((r) => r.otherCpuS)} |`);
     }
   }
   return lines.join('\n');
