@@ -76,6 +76,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.opts = { ...defaultBrokerOptions(), ...options };
     this.log = this.opts.logger ?? silentLogger();
     this.hooks = this.opts.hooks;
+    this.topicAliasMaximum = this.opts.maxTopicAlias;
     this.visitBound = (e) => this.visit(e);
     this.sys = new SysPublisher(this);
     this.sweepTimer = setInterval(() => {
@@ -161,6 +162,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     s.protocolVersion = p.protocolVersion;
     s.username = conn.username;
+    s.listenerPort = conn.listenerPort;
     if (p.protocolVersion === 5) s.expiryInterval = p.properties?.sessionExpiryInterval ?? 0;
     else s.expiryInterval = p.clean ? 0 : (this.opts.persistentClientExpiration ?? NEVER);
     return { session: s, present };

@@ -21,6 +21,8 @@ export interface ListenerOptions {
   useIdentityAsUsername?: boolean;
   useSubjectAsUsername?: boolean;
   maxConnections?: number;
+  /** mosquitto's socket_domain: bind only this address family (a host name resolves in it; none = all of it) */
+  socketDomain?: 'ipv4' | 'ipv6';
 }
 
 /** Every limit is named after its mosquitto.conf key. */
@@ -45,6 +47,8 @@ export interface BrokerOptions {
   allowAnonymous: boolean;
   allowZeroLengthClientid: boolean;
   queueQos0Messages: boolean;
+  /** v5 topic aliases a client may use towards the broker (max_topic_alias); today Broker#topicAliasMaximum */
+  maxTopicAlias: number;
   /** bytes buffered on a socket before QoS 0 messages to it are dropped */
   maxSocketBuffer: number;
   /** max packets received while CONNECT is still being processed */
@@ -82,6 +86,7 @@ export function defaultBrokerOptions(): BrokerOptions {
     allowAnonymous: true,
     allowZeroLengthClientid: true,
     queueQos0Messages: false,
+    maxTopicAlias: 10,
     maxSocketBuffer: 4 * 1024 * 1024,
     maxPendingPackets: 1000,
     sharedSubscriptionStrategy: 'round_robin',

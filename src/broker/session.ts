@@ -93,6 +93,8 @@ export class Session {
   disconnectedAt: number | undefined;
   protocolVersion: ProtocolVersion = 4;
   username: string | undefined;
+  /** port of the listener the session last connected on (per_listener_settings: its ACL applies offline too) */
+  listenerPort: number | undefined;
   /** true while dropping messages (to log once per episode, like mosquitto) */
   dropping = false;
   /** routing scratch fields, reused per publish to merge overlapping subscriptions without allocation */

@@ -47,10 +47,10 @@ export interface BrokerHooks {
   authorizePublish?(client: ClientInfo, topic: string, message: Message): Promise<boolean> | boolean;
   /** May `client` subscribe to `filter`? A denied subscription gets SUBACK 0x80 (5.0: 0x87). */
   authorizeSubscribe?(client: ClientInfo, filter: string, qos: QoS): Promise<boolean> | boolean;
-  /** May `message` be delivered to `client` (ACL read check)? Synchronous: it is on the fan-out path. */
   /** MQTT 5 enhanced authentication: authentication method name → a new exchange per attempt. */
   authMethods?: Record<string, (client: ClientInfo) => AuthExchange>;
-  authorizeRead?(session: { readonly clientId: string; readonly username?: string }, message: Message): boolean;
+  /** May `message` be delivered to `session` (ACL read check)? Synchronous: it is on the fan-out path. */
+  authorizeRead?(session: { readonly clientId: string; readonly username?: string; readonly listenerPort?: number }, message: Message): boolean;
 }
 
 /** One step of an MQTT 5 enhanced authentication exchange (AUTH packets). */

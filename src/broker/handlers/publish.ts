@@ -61,6 +61,11 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
     msg.properties = props;
     if (props.messageExpiryInterval !== undefined) msg.expiresAt = now + props.messageExpiryInterval * 1000;
   }
+  // mosquitto denies every client PUBLISH to $SYS (but a bridge's state topic) before any ACL or plugin
+  if (topic.startsWith('$SYS') && !/^\$SYS\/broker\/connection\/[^/]+\/state$/.test(topic)) {
+    finish(conn, p, msg, false);
+    return;
+  }
   const authz = broker.hooks.authorizePublish;
   if (authz === undefined) {
     finish(conn, p, msg, true);
