@@ -119,6 +119,8 @@ export class MqttClient extends EventEmitter {
         if (options.retainHandling !== undefined) s.retainHandling = options.retainHandling;
       }
       if (!isValidTopicFilter(s.topic)) return Promise.reject(new InvalidArgumentError(`invalid topic filter '${s.topic}'`));
+      // [MQTT-3.8.3-4] no-local on a shared subscription is a protocol error
+      if (s.noLocal && s.topic.startsWith('$share/')) return Promise.reject(new InvalidArgumentError(`no-local on shared subscription '${s.topic}'`));
       if (!isQoS(s.qos)) return Promise.reject(new InvalidArgumentError(`invalid QoS ${String(s.qos)}`));
       subs.push(s);
     }
