@@ -104,3 +104,17 @@ test('the verbose log has one line per packet in mosquitto style', async () => {
   assert.ok(tb.logs.includes('Sending CONNACK to vsub (0, 0)'));
   sub.end(); pub.end();
 });
+
+test('a client PUBLISH to $SYS is acknowledged but never delivered (mosquitto denies it too)', async () => {
+  const sub = await connected(tb, { clientId: 'sys-watch' });
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: '$SYS/#', qos: 1 }, { topic: 'control', qos: 1 }] });
+  await sub.next('suback');
+  const pub = await connected(tb, { clientId: 'sys-forger' });
+  pub.send({ type: 'publish', topic: '$SYS/broker/version', payload: Buffer.from('forged'), qos: 1, retain: false, dup: false, packetId: 1 });
+  await pub.next('puback');
+  pub.send({ type: 'publish', topic: 'control', payload: Buffer.from('real'), qos: 1, retain: false, dup: false, packetId: 2 });
+  await pub.next('puback');
+  const m = await sub.next('publish');
+  assert.equal(m.topic, 'control');
+  sub.end(); pub.end();
+});
