@@ -255,6 +255,8 @@ export class ClientState {
         const why = packet.properties?.reasonString ? ` (${packet.properties.reasonString})` : '';
         const error = new ConnectionLostError(`disconnected by the broker: ${reasonCodeText(code)}${why}`, code,
           packet.properties ? { properties: packet.properties } : undefined);
+        const reauth = this.auth.reset();
+        if (reauth !== undefined) actions.push({ type: 'reject', op: reauth, error });
         actions.push({ type: 'close', error });
         break;
       }
