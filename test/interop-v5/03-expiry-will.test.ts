@@ -8,7 +8,7 @@ import { afterEach, describe, test } from 'node:test';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { startBroker } from '../helpers/broker-process.js';
 import { collect, expectNoMessage, packets } from '../helpers/mqttjs.js';
-import { cleanup, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
+import { cleanup, mosquittoDiffers, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
 
 afterEach(cleanup);
 
@@ -48,6 +48,27 @@ describe('message expiry interval', () => {
     assert.ok(Number(expiry) >= 95 && Number(expiry) <= 98, `mosquitto_sub printed ${line}`);
     await untilReady(broker.port, sub, 'mx/t');
     assert.deepEqual(withoutMarkers(sub.lines), [line]);
+  });
+});
+
+describe('message expiry of retained messages', () => {
+  test('a retained message past its expiry is not sent to a new subscriber; an unexpired one comes with the time left', T, async () => {
+    const broker = await startBroker();
+    await mosqPub(broker.port, ['-t', 'rx/short', '-r', '-q', '1', '-m', 'short', '-D', 'publish', 'message-expiry-interval', '1']);
+    await mosqPub(broker.port, ['-t', 'rx/long', '-r', '-q', '1', '-m', 'long', '-D', 'publish', 'message-expiry-interval', '100']);
+    await sleep(2200);
+    const js = await v5(broker.port, { clientId: 'rx-js' });
+    await js.subscribeAsync('rx/#', { qos: 1 });
+    const [m] = await collect(js, 1);
+    assert.deepEqual([m!.topic, m!.payload, m!.retain], ['rx/long', 'long', true]);
+    await expectNoMessage(js, 200);
+    const left = publishes(js)[0]!.properties?.messageExpiryInterval;
+    assert.ok(left !== undefined && left >= 95 && left <= 98, `remaining lifetime ${String(left)}`);
+    const [py] = await paho(broker.port, { clientId: 'rx-paho' });
+    await py.subscribe('rx/#', { qos: 1 });
+    await py.waitFor('message');
+    await sleep(200);
+    assert.deepEqual(py.messages().map((e) => e.payload), ['long']);
   });
 });
 
@@ -105,5 +126,57 @@ describe('will', () => {
     });
     const left = Number(m.props?.MessageExpiryInterval);
     assert.ok(left >= 58 && left <= 60, `message expiry ${left}`);
+  });
+
+  test('a will delay longer than the session expiry: the will is sent when the session ends (2 s), not after 10 s', T, async () => {
+    const broker = await startBroker();
+    const watch = await v5(broker.port, { clientId: 'wse-watch' });
+    await watch.subscribeAsync('wse/#', { qos: 1 });
+    const [c] = await paho(broker.port, {
+      clientId: 'wse', cleanStart: false, props: { SessionExpiryInterval: 2 },
+      will: { topic: 'wse/will', payload: 'session over', qos: 1, props: { WillDelayInterval: 10 } },
+    });
+    const t0 = Date.now();
+    await c.kill();
+    const [m] = await collect(watch, 1, 6000);
+    const dt = Date.now() - t0;
+    assert.equal(m!.payload, 'session over');
+    // [MQTT-3.1.3.2.2]: "until the Will Delay Interval has passed or the Session ends, whichever happens first"
+    assert.ok(dt >= 1500 && dt < 5000, `the will came ${dt} ms after the connection dropped`);
+  });
+
+  test('DISCONNECT 0x04 (paho) publishes the will; DISCONNECT 0x00 (MQTT.js) discards it', T, async () => {
+    const broker = await startBroker();
+    const watch = await v5(broker.port, { clientId: 'w4-watch' });
+    await watch.subscribeAsync('w4/#', { qos: 1 });
+    const [py] = await paho(broker.port, { clientId: 'w4-paho', will: { topic: 'w4/paho', payload: 'with will', qos: 1 } });
+    const js = await v5(broker.port, { clientId: 'w4-js', will: { topic: 'w4/js', payload: Buffer.from('normal'), qos: 1, retain: false } });
+    await js.endAsync(false, { reasonCode: 0 });
+    py.command({ op: 'disconnect', rc: 4 });
+    const [m] = await collect(watch, 1);
+    assert.deepEqual([m!.topic, m!.payload], ['w4/paho', 'with will']);
+    await expectNoMessage(watch, 300);
+  });
+
+  test('a delayed will is sent at once when the client comes back with Clean Start 1 (the session ends), not when it comes back with 0',
+    mosquittoDiffers('does not publish the delayed will when Clean Start 1 discards the session'), async () => {
+    const broker = await startBroker();
+    const watch = await v5(broker.port, { clientId: 'wcs-watch' });
+    await watch.subscribeAsync('wcs/#', { qos: 1 });
+    const conn = (id: string) => ({
+      clientId: id, cleanStart: false, props: { SessionExpiryInterval: 60 },
+      will: { topic: `wcs/${id}`, payload: `will of ${id}`, qos: 1, props: { WillDelayInterval: 5 } },
+    });
+    const [fresh] = await paho(broker.port, conn('fresh'));
+    const [resumed] = await paho(broker.port, conn('resumed'));
+    await Promise.all([fresh.kill(), resumed.kill()]);
+    await sleep(500);
+    const t1 = Date.now();
+    await v5(broker.port, { clientId: 'resumed', clean: false, properties: { sessionExpiryInterval: 60 } });
+    await v5(broker.port, { clientId: 'fresh', clean: true });
+    const [m] = await collect(watch, 1, 3000);
+    assert.deepEqual([m!.topic, m!.payload], ['wcs/fresh', 'will of fresh']);
+    assert.ok(Date.now() - t1 < 2000, `the will came ${Date.now() - t1} ms after the clean reconnection`);
+    await expectNoMessage(watch, 500);
   });
 });

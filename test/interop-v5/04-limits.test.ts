@@ -9,7 +9,7 @@ import type { IDisconnectPacket } from 'mqtt';
 import { startBroker } from '../helpers/broker-process.js';
 import { collect, expectNoMessage, waitForEvent, waitForPacket } from '../helpers/mqttjs.js';
 import { cleanup, connackOf, isMosquitto, mosquittoDiffers, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
-import { RawClient5, wireTap } from './_wire.js';
+import { packet, RawClient5, wireTap } from './_wire.js';
 
 afterEach(cleanup);
 
@@ -77,6 +77,57 @@ describe('maximum packet size of the client', () => {
     await expectNoMessage(small, 200);
     assert.equal(small.connected, true, 'MQTT.js closes on a packet over its maximum: it never got one');
     assert.deepEqual(withoutMarkers(smallSub.lines.slice(from)), ['4 tiny']);
+  });
+});
+
+describe('maximum packet size: the boundaries', () => {
+  test('to the client: a PUBLISH of exactly its Maximum Packet Size arrives, one byte more does not (MQTT.js)',
+    mosquittoDiffers('leaves the Remaining Length bytes out of the packet size: it sends 101 bytes to a client whose maximum is 100'), async () => {
+    const broker = await startBroker();
+    const small = await v5(broker.port, { clientId: 'mpx-js', properties: { maximumPacketSize: 100 } });
+    await small.subscribeAsync('mpx/t', { qos: 1 });
+    // PUBLISH QoS 1 on 'mpx/t' without properties: 1 + 1 (length) + 2 + 5 (topic) + 2 (id) + 1 (no properties) + payload.
+    await mosqPub(broker.port, ['-t', 'mpx/t', '-q', '1', '-m', 'a'.repeat(88)]); // 100 bytes
+    await mosqPub(broker.port, ['-t', 'mpx/t', '-q', '1', '-m', 'b'.repeat(89)]); // 101 bytes
+    await mosqPub(broker.port, ['-t', 'mpx/t', '-q', '1', '-m', 'tiny']);
+    const got = await collect(small, 2);
+    assert.deepEqual(got.map((m) => m.payload), ['a'.repeat(88), 'tiny'], '[MQTT-3.1.2-24]');
+    await expectNoMessage(small, 150);
+    assert.equal(small.connected, true);
+  });
+
+  test('to the broker: a PUBLISH of exactly max_packet_size is taken, one byte more is DISCONNECT 0x95',
+    mosquittoDiffers('leaves the Remaining Length bytes out of the packet size: it takes 202 bytes with max_packet_size 200'), async () => {
+    const broker = await startBroker({ config: 'max_packet_size 200\n' });
+    const sub = await v5(broker.port, { clientId: 'mpy-sub' });
+    await sub.subscribeAsync('mpy/t', { qos: 1 });
+    const exact = packet.publish({ topic: 'mpy/t', payload: 'c'.repeat(187), qos: 1, packetId: 1 });
+    const over = packet.publish({ topic: 'mpy/t', payload: 'd'.repeat(188), qos: 1, packetId: 2 });
+    assert.deepEqual([exact.length, over.length], [200, 201]);
+    const [raw] = await RawClient5.connect(broker.port, { clientId: 'mpy-raw' });
+    raw.send(exact);
+    assert.equal((await raw.next('puback')).reasonCode, 0);
+    assert.equal((await collect(sub, 1))[0]!.payload, 'c'.repeat(187));
+    raw.send(over);
+    assert.equal((await raw.next('disconnect')).reasonCode, 0x95);
+    await raw.closedByBroker();
+    await expectNoMessage(sub, 150);
+  });
+
+  test('a retained message too large for a new subscriber is not sent to it; the small one is, and to others both', T, async () => {
+    const broker = await startBroker();
+    await mosqPub(broker.port, ['-t', 'mpr/big', '-r', '-q', '1', '-m', 'x'.repeat(300)]);
+    await mosqPub(broker.port, ['-t', 'mpr/small', '-r', '-q', '1', '-m', 'tiny']);
+    const small = await v5(broker.port, { clientId: 'mpr-js', properties: { maximumPacketSize: 100 } });
+    await small.subscribeAsync('mpr/#', { qos: 1 });
+    const [big] = await paho(broker.port, { clientId: 'mpr-paho' });
+    await big.subscribe('mpr/#', { qos: 1 });
+    const [m] = await collect(small, 1);
+    assert.deepEqual([m!.topic, m!.payload, m!.retain], ['mpr/small', 'tiny', true]);
+    await expectNoMessage(small, 200);
+    assert.equal(small.connected, true);
+    await big.waitFor('message', (e) => e.topic === 'mpr/big');
+    await big.waitFor('message', (e) => e.topic === 'mpr/small');
   });
 });
 
