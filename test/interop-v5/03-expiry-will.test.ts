@@ -8,7 +8,7 @@ import { afterEach, describe, test } from 'node:test';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { startBroker } from '../helpers/broker-process.js';
 import { collect, expectNoMessage, packets } from '../helpers/mqttjs.js';
-import { cleanup, mosquittoDiffers, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
+import { cleanup, isMosquitto, mosquittoDiffers, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
 
 afterEach(cleanup);
 
@@ -48,6 +48,36 @@ describe('message expiry interval', () => {
     assert.ok(Number(expiry) >= 95 && Number(expiry) <= 98, `mosquitto_sub printed ${line}`);
     await untilReady(broker.port, sub, 'mx/t');
     assert.deepEqual(withoutMarkers(sub.lines), [line]);
+  });
+});
+
+describe('message expiry of a message in flight', () => {
+  test('an unacknowledged QoS 1 message is sent again on reconnection after its expiry (delivery had started); a queued one is not', {
+    ...T,
+    todo: isMosquitto ? 'mosquitto 2.0.11 drops it as well'
+      : 'midge bug: Session.attach() deletes an expired in-flight PUBLISH (state publish) instead of re-sending it with DUP',
+  }, async () => {
+    const broker = await startBroker();
+    const held: number[] = [];
+    const opts = { clientId: 'mxi', clean: false, properties: { sessionExpiryInterval: 60 } };
+    const first = await v5(broker.port, { ...opts, customHandleAcks: (_t, _m, packet: IPublishPacket) => void held.push(packet.messageId!) });
+    await first.subscribeAsync('mxi/t', { qos: 1 });
+    const pub = await v5(broker.port, { clientId: 'mxi-pub' });
+    await pub.publishAsync('mxi/t', 'in flight', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    const deadline = Date.now() + 3000;
+    while (held.length === 0 && Date.now() < deadline) await sleep(20);
+    assert.equal(held.length, 1, 'the message reached the client, which does not acknowledge it');
+    first.stream.destroy();
+    await sleep(100);
+    await pub.publishAsync('mxi/t', 'queued', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    await sleep(2000);
+
+    const back = await v5(broker.port, opts);
+    const [m] = await collect(back, 1);
+    // [MQTT-3.3.2-5] deletes only a copy whose onward delivery has not started; [MQTT-4.4.0-1] re-sends
+    // every unacknowledged PUBLISH with its packet identifier.
+    assert.deepEqual([m!.payload, m!.dup, m!.messageId], ['in flight', true, held[0]]);
+    await expectNoMessage(back, 300);
   });
 });
 

@@ -128,4 +128,48 @@ describe('subscription identifiers', () => {
     await sub.waitForLine(/ deep$/);
     assert.deepEqual(withoutMarkers(sub.lines), ['5 both', '5 deep']);
   });
+
+  test('retained messages sent on SUBSCRIBE carry that subscription\'s identifier (MQTT.js, paho); without one, none', T, async () => {
+    const broker = await startBroker();
+    await mosqPub(broker.port, ['-t', 'sidr/t', '-m', 'kept', '-r', '-q', '1']);
+    const js = await v5(broker.port, { clientId: 'sidr-js' });
+    await js.subscribeAsync('sidr/#', { qos: 1, properties: { subscriptionIdentifier: 11 } });
+    await js.subscribeAsync('sidr/+', { qos: 1 });
+    await collect(js, 2);
+    assert.deepEqual(sorted(publishes(js).map((p) => `${p.payload.toString()} ${p.retain} ${String(p.properties?.subscriptionIdentifier)}`)),
+      ['kept true 11', 'kept true undefined']);
+    const [py] = await paho(broker.port, { clientId: 'sidr-paho' });
+    await py.subscribe('sidr/t', { qos: 1, props: { SubscriptionIdentifier: 268435455 } });
+    const m = await py.waitFor('message');
+    assert.deepEqual([m.payload, m.retain, m.props?.SubscriptionIdentifier], ['kept', true, [268435455]]);
+  });
+
+  test('subscribing again to the same filter replaces its identifier, or removes it when the new SUBSCRIBE has none', T, async () => {
+    const broker = await startBroker();
+    const js = await v5(broker.port, { clientId: 'sidu-js' });
+    const ids: string[] = [];
+    for (const [n, props] of [[1, { subscriptionIdentifier: 1 }], [2, { subscriptionIdentifier: 2 }], [3, undefined]] as const) {
+      await js.subscribeAsync('sidu/t', { qos: 1, properties: props });
+      await mosqPub(broker.port, ['-t', 'sidu/t', '-m', `m${n}`, '-q', '1']);
+      await collect(js, 1);
+      const p = publishes(js).at(-1)!;
+      ids.push(`${p.payload.toString()} ${JSON.stringify(p.properties?.subscriptionIdentifier ?? null)}`);
+    }
+    assert.deepEqual(ids, ['m1 1', 'm2 2', 'm3 null'], '[MQTT-3.8.4-3]: one subscription, replaced each time');
+    await expectNoMessage(js, 150);
+  });
+
+  test('subscription identifiers stay with a resumed session: queued and new messages carry them (MQTT.js)', T, async () => {
+    const broker = await startBroker();
+    const opts = { clientId: 'sids-js', clean: false, properties: { sessionExpiryInterval: 60 } };
+    const first = await v5(broker.port, opts);
+    await first.subscribeAsync('sids/t', { qos: 1, properties: { subscriptionIdentifier: 42 } });
+    await first.endAsync();
+    await mosqPub(broker.port, ['-t', 'sids/t', '-m', 'queued', '-q', '1']);
+    const back = await v5(broker.port, opts);
+    await collect(back, 1);
+    await mosqPub(broker.port, ['-t', 'sids/t', '-m', 'new', '-q', '1']);
+    await collect(back, 1);
+    assert.deepEqual(publishes(back).map((p) => [p.payload.toString(), p.properties?.subscriptionIdentifier]), [['queued', 42], ['new', 42]]);
+  });
 });
