@@ -12,7 +12,9 @@ import { ConnectionLostError, ConnectionRefusedError, TimeoutError, TransportErr
 import { describeReceived, describeSent } from '../client/debug-log.js';
 import { generateClientId } from '../client/options.js';
 import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
-import { applyProperty, PROPERTY_COMMANDS, type PropertyCommand } from '../client/property-names.js';
+import {
+  applyProperty, emptyPropertyLists, finishProperties, PROPERTY_COMMANDS, type PropertyCommand,
+} from '../client/property-names.js';
 
 export type ClientKind = 'pub' | 'sub' | 'rr';
 export type PubMode = 'none' | 'cmd' | 'file' | 'stdin-file' | 'stdin-line' | 'null';
@@ -57,7 +59,8 @@ export class CliConfig {
   /** -W seconds, 0 = none */
   timeout = 0;
   noRetain = false; retainAsPublished = false; retainedOnly = false; removeRetained = false; exitAfterSub = false;
-  /** -D properties by command */
+  /** -D properties by command, as given, then (after the checks) as codec properties */
+  propLists = emptyPropertyLists();
   props = Object.fromEntries(PROPERTY_COMMANDS.map((c) => [c, {}])) as Record<PropertyCommand, Properties>;
 
   constructor(readonly kind: ClientKind) {
@@ -295,7 +298,7 @@ function processArgs(c: CliConfig, argv: string[]): ParseOutcome | undefined {
     if (UNSUPPORTED.has(flag)) return err(`Error: Option '${flag}' is not supported by midge.\n`);
     if (flag === '-D') {
       const [cmd, name, value, value2] = argv.slice(i + 1, i + 5);
-      const r = applyProperty(c.props, cmd, name, value, value2);
+      const r = applyProperty(c.propLists, cmd, name, value, value2);
       if (typeof r === 'string') return err(r);
       i += r;
       c.protocolVersion = 5;
@@ -340,11 +343,15 @@ export function parseClientArgs(kind: ClientKind, argv: string[]): ParseOutcome 
     if (c.sessionExpiry === 0xffffffff && (c.idPrefix !== undefined || c.id === undefined)) {
       return err('Error: You must provide a client id if you are using an infinite session expiry interval.\n');
     }
-    if (c.sessionExpiry > 0) c.props.connect.sessionExpiryInterval = c.sessionExpiry;
+    if (c.sessionExpiry > 0) c.propLists.connect.push({ name: 'session-expiry-interval', value: c.sessionExpiry });
   } else if (!c.clean && (c.idPrefix !== undefined || c.id === undefined)) {
     return err('Error: You must provide a client id if you are using the -c option.\n');
   }
   if (kind === 'sub' && c.topics.length === 0) return err('Error: You must specify a topic to subscribe to.\n');
+  // mosquitto_property_check_all on every list (also when -V chose 3.x: the properties are then not sent)
+  const props = finishProperties(c.propLists);
+  if (typeof props === 'string') return err(props);
+  c.props = props;
   return { type: 'ok', config: c };
 }
 

@@ -150,9 +150,12 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   let exitCode = 0;
-  const properties = Object.keys(c.props.publish).length > 0 ? c.props.publish : undefined;
+  // -D publish topic-alias N: the first PUBLISH carries the topic and the alias, the others only the alias
+  const { topicAlias, ...publishProps } = c.props.publish;
+  const properties = Object.keys(publishProps).length > 0 ? publishProps : undefined;
+  const options = { qos: c.qos, retain: c.retain, ...(properties ? { properties } : {}), ...(topicAlias !== undefined ? { topicAlias } : {}) };
   const publish = (payload: Buffer): Promise<void> =>
-    client.publish(c.topic!, payload, { qos: c.qos, retain: c.retain, ...(properties ? { properties } : {}) }).then(
+    client.publish(c.topic!, payload, options).then(
       () => undefined,
       (e: unknown) => {
         if (e instanceof PublishError) {

@@ -48,6 +48,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`Error: All of topic, message, and response topic must be supplied.\n${usageHint(TOOL)}`);
     return 1;
   }
+  if (c.props.publish.responseTopic !== undefined) {
+    process.stderr.write('Error in PUBLISH properties: Duplicate response topic.\n');
+    return 1;
+  }
   let message = c.message ?? Buffer.alloc(0);
   try {
     if (c.pubMode === 'file') message = readFileSync(c.file!);
@@ -67,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   attachDebug(client, c);
 
-  const props = { ...c.props.publish };
+  const { topicAlias, ...props } = c.props.publish;
   if (c.protocolVersion === 5) {
     props.responseTopic = c.responseTopic;
     props.correlationData ??= Buffer.from(randomBytes(8).toString('hex'));
@@ -99,7 +103,9 @@ export async function run(argv: string[]): Promise<number> {
     await client.start();
     if (c.timeout > 0) timer = setTimeout(() => { errPrint(c, 'Timed out\n'); finish(27); }, c.timeout * 1000);
     await client.subscribe(c.responseTopic, { qos: c.qos });
-    await client.publish(c.topic, message, { qos: c.qos, retain: c.retain, ...(Object.keys(props).length ? { properties: props } : {}) });
+    await client.publish(c.topic, message, {
+      qos: c.qos, retain: c.retain, ...(Object.keys(props).length ? { properties: props } : {}), ...(topicAlias !== undefined ? { topicAlias } : {}),
+    });
     await ended;
   } catch (e) {
     if (!done) {

@@ -10,7 +10,8 @@ export function describeSent(clientId: string, packet: Packet, mid?: number): st
   switch (packet.type) {
     case 'connect': return [`${c} sending CONNECT`];
     case 'publish':
-      return [`${c} sending PUBLISH (d${+packet.dup}, q${packet.qos}, r${+packet.retain}, m${packet.packetId ?? mid ?? 0}, '${packet.topic}', ... (${packet.payload.length} bytes))`];
+      // a PUBLISH that uses a known topic alias has no topic: libmosquitto prints '(null)'
+      return [`${c} sending PUBLISH (d${+packet.dup}, q${packet.qos}, r${+packet.retain}, m${packet.packetId ?? mid ?? 0}, '${packet.topic === '' ? '(null)' : packet.topic}', ... (${packet.payload.length} bytes))`];
     case 'puback': case 'pubrec':
       return [`${c} sending ${packet.type.toUpperCase()} (m${packet.packetId}, rc${packet.reasonCode ?? 0})`];
     case 'pubrel': case 'pubcomp':
