@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { connect, type Message } from '../../src/client/index.js';
 import {
   freePort, makeCerts, midge, MIDGE, paho, Proc, removeDir, run, startMosquitto, tempDir, waitFor, type Broker, type Certs,
 } from '../client/_helpers.js';
@@ -193,14 +192,26 @@ describe('publish and subscribe against mosquitto', () => {
     removeDir(dir);
   });
 
-  test('-V 5 and -V 31 work, and -D properties reach the subscriber', async () => {
-    const s = await sub(['-t', 'cli/v5', '-V', '5', '-F', '%p %P %C %R', '-q', '1']);
+  test('-V 5 -D properties print as mosquitto_sub -F prints them; -V 31 works; bad -D as mosquitto_pub says', async () => {
+    const format = ['-F', '%p|%P|%C|%R|%D|%E|%S'];
+    const s = await sub(['-t', 'cli/v5', '-V', '5', ...format, '-q', '1', '-D', 'subscribe', 'subscription-identifier', '4']);
+    const theirs = new Proc('mosquitto_sub', ['-p', P, '-t', 'cli/v5', '-V', '5', ...format, '-q', '1', '-C', '2', '-D', 'subscribe', 'subscription-identifier', '4']);
+    procs.push(theirs);
+    await waitFor(() => broker.log().split('cli/v5 (QoS 1)').length > 2, 5000, 'mosquitto_sub to subscribe');
     const r = await midge(['pub', '-p', P, '-t', 'cli/v5', '-m', 'x', '-V', '5', '-q', '1', '-D', 'publish', 'user-property', 'k', 'v',
-      '-D', 'publish', 'content-type', 'text/plain', '-D', 'publish', 'response-topic', 'cli/reply']);
+      '-D', 'publish', 'content-type', 'text/plain', '-D', 'publish', 'response-topic', 'cli/reply', '-D', 'publish', 'correlation-data', 'c1',
+      '-D', 'publish', 'message-expiry-interval', '100', '-D', 'publish', 'user-property', 'k', 'w']);
     assert.equal(r.code, 0, r.stderr);
     await midge(['pub', '-p', P, '-t', 'cli/v5', '-m', 'old', '-V', '31']);
     await waitFor(() => printed(s).length === 2);
-    assert.deepEqual(printed(s), ['x k:v text/plain cli/reply', 'old   ']);
+    assert.equal((await theirs.wait()).code, 0);
+    assert.deepEqual(printed(s), ['x|k:v k:w|text/plain|cli/reply|c1|100|4', 'old||||||4']);
+    assert.equal(theirs.stdout, `${printed(s).join('\n')}\n`);
+    for (const bad of [['foo', 'x', 'y'], ['connect', 'content-type', 'x'], ['publish', 'subscription-identifier', '1'], ['publish', 'message-expiry-interval', '-1']]) {
+      const args = ['-p', P, '-t', 't', '-m', 'm', '-D', ...bad];
+      const [ours, mosq] = await Promise.all([midge(['pub', ...args]), run('mosquitto_pub', args)]);
+      assert.deepEqual([ours.code, ours.stderr], [mosq.code, mosq.stderr.replace(/mosquitto_pub/g, 'midge pub')]);
+    }
   });
 
   test('a persistent session (-c -i) gets what was published while it was away, in order', async () => {
@@ -219,40 +230,6 @@ describe('publish and subscribe against mosquitto', () => {
     victim.child.kill('SIGKILL');
     assert.equal((await watcher.wait()).code, 0);
     assert.equal(watcher.stdout, 'cli/will gone\n');
-  });
-});
-
-describe('midge rr', () => {
-  test('sends the request with response topic and correlation data and prints the matching response', async () => {
-    const responder = await connect(`mqtt://127.0.0.1:${P}`, { protocolVersion: 5 });
-    const requests: Message[] = [];
-    responder.on('message', (m) => {
-      requests.push(m);
-      const { responseTopic, correlationData } = m.properties ?? {};
-      if (!responseTopic) return;
-      // first an answer to somebody else's request, then ours
-      void responder.publish(responseTopic, 'not yours', { properties: { correlationData: Buffer.from('other') } })
-        .then(() => responder.publish(responseTopic, `answer to ${m.payload.toString()}`, { properties: correlationData ? { correlationData } : {} }));
-    });
-    await responder.subscribe('rr/req');
-    try {
-      const ours = await midge(['rr', '-p', P, '-t', 'rr/req', '-e', 'rr/resp', '-m', 'question', '-W', '5']);
-      assert.deepEqual([ours.code, ours.stdout, ours.stderr], [0, 'answer to question\n', '']);
-      assert.equal(requests[0]?.properties?.responseTopic, 'rr/resp');
-      assert.ok(requests[0]?.properties?.correlationData?.length);
-      const theirs = await run('mosquitto_rr', ['-p', P, '-t', 'rr/req', '-e', 'rr/resp', '-m', 'question', '-W', '5']);
-      assert.equal(theirs.code, 0);
-    } finally {
-      await responder.end();
-    }
-  });
-
-  test('-W without a response, and missing arguments, end as mosquitto_rr does', async () => {
-    for (const args of [['-p', P, '-t', 'rr/none', '-e', 'rr/nobody', '-m', 'x', '-W', '1'], ['-p', P, '-t', 'rr/req', '-m', 'x']]) {
-      const [ours, theirs] = await Promise.all([midge(['rr', ...args]), run('mosquitto_rr', args)]);
-      assert.deepEqual([ours.code, ours.stderr], [theirs.code, theirs.stderr.replace(/mosquitto_rr/g, 'midge rr')]);
-      assert.notEqual(ours.code, 0);
-    }
   });
 });
 
