@@ -7,7 +7,6 @@ import { resolveOptions } from '../client/options.js';
 import { topicMatches } from '../topic/index.js';
 import {
   attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, midgeVersion, parseClientArgs, usageHint,
-  type CliConfig,
 } from './client-options.js';
 import { printMessage } from './sub-format.js';
 

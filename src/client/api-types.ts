@@ -32,6 +32,10 @@ export interface EndOptions {
   timeout?: number;
   /** 5.0 DISCONNECT reason code (4 = publish the will) */
   reasonCode?: number;
+  /**
+   * 5.0 DISCONNECT properties: reason string, user properties, and a new session expiry interval
+   * (ignored when CONNECT had none or 0, which the spec does not allow to change [MQTT-3.14.2-2])
+   */
   properties?: DisconnectProperties;
 }
 

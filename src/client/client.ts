@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { Parser, encode } from '../codec/index.js';
-import type { ConnackPacket, Packet, ProtocolVersion, QoS, Subscription } from '../codec/types.js';
+import type { Packet, ProtocolVersion, Subscription } from '../codec/types.js';
 import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
 import type { ConnackInfo } from './connack.js';
 import {

@@ -134,7 +134,12 @@ export class ClientState {
     if (this.status === 'connected') {
       const packet: DisconnectPacket = { type: 'disconnect' };
       if (this.version === 5 && reasonCode) packet.reasonCode = reasonCode;
-      if (this.version === 5 && properties && Object.keys(properties).length > 0) packet.properties = properties;
+      if (this.version === 5 && properties) {
+        const props = { ...properties };
+        // [MQTT-3.14.2-2] a session that CONNECT gave expiry 0 cannot be given one at DISCONNECT: dropped
+        if (!this.options.properties?.sessionExpiryInterval && props.sessionExpiryInterval) delete props.sessionExpiryInterval;
+        if (Object.keys(props).length > 0) packet.properties = props;
+      }
       this.send(actions, packet, now);
     }
     actions.push(...this.shutdown(new ClientClosedError('client ended before the operation completed')));

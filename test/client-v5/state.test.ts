@@ -263,3 +263,13 @@ describe('reason codes and redirection', () => {
     assert.deepEqual(sent(s.parseError(err, 1)), [{ type: 'disconnect', reasonCode: 0x95 }]);
   });
 });
+
+describe('DISCONNECT', () => {
+  test('a session expiry at DISCONNECT is sent only when CONNECT had one [MQTT-3.14.2-2]', () => {
+    const props = { sessionExpiryInterval: 30, reasonString: 'bye' };
+    const without = connected().s;
+    assert.deepEqual(sent(without.end(1, true, 0, props)), [{ type: 'disconnect', properties: { reasonString: 'bye' } }]);
+    const withExpiry = connected({}, { properties: { sessionExpiryInterval: 5 } }).s;
+    assert.deepEqual(sent(withExpiry.end(1, true, 0x04, props)), [{ type: 'disconnect', reasonCode: 4, properties: props }]);
+  });
+});
