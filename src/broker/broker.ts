@@ -308,7 +308,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const member = share.pick(msg.origin, from);
       if (member === undefined) continue;
       const qos = (msg.qos < member.qos ? msg.qos : member.qos) as QoS;
-      member.session.deliver(msg, qos, member.retainAsPublished && msg.retain, undefined, now, share);
+      if (msg.expiresAt !== undefined && msg.expiresAt <= now) continue;
+      const subIds = member.subscriptionId !== undefined ? [member.subscriptionId] : undefined;
+      member.session.deliver(msg, qos, member.retainAsPublished && msg.retain, subIds, now, share);
     }
   }
 

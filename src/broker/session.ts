@@ -130,7 +130,8 @@ export class Session {
 
   /** Deliver (or queue) a message at an already-computed QoS. */
   deliver(msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup): void {
-    if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
+    // no expiry check here: onward delivery of a message starts now (even with expiry 0) [MQTT-3.3.2-5];
+    // queued copies are checked when they leave the queue, retained ones before they are offered
     const out = this.outlet;
     if (qos === 0) {
       if (out === null) {
@@ -172,9 +173,11 @@ export class Session {
   }
 
   private send(out: Outlet, msg: Message, qos: QoS, retain: boolean, id: number, dup: boolean, subIds: number[] | undefined, now: number): void {
-    const buf = encodePublish(msg, out.protocolVersion, qos, retain, id, dup, subIds, now,
-      out.outgoingAliasMax > 0 ? aliasFor(out, msg.topic) : 0);
+    const alias = out.outgoingAliasMax > 0 ? aliasFor(out, msg.topic) : 0;
+    const buf = encodePublish(msg, out.protocolVersion, qos, retain, id, dup, subIds, now, alias);
     if (out.maxOutgoingPacketSize > 0 && buf.length > out.maxOutgoingPacketSize) {
+      // the alias this packet would have announced was never sent: forget it
+      if (alias > 0) out.outgoingAliases!.delete(msg.topic);
       // [MQTT-3.1.2-25] too large for this client: dropped for it only, acknowledged as if delivered
       if (qos > 0) this.inflight.delete(id);
       this.counters.dropped++;
@@ -244,8 +247,8 @@ export class Session {
     this.outlet = out;
     this.disconnectedAt = undefined;
     if (this.inflight_ !== undefined) for (const [id, e] of this.inflight_) {
+      // delivery of these started before: they are completed even if expired since [MQTT-4.4.0-1]
       if (e.state === 'pubrel') out.writePacket({ type: 'pubrel', packetId: id });
-      else if (e.msg.expiresAt !== undefined && e.msg.expiresAt <= now && e.state === 'publish') this.inflight.delete(id);
       else this.send(out, e.msg, e.qos, e.retain, id, true, e.subIds, now);
     }
     this.pump(now);

@@ -8,7 +8,7 @@ import { afterEach, describe, test } from 'node:test';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { startBroker } from '../helpers/broker-process.js';
 import { collect, expectNoMessage, packets } from '../helpers/mqttjs.js';
-import { cleanup, isMosquitto, midgeBug, mosquittoDiffers, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
+import { cleanup, isMosquitto, mosquittoDiffers, mosqPub, mosqSub, paho, sleep, T, untilReady, v5, withoutMarkers } from './_clients.js';
 
 afterEach(cleanup);
 
@@ -53,8 +53,7 @@ describe('message expiry interval', () => {
 
 describe('message expiry interval 0', () => {
   test('a message with Message Expiry Interval 0 still reaches the subscribers online when it arrives (mosquitto_pub -D)',
-    midgeBug('handlePublish sets expiresAt = now for an interval of 0 and Session.deliver drops it as expired (expiresAt <= now), '
-      + 'so no subscriber ever gets it while the publisher gets PUBACK 0; mosquitto 2.0.11 delivers it'), async () => {
+    T, async () => {
       const broker = await startBroker();
       const js = await v5(broker.port, { clientId: 'mx0-js' });
       await js.subscribeAsync('mx0/#', { qos: 1 });
@@ -71,8 +70,7 @@ describe('message expiry interval 0', () => {
 describe('message expiry of a message in flight', () => {
   test('an unacknowledged QoS 1 message is sent again on reconnection after its expiry (delivery had started); a queued one is not', {
     ...T,
-    todo: isMosquitto ? 'mosquitto 2.0.11 drops it as well'
-      : 'midge bug: Session.attach() deletes an expired in-flight PUBLISH (state publish) instead of re-sending it with DUP',
+    todo: isMosquitto ? 'mosquitto 2.0.11 drops it as well' : undefined,
   }, async () => {
     const broker = await startBroker();
     const held: number[] = [];

@@ -96,8 +96,7 @@ describe('shared subscriptions', () => {
     });
 
   test('the message sent to another member carries that member\'s subscription identifier [MQTT-3.3.4-3]',
-    mosquittoDiffers('keeps the message with the session of the member that left', T.timeout,
-      'midge bug: Broker.rehome() delivers with subIds undefined, so the new member\'s Subscription Identifier is missing'),
+    mosquittoDiffers('keeps the message with the session of the member that left'),
     async () => {
       const [first, again] = await memberLeaves(true);
       assert.equal(first.subId, first.id === 'shr-a' ? 1 : 2, 'the first delivery carries it');

@@ -101,7 +101,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
 
   let keepalive = p.keepalive;
   const props: Properties = { ...extra };
-  if (keepalive > opts.maxKeepalive && v5) {
+  if (v5 && opts.maxKeepalive < 65535 && (keepalive > opts.maxKeepalive || keepalive === 0)) {
     keepalive = opts.maxKeepalive;
     props.serverKeepAlive = keepalive;
   }
