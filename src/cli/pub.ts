@@ -6,9 +6,8 @@ import { readFileSync } from 'node:fs';
 import { MqttClient, PublishError } from '../client/index.js';
 import { resolveOptions } from '../client/options.js';
 import { reasonCodeText } from '../codec/constants.js';
-import {
-  attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, midgeVersion, parseClientArgs, usageHint,
-} from './client-options.js';
+import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint } from './client-connect.js';
+import { midgeVersion, parseClientArgs, usageHint } from './client-options.js';
 
 const TOOL = 'midge pub';
 

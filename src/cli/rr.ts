@@ -7,9 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MqttClient } from '../client/index.js';
 import { resolveOptions } from '../client/options.js';
-import {
-  attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, midgeVersion, parseClientArgs, usageHint,
-} from './client-options.js';
+import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint } from './client-connect.js';
+import { midgeVersion, parseClientArgs, usageHint } from './client-options.js';
 import { printMessage } from './sub.js';
 
 const TOOL = 'midge rr';

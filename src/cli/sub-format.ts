@@ -6,7 +6,8 @@
  */
 import type { Message } from '../client/index.js';
 import { jnum, jobj, jstr, parseJson, printJson, type JNode } from './cjson.js';
-import { errPrint, type CliConfig } from './client-options.js';
+import { errPrint } from './client-connect.js';
+import type { CliConfig } from './client-options.js';
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');
 function tz(d: Date): string {

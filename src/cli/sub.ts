@@ -5,9 +5,8 @@
 import { ConnectionRefusedError, MqttClient } from '../client/index.js';
 import { resolveOptions } from '../client/options.js';
 import { topicMatches } from '../topic/index.js';
-import {
-  attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, midgeVersion, parseClientArgs, usageHint,
-} from './client-options.js';
+import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint } from './client-connect.js';
+import { midgeVersion, parseClientArgs, usageHint } from './client-options.js';
 import { printMessage } from './sub-format.js';
 
 export { formatMessage, printMessage } from './sub-format.js';

@@ -77,3 +77,17 @@ export class AuthFlow {
     return { type: 'auth', reasonCode, properties };
   }
 }
+
+/** Runs the application's `onChallenge`; resolves with its answer, rejects with AuthenticationError. */
+export async function answerChallenge(
+  handler: ((data: Buffer | undefined, reauth: boolean) => Buffer | string | undefined | Promise<Buffer | string | undefined>) | undefined,
+  data: Buffer | undefined, reauth: boolean,
+): Promise<Buffer | undefined> {
+  try {
+    if (!handler) throw new Error('the broker sent a challenge and auth.onChallenge is not set');
+    const answer = await handler(data, reauth);
+    return typeof answer === 'string' ? Buffer.from(answer, 'utf8') : answer;
+  } catch (err) {
+    throw new AuthenticationError(`authentication challenge failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}

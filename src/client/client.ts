@@ -9,12 +9,11 @@ import { Parser, encode } from '../codec/index.js';
 import type { Packet, ProtocolVersion, Subscription } from '../codec/types.js';
 import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
 import type { ConnackInfo } from './connack.js';
-import {
-  AuthenticationError, ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError, ServerRedirectError,
-} from './errors.js';
+import { answerChallenge } from './auth.js';
+import { AuthenticationError, ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError } from './errors.js';
 import { MessageIterator, type MessagesOptions } from './messages.js';
 import { isQoS, resolveOptions, toBuffer, type ConnectOptions, type ResolvedOptions } from './options.js';
-import { parseServerReference } from './redirect.js';
+import { redirectOf } from './redirect.js';
 import { Backoff } from './reconnect.js';
 import { ClientState, type Action } from './state.js';
 import type { ClientEvents, EndOptions, PublishOptions, SubscribeOptions } from './api-types.js';
@@ -268,15 +267,12 @@ export class MqttClient extends EventEmitter {
    * reconnects keep going to the new server.
    */
   private followRedirect(error: Error | undefined): boolean {
-    if (!this.options.followRedirects || this.state.status === 'closed' || this.state.isEnding) return false;
-    const redirect = error instanceof ServerRedirectError ? { ref: error.serverReference, moved: error.moved }
-      : error instanceof ConnectionLostError && (error.reasonCode === 0x9c || error.reasonCode === 0x9d)
-        ? { ref: error.serverReference, moved: error.reasonCode === 0x9d } : undefined;
-    const next = redirect?.ref !== undefined ? parseServerReference(redirect.ref, this.target.port) : undefined;
-    if (!redirect || !next || this.redirected) return false;
+    if (!this.options.followRedirects || this.state.status === 'closed' || this.state.isEnding || this.redirected) return false;
+    const redirect = redirectOf(error, this.target.port);
+    if (!redirect) return false;
     this.redirected = true;
-    this.target = next;
-    if (redirect.moved) this.home = next;
+    this.target = redirect.target;
+    if (redirect.moved) this.home = redirect.target;
     void this.open();
     return true;
   }
@@ -342,22 +338,9 @@ export class MqttClient extends EventEmitter {
 
   /** Runs `auth.onChallenge` for an AUTH 0x18 from the broker and sends its answer. */
   private challenge(token: number, data: Buffer | undefined, reauth: boolean): void {
-    const handler = this.options.onChallenge;
-    const fail = (err: unknown): void => {
-      const error = new AuthenticationError(`authentication challenge failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      this.apply(this.state.authFailed(token, error));
-    };
-    if (!handler) { fail(new Error('the broker sent a challenge and auth.onChallenge is not set')); return; }
-    let answer: ReturnType<NonNullable<typeof handler>>;
-    try {
-      answer = handler(data, reauth);
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    void Promise.resolve(answer).then(
-      (value) => this.apply(this.state.authRespond(token, value === undefined ? undefined : toBuffer(value), Date.now())),
-      fail,
+    void answerChallenge(this.options.onChallenge, data, reauth).then(
+      (value) => this.apply(this.state.authRespond(token, value, Date.now())),
+      (error: AuthenticationError) => this.apply(this.state.authFailed(token, error)),
     );
   }
 

@@ -19,6 +19,7 @@ import {
   QueueFullError, ServerRedirectError, TimeoutError,
 } from './errors.js';
 import { encodeChecked, publishRefusal, withoutAlias } from './limits.js';
+import { Keepalive } from './keepalive.js';
 import { PacketIdAllocator } from './packet-id.js';
 import { Deque } from './queue.js';
 import type { Action, ClientStateOptions, Message, OutgoingMessage } from './types.js';
@@ -47,11 +48,9 @@ export class ClientState {
   private nextOp = 1;
   private window: number;
   private connectStartedAt = 0;
-  private lastSent = 0;
+  private readonly timer: Keepalive;
   /** the time of the call in progress, for packets sent by the control flows */
   private lastSentAt = 0;
-  private lastReceived = 0;
-  private pingSentAt: number | undefined;
   private ending = false;
   private readonly auth: AuthFlow;
 
@@ -59,6 +58,7 @@ export class ClientState {
     this.clientId = options.clientId;
     this.keepalive = options.keepalive;
     this.window = options.maxInflight;
+    this.timer = new Keepalive(options.pingTimeout);
     this.auth = new AuthFlow(options.protocolVersion === 5 ? options.auth?.method : undefined, options.auth?.data);
     const state = this;
     this.controls = new ControlFlows({
@@ -82,7 +82,7 @@ export class ClientState {
     if (this.status === 'closed') return [{ type: 'close', error: new ClientClosedError() }];
     this.status = 'connecting';
     this.connectStartedAt = now;
-    this.pingSentAt = undefined;
+    this.timer.pingSentAt = undefined;
     this.auth.reset();
     const o = this.options;
     this.aliasesIn = new IncomingAliases(o.protocolVersion === 5 ? (o.properties?.topicAliasMaximum ?? 0) : 0);
@@ -107,7 +107,7 @@ export class ClientState {
   /** The transport closed (for any reason). Pending work stays for a reconnect; see shutdown(). */
   connectionLost(): Action[] {
     if (this.status !== 'closed') this.status = 'offline';
-    this.pingSentAt = undefined;
+    this.timer.pingSentAt = undefined;
     const op = this.auth.reset();
     return op === undefined ? [] : [{ type: 'reject', op, error: new ConnectionLostError('connection lost during re-authentication') }];
   }
@@ -212,16 +212,14 @@ export class ClientState {
     if (this.status === 'connecting' && now - this.connectStartedAt >= this.options.connectTimeout) {
       this.status = 'offline';
       actions.push({ type: 'close', error: new TimeoutError(`no CONNACK within ${this.options.connectTimeout} ms`) });
-    } else if (this.status === 'connected' && this.keepalive > 0) {
-      const period = this.keepalive * 1000;
-      if (this.pingSentAt !== undefined) {
-        if (now - this.pingSentAt >= this.pingTimeout) {
-          this.status = 'offline';
-          actions.push({ type: 'close', error: new TimeoutError(`no PINGRESP within ${this.pingTimeout} ms`) });
-        }
-      } else if (now - this.lastSent >= period || now - this.lastReceived >= period) {
+    } else if (this.status === 'connected') {
+      const due = this.timer.due(now, this.keepalive);
+      if (due === 'timeout') {
+        this.status = 'offline';
+        actions.push({ type: 'close', error: new TimeoutError(`no PINGRESP within ${this.timer.timeout(this.keepalive)} ms`) });
+      } else if (due === 'ping') {
         this.send(actions, { type: 'pingreq' }, now);
-        this.pingSentAt = now;
+        this.timer.pingSentAt = now;
       }
     }
     return actions;
@@ -230,13 +228,11 @@ export class ClientState {
   /** When tick() must run next, or undefined when no timer is needed. */
   nextDeadline(): number | undefined {
     if (this.status === 'connecting') return this.connectStartedAt + this.options.connectTimeout;
-    if (this.status !== 'connected' || this.keepalive === 0) return undefined;
-    if (this.pingSentAt !== undefined) return this.pingSentAt + this.pingTimeout;
-    return Math.min(this.lastSent, this.lastReceived) + this.keepalive * 1000;
+    return this.status === 'connected' ? this.timer.deadline(this.keepalive) : undefined;
   }
 
   handle(packet: Packet, now: number): Action[] {
-    this.lastReceived = now;
+    this.timer.lastReceived = now;
     const actions: Action[] = [];
     if (this.status === 'connecting' && packet.type !== 'connack' && packet.type !== 'auth' && packet.type !== 'disconnect') {
       return this.protocolError(actions, 0x82, `expected CONNACK, received ${packet.type.toUpperCase()}`, now);
@@ -252,7 +248,7 @@ export class ClientState {
         break;
       }
       case 'suback': case 'unsuback': this.controls.onAck(actions, packet); break;
-      case 'pingresp': this.pingSentAt = undefined; break;
+      case 'pingresp': this.timer.pingSentAt = undefined; break;
       case 'auth': this.onAuth(actions, packet, now); break;
       case 'disconnect': {
         const code = packet.reasonCode ?? 0;
@@ -270,8 +266,6 @@ export class ClientState {
     this.finishEnding(actions, now);
     return actions;
   }
-
-  private get pingTimeout(): number { return this.options.pingTimeout ?? this.keepalive * 1000; }
 
   /** A protocol error of the broker: DISCONNECT with `code` (5.0, once connected) and close [MQTT-4.13.1-1]. */
   private protocolError(actions: Action[], code: number, message: string, now: number, cause?: Error): Action[] {
@@ -294,7 +288,7 @@ export class ClientState {
   }
 
   private send(actions: Action[], packet: Packet, now: number, mid?: number, bytes?: Buffer): void {
-    this.lastSent = now;
+    this.timer.lastSent = now;
     const a: Action = { type: 'send', packet };
     if (mid !== undefined) a.mid = mid;
     if (bytes !== undefined) a.bytes = bytes;
