@@ -100,6 +100,15 @@ for (const kind of KINDS) {
         await run('mosquitto_pub', ['-p', P, '-t', 'a/1', '-m', 'hi', '-V', '5']);
         assert.match(await same(ours, theirs), /^1\|a\/1\|hi\|/);
       });
+
+      test('midge sub resolves the aliases of every later message (mosquitto_sub 2.0.11 gives up on the second)', async () => {
+        const ours = Proc.midge(['sub', '-p', P, '-d', '-V', '5', '-t', 'b/#', '-C', '3', '-F', '%A %t %p', '-D', 'connect', 'topic-alias-maximum', '5']);
+        procs.push(ours);
+        await ours.waitForOutput('received SUBACK');
+        for (const m of ['1', '2', '3']) await run('mosquitto_pub', ['-p', P, '-t', 'b/1', '-m', m, '-V', '5']);
+        assert.equal((await ours.wait(5000)).code, 0);
+        assert.equal(printed(ours), '1 b/1 1\n1 b/1 2\n1 b/1 3\n');
+      });
     }
 
     test('midge rr -V 5 -D prints the response as mosquitto_rr does', async () => {
