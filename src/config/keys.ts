@@ -187,7 +187,7 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
     },
   }],
   ['message_size_limit', global('messageSizeLimit', int(0, 268435455))],
-  ['max_keepalive', global('maxKeepalive', int(0, 65535))],
+  ['max_keepalive', global('maxKeepalive', int(10, 65535))], // mosquitto 2.0 refuses values below 10
   ['max_topic_alias', global('maxTopicAlias', int(0, 65535))],
   ['retain_available', global('retainAvailable', bool)],
   ['queue_qos0_messages', global('queueQos0Messages', bool)],

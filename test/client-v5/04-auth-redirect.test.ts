@@ -68,7 +68,7 @@ describe('enhanced authentication (MIDGE-CHALLENGE)', () => {
 
   // Midge's broker answers the client's AUTH 0x18 during re-authentication with DISCONNECT 0x82
   // (src/broker/handlers/auth.ts accepts only 0x19 once connected); the scripted broker below runs the spec's flow
-  test('reauthenticate() against Midge\'s broker', { todo: 'broker bug: AUTH 0x18 after CONNACK is refused' }, async () => {
+  test('reauthenticate() against Midge\'s broker', async () => {
     const c = await clients.connect(server.url, { auth: auth('alice', 'alice-secret') });
     await within(c.reauthenticate('alice'), 5000, 'reauthenticate');
   });

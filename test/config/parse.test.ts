@@ -405,3 +405,8 @@ describe('rejecting bad configuration files with the file and line', () => {
       `Error: Duplicate listener on port 1883 (the first is at ${main}:1) in ${second}:2.`, second, 2);
   });
 });
+
+test('max_keepalive below 10 is refused, as mosquitto 2.0 refuses it', () => {
+  assert.throws(() => parseConfig('max_keepalive 2\n', '/x/ka.conf'), /max_keepalive.*\/x\/ka\.conf:1/);
+  assert.equal(parseConfig('max_keepalive 10\n', '/x/ka.conf').maxKeepalive, 10);
+});

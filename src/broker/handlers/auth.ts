@@ -33,6 +33,12 @@ export function handleAuth(conn: Connection, p: AuthPacket): void {
   const method = p.properties?.authenticationMethod;
   if (conn.protocolVersion !== 5) throw new ProtocolError('AUTH in MQTT 3.x');
   if (conn.state === 'connected') {
+    const reauth = conn.auth;
+    if (reauth !== undefined && p.reasonCode === 0x18 && method === reauth.method) {
+      // the client's answer in a re-authentication exchange
+      runStep(conn, reauth, p.properties?.authenticationData);
+      return;
+    }
     if (p.reasonCode !== 0x19) throw new ProtocolError(`AUTH with reason ${p.reasonCode} outside an exchange`);
     const factory = method !== undefined ? conn.broker.hooks.authMethods?.[method] : undefined;
     // [MQTT-4.12.1-1] re-authentication must use the method of the CONNECT
