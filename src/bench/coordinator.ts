@@ -250,7 +250,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
         connectUs: new LatencyRecorder().summary(), openAfterHold: 0, droppedDuringHold: 0, holdS: cfg.hold,
       };
       const holdEnd = nowNs() + cfg.hold * 1e9;
-      progressTimer = startProgress(pool, hooks, cfg, () => 'hold', nowNs());
+      progressTimer = startProgress(pool, hooks, () => 'hold', nowNs());
       await sleepUntil(Math.min(holdEnd, deadline));
     } else {
       const setupDeadline = Math.min(deadline, tStart + cfg.setupTimeout * 1e9);
@@ -277,7 +277,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
         tl = { t0, tMeas: t0 + cfg.warmup * 1e9, tEnd: t0 + (cfg.warmup + cfg.duration) * 1e9, tDrainEnd: t0 + (cfg.warmup + cfg.duration + cfg.drain) * 1e9 };
         pool.send({ type: 'start', timeline: tl });
         const t = tl;
-        progressTimer = startProgress(pool, hooks, cfg, (now) => (now < t.tMeas ? 'warmup' : now < t.tEnd ? 'measure' : 'drain'), t0);
+        progressTimer = startProgress(pool, hooks, (now) => (now < t.tMeas ? 'warmup' : now < t.tEnd ? 'measure' : 'drain'), t0);
         await sleepUntil(tl.tMeas);
         cpuWin0 = process.cpuUsage();
         await sleepUntil(tl.tEnd);
@@ -344,7 +344,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
   };
 }
 
-function startProgress(pool: Pool, hooks: BenchHooks, cfg: BenchConfig, phaseAt: (now: number) => Progress['phase'], t0: number): NodeJS.Timeout | undefined {
+function startProgress(pool: Pool, hooks: BenchHooks, phaseAt: (now: number) => Progress['phase'], t0: number): NodeJS.Timeout | undefined {
   const report = hooks.progress;
   if (report === undefined) return undefined;
   let prev = pool.total();
@@ -362,7 +362,6 @@ function startProgress(pool: Pool, hooks: BenchHooks, cfg: BenchConfig, phaseAt:
       errors: cur.errConnect + cur.errConnack + cur.errSuback + cur.errClosed + cur.errProto + cur.errTimeout,
       cpuPct: Math.round((cpu.user + cpu.system) / 1e4 / dt),
     });
-    void cfg;
     prev = cur;
     prevNs = now;
     prevCpu = process.cpuUsage();
