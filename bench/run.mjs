@@ -12,7 +12,7 @@
 //   CONNS      idle connections for `conns` (default 20000, capped by `ulimit -n`)
 //   QUICK=1    a short smoke run: DURATION=1, REPEAT=1, CONNS=2000, smaller p2p and retained
 //   MIDGE_NODE_ARGS  extra node flags for the Midge broker (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
-//   QUIET_WAIT before each run, wait up to this many seconds (default 60; QUICK: 0) until other
+//   QUIET_WAIT before each run, wait up to this many seconds (default 20; QUICK: 0) until other
 //              processes use less than QUIET_CPU (default 0.25) of a core; their CPU during each
 //              run is reported either way ("other processes CPU s")
 //   OUT        directory for results (default bench/results)
@@ -64,7 +64,7 @@ const BROKERS = (env.BROKERS ?? 'midge,mosquitto,aedes').split(',').map((s) => s
 const NAMES = { midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes' };
 const OUT = env.OUT ?? join(HERE, 'results');
 const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-const QUIET_WAIT = Number(env.QUIET_WAIT ?? (QUICK ? 0 : 60));
+const QUIET_WAIT = Number(env.QUIET_WAIT ?? (QUICK ? 0 : 20));
 const QUIET_CPU = Number(env.QUIET_CPU ?? 0.25);
 
 const common = ['--warmup', String(WARMUP), '-d', String(DURATION), '--drain', '1', '-s', '64'];
