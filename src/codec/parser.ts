@@ -24,6 +24,11 @@ export interface ParserOptions {
   firstPacketConnect?: boolean;
 }
 
+/** first allocation for a packet split across chunks; it doubles as the rest arrives */
+const INITIAL_BODY = 64 * 1024;
+/** the first packet (CONNECT) of a server-side connection may not be larger than this, whatever max_packet_size says */
+export const MAX_CONNECT_SIZE = 1024 * 1024;
+
 const IDLE = 0;      // at a packet boundary
 const LENGTH = 1;    // inside the remaining length
 const BODY = 2;      // inside a body that is being copied
@@ -47,6 +52,7 @@ export class Parser {
   private lenBytes = 0;
   private body: Buffer | null = null;
   private bodyPos = 0;
+  private bodySize = 0;
   private bodyTotal = 0;
 
   constructor(opts: ParserOptions = {}) {
@@ -99,6 +105,7 @@ export class Parser {
       }
       const total = 1 + n + value;
       if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
+      if (this.firstPacketConnect && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
       const end = p + value;
       if (end > len) {
         this.startBody(byte0, value, total, chunk, p);
@@ -131,6 +138,7 @@ export class Parser {
       }
       const total = 1 + n + value;
       if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
+      if (this.firstPacketConnect && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
       const end = pos + value;
       if (end > len) {
         this.startBody(byte0, value, total, chunk, pos);
@@ -141,14 +149,20 @@ export class Parser {
       return end;
     }
     // BODY
-    const body = this.body!;
-    const take = Math.min(body.length - this.bodyPos, len);
+    let body = this.body!;
+    const take = Math.min(this.bodySize - this.bodyPos, len);
+    if (this.bodyPos + take > body.length) {
+      // grow with the bytes that really arrived, never to a size only claimed by the header
+      const grown = Buffer.allocUnsafe(Math.min(this.bodySize, Math.max(body.length * 2, this.bodyPos + take)));
+      body.copy(grown, 0, 0, this.bodyPos);
+      this.body = body = grown;
+    }
     chunk.copy(body, this.bodyPos, 0, take);
     this.bodyPos += take;
-    if (this.bodyPos < body.length) return -1;
+    if (this.bodyPos < this.bodySize) return -1;
     this.state = IDLE;
     this.body = null;
-    this.deliver(byte0, body, 0, body.length, this.bodyTotal, onPacket);
+    this.deliver(byte0, body, 0, this.bodySize, this.bodyTotal, onPacket);
     return take;
   }
 
@@ -171,7 +185,10 @@ export class Parser {
   }
 
   private startBody(byte0: number, size: number, total: number, chunk: Buffer, from: number): void {
-    const body = Buffer.allocUnsafe(size);
+    // start small and grow as bytes arrive: a header claiming 100 MB costs nothing until they come
+    const have = chunk.length - from;
+    const body = Buffer.allocUnsafe(Math.min(size, Math.max(INITIAL_BODY, have * 2)));
+    this.bodySize = size;
     this.bodyTotal = total;
     this.bodyPos = chunk.copy(body, 0, from, chunk.length);
     this.body = body;
