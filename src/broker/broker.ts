@@ -325,7 +325,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
       if (read !== undefined && !this.mayRead(read, session, msg)) return;
       const qos = (msg.qos < entry.qos ? msg.qos : entry.qos) as QoS;
-      session.deliver(msg, qos, true, subIds, now);
+      session.deliverRetained(msg, qos, subIds, now);
     });
   }
 

@@ -165,6 +165,17 @@ export class Connection implements Outlet, ClientInfo {
     return this.socket.writableLength > this.broker.opts.maxSocketBuffer;
   }
 
+  private drainAwaited = false;
+
+  waitForDrain(): void {
+    if (this.drainAwaited || this.state === 'closed') return;
+    this.drainAwaited = true;
+    this.socket.once('drain', () => {
+      this.drainAwaited = false;
+      if (this.state !== 'closed' && this.session?.outlet === this) this.session.pump(Date.now());
+    });
+  }
+
   logPublish(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void {
     const log = this.broker.log;
     if (log.verbose) log.debug(`Sending PUBLISH to ${this.logId} (d${+dup}, q${qos}, r${+retain}, m${packetId}, '${topic}', ... (${bytes} bytes))`);

@@ -49,7 +49,7 @@ export interface BrokerOptions {
   queueQos0Messages: boolean;
   /** v5 topic aliases a client may use towards the broker (max_topic_alias); today Broker#topicAliasMaximum */
   maxTopicAlias: number;
-  /** bytes buffered on a socket before QoS 0 messages to it are dropped */
+  /** bytes buffered on a socket before further QoS 0 messages wait in the client's queue (max_queued_messages) */
   maxSocketBuffer: number;
   /** max packets received while CONNECT is still being processed */
   maxPendingPackets: number;

@@ -14,8 +14,10 @@ export interface Outlet {
   /** queue encoded bytes for the socket (coalesced per event-loop turn) */
   writeBuffer(buf: Buffer): void;
   writePacket(p: Packet): void;
-  /** true while the socket holds more unsent bytes than the broker allows: QoS 0 is then dropped */
+  /** true while the socket holds more unsent bytes than the broker allows: QoS 0 then waits in the queue */
   congested(): boolean;
+  /** call Session.pump once the socket has drained */
+  waitForDrain(): void;
   /** the client's maximum packet size (v5), 0 = none */
   readonly maxOutgoingPacketSize: number;
   /** v5: topic aliases the client accepts from us (0 = none) and those already given (topic → alias) */
@@ -97,6 +99,8 @@ export class Session {
   listenerPort: number | undefined;
   /** true while dropping messages (to log once per episode, like mosquitto) */
   dropping = false;
+  /** true while QoS 0 messages wait for the socket to drain */
+  private blocked = false;
   /** routing scratch fields, reused per publish to merge overlapping subscriptions without allocation */
   routeStamp = 0;
   routeQos: QoS = 0;
@@ -138,7 +142,12 @@ export class Session {
         if (this.limits.queueQos0) this.enqueue({ msg, qos, retain, subIds, share });
         return;
       }
-      if (out.congested()) { this.drop(); return; }
+      if (this.blocked || out.congested()) {
+        // respect the socket's back-pressure: wait in the (bounded) queue, in order, until it drains
+        this.enqueue({ msg, qos, retain, subIds, share });
+        this.block(out);
+        return;
+      }
       this.send(out, msg, 0, retain, 0, false, subIds, now);
       return;
     }
@@ -148,8 +157,23 @@ export class Session {
     this.enqueue({ msg, qos, retain, subIds, share });
   }
 
+  /**
+   * Retained messages sent on SUBSCRIBE: a one-off burst bounded by the retained store, so it is
+   * queued past max_queued_messages instead of being dropped (the queue only holds references).
+   */
+  deliverRetained(msg: Message, qos: QoS, subIds: number[] | undefined, now: number): void {
+    this.unbounded = true;
+    try {
+      this.deliver(msg, qos, true, subIds, now);
+    } finally {
+      this.unbounded = false;
+    }
+  }
+
+  private unbounded = false;
+
   private enqueue(q: Queued): void {
-    if (this.limits.maxQueued > 0 && this.queue.length >= this.limits.maxQueued) {
+    if (!this.unbounded && this.limits.maxQueued > 0 && this.queue.length >= this.limits.maxQueued) {
       this.drop();
       return;
     }
@@ -189,15 +213,23 @@ export class Session {
     this.counters.bytesSent += buf.length;
   }
 
-  /** Move queued messages into the in-flight window while it has room. */
+  private block(out: Outlet): void {
+    if (this.blocked) return;
+    this.blocked = true;
+    out.waitForDrain();
+  }
+
+  /** Move queued messages into the in-flight window while it has room (and QoS 0 while the socket takes them). */
   pump(now: number): void {
     const out = this.outlet;
+    this.blocked = false;
     if (out === null || this.queue_ === undefined) return;
     const window = this.window();
     while (this.queue.length > 0) {
       const q = this.queue.peek()!;
       if (q.msg.expiresAt !== undefined && q.msg.expiresAt <= now) { this.queue.shift(); continue; }
       if (q.qos === 0) {
+        if (out.congested()) { this.block(out); break; }
         this.queue.shift();
         this.send(out, q.msg, 0, q.retain, 0, false, q.subIds, now);
         continue;
@@ -260,6 +292,7 @@ export class Session {
    */
   detach(now: number): Orphan[] {
     this.outlet = null;
+    this.blocked = false;
     this.disconnectedAt = now;
     const orphans: Orphan[] = [];
     if (this.inflight_ !== undefined) {

@@ -65,3 +65,26 @@ test('every matching retained message is sent on subscribe, at min(message QoS, 
   await sub.nothing(100);
   sub.end(); pub.end();
 });
+
+test('a burst of 5,000 retained QoS 1 messages reaches a # subscriber whole, past max_queued_messages 100', async () => {
+  const small = startTestBroker({ maxQueuedMessages: 100, maxSocketBuffer: 16 * 1024 });
+  try {
+    const pub = await connected(small, { clientId: 'burst-pub' });
+    for (let i = 0; i < 5000; i++) pub.send({ ...retained(`burst/${i}`, 'x'.repeat(50), 1), packetId: (i % 60000) + 1 });
+    for (let i = 0; i < 5000; i++) await pub.next('puback', 10_000);
+    assert.equal(small.broker.retained.size, 5000);
+    const sub = await connected(small, { clientId: 'burst-sub' });
+    // QoS 1: 20 in flight (the default window), the rest waits in a queue limited to 100
+    sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'burst/#', qos: 1 }] });
+    await sub.next('suback');
+    const topics = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      const m = await sub.next('publish', 5000);
+      topics.add(m.topic);
+      sub.send({ type: 'puback', packetId: m.packetId! });
+    }
+    assert.equal(topics.size, 5000);
+    assert.equal(small.broker.stats.dropped, 0);
+    sub.end(); pub.end();
+  } finally { await small.broker.close(); }
+});
