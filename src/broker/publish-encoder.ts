@@ -23,12 +23,15 @@ export function encodePublish(
     return encode(p, version);
   }
   const key = (version << 3) | (qos << 1) | (retain ? 1 : 0);
-  let cache = msg.encoded;
-  let template = cache?.get(key);
+  let template = msg.encodedKey === key ? msg.encoded : msg.encodedMore?.get(key);
   if (template === undefined) {
     template = encode(packetFor(msg, version, qos, retain, qos > 0 ? 1 : undefined, false, undefined, now), version);
-    if (cache === undefined) cache = msg.encoded = new Map();
-    cache.set(key, template);
+    if (msg.encoded === undefined) {
+      msg.encodedKey = key;
+      msg.encoded = template;
+    } else {
+      (msg.encodedMore ??= new Map()).set(key, template);
+    }
   }
   if (qos === 0) return template;
   const out = Buffer.allocUnsafe(template.length);

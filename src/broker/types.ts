@@ -12,8 +12,11 @@ export interface Message {
   origin?: string;
   /** absolute ms time after which the message must not be delivered (v5 message expiry) */
   expiresAt?: number;
-  /** encoded PUBLISH per variant (version, qos, retain), shared by every subscriber of that variant */
-  encoded?: Map<number, Buffer>;
+  /** encoded PUBLISH of the first variant (version, qos, retain) asked for, shared by its subscribers */
+  encodedKey?: number;
+  encoded?: Buffer;
+  /** further variants, rarely more than one or two */
+  encodedMore?: Map<number, Buffer>;
 }
 
 /** The client as hooks and events see it. */

@@ -55,11 +55,10 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   if (p.retain && !broker.opts.retainAvailable) {
     if (v5) throw new MqttError('retain not supported', 0x9a);
   }
-  const now = Date.now();
   const msg: Message = { topic, payload: p.payload, qos: p.qos, retain: p.retain && broker.opts.retainAvailable, origin: conn.id };
   if (props !== undefined) {
     msg.properties = props;
-    if (props.messageExpiryInterval !== undefined) msg.expiresAt = now + props.messageExpiryInterval * 1000;
+    if (props.messageExpiryInterval !== undefined) msg.expiresAt = Date.now() + props.messageExpiryInterval * 1000;
   }
   // mosquitto denies every client PUBLISH to $SYS (but a bridge's state topic) before any ACL or plugin
   if (topic.startsWith('$SYS') && !/^\$SYS\/broker\/connection\/[^/]+\/state$/.test(topic)) {
