@@ -1,6 +1,6 @@
 import type { Packet, ProtocolVersion, QoS } from '../codec/types.js';
 import type { Message } from './types.js';
-import { Fifo } from './queue.js';
+import { Fifo } from '../util/fifo.js';
 import { PacketIdAllocator } from './packet-id.js';
 import { encodePublish } from './publish-encoder.js';
 import type { SharedGroup } from './shared.js';

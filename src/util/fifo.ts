@@ -1,4 +1,4 @@
-/** A FIFO with O(1) push/shift and amortised compaction (Array#shift is O(n) on large arrays). */
+/** A FIFO shared by the broker and the client, with O(1) push/shift and amortised compaction (Array#shift is O(n) on large arrays). */
 export class Fifo<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
@@ -24,6 +24,14 @@ export class Fifo<T> {
   }
 
   clear(): void { this.items = []; this.head = 0; }
+
+  /** Removes and returns everything, oldest first. */
+  drain(): T[] {
+    const out = this.items.slice(this.head) as T[];
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
 
   *[Symbol.iterator](): IterableIterator<T> {
     for (let i = this.head; i < this.items.length; i++) yield this.items[i] as T;
