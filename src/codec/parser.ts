@@ -103,9 +103,7 @@ export class Parser {
         mult *= 128;
         if (++n === 4 && (b & 0x80) !== 0) throw tooLongLength();
       }
-      const total = 1 + n + value;
-      if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
-      if (this.firstPacketConnect && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
+      const total = this.checkSize(byte0, 1 + n + value);
       const end = p + value;
       if (end > len) {
         this.startBody(byte0, value, total, chunk, p);
@@ -136,9 +134,7 @@ export class Parser {
         mult *= 128;
         if (++n === 4 && (b & 0x80) !== 0) throw tooLongLength();
       }
-      const total = 1 + n + value;
-      if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
-      if (this.firstPacketConnect && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
+      const total = this.checkSize(byte0, 1 + n + value);
       const end = pos + value;
       if (end > len) {
         this.startBody(byte0, value, total, chunk, pos);
@@ -164,6 +160,13 @@ export class Parser {
     this.body = null;
     this.deliver(byte0, body, 0, this.bodySize, this.bodyTotal, onPacket);
     return take;
+  }
+
+  /** The size limits, judged from the fixed header before any of the body is buffered. */
+  private checkSize(byte0: number, total: number): number {
+    if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
+    if (this.firstPacketConnect && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
+    return total;
   }
 
   private checkHeader(byte0: number): void {
