@@ -9,6 +9,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, statusKb } from './limits.js';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 
 export type BrokerKind = 'midge' | 'mosquitto' | 'aedes';
 
@@ -99,7 +100,7 @@ function accepts(port: number): Promise<boolean> {
 
 function command(kind: BrokerKind, port: number, conf: string, opts: StartOptions): [string, string[]] {
   switch (kind) {
-    case 'midge': return [process.execPath, [...(opts.nodeArgs ?? []), MIDGE_MAIN, 'broker', '-c', conf]];
+    case 'midge': return [process.execPath, [...NODE_FLAGS, ...(opts.nodeArgs ?? []), MIDGE_MAIN, 'broker', '-c', conf]];
     case 'mosquitto': return [MOSQUITTO, ['-c', conf]];
     case 'aedes': return [process.execPath, [AEDES_SERVER, String(port), '127.0.0.1']];
   }

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * `midge <command> [options]`: a thin dispatcher. Each command lives in its own module
  * (src/cli/<command>.ts) that exports `run(argv): Promise<number>`, resolving to the exit code.

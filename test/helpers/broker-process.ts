@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { accepts, freePort } from './ports.js';
 import { exitOf, spawnTracked, Waiters } from './proc.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 export interface BrokerProcess {
   port: number;
@@ -64,7 +65,8 @@ export function startBroker(opts: BrokerOptions = {}): Promise<BrokerProcess> {
 
 export function startMidge(opts: MidgeOptions = {}): Promise<BrokerProcess> {
   return startOnFreePort((port, dir) => {
-    const args = [MIDGE_MAIN, 'broker'];
+    // as the `midge` bin starts it (src/cli/node-flags.ts)
+    const args = [...NODE_FLAGS, MIDGE_MAIN, 'broker'];
     if (opts.config === undefined) args.push('-p', String(port));
     else args.push('-c', writeConfig(dir, opts.config, port));
     if (opts.verbose === true) args.push('-v');
