@@ -6,7 +6,7 @@ import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError } fr
 import { Connection, type ConnectionInfo } from './connection.js';
 import { Logger, silentLogger } from './log.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
-import { Session, type Orphan, type SessionCounters, type SubEntry } from './session.js';
+import { Session, type Orphan, type SessionCounters, type SessionEnv, type SubEntry } from './session.js';
 import { SharedGroup } from './shared.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
@@ -67,6 +67,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly sharedTargets: SharedGroup[] = [];
   private routeMsg: Message | undefined;
   private readonly visitBound: (e: SubEntry | SharedGroup) => void;
+  /** the limits, counters and drop log every session shares */
+  private readonly sessionEnv: SessionEnv;
   private closed = false;
   /** v5 wills waiting for their will delay interval, by client id */
   private readonly delayedWills = new Map<string, { will: Will; conn: Connection; timer: NodeJS.Timeout }>();
@@ -78,6 +80,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.hooks = this.opts.hooks;
     this.topicAliasMaximum = this.opts.maxTopicAlias;
     this.visitBound = (e) => this.visit(e);
+    const log = this.log;
+    this.sessionEnv = {
+      maxInflight: this.opts.maxInflightMessages,
+      maxQueued: this.opts.maxQueuedMessages,
+      queueQos0: this.opts.queueQos0Messages,
+      counters: this.stats,
+      onDrop: (sess) => log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`),
+    };
     this.sys = new SysPublisher(this);
     this.sweepTimer = setInterval(() => {
       try {
@@ -153,11 +163,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const present = s !== undefined;
     if (s === undefined) {
-      s = new Session(conn.id, {
-        maxInflight: this.opts.maxInflightMessages,
-        maxQueued: this.opts.maxQueuedMessages,
-        queueQos0: this.opts.queueQos0Messages,
-      }, this.stats, (sess) => this.log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`));
+      s = new Session(conn.id, this.sessionEnv);
       this.sessions.set(conn.id, s);
     }
     s.protocolVersion = p.protocolVersion;

@@ -24,11 +24,31 @@ export interface ConnectionInfo {
  * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
  * Owns the keepalive deadline and the will. A fault here never affects another connection.
  */
+/**
+ * What few connections need (MQTT 5 aliases and limits, enhanced authentication, TLS client
+ * certificates): made on first write, so that an idle MQTT 3.1.1 connection does not carry it.
+ */
+class Extras {
+  /** the broker made up the client id (zero-length id in CONNECT) */
+  assignedId = false;
+  auth: PendingAuth | undefined = undefined;
+  authMethod: string | undefined = undefined;
+  outgoingAliasMax = 0;
+  outgoingAliases: Map<string, number> | undefined = undefined;
+  topicAliases: Map<number, string> | undefined = undefined;
+  topicAliasMaximum = 0;
+  maxOutgoingPacketSize = 0;
+  certificate: { subject?: string; cn?: string } | undefined = undefined;
+  certificateIdentity: string | undefined = undefined;
+}
+
+/**
+ * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
+ * Owns the keepalive deadline and the will. A fault here never affects another connection.
+ */
 export class Connection implements Outlet, ClientInfo {
   state: ConnState = 'new';
   id = '';
-  /** the broker made up the client id (zero-length id in CONNECT) */
-  assignedId = false;
   username: string | undefined;
   protocolVersion: ProtocolVersion = 4;
   keepaliveMs = 0;
@@ -36,17 +56,6 @@ export class Connection implements Outlet, ClientInfo {
   readonly connectedAt: number;
   will: Will | undefined;
   session: Session | undefined;
-  maxOutgoingPacketSize = 0;
-  /** an MQTT 5 AUTH exchange in progress */
-  auth: PendingAuth | undefined;
-  /** the enhanced authentication method the connection was accepted with */
-  authMethod: string | undefined;
-  /** v5: how many topic aliases the client accepts from us, and the ones given (topic → alias) */
-  outgoingAliasMax = 0;
-  outgoingAliases: Map<string, number> | undefined;
-  /** v5 topic aliases the client set on its PUBLISHes (alias → topic) */
-  topicAliases: Map<number, string> | undefined;
-  topicAliasMaximum = 0;
   /** v5 receive maximum we advertised: QoS 1/2 PUBLISHes the client may have unacknowledged */
   receiveMaximum = 65535;
   incomingQos12 = 0;
@@ -55,18 +64,49 @@ export class Connection implements Outlet, ClientInfo {
   /** while an async step runs (authentication, an async hook), later packets wait in order */
   busy = false;
   private corked = false;
+  private drainAwaited = false;
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly certificate?: { subject?: string; cn?: string };
   readonly listenerPort?: number;
-  readonly certificateIdentity?: string;
+  /** the rarely used fields, made on first write (see Extras) */
+  private x: Extras | undefined;
+
+  private get extras(): Extras { return (this.x ??= new Extras()); }
+
+  /** the broker made up the client id (zero-length id in CONNECT) */
+  get assignedId(): boolean { return this.x?.assignedId ?? false; }
+  set assignedId(v: boolean) { if (v || this.x !== undefined) this.extras.assignedId = v; }
+  /** an MQTT 5 AUTH exchange in progress */
+  get auth(): PendingAuth | undefined { return this.x?.auth; }
+  set auth(v: PendingAuth | undefined) { if (v !== undefined || this.x !== undefined) this.extras.auth = v; }
+  /** the enhanced authentication method the connection was accepted with */
+  get authMethod(): string | undefined { return this.x?.authMethod; }
+  set authMethod(v: string | undefined) { if (v !== undefined || this.x !== undefined) this.extras.authMethod = v; }
+  /** v5: how many topic aliases the client accepts from us, and the ones given (topic → alias) */
+  get outgoingAliasMax(): number { return this.x?.outgoingAliasMax ?? 0; }
+  set outgoingAliasMax(v: number) { if (v !== 0 || this.x !== undefined) this.extras.outgoingAliasMax = v; }
+  get outgoingAliases(): Map<string, number> | undefined { return this.x?.outgoingAliases; }
+  set outgoingAliases(v: Map<string, number> | undefined) { if (v !== undefined || this.x !== undefined) this.extras.outgoingAliases = v; }
+  /** v5 topic aliases the client set on its PUBLISHes (alias → topic) */
+  get topicAliases(): Map<number, string> | undefined { return this.x?.topicAliases; }
+  set topicAliases(v: Map<number, string> | undefined) { if (v !== undefined || this.x !== undefined) this.extras.topicAliases = v; }
+  get topicAliasMaximum(): number { return this.x?.topicAliasMaximum ?? 0; }
+  set topicAliasMaximum(v: number) { if (v !== 0 || this.x !== undefined) this.extras.topicAliasMaximum = v; }
+  /** the client's maximum packet size (v5), 0 = none */
+  get maxOutgoingPacketSize(): number { return this.x?.maxOutgoingPacketSize ?? 0; }
+  set maxOutgoingPacketSize(v: number) { if (v !== 0 || this.x !== undefined) this.extras.maxOutgoingPacketSize = v; }
+  get certificate(): { subject?: string; cn?: string } | undefined { return this.x?.certificate; }
+  /** the username proven by the client certificate, when the listener uses it as the username */
+  get certificateIdentity(): string | undefined { return this.x?.certificateIdentity; }
 
   constructor(readonly broker: Broker, readonly socket: Duplex, info: ConnectionInfo) {
     this.remoteAddress = info.remoteAddress;
     this.remotePort = info.remotePort;
-    this.certificate = info.certificate;
     this.listenerPort = info.listenerPort;
-    this.certificateIdentity = info.certificateIdentity;
+    if (info.certificate !== undefined || info.certificateIdentity !== undefined) {
+      this.extras.certificate = info.certificate;
+      this.extras.certificateIdentity = info.certificateIdentity;
+    }
     this.lastActivity = this.connectedAt = Date.now();
     const max = broker.opts.maxPacketSize;
     this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });
@@ -74,7 +114,9 @@ export class Connection implements Outlet, ClientInfo {
     (socket as OwnedSocket)[kConn] = this;
     socket.on('data', onSocketData);
     socket.on('error', onSocketError);
-    socket.on('end', onSocketEnd);
+    // a duplex that stays half-open when the peer ends (the Duplex default) needs 'end'; a net
+    // socket ends itself then and 'close' follows at once (one listener less per connection)
+    if (socket.allowHalfOpen) socket.on('end', onSocketEnd);
     socket.on('close', onSocketEnd);
   }
 
@@ -164,8 +206,6 @@ export class Connection implements Outlet, ClientInfo {
   congested(): boolean {
     return this.socket.writableLength > this.broker.opts.maxSocketBuffer;
   }
-
-  private drainAwaited = false;
 
   waitForDrain(): void {
     if (this.drainAwaited || this.state === 'closed') return;

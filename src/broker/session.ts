@@ -75,6 +75,13 @@ export interface SessionCounters {
   dropped: number;
 }
 
+/** What every session of a broker shares: one object per broker, not one per session. */
+export interface SessionEnv extends SessionLimits {
+  readonly counters: SessionCounters;
+  /** a session starts dropping messages (called once per episode) */
+  onDrop(session: Session): void;
+}
+
 /**
  * One client's session: subscriptions, outgoing in-flight window and queue, incoming QoS 2 ids.
  * Survives its connection when the session is persistent.
@@ -107,12 +114,7 @@ export class Session {
   routeRap = false;
   routeSubIds: number[] | undefined = undefined;
 
-  constructor(
-    readonly clientId: string,
-    private readonly limits: SessionLimits,
-    private readonly counters: SessionCounters,
-    private readonly onDrop: (session: Session) => void = () => {},
-  ) {}
+  constructor(readonly clientId: string, private readonly env: SessionEnv) {}
 
   get online(): boolean { return this.outlet !== null; }
 
@@ -128,7 +130,7 @@ export class Session {
   private get ids(): PacketIdAllocator { return (this.ids_ ??= new PacketIdAllocator()); }
 
   private window(): number {
-    const max = this.limits.maxInflight === 0 ? 65535 : this.limits.maxInflight;
+    const max = this.env.maxInflight === 0 ? 65535 : this.env.maxInflight;
     return Math.min(max, this.clientReceiveMaximum);
   }
 
@@ -139,7 +141,7 @@ export class Session {
     const out = this.outlet;
     if (qos === 0) {
       if (out === null) {
-        if (this.limits.queueQos0) this.enqueue({ msg, qos, retain, subIds, share });
+        if (this.env.queueQos0) this.enqueue({ msg, qos, retain, subIds, share });
         return;
       }
       if (this.blocked || out.congested()) {
@@ -173,7 +175,7 @@ export class Session {
   private unbounded = false;
 
   private enqueue(q: Queued): void {
-    if (!this.unbounded && this.limits.maxQueued > 0 && this.queue.length >= this.limits.maxQueued) {
+    if (!this.unbounded && this.env.maxQueued > 0 && this.queue.length >= this.env.maxQueued) {
       this.drop();
       return;
     }
@@ -181,10 +183,10 @@ export class Session {
   }
 
   private drop(): void {
-    this.counters.dropped++;
+    this.env.counters.dropped++;
     if (!this.dropping) {
       this.dropping = true;
-      this.onDrop(this);
+      this.env.onDrop(this);
     }
   }
 
@@ -204,13 +206,13 @@ export class Session {
       if (alias > 0) out.outgoingAliases!.delete(msg.topic);
       // [MQTT-3.1.2-25] too large for this client: dropped for it only, acknowledged as if delivered
       if (qos > 0) this.inflight.delete(id);
-      this.counters.dropped++;
+      this.env.counters.dropped++;
       return;
     }
     out.logPublish?.(dup, qos, retain, id, msg.topic, msg.payload.length);
     out.writeBuffer(buf);
-    this.counters.messagesSent++;
-    this.counters.bytesSent += buf.length;
+    this.env.counters.messagesSent++;
+    this.env.counters.bytesSent += buf.length;
   }
 
   private block(out: Outlet): void {

@@ -29,9 +29,29 @@ const INITIAL_BODY = 64 * 1024;
 /** the first packet (CONNECT) of a server-side connection may not be larger than this, whatever max_packet_size says */
 export const MAX_CONNECT_SIZE = 1024 * 1024;
 
-const IDLE = 0;      // at a packet boundary
 const LENGTH = 1;    // inside the remaining length
 const BODY = 2;      // inside a body that is being copied
+
+/**
+ * A packet split across chunks, kept only while one is: most connections read whole packets, and an
+ * idle connection should cost as little memory as possible.
+ */
+interface Split {
+  /** LENGTH: inside the remaining length; BODY: inside a body that is being copied */
+  state: typeof LENGTH | typeof BODY;
+  byte0: number;
+  lenValue: number;
+  lenMult: number;
+  lenBytes: number;
+  body: Buffer | null;
+  bodyPos: number;
+  bodySize: number;
+  bodyTotal: number;
+}
+
+const F_FIRST_CONNECT = 1;  // server side: the first packet must be CONNECT
+const F_SAW_FIRST = 2;      // the first byte has been seen
+const F_FAILED = 4;         // a parse failed: every later call rethrows `error`
 
 export class Parser {
   /** Version used to decode; set by a decoded CONNECT, settable by the client. */
@@ -41,24 +61,14 @@ export class Parser {
   /** Bytes of the last packet delivered (fixed header + body), for byte counters. */
   lastPacketSize = 0;
 
-  private readonly firstPacketConnect: boolean;
-  private sawFirstByte = false;
-  private failed = false;
+  private flags: number;
   private error: unknown = undefined;
-  private state = IDLE;
-  private byte0 = 0;
-  private lenValue = 0;
-  private lenMult = 1;
-  private lenBytes = 0;
-  private body: Buffer | null = null;
-  private bodyPos = 0;
-  private bodySize = 0;
-  private bodyTotal = 0;
+  private split: Split | null = null;
 
   constructor(opts: ParserOptions = {}) {
     this.protocolVersion = opts.protocolVersion ?? 4;
     this.maxPacketSize = opts.maxPacketSize ?? MAX_PACKET_SIZE;
-    this.firstPacketConnect = opts.firstPacketConnect ?? false;
+    this.flags = opts.firstPacketConnect === true ? F_FIRST_CONNECT : 0;
   }
 
   /**
@@ -67,13 +77,13 @@ export class Parser {
    * later call rethrows the same error.
    */
   parse(chunk: Buffer, onPacket: (packet: Packet) => void): void {
-    if (this.failed) throw this.error;
+    if ((this.flags & F_FAILED) !== 0) throw this.error;
     try {
       this.run(chunk, onPacket);
     } catch (err) {
-      this.failed = true;
+      this.flags |= F_FAILED;
       this.error = err;
-      this.body = null;
+      this.split = null;
       throw err;
     }
   }
@@ -81,8 +91,8 @@ export class Parser {
   private run(chunk: Buffer, onPacket: (packet: Packet) => void): void {
     const len = chunk.length;
     let pos = 0;
-    if (this.state !== IDLE) {
-      pos = this.resume(chunk, onPacket);
+    if (this.split !== null) {
+      pos = this.resume(this.split, chunk, onPacket);
       if (pos < 0) return;
     }
     while (pos < len) {
@@ -115,14 +125,14 @@ export class Parser {
   }
 
   /** Continues a packet split across chunks; returns the position after it, or -1 if the chunk ran out. */
-  private resume(chunk: Buffer, onPacket: (packet: Packet) => void): number {
+  private resume(sp: Split, chunk: Buffer, onPacket: (packet: Packet) => void): number {
     const len = chunk.length;
     let pos = 0;
-    const byte0 = this.byte0;
-    if (this.state === LENGTH) {
-      let value = this.lenValue;
-      let mult = this.lenMult;
-      let n = this.lenBytes;
+    const byte0 = sp.byte0;
+    if (sp.state === LENGTH) {
+      let value = sp.lenValue;
+      let mult = sp.lenMult;
+      let n = sp.lenBytes;
       let b = 0x80;
       while ((b & 0x80) !== 0) {
         if (pos >= len) {
@@ -140,63 +150,68 @@ export class Parser {
         this.startBody(byte0, value, total, chunk, pos);
         return -1;
       }
-      this.state = IDLE;
+      this.split = null;
       this.deliver(byte0, chunk, pos, end, total, onPacket);
       return end;
     }
     // BODY
-    let body = this.body!;
-    const take = Math.min(this.bodySize - this.bodyPos, len);
-    if (this.bodyPos + take > body.length) {
+    let body = sp.body!;
+    const take = Math.min(sp.bodySize - sp.bodyPos, len);
+    if (sp.bodyPos + take > body.length) {
       // grow with the bytes that really arrived, never to a size only claimed by the header
-      const grown = Buffer.allocUnsafe(Math.min(this.bodySize, Math.max(body.length * 2, this.bodyPos + take)));
-      body.copy(grown, 0, 0, this.bodyPos);
-      this.body = body = grown;
+      const grown = Buffer.allocUnsafe(Math.min(sp.bodySize, Math.max(body.length * 2, sp.bodyPos + take)));
+      body.copy(grown, 0, 0, sp.bodyPos);
+      sp.body = body = grown;
     }
-    chunk.copy(body, this.bodyPos, 0, take);
-    this.bodyPos += take;
-    if (this.bodyPos < this.bodySize) return -1;
-    this.state = IDLE;
-    this.body = null;
-    this.deliver(byte0, body, 0, this.bodySize, this.bodyTotal, onPacket);
+    chunk.copy(body, sp.bodyPos, 0, take);
+    sp.bodyPos += take;
+    if (sp.bodyPos < sp.bodySize) return -1;
+    this.split = null;
+    this.deliver(byte0, body, 0, sp.bodySize, sp.bodyTotal, onPacket);
     return take;
   }
 
   /** The size limits, judged from the fixed header before any of the body is buffered. */
   private checkSize(byte0: number, total: number): number {
     if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
-    if (this.firstPacketConnect && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
+    if ((this.flags & F_FIRST_CONNECT) !== 0 && (byte0 >> 4) === 1 && total > MAX_CONNECT_SIZE) throw new PacketTooLargeError(total, MAX_CONNECT_SIZE);
     return total;
   }
 
   private checkHeader(byte0: number): void {
-    if (!this.sawFirstByte) {
-      this.sawFirstByte = true;
-      if (this.firstPacketConnect && (byte0 >> 4) !== 1) {
+    if ((this.flags & F_SAW_FIRST) === 0) {
+      this.flags |= F_SAW_FIRST;
+      if ((this.flags & F_FIRST_CONNECT) !== 0 && (byte0 >> 4) !== 1) {
         throw new ProtocolError(`the first packet must be CONNECT, got type ${byte0 >> 4} [MQTT-3.1.0-1]`);
       }
     }
     checkFixedHeader(byte0, this.protocolVersion);
   }
 
+  private splitState(byte0: number): Split {
+    const sp = (this.split ??= { state: LENGTH, byte0, lenValue: 0, lenMult: 1, lenBytes: 0, body: null, bodyPos: 0, bodySize: 0, bodyTotal: 0 });
+    sp.byte0 = byte0;
+    return sp;
+  }
+
   private saveLength(byte0: number, value: number, mult: number, n: number): void {
-    this.state = LENGTH;
-    this.byte0 = byte0;
-    this.lenValue = value;
-    this.lenMult = mult;
-    this.lenBytes = n;
+    const sp = this.splitState(byte0);
+    sp.state = LENGTH;
+    sp.lenValue = value;
+    sp.lenMult = mult;
+    sp.lenBytes = n;
   }
 
   private startBody(byte0: number, size: number, total: number, chunk: Buffer, from: number): void {
     // start small and grow as bytes arrive: a header claiming 100 MB costs nothing until they come
     const have = chunk.length - from;
     const body = Buffer.allocUnsafe(Math.min(size, Math.max(INITIAL_BODY, have * 2)));
-    this.bodySize = size;
-    this.bodyTotal = total;
-    this.bodyPos = chunk.copy(body, 0, from, chunk.length);
-    this.body = body;
-    this.byte0 = byte0;
-    this.state = BODY;
+    const sp = this.splitState(byte0);
+    sp.bodySize = size;
+    sp.bodyTotal = total;
+    sp.bodyPos = chunk.copy(body, 0, from, chunk.length);
+    sp.body = body;
+    sp.state = BODY;
   }
 
   private deliver(byte0: number, buf: Buffer, start: number, end: number, total: number,
