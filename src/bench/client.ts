@@ -66,7 +66,7 @@ export class Client {
   minLast = 0;
   limitReached = false;
   // subscriber state: acknowledgements to send after the current chunk
-  private acks: number[] = [];
+  private acks: number[] | undefined;
   private readonly parser: Parser;
   private readonly onPacketBound: (p: Packet) => void;
 
@@ -84,14 +84,16 @@ export class Client {
     this.state = 'connack';
     const s = connect({ host: o.host, port: o.port, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
     this.socket = s;
-    s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
-    s.on('drain', () => {
-      this.blocked = false;
-      this.owner.onDrain(this);
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => this.end(this.handshaking ? 'connect' : 'closed', err.code ?? err.message));
-    s.on('close', () => this.end('closed', 'closed by the broker'));
+    // shared listener functions find the client on the socket: no closures per connection, and an
+    // idle connection skips what only traffic needs (Nagle off is a setsockopt call; 'drain')
+    (s as OwnedSocket)[kClient] = this;
+    s.on('data', onSocketData);
+    s.on('error', onSocketError);
+    s.on('close', onSocketClose);
+    if (this.role !== 'idle') {
+      s.setNoDelay(true);
+      s.on('drain', onSocketDrain);
+    }
     // written at once: node sends it when the TCP handshake is done
     this.write(encode({
       type: 'connect', protocolName: 'MQTT', protocolVersion: o.version, clean: true, keepalive: o.keepalive,
@@ -151,7 +153,12 @@ export class Client {
     this.owner.onEnd(this, wasReady ? 'closed' : kind, why);
   }
 
-  private onData(chunk: Buffer): void {
+  onDrain(): void {
+    this.blocked = false;
+    this.owner.onDrain(this);
+  }
+
+  onData(chunk: Buffer): void {
     this.rxNs = nowNs();
     this.bytesIn += chunk.length;
     try {
@@ -160,7 +167,7 @@ export class Client {
       this.end('proto', err instanceof Error ? err.message : String(err));
       return;
     }
-    if (this.acks.length > 0) this.flushAcks();
+    if (this.acks !== undefined && this.acks.length > 0) this.flushAcks(this.acks);
     this.owner.onChunk(this);
   }
 
@@ -168,7 +175,7 @@ export class Client {
     switch (p.type) {
       case 'publish':
         this.owner.onPublish(this, p);
-        if (p.qos > 0 && this.ready) this.acks.push(p.packetId!);
+        if (p.qos > 0 && this.ready) (this.acks ??= []).push(p.packetId!);
         return;
       case 'puback':
         this.owner.onPuback(this, p.packetId);
@@ -213,8 +220,7 @@ export class Client {
     }
   }
 
-  private flushAcks(): void {
-    const ids = this.acks;
+  private flushAcks(ids: number[]): void {
     const out = Buffer.allocUnsafe(ids.length * 4);
     for (let i = 0; i < ids.length; i++) {
       const at = i * 4;
@@ -222,7 +228,17 @@ export class Client {
       out[at + 1] = 2;
       out.writeUInt16BE(ids[i]!, at + 2);
     }
-    this.acks = [];
+    ids.length = 0;
     this.write(out);
   }
 }
+
+const kClient = Symbol('midge.bench.client');
+type OwnedSocket = Socket & { [kClient]: Client };
+function onSocketData(this: Socket, chunk: Buffer): void { (this as OwnedSocket)[kClient].onData(chunk); }
+function onSocketDrain(this: Socket): void { (this as OwnedSocket)[kClient].onDrain(); }
+function onSocketError(this: Socket, err: NodeJS.ErrnoException): void {
+  const c = (this as OwnedSocket)[kClient];
+  c.end(c.handshaking ? 'connect' : 'closed', err.code ?? err.message);
+}
+function onSocketClose(this: Socket): void { (this as OwnedSocket)[kClient].end('closed', 'closed by the broker'); }

@@ -123,7 +123,9 @@ export class Engine implements ClientOwner {
     const cfg = this.cfg;
     if (!isLoopback(cfg.host) || cfg.host === 'localhost') return {};
     let k = cfg.srcIps;
-    if (k === 0 && cfg.mode === 'conn') k = Math.min(250, Math.floor(cfg.conns / 10000) + 2);
+    // about 100 connections per source address: bind() then finds a free port at once (node cannot
+    // set IP_BIND_ADDRESS_NO_PORT, which lets the C loadgen leave the port to connect())
+    if (k === 0 && cfg.mode === 'conn') k = Math.min(250, Math.floor(cfg.conns / 100) + 2);
     if (k === 0) return {};
     return { localAddress: `127.0.0.${2 + (n % k)}` };
   }
