@@ -63,7 +63,9 @@ export class Connection implements Outlet, ClientInfo {
   private pending: Packet[] | undefined;
   /** while an async step runs (authentication, an async hook), later packets wait in order */
   busy = false;
-  private corked = false;
+  /** packets written this turn of the event loop, flushed once at its end (see flushAll) */
+  private out: Buffer | Buffer[] | undefined;
+  private outBytes = 0;
   private drainAwaited = false;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -187,15 +189,39 @@ export class Connection implements Outlet, ClientInfo {
 
   // ---- Outlet ----
   writeBuffer(buf: Buffer): void {
-    const s = this.socket;
-    if (this.state === 'closed' || s.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(uncork, this);
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    const out = this.out;
+    if (out === undefined) {
+      this.out = buf;
+      dirty.push(this);
+      if (dirty.length === 1) process.nextTick(flushAll);
+    } else if (Array.isArray(out)) {
+      out.push(buf);
+    } else {
+      this.out = [out, buf];
     }
-    s.write(buf);
+    this.outBytes += buf.length;
     this.broker.stats.bytesSent += buf.length;
+  }
+
+  /**
+   * Hand this turn's packets to the socket: one write for one packet (most often: a PUBACK, a
+   * message at low rates), one corked writev for several.
+   */
+  flush(): void {
+    const out = this.out;
+    if (out === undefined) return;
+    this.out = undefined;
+    this.outBytes = 0;
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (!Array.isArray(out)) {
+      s.write(out);
+      return;
+    }
+    s.cork();
+    for (let i = 0; i < out.length; i++) s.write(out[i]);
+    s.uncork();
   }
 
   writePacket(p: Packet): void {
@@ -204,7 +230,7 @@ export class Connection implements Outlet, ClientInfo {
   }
 
   congested(): boolean {
-    return this.socket.writableLength > this.broker.opts.maxSocketBuffer;
+    return this.socket.writableLength + this.outBytes > this.broker.opts.maxSocketBuffer;
   }
 
   waitForDrain(): void {
@@ -221,11 +247,6 @@ export class Connection implements Outlet, ClientInfo {
     if (log.verbose) log.debug(`Sending PUBLISH to ${this.logId} (d${+dup}, q${qos}, r${+retain}, m${packetId}, '${topic}', ... (${bytes} bytes))`);
   }
 
-  uncork(): void {
-    this.corked = false;
-    if (!this.socket.destroyed) this.socket.uncork();
-  }
-
   /**
    * End the connection once. `abnormal`: the will is published (socket closed, keepalive, protocol
    * error, takeover) — not after DISCONNECT [MQTT-3.1.2-8, MQTT-3.1.2-10].
@@ -234,7 +255,7 @@ export class Connection implements Outlet, ClientInfo {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    if (this.corked) { this.corked = false; this.socket.uncork(); }
+    this.flush();
     if (!this.socket.destroyed) {
       this.socket.end();
       // give the last packets (CONNACK with an error, DISCONNECT) a moment, then make sure it is gone
@@ -244,7 +265,19 @@ export class Connection implements Outlet, ClientInfo {
   }
 }
 
-function uncork(c: Connection): void { c.uncork(); }
+/** connections with packets written this turn; one nextTick flushes them all */
+const dirty: Connection[] = [];
+function flushAll(): void {
+  // a flush can write more (a socket error closes a connection, whose will is routed): keep going
+  for (let i = 0; i < dirty.length; i++) {
+    try {
+      dirty[i]!.flush();
+    } catch (err) {
+      dirty[i]!.broker.log.error(`internal error writing to ${dirty[i]!.logId}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  dirty.length = 0;
+}
 
 const kConn = Symbol('midge.connection');
 type OwnedSocket = Duplex & { [kConn]: Connection };
