@@ -90,6 +90,16 @@ function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boole
 /** PUBACK / PUBREC; reason codes only exist in 5.0 (3.1.1 acknowledges a dropped message as success). */
 function ack(conn: Connection, p: PublishPacket, reasonCode: number): void {
   if (p.qos === 0) return;
+  if ((reasonCode === 0 || conn.protocolVersion !== 5) && !conn.broker.log.verbose) {
+    // the common case, without a packet object and the general encoder: 4 bytes
+    const b = Buffer.allocUnsafe(4);
+    b[0] = p.qos === 1 ? 0x40 : 0x50;
+    b[1] = 2;
+    b[2] = p.packetId! >> 8;
+    b[3] = p.packetId! & 0xff;
+    conn.writeBuffer(b);
+    return;
+  }
   const type = p.qos === 1 ? 'puback' : 'pubrec';
   if (conn.protocolVersion === 5 && reasonCode !== 0) {
     conn.writePacket({ type, packetId: p.packetId!, reasonCode });
