@@ -103,8 +103,8 @@ const SCENARIOS = {
   },
   conns: {
     title: `${CONNS} idle connections (64 handshakes in flight)`,
-    // two worker threads: opening sockets costs node ~200 µs each, the generator would cap the rate first
-    args: ['conn', '-c', String(CONNS), '--hold', '3', '-d', '120', '-k', '300', '-w', '2'],
+    // one worker thread: the broker needs the other core (two workers measured 5-15% fewer connects/s)
+    args: ['conn', '-c', String(CONNS), '--hold', '3', '-d', '120', '-k', '300', '-w', '1'],
     metrics: [
       { name: 'connects/s', dir: 1, get: (r) => r.gen.conns?.connectsPerS, mosq: 0.5, aedes: 2.5 },
       { name: 'KiB per connection', dir: -1, get: (r) => r.kibPerConn, abs: 3, aedes: 2.5 },
