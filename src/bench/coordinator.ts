@@ -108,7 +108,9 @@ class Pool {
 
   constructor(n: number) {
     for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url));
+      // the young generation of a load generator is sized for throughput, whatever node flags the
+      // process has (the midge bin's --max-semi-space-size=2 is for the broker's idle connections)
+      const w = new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 48 } });
       this.stats.push(zeroCounters());
       w.on('message', (m: FromWorker) => {
         if (m.type === 'stats') this.stats[i] = m.counters;
