@@ -21,10 +21,6 @@ export interface ConnectionInfo {
 }
 
 /**
- * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
- * Owns the keepalive deadline and the will. A fault here never affects another connection.
- */
-/**
  * What few connections need (MQTT 5 aliases and limits, enhanced authentication, TLS client
  * certificates): made on first write, so that an idle MQTT 3.1.1 connection does not carry it.
  */
