@@ -216,32 +216,30 @@ export class Security {
   }
 
   async authenticate(client: ClientInfo, username: string | undefined, password: Buffer | undefined): Promise<{ ok: boolean; returnCode?: number }> {
-    const who = `Client ${client.id || '<unknown>'} from ${client.remoteAddress}:${client.remotePort}`;
-    const as = username !== undefined ? ` as '${username}'` : '';
     const prefix = this.opts.clientidPrefixes;
     if (prefix !== undefined && !client.id.startsWith(prefix)) {
-      this.log.warning(`${who} refused: client id does not start with clientid_prefixes '${prefix}'.`);
+      this.log.warning(`${whoOf(client)} refused: client id does not start with clientid_prefixes '${prefix}'.`);
       return { ok: false, returnCode: 5 };
     }
     const { auth, listener } = this.scope(client.listenerPort);
     if (listener?.certificateUsername !== undefined) {
       // the certificate is the proof: mosquitto checks no password here
       if (client.certificateIdentity === undefined) {
-        this.log.warning(`${who} refused: the listener on port ${listener.port} takes the username from the client certificate (use_${listener.certificateUsername}_as_username) and there is no usable certificate.`);
+        this.log.warning(`${whoOf(client)} refused: the listener on port ${listener.port} takes the username from the client certificate (use_${listener.certificateUsername}_as_username) and there is no usable certificate.`);
         return { ok: false, returnCode: 4 };
       }
       this.remember(client, listener);
       return { ok: true };
     }
     if (auth === undefined) {
-      this.log.warning(`${who}${as} refused: no security settings for listener port ${String(client.listenerPort)}.`);
+      this.log.warning(`${whoOf(client)}${asUser(username)} refused: no security settings for listener port ${String(client.listenerPort)}.`);
       return { ok: false, returnCode: 5 };
     }
     const throttle = this.opts.throttle;
     if (throttle !== undefined) {
       const admission = throttle.admit(client.remoteAddress);
       if (!admission.admitted) {
-        this.log.warning(`${who}${as} refused without checking: too many failed logins from ${client.remoteAddress} (${Math.round(admission.waitMs)} ms of answers queued).`);
+        this.log.warning(`${whoOf(client)}${asUser(username)} refused without checking: too many failed logins from ${client.remoteAddress} (${Math.round(admission.waitMs)} ms of answers queued).`);
         return { ok: false, returnCode: 5 };
       }
     }
@@ -249,7 +247,7 @@ export class Security {
     const wait = throttle?.schedule(client.remoteAddress, !verdict.ok) ?? 0;
     if (!verdict.ok) {
       const delayed = wait > 0 ? ` (answered after ${Math.round(wait)} ms)` : '';
-      this.log.warning(`${who} failed to authenticate${as}: ${verdict.reason}${delayed}.`);
+      this.log.warning(`${whoOf(client)} failed to authenticate${asUser(username)}: ${verdict.reason}${delayed}.`);
     }
     if (wait > 0) await sleep(wait);
     if (verdict.ok) this.remember(client, listener);
@@ -297,4 +295,13 @@ function dollarAllowed(topic: string, write: boolean): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** How refusal lines name the client (built only when a line is written: authenticate runs on every CONNECT). */
+function whoOf(client: ClientInfo): string {
+  return `Client ${client.id || '<unknown>'} from ${client.remoteAddress}:${client.remotePort}`;
+}
+
+function asUser(username: string | undefined): string {
+  return username !== undefined ? ` as '${username}'` : '';
 }

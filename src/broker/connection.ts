@@ -257,7 +257,7 @@ export class Connection implements Outlet, ClientInfo {
       // give the last packets (CONNACK with an error, DISCONNECT) a moment, then make sure it is gone
       setTimeout(destroySocket, 1000, this.socket).unref();
     }
-    this.broker.connectionClosed(this, wasConnected, abnormal, logLine ?? (wasConnected ? `Client ${this.who} ${reason}.` : undefined));
+    this.broker.connectionClosed(this, wasConnected, abnormal, logLine ?? (wasConnected && this.broker.log.connOn ? `Client ${this.who} ${reason}.` : undefined));
   }
 }
 

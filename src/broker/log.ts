@@ -29,6 +29,9 @@ export class Logger {
     if (this.connectionMessages || this.verbose) this.info(msg);
   }
 
+  /** whether `conn` lines are printed (to skip building one that would not be) */
+  get connOn(): boolean { return this.connectionMessages || this.verbose; }
+
   warning(msg: string): void { this.info(`Warning: ${msg}`); }
   error(msg: string): void { this.info(`Error: ${msg}`); }
 }

@@ -100,7 +100,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   const now = Date.now();
 
   let keepalive = p.keepalive;
-  const props: Properties = { ...extra };
+  const props: Properties = extra !== undefined ? { ...extra } : {};
   if (v5 && opts.maxKeepalive < 65535 && (keepalive > opts.maxKeepalive || keepalive === 0)) {
     keepalive = opts.maxKeepalive;
     props.serverKeepAlive = keepalive;
@@ -129,7 +129,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   }
   conn.state = 'connected';
   const user = conn.username !== undefined ? `, u'${conn.username}'` : '';
-  broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
+  if (broker.log.connOn) broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
   if (p.will !== undefined) {
     broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).`);
     broker.log.debug(`\t${p.will.topic}`);
