@@ -27,6 +27,19 @@ function contextName(ctx: PropertyContext): string {
 
 type Bag = Record<string, unknown>;
 
+/**
+ * The 5.0 tail shared by PUBACK/PUBREC/PUBREL/PUBCOMP, DISCONNECT and AUTH: the reason code may be
+ * left out when it is 0 (Success) and there are no properties, and the properties may be left out
+ * after it (5.0 sections 3.4.2.1, 3.14.2.1, 3.15.2.1). Fills the packet in place.
+ */
+export function decodeReasonAndProperties(r: Reader, ctx: PropertyContext, packet: { reasonCode?: number; properties?: Properties }): void {
+  if (r.remaining === 0) return;
+  packet.reasonCode = r.u8('the reason code');
+  if (r.remaining === 0) return;
+  const properties = decodeProperties(r, ctx);
+  if (properties !== undefined) packet.properties = properties;
+}
+
 /** Reads a property length and the properties that follow; undefined when there are none. */
 export function decodeProperties(r: Reader, ctx: PropertyContext): Properties | undefined {
   const len = r.varint('the property length');

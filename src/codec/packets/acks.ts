@@ -4,7 +4,7 @@
  * 3 means a reason code and no properties. Decoded 5.0 acks always carry `reasonCode`.
  */
 import { ProtocolError } from '../errors.js';
-import { decodeProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
+import { decodeReasonAndProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { AckPacket, ProtocolVersion } from '../types.js';
 import { checkInt, checkPacketId, Writer } from '../writer.js';
@@ -18,13 +18,7 @@ export function decode(type: AckType, _flags: number, r: Reader, version: Protoc
   if (packetId === 0) throw new ProtocolError(`${type.toUpperCase()} with packet identifier 0 [MQTT-2.3.1-1]`);
   if (version !== 5) return { type, packetId };
   const packet: AckPacket = { type, packetId, reasonCode: 0 };
-  if (r.remaining > 0) {
-    packet.reasonCode = r.u8('the reason code');
-    if (r.remaining > 0) {
-      const properties = decodeProperties(r, 1 << TYPE_ID[type]);
-      if (properties !== undefined) packet.properties = properties;
-    }
-  }
+  decodeReasonAndProperties(r, 1 << TYPE_ID[type], packet);
   return packet;
 }
 

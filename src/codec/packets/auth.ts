@@ -3,7 +3,7 @@
  * and no properties; a reason code alone (length 1) is accepted on decode.
  */
 import { CodecError, MalformedPacketError } from '../errors.js';
-import { decodeProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
+import { decodeReasonAndProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { AuthPacket, ProtocolVersion } from '../types.js';
 import { checkInt, Writer } from '../writer.js';
@@ -13,13 +13,7 @@ const CTX = 1 << 15;
 export function decode(_flags: number, r: Reader, version: ProtocolVersion): AuthPacket {
   if (version !== 5) throw new MalformedPacketError('packet type 15 (AUTH) is reserved before MQTT 5.0');
   const packet: AuthPacket = { type: 'auth', reasonCode: 0 };
-  if (r.remaining > 0) {
-    packet.reasonCode = r.u8('the reason code');
-    if (r.remaining > 0) {
-      const properties = decodeProperties(r, CTX);
-      if (properties !== undefined) packet.properties = properties;
-    }
-  }
+  decodeReasonAndProperties(r, CTX, packet);
   return packet;
 }
 

@@ -4,7 +4,7 @@
  * DISCONNECTs always carry `reasonCode`.
  */
 import { MalformedPacketError } from '../errors.js';
-import { decodeProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
+import { decodeReasonAndProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { DisconnectPacket, ProtocolVersion } from '../types.js';
 import { checkInt, Writer } from '../writer.js';
@@ -17,13 +17,7 @@ export function decode(_flags: number, r: Reader, version: ProtocolVersion): Dis
     return { type: 'disconnect' };
   }
   const packet: DisconnectPacket = { type: 'disconnect', reasonCode: 0 };
-  if (r.remaining > 0) {
-    packet.reasonCode = r.u8('the reason code');
-    if (r.remaining > 0) {
-      const properties = decodeProperties(r, CTX);
-      if (properties !== undefined) packet.properties = properties;
-    }
-  }
+  decodeReasonAndProperties(r, CTX, packet);
   return packet;
 }
 
