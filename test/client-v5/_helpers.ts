@@ -9,6 +9,9 @@ import { Parser, encode } from '../../src/codec/index.js';
 import type { Packet, ProtocolVersion } from '../../src/codec/types.js';
 import { connect, type ConnectOptions, type Message, type MqttClient } from '../../src/client/index.js';
 import { startMidge, startMosquitto, type BrokerProcess } from '../helpers/broker-process.js';
+import { collect, sleep, waitFor, within } from '../client/_helpers.js';
+
+export { collect, sleep, waitFor, within };
 
 export type BrokerKind = 'mosquitto' | 'midge';
 export const KINDS: BrokerKind[] = ['mosquitto', 'midge'];
@@ -19,26 +22,6 @@ export function startBrokerOf(kind: BrokerKind, config: string[] = [], verbose =
   // as root, mosquitto would drop to the 'mosquitto' user, which cannot read the test's private files
   if (kind === 'mosquitto' && process.getuid?.() === 0) lines.unshift('user root');
   return kind === 'mosquitto' ? startMosquitto({ config: lines.join('\n'), verbose }) : startMidge({ config: lines.join('\n'), verbose });
-}
-
-export async function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls until `check` is true; throws after `timeout` ms. */
-export async function waitFor(check: () => boolean, timeout = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** `promise`, or a rejection after `ms`. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  try { return await Promise.race([promise, timeout]); } finally { clearTimeout(timer); }
 }
 
 /** The error a promise rejects with (fails when it resolves, or takes longer than `ms`). */
@@ -61,19 +44,6 @@ export class Clients {
   async endAll(): Promise<void> {
     await Promise.all(this.list.splice(0).map((c) => within(c.end({ force: true }), 5000, 'client end')));
   }
-}
-
-/** Collects messages; `next(n)` waits (bounded) until n have arrived. */
-export function collect(c: MqttClient): { messages: Message[]; next(n: number, timeout?: number): Promise<Message[]> } {
-  const messages: Message[] = [];
-  c.on('message', (m) => messages.push(m));
-  return {
-    messages,
-    async next(n, timeout = 5000) {
-      await waitFor(() => messages.length >= n, timeout, `${n} messages (have ${messages.length})`);
-      return messages.slice(0, n);
-    },
-  };
 }
 
 /**

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Message, MqttClient } from '../../src/client/index.js';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 export const PYTHON = '/usr/bin/python3';
@@ -50,6 +51,19 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeout =
     if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** Collects messages; `next(n)` waits (bounded) until n have arrived. */
+export function collect(c: MqttClient): { messages: Message[]; next(n: number, timeout?: number): Promise<Message[]> } {
+  const messages: Message[] = [];
+  c.on('message', (m) => messages.push(m));
+  return {
+    messages,
+    async next(n, timeout = 5000) {
+      await waitFor(() => messages.length >= n, timeout, `${n} messages (have ${messages.length})`);
+      return messages.slice(0, n);
+    },
+  };
 }
 
 async function accepts(port: number): Promise<boolean> {

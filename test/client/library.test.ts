@@ -11,7 +11,7 @@ import {
   connect, ClientClosedError, ConnectionLostError, ConnectionRefusedError, InvalidArgumentError, TimeoutError,
   TransportError, type Message, type MqttClient,
 } from '../../src/client/index.js';
-import { freePort, makeCerts, Proc, tempDir, within, removeDir, sleep, startMosquitto, waitFor, type Broker, type Certs } from './_helpers.js';
+import { freePort, makeCerts, Proc, tempDir, within, removeDir, sleep, startMosquitto, waitFor, collect, type Broker, type Certs } from './_helpers.js';
 
 let broker: Broker;
 let url: string;
@@ -22,19 +22,6 @@ async function client(options: Parameters<typeof connect>[1] = {}, to = url): Pr
   const c = await connect(to, { connectTimeout: 5000, ...options });
   clients.push(c);
   return c;
-}
-
-/** Collects messages; `next(n)` waits (bounded) until n have arrived. */
-function collect(c: MqttClient): { messages: Message[]; next(n: number, timeout?: number): Promise<Message[]> } {
-  const messages: Message[] = [];
-  c.on('message', (m) => messages.push(m));
-  return {
-    messages,
-    async next(n, timeout = 5000) {
-      await waitFor(() => messages.length >= n, timeout, `${n} messages (have ${messages.length})`);
-      return messages.slice(0, n);
-    },
-  };
 }
 
 before(async () => {
