@@ -10,5 +10,6 @@ export {
 } from './constants.js';
 export { Parser, type ParserOptions } from './parser.js';
 export { encode } from './encode.js';
+export { encodeShortAck } from './packets/acks.js';
 export { decodePacket } from './decode.js';
 export { isValidUtf8String, isValidMqttString } from './utf8.js';

@@ -1,5 +1,5 @@
 import { MqttError, ProtocolError } from '../../codec/errors.js';
-import { isValidUtf8String } from '../../codec/index.js';
+import { encodeShortAck, isValidUtf8String } from '../../codec/index.js';
 import type { Properties, PublishPacket } from '../../codec/types.js';
 import { isValidTopicName } from '../../topic/index.js';
 import type { Connection } from '../connection.js';
@@ -91,13 +91,8 @@ function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boole
 function ack(conn: Connection, p: PublishPacket, reasonCode: number): void {
   if (p.qos === 0) return;
   if ((reasonCode === 0 || conn.protocolVersion !== 5) && !conn.broker.log.verbose) {
-    // the common case, without a packet object and the general encoder: 4 bytes
-    const b = Buffer.allocUnsafe(4);
-    b[0] = p.qos === 1 ? 0x40 : 0x50;
-    b[1] = 2;
-    b[2] = p.packetId! >> 8;
-    b[3] = p.packetId! & 0xff;
-    conn.writeBuffer(b);
+    // the common case, without a packet object and the general encoder
+    conn.writeBuffer(encodeShortAck(p.qos === 1 ? 0x40 : 0x50, p.packetId!));
     return;
   }
   const type = p.qos === 1 ? 'puback' : 'pubrec';

@@ -26,17 +26,28 @@ export function encode(p: AckPacket, version: ProtocolVersion): Buffer {
   const typeId = TYPE_ID[p.type];
   const first = (typeId << 4) | (typeId === 6 ? 0x02 : 0);
   checkPacketId(p.packetId);
-  if (version !== 5) {
-    const w = Writer.packet(first, 2);
-    w.u16(p.packetId);
-    return w.finish();
-  }
+  if (version !== 5) return encodeShortAck(first, p.packetId);
   const reasonCode = checkInt(p.reasonCode ?? 0, 255, 'reasonCode');
   const propsLen = propertiesSize(p.properties, 1 << typeId);
+  if (reasonCode === 0 && propsLen === 0) return encodeShortAck(first, p.packetId);
   const len = propsLen > 0 ? 3 + propertiesSectionSize(propsLen) : reasonCode !== 0 ? 3 : 2;
   const w = Writer.packet(first, len);
   w.u16(p.packetId);
   if (len > 2) w.u8(reasonCode);
   if (propsLen > 0) writeProperties(w, p.properties, propsLen);
   return w.finish();
+}
+
+/**
+ * An acknowledgement with only its packet id (every 3.x ack; a 5.0 ack with reason 0 and no
+ * properties): the 4 bytes, without a packet object. `first` is the fixed header byte (0x40 PUBACK,
+ * 0x50 PUBREC, 0x62 PUBREL, 0x70 PUBCOMP); the id is not checked here.
+ */
+export function encodeShortAck(first: number, packetId: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b[0] = first;
+  b[1] = 2;
+  b[2] = packetId >> 8;
+  b[3] = packetId & 0xff;
+  return b;
 }
