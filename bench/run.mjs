@@ -29,6 +29,29 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
 
+// The knobs first: a bad one is refused before anything is copied or started.
+const env = process.env;
+/** A numeric knob from the environment: a clear error (exit 2) for anything but a number in range. */
+function knob(name, fallback, min, max, integer = true) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
+    console.error(`${name}=${raw}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    process.exit(2);
+  }
+  return v;
+}
+const QUICK = env.QUICK === '1';
+const DURATION = knob('DURATION', QUICK ? 1 : 5, 0.1, 3600, false);
+const REPEAT = knob('REPEAT', QUICK ? 1 : 2, 1, 100);
+// a p99 over one 5 s run moves by 2-4x from run to run here (scheduling noise on two shared cores):
+// the latency scenarios run at least this often, and the table takes the median
+const LAT_REPEAT = QUICK ? 1 : knob('LAT_REPEAT', 4, 1, 100);
+const CONNS_WANTED = knob('CONNS', QUICK ? 2000 : 20000, 1, 1_000_000);
+const QUIET_WAIT = knob('QUIET_WAIT', QUICK ? 0 : 20, 0, 600, false);
+const QUIET_CPU = knob('QUIET_CPU', 0.25, 0, 2, false);
+
 // The build under test is copied first, so that a rebuild of dist/ during the run (others work in
 // the same tree) cannot change the broker or the generator halfway. node_modules still resolve
 // from the repository, since the copy lives inside it (bench/.snapshot/, ignored by git).
@@ -49,16 +72,8 @@ for (const cmd of [['broker', '--help'], ['bench', '--help']]) {
     process.exit(2);
   }
 }
-const env = process.env;
-const QUICK = env.QUICK === '1';
-const DURATION = Number(env.DURATION ?? (QUICK ? 1 : 5));
-const REPEAT = Math.max(1, Number(env.REPEAT ?? (QUICK ? 1 : 2)));
-// a p99 over one 5 s run moves by 2-4x from run to run here (scheduling noise on two shared cores):
-// the latency scenarios run at least this often, and the table takes the median
-const LAT_REPEAT = QUICK ? 1 : Math.max(1, Number(env.LAT_REPEAT ?? 4));
 const WARMUP = QUICK ? 0.5 : 1;
 const fdLimit = openFileLimit().soft;
-const CONNS_WANTED = Number(env.CONNS ?? (QUICK ? 2000 : 20000));
 // this process opens nothing much, but the generator and the broker each need N descriptors + slack
 const CONNS = Math.min(CONNS_WANTED, Number.isFinite(fdLimit) ? fdLimit - 200 : CONNS_WANTED);
 const CONNS_NOTE = CONNS < CONNS_WANTED ? `N capped from ${CONNS_WANTED} to ${CONNS} by \`ulimit -n\` = ${fdLimit} (generator and broker each hold N sockets)` : '';
@@ -68,8 +83,6 @@ const BROKERS = (env.BROKERS ?? 'midge,mosquitto,aedes').split(',').map((s) => s
 const NAMES = { midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes' };
 const OUT = env.OUT ?? join(HERE, 'results');
 const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-const QUIET_WAIT = Number(env.QUIET_WAIT ?? (QUICK ? 0 : 20));
-const QUIET_CPU = Number(env.QUIET_CPU ?? 0.25);
 
 const common = ['--warmup', String(WARMUP), '-d', String(DURATION), '--drain', '1', '-s', '64'];
 // Each scenario: the `midge bench` arguments and the metrics that go into the table.
