@@ -6,7 +6,7 @@ import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError } fr
 import { Connection, type ConnectionInfo } from './connection.js';
 import { Logger, silentLogger } from './log.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
-import { Session, type Orphan, type SessionCounters, type SessionEnv, type SubEntry } from './session.js';
+import { Session, ownPayload, type Orphan, type SessionCounters, type SessionEnv, type SubEntry } from './session.js';
 import { SharedGroup } from './shared.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
@@ -31,6 +31,8 @@ export interface BrokerStats extends SessionCounters {
   clientsConnected: number;
   clientsMaximum: number;
   startedAt: number;
+  /** times reading from a client was paused because it did not read what it was sent */
+  readPauses: number;
 }
 
 const SWEEP_MS = 500;
@@ -50,12 +52,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly hooks: BrokerHooks;
   readonly stats: BrokerStats = {
     bytesReceived: 0, bytesSent: 0, messagesReceived: 0, messagesSent: 0, publishReceived: 0,
-    dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: Date.now(),
+    dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: Date.now(), readPauses: 0,
   };
   readonly sessions = new Map<string, Session>();
   /** filter → subscriptions; a shared group sits under its inner filter with key `$share/GROUP` */
   readonly subs = new SubscriptionTrie<SubEntry | SharedGroup>();
   readonly retained = new TopicTree<Message>();
+  /** topics of retained messages that have a message expiry interval (checked by the sweep) */
+  private readonly retainedExpiring = new Set<string>();
   readonly connections = new Set<Connection>();
   /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
   topicAliasMaximum = 10;
@@ -320,19 +324,42 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  /** Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]. */
+  /**
+   * Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]:
+   * the session pulls them through a cursor as its window and socket make room (Session.pump).
+   */
   sendRetained(session: Session, entry: SubEntry): void {
-    const now = Date.now();
-    const read = this.hooks.authorizeRead;
-    const subIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
-    // retained messages are not sent for a shared subscription [MQTT-3.8.4-?, 4.8.2]
+    // retained messages are not sent for a shared subscription [MQTT-4.8.2-?, 4.8.2]
     if (entry.share !== undefined) return;
-    this.retained.match(entry.filter, (_topic, msg) => {
-      if (msg.expiresAt !== undefined && msg.expiresAt <= now) return;
-      if (read !== undefined && !this.mayRead(read, session, msg)) return;
-      const qos = (msg.qos < entry.qos ? msg.qos : entry.qos) as QoS;
-      session.deliverRetained(msg, qos, subIds, now);
-    });
+    if (this.retained.size === 0) return;
+    const subIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
+    session.addRetainedBurst({ filter: entry.filter, qos: entry.qos, subIds, cursor: this.retainedFor(session, entry.filter) }, Date.now());
+  }
+
+  /** The retained messages matching `filter` that `session` may read now; expired ones are removed on the way. */
+  private *retainedFor(session: Session, filter: string): Generator<Message, void, undefined> {
+    for (const [topic, msg] of this.retained.cursor(filter)) {
+      if (msg.expiresAt !== undefined && msg.expiresAt <= Date.now()) {
+        this.retained.delete(topic);
+        this.retainedExpiring.delete(topic);
+        continue;
+      }
+      const read = this.hooks.authorizeRead;
+      if (read !== undefined && !this.mayRead(read, session, msg)) continue;
+      yield msg;
+    }
+  }
+
+  /** Remove the retained messages whose message expiry interval has passed (from the sweep). */
+  private expireRetained(now: number): void {
+    for (const topic of this.retainedExpiring) {
+      const msg = this.retained.get(topic);
+      if (msg === undefined || msg.expiresAt === undefined) { this.retainedExpiring.delete(topic); continue; }
+      if (msg.expiresAt <= now) {
+        this.retained.delete(topic);
+        this.retainedExpiring.delete(topic);
+      }
+    }
   }
 
   // ---- routing ----
@@ -342,8 +369,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.stats.publishReceived++;
     if (msg.retain) {
       // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
-      if (msg.payload.length === 0) this.retained.delete(msg.topic);
-      else this.retained.set(msg.topic, msg);
+      if (msg.payload.length === 0) {
+        this.retained.delete(msg.topic);
+        this.retainedExpiring.delete(msg.topic);
+      } else {
+        ownPayload(msg);
+        this.retained.set(msg.topic, msg);
+        if (msg.expiresAt !== undefined) this.retainedExpiring.add(msg.topic);
+        else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
+      }
     }
     this.route(msg);
     if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
@@ -436,6 +470,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         c.close('sent no CONNECT', false, '');
       }
     }
+    if (this.retainedExpiring.size > 0) this.expireRetained(now);
     for (const s of this.sessions.values()) {
       if (s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
           now - s.disconnectedAt >= s.expiryInterval * 1000) {

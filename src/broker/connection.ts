@@ -137,6 +137,21 @@ export class Connection implements Outlet, ClientInfo {
     } finally {
       parsing = outer;
     }
+    // A client that sends but does not read (its PUBACKs, SUBACKs, PINGRESPs, messages pile up):
+    // stop reading from it until its socket drains, so that its own TCP window slows it down.
+    if ((this.state as ConnState) !== 'closed' && !this.paused && this.congested()) this.pauseReading();
+  }
+
+  /** true while reading is paused because the client does not read what it is sent */
+  get readPaused(): boolean { return this.paused; }
+  private paused = false;
+
+  private pauseReading(): void {
+    this.paused = true;
+    this.socket.pause();
+    this.broker.stats.readPauses++;
+    if (this.broker.log.verbose) this.broker.log.debug(`Client ${this.logId} is not reading: pausing reads until its socket drains.`);
+    this.waitForDrain();
   }
 
   onPacket(p: Packet): void {
@@ -213,11 +228,16 @@ export class Connection implements Outlet, ClientInfo {
     if (s.destroyed) return;
     if (!Array.isArray(out)) {
       s.write(out);
-      return;
+    } else {
+      s.cork();
+      for (let i = 0; i < out.length; i++) s.write(out[i]);
+      s.uncork();
     }
-    s.cork();
-    for (let i = 0; i < out.length; i++) s.write(out[i]);
-    s.uncork();
+    // waiting for a 'drain' that will not come: the socket never filled (a limit below its high water mark)
+    if (this.drainAwaited && !s.writableNeedDrain) {
+      this.socket.removeListener('drain', onSocketDrain);
+      process.nextTick(onDrainSoon, this);
+    }
   }
 
   writePacket(p: Packet): void {
@@ -232,10 +252,20 @@ export class Connection implements Outlet, ClientInfo {
   waitForDrain(): void {
     if (this.drainAwaited || this.state === 'closed') return;
     this.drainAwaited = true;
-    this.socket.once('drain', () => {
-      this.drainAwaited = false;
-      if (this.state !== 'closed' && this.session?.outlet === this) this.session.pump(Date.now());
-    });
+    this.socket.once('drain', onSocketDrain);
+  }
+
+  /** The socket took what it held: read again, and let the session send what waited. */
+  onDrain(): void {
+    this.drainAwaited = false;
+    if (this.state === 'closed') return;
+    // (a socket below its high water mark emits no 'drain': then it is taken as drained)
+    if (this.congested() && this.socket.writableNeedDrain) { this.waitForDrain(); return; }
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (this.session?.outlet === this) this.session.pump(Date.now());
   }
 
   logPublish(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void {
@@ -279,6 +309,8 @@ const kConn = Symbol('midge.connection');
 type OwnedSocket = Duplex & { [kConn]: Connection };
 function onSocketData(this: Duplex, chunk: Buffer): void { (this as OwnedSocket)[kConn].onData(chunk); }
 function onSocketError(this: Duplex, err: Error): void { (this as OwnedSocket)[kConn].onSocketError(err); }
+function onSocketDrain(this: Duplex): void { (this as OwnedSocket)[kConn].onDrain(); }
+function onDrainSoon(c: Connection): void { c.onDrain(); }
 function onSocketEnd(this: Duplex): void { (this as OwnedSocket)[kConn].close('closed its connection', true); }
 
 /** the connection whose bytes are being parsed (parse is synchronous; nested parses restore it) */

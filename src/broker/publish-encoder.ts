@@ -29,6 +29,9 @@ export function encodePublish(
     if (msg.encoded === undefined) {
       msg.encodedKey = key;
       msg.encoded = template;
+      // the cache serves this turn's fan-out only: a retained or queued message must not keep it
+      cached.push(msg);
+      if (cached.length === 1) process.nextTick(dropCaches);
     } else {
       (msg.encodedMore ??= new Map()).set(key, template);
     }
@@ -38,6 +41,18 @@ export function encodePublish(
   template.copy(out);
   out.writeUInt16BE(packetId, packetIdOffset(out));
   return out;
+}
+
+/** messages that got an encoded-PUBLISH cache this turn of the event loop */
+const cached: Message[] = [];
+function dropCaches(): void {
+  for (let i = 0; i < cached.length; i++) {
+    const m = cached[i]!;
+    m.encoded = undefined;
+    m.encodedKey = undefined;
+    m.encodedMore = undefined;
+  }
+  cached.length = 0;
 }
 
 /** Offset of the packet id in an encoded PUBLISH: after the fixed header and the topic. */

@@ -1,4 +1,4 @@
-import type { Packet, ProtocolVersion, QoS } from '../codec/types.js';
+import type { Packet, ProtocolVersion, QoS, Will } from '../codec/types.js';
 import type { Message } from './types.js';
 import { Fifo } from '../util/fifo.js';
 import { PacketIdAllocator } from './packet-id.js';
@@ -53,6 +53,20 @@ interface Inflight {
   state: 'publish' | 'pubrel';
 }
 
+/**
+ * The retained messages owed to one subscription (sent after its SUBACK): a cursor over the retained
+ * store that the session pulls from while its window and socket have room, never a copy of the set.
+ */
+export interface RetainedBurst {
+  filter: string;
+  qos: QoS;
+  subIds?: number[];
+  /** the deliverable retained messages matching the filter (expired and unreadable ones skipped) */
+  cursor: Iterator<Message, void, undefined>;
+  /** a message taken from the cursor that did not fit yet */
+  next?: Message;
+}
+
 interface Queued {
   msg: Message;
   qos: QoS;
@@ -95,6 +109,7 @@ export class Session {
   private queue_: Fifo<Queued> | undefined;
   private qos2_: Set<number> | undefined;
   private ids_: PacketIdAllocator | undefined;
+  private bursts_: Fifo<RetainedBurst> | undefined;
   /** client's receive maximum (v5), caps the in-flight window */
   clientReceiveMaximum = 65535;
   /** seconds the session outlives its connection; 0xFFFFFFFF = forever */
@@ -160,25 +175,37 @@ export class Session {
   }
 
   /**
-   * Retained messages sent on SUBSCRIBE: a one-off burst bounded by the retained store, so it is
-   * queued past max_queued_messages instead of being dropped (the queue only holds references).
+   * The retained messages matching a new subscription: they are pulled from `burst.cursor` as the
+   * window and the socket make room (after what is already queued), so a SUBSCRIBE over a large
+   * retained set, or many of them, costs a cursor each, not a copy of the set. A new burst for a
+   * filter that still has one pending replaces it (a client resubscribing in a loop holds one).
    */
-  deliverRetained(msg: Message, qos: QoS, subIds: number[] | undefined, now: number): void {
-    this.unbounded = true;
-    try {
-      this.deliver(msg, qos, true, subIds, now);
-    } finally {
-      this.unbounded = false;
+  addRetainedBurst(burst: RetainedBurst, now: number): void {
+    const bursts = (this.bursts_ ??= new Fifo());
+    if (bursts.length > 0) {
+      let replaced = false;
+      const keep = new Fifo<RetainedBurst>();
+      for (const b of bursts) {
+        if (b.filter === burst.filter) { if (!replaced) { keep.push(burst); replaced = true; } }
+        else keep.push(b);
+      }
+      if (!replaced) keep.push(burst);
+      this.bursts_ = keep;
+    } else {
+      bursts.push(burst);
     }
+    if (this.outlet !== null) this.pump(now);
   }
 
-  private unbounded = false;
+  /** retained bursts still owed (for tests and $SYS-style introspection) */
+  get pendingBursts(): number { return this.bursts_?.length ?? 0; }
 
   private enqueue(q: Queued): void {
-    if (!this.unbounded && this.env.maxQueued > 0 && this.queue.length >= this.env.maxQueued) {
+    if (this.env.maxQueued > 0 && this.queue.length >= this.env.maxQueued) {
       this.drop();
       return;
     }
+    ownPayload(q.msg);
     this.queue.push(q);
   }
 
@@ -193,6 +220,7 @@ export class Session {
   private sendNew(out: Outlet, msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup): boolean {
     const id = this.ids.allocate(this.inflight);
     if (id === 0) return false;
+    ownPayload(msg);
     this.inflight.set(id, { msg, qos, retain, subIds, share, state: 'publish' });
     this.send(out, msg, qos, retain, id, false, subIds, now);
     return true;
@@ -221,26 +249,48 @@ export class Session {
     out.waitForDrain();
   }
 
-  /** Move queued messages into the in-flight window while it has room (and QoS 0 while the socket takes them). */
+  /**
+   * Move queued messages into the in-flight window while it has room (and QoS 0 while the socket
+   * takes them), then, once the queue is empty, the retained messages still owed to new subscriptions.
+   */
   pump(now: number): void {
     const out = this.outlet;
     this.blocked = false;
-    if (out === null || this.queue_ === undefined) return;
+    if (out === null) return;
     const window = this.window();
-    while (this.queue.length > 0) {
-      const q = this.queue.peek()!;
-      if (q.msg.expiresAt !== undefined && q.msg.expiresAt <= now) { this.queue.shift(); continue; }
-      if (q.qos === 0) {
-        if (out.congested()) { this.block(out); break; }
-        this.queue.shift();
-        this.send(out, q.msg, 0, q.retain, 0, false, q.subIds, now);
+    const queue = this.queue_;
+    if (queue !== undefined) {
+      while (queue.length > 0) {
+        const q = queue.peek()!;
+        if (q.msg.expiresAt !== undefined && q.msg.expiresAt <= now) { queue.shift(); continue; }
+        if (q.qos === 0) {
+          if (out.congested()) { this.block(out); return; }
+          queue.shift();
+          this.send(out, q.msg, 0, q.retain, 0, false, q.subIds, now);
+          continue;
+        }
+        if (this.inflight.size >= window) return;
+        if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share)) return;
+        queue.shift();
+      }
+      this.dropping = false;
+    }
+    const bursts = this.bursts_;
+    if (bursts === undefined) return;
+    while (bursts.length > 0) {
+      const b = bursts.peek()!;
+      const msg = b.next ?? b.cursor.next().value;
+      if (msg === undefined) { bursts.shift(); continue; }
+      b.next = undefined;
+      const qos = (msg.qos < b.qos ? msg.qos : b.qos) as QoS;
+      if (qos === 0) {
+        if (out.congested()) { b.next = msg; this.block(out); return; }
+        this.send(out, msg, 0, true, 0, false, b.subIds, now);
         continue;
       }
-      if (this.inflight.size >= window) break;
-      if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share)) break;
-      this.queue.shift();
+      if (this.inflight.size >= window || !this.sendNew(out, msg, qos, true, b.subIds, now)) { b.next = msg; return; }
     }
-    if (this.queue.length === 0) this.dropping = false;
+    this.bursts_ = undefined;
   }
 
   /** PUBACK received. Returns false when no QoS 1 message was in flight with that id. */
@@ -326,4 +376,32 @@ function aliasFor(out: Outlet, topic: string): number {
   const alias = aliases.size + 1;
   aliases.set(topic, alias);
   return alias;
+}
+
+/**
+ * A payload decoded from a socket chunk is a view of that chunk: kept beyond this turn (queued, in
+ * flight, retained), it would keep the whole chunk alive. Copy it, and any Buffer property, once.
+ */
+export function ownPayload(msg: Message): void {
+  if (msg.owned === true) return;
+  msg.owned = true;
+  msg.payload = ownBuffer(msg.payload);
+  const cd = msg.properties?.correlationData;
+  if (cd !== undefined) msg.properties = { ...msg.properties, correlationData: ownBuffer(cd) };
+}
+
+/** `buf` itself when it is the whole of its memory, else a copy (small copies share Node's pool). */
+export function ownBuffer(buf: Buffer): Buffer {
+  if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.length) return buf;
+  return Buffer.from(buf);
+}
+
+/** A will from CONNECT, with its payload (and correlation data) copied out of the socket chunk. */
+export function ownWill(will: Will): Will {
+  const cd = will.properties?.correlationData;
+  return {
+    ...will,
+    payload: ownBuffer(will.payload),
+    ...(cd !== undefined ? { properties: { ...will.properties, correlationData: ownBuffer(cd) } } : {}),
+  };
 }

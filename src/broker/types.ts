@@ -17,6 +17,8 @@ export interface Message {
   encoded?: Buffer;
   /** further variants, rarely more than one or two */
   encodedMore?: Map<number, Buffer>;
+  /** @internal the payload no longer shares memory with a socket chunk (see ownPayload) */
+  owned?: boolean;
 }
 
 /** The client as hooks and events see it. */

@@ -87,6 +87,48 @@ export class TopicTree<V> {
     this.walk(this.root, this.levels.split(filter), 0, visit);
   }
 
+  /**
+   * The stored topics matching `filter`, one at a time: a cursor over the tree, not a copy of it.
+   * The tree may change between steps: a topic added later may or may not be visited, a topic
+   * deleted before it is reached is skipped, and each value is read when its step is taken.
+   */
+  *cursor(filter: string): Generator<[topic: string, value: V], void, undefined> {
+    yield* this.walkLazy(this.root, this.levels.split(filter).slice(), 0);
+  }
+
+  private *walkLazy(node: Node<V>, levels: readonly string[], i: number): Generator<[string, V], void, undefined> {
+    for (;;) {
+      if (i === levels.length) {
+        if (node.has) yield [node.topic, node.value as V];
+        return;
+      }
+      const level = levels[i]!;
+      if (level === '#') {
+        if (node.has) yield [node.topic, node.value as V]; // the parent level: `a/#` matches `a`
+        if (node.children !== undefined) {
+          for (const child of node.children.values()) {
+            if (i === 0 && child.level.charCodeAt(0) === DOLLAR) continue; // [MQTT-4.7.2-1]
+            yield* everythingLazy(child);
+          }
+        }
+        return;
+      }
+      if (level === '+') {
+        if (node.children !== undefined) {
+          for (const child of node.children.values()) {
+            if (i === 0 && child.level.charCodeAt(0) === DOLLAR) continue; // [MQTT-4.7.2-1]
+            yield* this.walkLazy(child, levels, i + 1);
+          }
+        }
+        return;
+      }
+      const next = node.children?.get(level);
+      if (next === undefined) return;
+      node = next;
+      i++;
+    }
+  }
+
   private walk(node: Node<V>, levels: readonly string[], i: number, visit: (topic: string, value: V) => void): void {
     for (;;) {
       if (i === levels.length) {
@@ -135,5 +177,13 @@ function everything<V>(node: Node<V>, visit: (topic: string, value: V) => void):
   if (node.has) visit(node.topic, node.value as V);
   if (node.children !== undefined) {
     for (const child of node.children.values()) everything(child, visit);
+  }
+}
+
+/** A node and all its descendants, one at a time (each value read when it is reached). */
+function* everythingLazy<V>(node: Node<V>): Generator<[string, V], void, undefined> {
+  if (node.has) yield [node.topic, node.value as V];
+  if (node.children !== undefined) {
+    for (const child of node.children.values()) yield* everythingLazy(child);
   }
 }

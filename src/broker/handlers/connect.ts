@@ -4,6 +4,7 @@ import { isValidTopicName } from '../../topic/index.js';
 import type { Connection } from '../connection.js';
 import type { AuthResult } from '../types.js';
 import { startEnhancedAuth } from './auth.js';
+import { ownWill } from '../session.js';
 
 /**
  * CONNECT as named steps (like aedes' connectActions):
@@ -109,7 +110,8 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
 
   const { session, present } = broker.openSession(conn, p, now);
   conn.session = session;
-  conn.will = p.will;
+  // the will lives as long as the connection (and its delay): not as a view of the CONNECT's chunk
+  conn.will = p.will === undefined ? undefined : ownWill(p.will);
 
   if (v5) {
     const cp = p.properties;

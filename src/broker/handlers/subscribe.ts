@@ -41,7 +41,14 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
   const v5 = conn.protocolVersion === 5;
   const codes: number[] = [];
   const added: Array<{ entry: SubEntry; existed: boolean }> = [];
+  // A filter listed more than once is subscribed once, with the options of its last listing (as if
+  // the earlier ones were replaced by it); every listing still gets its code in the SUBACK.
+  const last = lastAllowedListing(p.subscriptions, allowed);
   p.subscriptions.forEach((s: Subscription, i) => {
+    if (allowed[i] && last !== undefined && last.get(s.topic) !== i) {
+      codes.push(Math.min(s.qos, 2));
+      return;
+    }
     if (!allowed[i]) {
       const valid = validFilter(s.topic);
       if (!valid) broker.log.info(`Invalid subscription filter '${s.topic}' from ${conn.logId}.`);
@@ -69,6 +76,14 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
     broker.sendRetained(session, entry);
   }
   broker.emitSafely('subscribe', p.subscriptions.filter((_, i) => allowed[i]), conn);
+}
+
+/** For a SUBSCRIBE that lists a filter more than once: the index of each filter's last allowed listing. */
+function lastAllowedListing(subs: readonly Subscription[], allowed: readonly boolean[]): Map<string, number> | undefined {
+  if (subs.length < 2) return undefined;
+  const last = new Map<string, number>();
+  for (let i = 0; i < subs.length; i++) if (allowed[i]) last.set(subs[i]!.topic, i);
+  return last.size < subs.length ? last : undefined;
 }
 
 /** A valid filter, and for `$share/GROUP/FILTER` a valid group name and inner filter [MQTT-4.8.2-1..2]. */
