@@ -3,7 +3,7 @@
  * 3.x: exactly the packet identifier. 5.0: remaining length 2 means reason 0 and no properties,
  * 3 means a reason code and no properties. Decoded 5.0 acks always carry `reasonCode`.
  */
-import { ProtocolError } from '../errors.js';
+import { MalformedPacketError } from '../errors.js';
 import { decodeReasonAndProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { AckPacket, ProtocolVersion } from '../types.js';
@@ -15,7 +15,7 @@ const TYPE_ID: Record<AckType, number> = { puback: 4, pubrec: 5, pubrel: 6, pubc
 
 export function decode(type: AckType, _flags: number, r: Reader, version: ProtocolVersion): AckPacket {
   const packetId = r.u16('the packet identifier');
-  if (packetId === 0) throw new ProtocolError(`${type.toUpperCase()} with packet identifier 0 [MQTT-2.3.1-1]`);
+  if (packetId === 0) throw new MalformedPacketError(`${type.toUpperCase()} with packet identifier 0 [MQTT-2.3.1-1]`);
   if (version !== 5) return { type, packetId };
   const packet: AckPacket = { type, packetId, reasonCode: 0 };
   decodeReasonAndProperties(r, 1 << TYPE_ID[type], packet);

@@ -18,7 +18,7 @@ export function decode(flags: number, r: Reader, version: ProtocolVersion): Publ
   let packetId = 0;
   if (qos > 0) {
     packetId = r.u16('the packet identifier');
-    if (packetId === 0) throw new ProtocolError('PUBLISH with QoS > 0 has packet identifier 0 [MQTT-2.3.1-1]');
+    if (packetId === 0) throw new MalformedPacketError('PUBLISH with QoS > 0 has packet identifier 0 [MQTT-2.3.1-1]');
   }
   const properties = version === 5 ? decodeProperties(r, CTX) : undefined;
   if (version === 5 && topic === '' && properties?.topicAlias === undefined) {

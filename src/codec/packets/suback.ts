@@ -2,7 +2,7 @@
  * SUBACK (3.1.1 section 3.9, 5.0 section 3.9). One code per subscription: granted QoS or a failure.
  * 3.x has one failure code, 0x80: 5.0 failure codes (>= 0x80) are written as 0x80 there.
  */
-import { ProtocolError } from '../errors.js';
+import { MalformedPacketError } from '../errors.js';
 import { decodeProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, SubackPacket } from '../types.js';
@@ -12,7 +12,7 @@ const CTX = 1 << 9;
 
 export function decode(_flags: number, r: Reader, version: ProtocolVersion): SubackPacket {
   const packetId = r.u16('the packet identifier');
-  if (packetId === 0) throw new ProtocolError('SUBACK with packet identifier 0 [MQTT-2.3.1-1]');
+  if (packetId === 0) throw new MalformedPacketError('SUBACK with packet identifier 0 [MQTT-2.3.1-1]');
   const properties = version === 5 ? decodeProperties(r, CTX) : undefined;
   const reasonCodes: number[] = new Array(r.remaining);
   for (let i = 0; i < reasonCodes.length; i++) reasonCodes[i] = r.buf[r.pos + i]!;

@@ -9,7 +9,7 @@ const CTX = 1 << 8;
 
 export function decode(_flags: number, r: Reader, version: ProtocolVersion): SubscribePacket {
   const packetId = r.u16('the packet identifier');
-  if (packetId === 0) throw new ProtocolError('SUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]');
+  if (packetId === 0) throw new MalformedPacketError('SUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]');
   const properties = version === 5 ? decodeProperties(r, CTX) : undefined;
   const subscriptions: Subscription[] = [];
   while (r.remaining > 0) {

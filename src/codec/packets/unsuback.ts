@@ -1,5 +1,5 @@
 /** UNSUBACK (3.1.1 section 3.11, 5.0 section 3.11). 3.x: only the packet identifier. */
-import { ProtocolError } from '../errors.js';
+import { MalformedPacketError } from '../errors.js';
 import { decodeProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, UnsubackPacket } from '../types.js';
@@ -9,7 +9,7 @@ const CTX = 1 << 11;
 
 export function decode(_flags: number, r: Reader, version: ProtocolVersion): UnsubackPacket {
   const packetId = r.u16('the packet identifier');
-  if (packetId === 0) throw new ProtocolError('UNSUBACK with packet identifier 0 [MQTT-2.3.1-1]');
+  if (packetId === 0) throw new MalformedPacketError('UNSUBACK with packet identifier 0 [MQTT-2.3.1-1]');
   if (version !== 5) return { type: 'unsuback', packetId };
   const properties = decodeProperties(r, CTX);
   const reasonCodes: number[] = new Array(r.remaining);

@@ -1,5 +1,5 @@
 /** UNSUBSCRIBE (3.1.1 section 3.10, 5.0 section 3.10). */
-import { CodecError, ProtocolError } from '../errors.js';
+import { CodecError, MalformedPacketError, ProtocolError } from '../errors.js';
 import { decodeProperties, propertiesSectionSize, propertiesSize, writeProperties } from '../properties.js';
 import type { Reader } from '../reader.js';
 import type { ProtocolVersion, UnsubscribePacket } from '../types.js';
@@ -9,7 +9,7 @@ const CTX = 1 << 10;
 
 export function decode(_flags: number, r: Reader, version: ProtocolVersion): UnsubscribePacket {
   const packetId = r.u16('the packet identifier');
-  if (packetId === 0) throw new ProtocolError('UNSUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]');
+  if (packetId === 0) throw new MalformedPacketError('UNSUBSCRIBE with packet identifier 0 [MQTT-2.3.1-1]');
   const properties = version === 5 ? decodeProperties(r, CTX) : undefined;
   const topics: string[] = [];
   while (r.remaining > 0) topics.push(r.utf8('a topic filter'));
