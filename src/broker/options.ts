@@ -54,6 +54,11 @@ export interface BrokerOptions {
   /** max packets received while CONNECT is still being processed */
   maxPendingPackets: number;
   /**
+   * seconds a connection may take from its first byte to CONNACK (CONNECT, the authenticate hook, an
+   * AUTH exchange), and a re-authentication to finish; then it is closed (midge_connect_timeout)
+   */
+  connectTimeout: number;
+  /**
    * Server redirection (MQTT 5): when set, every v5 CONNECT is answered with CONNACK 0x9D (server moved)
    * or 0x9C (use another server) and this server reference; 3.x clients get CONNACK 3 (server unavailable).
    */
@@ -89,6 +94,7 @@ export function defaultBrokerOptions(): BrokerOptions {
     maxTopicAlias: 10,
     maxSocketBuffer: 4 * 1024 * 1024,
     maxPendingPackets: 1000,
+    connectTimeout: 30,
     sharedSubscriptionStrategy: 'round_robin',
     responseInformation: 'response/',
     hooks: {},

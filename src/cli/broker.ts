@@ -109,6 +109,7 @@ export function optionsFromConfig(cfg: BrokerConfig, planned: Planned[], logger:
   o.persistentClientExpiration = cfg.persistentClientExpiration;
   o.allowZeroLengthClientid = cfg.allowZeroLengthClientid;
   o.queueQos0Messages = cfg.queueQos0Messages;
+  o.connectTimeout = cfg.connectTimeout;
   // mosquitto 2.0: anonymous access is allowed only while no listener is configured
   o.allowAnonymous = cfg.allowAnonymous ?? cfg.listeners.length === 0;
   o.logger = logger;

@@ -239,4 +239,6 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['midge_failed_login_delay', global('failedLoginDelay', int(0, 3_600_000))],
   ['midge_failed_login_delay_max', global('failedLoginDelayMax', int(0, 3_600_000))],
   ['midge_failed_login_half_life', global('failedLoginHalfLife', int(1, 31_536_000))],
+  // seconds before CONNACK (and for a re-authentication): a hook that never settles cannot hold a connection
+  ['midge_connect_timeout', global('connectTimeout', int(1, 86_400))],
 ]);

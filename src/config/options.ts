@@ -107,6 +107,11 @@ export interface BrokerConfig {
   failedLoginDelayMax: number;
   /** `midge_failed_login_half_life`: seconds for an address's failure count to halve. Default 60. */
   failedLoginHalfLife: number;
+  /**
+   * `midge_connect_timeout`: seconds from a new connection to CONNACK (CONNECT, the authenticate hook, an
+   * AUTH exchange), and for a re-authentication to finish. Default 30.
+   */
+  connectTimeout: number;
   /** The files read, main file first, then `include_dir` files in the order read (for SIGHUP reload). */
   sources: string[];
 }
@@ -148,6 +153,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     failedLoginDelay: 1000,
     failedLoginDelayMax: 30_000,
     failedLoginHalfLife: 60,
+    connectTimeout: 30,
     sources: [],
   };
 }

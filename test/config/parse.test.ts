@@ -410,3 +410,13 @@ test('max_keepalive below 10 is refused, as mosquitto 2.0 refuses it', () => {
   assert.throws(() => parseConfig('max_keepalive 2\n', '/x/ka.conf'), /max_keepalive.*\/x\/ka\.conf:1/);
   assert.equal(parseConfig('max_keepalive 10\n', '/x/ka.conf').maxKeepalive, 10);
 });
+
+test('midge_connect_timeout: whole seconds from 1 to 86400, default 30; others are refused with file and line', () => {
+  assert.equal(parseConfig('', '/x/ct.conf').connectTimeout, 30);
+  assert.equal(parseConfig('midge_connect_timeout 5\n', '/x/ct.conf').connectTimeout, 5);
+  assert.equal(parseConfig('midge_connect_timeout 86400\n', '/x/ct.conf').connectTimeout, 86400);
+  // bad inputs tried: 0 (would close every connection), negative, fractional, a unit, too large, missing value
+  for (const bad of ['0', '-1', '1.5', '10s', '86401', '']) {
+    assert.throws(() => parseConfig(`\nmidge_connect_timeout ${bad}\n`, '/x/ct.conf'), /midge_connect_timeout.*\/x\/ct\.conf:2/, `value '${bad}'`);
+  }
+});

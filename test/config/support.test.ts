@@ -153,6 +153,7 @@ const TABLE: Record<string, Honoured> = {
   midge_failed_login_delay: { how: 'applied', lines: () => ['midge_failed_login_delay 250'], check: (b) => assert.equal(b.sec.throttle!.opts.baseDelayMs, 250) },
   midge_failed_login_delay_max: { how: 'applied', lines: () => ['midge_failed_login_delay_max 9000'], check: (b) => assert.equal(b.sec.throttle!.opts.maxDelayMs, 9000) },
   midge_failed_login_half_life: { how: 'applied', lines: () => ['midge_failed_login_half_life 5'], check: (b) => assert.equal(b.sec.throttle!.opts.halfLifeMs, 5000) },
+  midge_connect_timeout: { how: 'applied', lines: () => ['midge_connect_timeout 7'], check: (b) => assert.equal(b.opts.connectTimeout, 7) },
 };
 
 describe('every key the parser accepts is applied or refused', () => {
