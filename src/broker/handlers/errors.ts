@@ -9,6 +9,19 @@ import type { Connection } from '../connection.js';
 export function failConnection(conn: Connection, err: unknown): void {
   if (conn.state === 'closed') return;
   const log = conn.broker.log;
+  if (err instanceof HookError) {
+    // embedding code failed: named in the log; this client is refused or disconnected, no one else notices
+    log.error(`Client ${conn.who}: the ${err.hook} hook failed: ${describeCause(err.failure)}`);
+    if (conn.state === 'connected') {
+      if (conn.protocolVersion === 5) conn.writePacket({ type: 'disconnect', reasonCode: 0x83 });
+      conn.close(`disconnected: the ${err.hook} hook failed`, true, '');
+    } else {
+      // before CONNACK: "server unavailable" (3.x 3, 5.0 0x88), the will is not kept
+      conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: conn.protocolVersion === 5 ? 0x88 : 3 });
+      conn.close('refused', false, '');
+    }
+    return;
+  }
   if (!(err instanceof MqttError)) {
     // a bug of ours: contained to this connection, reported loudly
     log.error(`Internal error on client ${conn.logId}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
@@ -37,4 +50,32 @@ export function failConnection(conn: Connection, err: unknown): void {
   }
   log.info(`Client ${conn.who} disconnected due to ${what}: ${err.message}`);
   conn.close(`disconnected due to ${what}`, true, '');
+}
+
+/** An application hook (authenticate, authorizePublish, authorizeSubscribe, an auth method) threw or rejected. */
+export class HookError extends Error {
+  constructor(readonly hook: string, readonly failure: unknown) {
+    super(`the ${hook} hook failed: ${describeCause(failure)}`);
+  }
+}
+
+function describeCause(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Call a hook so that whatever goes wrong in it (a synchronous throw or a rejection) becomes a HookError,
+ * which failConnection answers for this client alone. A synchronous result stays synchronous.
+ */
+export function callHook<T>(hook: string, call: () => T | Promise<T>): T | Promise<T> {
+  let r: T | Promise<T>;
+  try {
+    r = call();
+  } catch (err) {
+    throw new HookError(hook, err);
+  }
+  if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
+    return Promise.resolve(r).then(undefined, (err: unknown) => { throw new HookError(hook, err); });
+  }
+  return r;
 }

@@ -3,6 +3,7 @@ import type { QoS, SubscribePacket, Subscription } from '../../codec/types.js';
 import { isShareError, isValidTopicFilter, parseSharedSubscription } from '../../topic/index.js';
 import type { Connection } from '../connection.js';
 import type { SubEntry } from '../session.js';
+import { HookError } from './errors.js';
 
 /**
  * SUBSCRIBE: validate each filter (invalid → 0x80 / v5 0x8F), ask the ACL hook (denied → 0x80 /
@@ -23,7 +24,12 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
     if (!validFilter(s.topic)) { verdicts.push(false); continue; }
     if (v5 && s.noLocal && s.topic.startsWith('$share/')) throw new ProtocolError('no local on a shared subscription [MQTT-3.8.3-4]');
     if (authz === undefined) { verdicts.push(true); continue; }
-    const r = authz(conn, s.topic, s.qos);
+    let r: boolean | Promise<boolean>;
+    try {
+      r = authz(conn, s.topic, s.qos);
+    } catch (err) {
+      throw new HookError('authorizeSubscribe', err); // logged naming the hook; this client is disconnected
+    }
     if (typeof r !== 'boolean') async = true;
     verdicts.push(r);
   }
@@ -31,7 +37,7 @@ export function handleSubscribe(conn: Connection, p: SubscribePacket): void {
     apply(conn, p, verdicts as boolean[], subId);
     return;
   }
-  conn.runAsync(Promise.all(verdicts).then((v) => apply(conn, p, v, subId)));
+  conn.runAsync(Promise.all(verdicts).then((v) => apply(conn, p, v, subId), (err: unknown) => { throw new HookError('authorizeSubscribe', err); }));
 }
 
 function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: number | undefined): void {
