@@ -4,6 +4,7 @@ import { encode } from '../codec/index.js';
 import type { ConnectPacket, Packet, ProtocolVersion, QoS, Subscription, Will } from '../codec/types.js';
 import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError } from '../topic/index.js';
 import { Connection, type ConnectionInfo } from './connection.js';
+import type { PendingAuth } from './handlers/auth.js';
 import { Logger, silentLogger } from './log.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { Session, ownPayload, type Orphan, type SessionCounters, type SessionEnv, type SubEntry } from './session.js';
@@ -11,6 +12,8 @@ import { SharedGroup } from './shared.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
+import { mayPublish } from './checks.js';
+import { HookError } from './handlers/errors.js';
 
 export interface BrokerEvents {
   /** a client's CONNECT was accepted */
@@ -36,7 +39,6 @@ export interface BrokerStats extends SessionCounters {
 }
 
 const SWEEP_MS = 500;
-const CONNECT_TIMEOUT_MS = 30_000;
 const NEVER = 0xffffffff;
 /** setTimeout's longest delay (2^31 - 1 ms), in whole seconds */
 const MAX_TIMER_S = 2_147_483;
@@ -149,7 +151,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     let s = this.sessions.get(conn.id);
     const old = s?.outlet as Connection | null | undefined;
     if (old && old !== conn) {
-      // [MQTT-3.1.4-2] the existing connection is closed; its will goes out as for any abnormal end
+      // [MQTT-3.1.4-2] the existing connection is closed. Its will goes out as for any abnormal end, unless
+      // the session continues: the old connection's session outlives it (3.x clean session 0, v5 expiry > 0)
+      // and the new CONNECT does not start clean. That is mosquitto 2's rule (checked against 2.0.11: no will
+      // for 3.1.1 c0 -> c0 or v5 expiry 100 -> clean start 0; a will for c1 -> c0, c0 -> c1, expiry 0 -> any,
+      // and -> clean start 1), and a reading of MQTT 5's will delay: the session did not end, the client is back.
+      if (!p.clean && s!.expiryInterval > 0) old.will = undefined;
       this.log.conn(`Client ${conn.id} already connected, closing old connection.`);
       if (old.protocolVersion === 5) old.writePacket({ type: 'disconnect', reasonCode: 0x8e });
       old.close('taken over', true, '');
@@ -261,12 +268,21 @@ export class Broker extends EventEmitter<BrokerEvents> {
         msg.expiresAt = Date.now() + messageExpiryInterval * 1000;
       }
     }
-    const authz = this.hooks.authorizePublish;
-    if (authz === undefined) { this.publish(msg, conn); return; }
-    Promise.resolve(authz(conn, msg.topic, msg)).then((ok) => {
-      if (ok) this.publish(msg, conn);
-      else this.log.info(`Denied will of ${conn.logId} to '${msg.topic}'.`);
-    }, (err: unknown) => this.log.error(`authorizePublish failed for the will of ${conn.logId}: ${String(err)}`));
+    // the PUBLISH path's check ($SYS, then the ACL hook), asked when the will goes out, as mosquitto 2.0.11
+    // does: it accepts the CONNECT of a will it will not publish (checked against it: CONNACK 0 for a will
+    // to '$SYS/broker/version' and for one its acl_file denies; neither will is published)
+    const denied = (): void => this.log.info(`Denied will of ${conn.logId} to '${msg.topic}'.`);
+    const failed = (err: unknown): void => this.log.error(`authorizePublish failed for the will of ${conn.logId}: ${err instanceof HookError ? err.message : String(err)}`);
+    let allowed: boolean | Promise<boolean>;
+    try {
+      allowed = mayPublish(this, conn, msg);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    if (allowed === true) this.publish(msg, conn);
+    else if (allowed === false) denied();
+    else allowed.then((ok) => { if (ok) this.publish(msg, conn); else denied(); }, failed);
   }
 
   // ---- subscriptions ----
@@ -364,9 +380,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- routing ----
 
-  /** Accept a message for delivery: retain it if asked, then deliver to every matching session. */
-  publish(msg: Message, from?: ClientInfo): void {
-    this.stats.publishReceived++;
+  /**
+   * Accept a message for delivery: retain it if asked, then deliver to every matching session.
+   * Returns whether any subscription matched (a shared group counts; read ACLs are not asked here).
+   */
+  publish(msg: Message, from?: ClientInfo): boolean {
     if (msg.retain) {
       // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
       if (msg.payload.length === 0) {
@@ -379,8 +397,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
         else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
       }
     }
-    this.route(msg);
+    const matched = this.route(msg);
     if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
+    return matched;
   }
 
   /** Embedding code's listeners must not take a connection (or the process) down with them. */
@@ -392,13 +411,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  private route(msg: Message): void {
+  /** Deliver to every matching session; false when no subscription matched. */
+  private route(msg: Message): boolean {
     this.routeStamp++;
     this.routeMsg = msg;
     const targets = this.targets;
     this.subs.match(msg.topic, this.visitBound);
     this.routeMsg = undefined;
-    if (targets.length === 0 && this.sharedTargets.length === 0) return;
+    if (targets.length === 0 && this.sharedTargets.length === 0) return false;
     const now = Date.now();
     const read = this.hooks.authorizeRead;
     for (let i = 0; i < targets.length; i++) {
@@ -410,6 +430,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     targets.length = 0;
     if (this.sharedTargets.length > 0) this.routeShared(msg, now);
+    return true;
   }
 
   /** Each matching shared group delivers to one member, independently of its non-shared subscriptions. */
@@ -458,16 +479,52 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- timers ----
 
-  /** One timer for every connection: keepalive (1.5 × keepalive [MQTT-3.1.2-24]), CONNECT timeout, session expiry. */
+  /** A hook or a client that never finishes the exchange before CONNACK cannot hold the connection. */
+  private connectTimedOut(c: Connection): void {
+    const secs = this.opts.connectTimeout;
+    if (c.state === 'new') {
+      this.log.conn(`Client <unknown> [${c.remoteAddress}:${c.remotePort}] sent no CONNECT within ${secs} s, disconnecting.`);
+      c.close('sent no CONNECT', false, '');
+      return;
+    }
+    const auth = c.auth;
+    // a hook still running is the server's fault (CONNACK "server unavailable"); a client that does not answer
+    // an AUTH challenge only gets the connection closed
+    const hookRunning = auth !== undefined ? auth.stepping : c.busy;
+    const waitingFor = auth === undefined ? 'the authenticate hook'
+      : hookRunning ? `the '${auth.method}' authentication method` : `the client's answer to the '${auth.method}' AUTH challenge`;
+    this.log.info(`Client ${c.who} did not complete CONNECT within ${secs} s (waiting for ${waitingFor}), disconnecting.`);
+    if (hookRunning) c.writePacket({ type: 'connack', sessionPresent: false, reasonCode: c.protocolVersion === 5 ? 0x88 : 3 });
+    c.close('connect timed out', false, '');
+  }
+
+  /** A re-authentication (AUTH 0x19 after CONNACK) has the connect deadline too. */
+  private reauthTimedOut(c: Connection, auth: PendingAuth): void {
+    const secs = this.opts.connectTimeout;
+    const waitingFor = auth.stepping ? `the '${auth.method}' authentication method` : `the client's answer to the '${auth.method}' AUTH challenge`;
+    this.log.info(`Client ${c.who} did not complete re-authentication within ${secs} s (waiting for ${waitingFor}), disconnecting.`);
+    // 0x87 not authorized: the new authentication did not succeed; 0x89 server busy: our hook did not answer
+    c.writePacket({ type: 'disconnect', reasonCode: auth.stepping ? 0x89 : 0x87 });
+    c.close('re-authentication timed out', true, '');
+  }
+
+  /**
+   * One timer for every connection: keepalive (1.5 × keepalive [MQTT-3.1.2-24]), the connect deadline (every
+   * state before CONNACK), the re-authentication deadline, session expiry.
+   */
   private sweep(now: number): void {
+    const deadlineMs = this.opts.connectTimeout * 1000;
     for (const c of this.connections) {
       if (c.state === 'connected') {
         if (c.keepaliveMs > 0 && now - c.lastActivity > c.keepaliveMs * 1.5) {
           if (c.protocolVersion === 5) c.writePacket({ type: 'disconnect', reasonCode: 0x8d });
           c.close('exceeded timeout', true, `Client ${c.who} has exceeded timeout, disconnecting.`);
+          continue;
         }
-      } else if (c.state === 'new' && now - c.connectedAt > CONNECT_TIMEOUT_MS) {
-        c.close('sent no CONNECT', false, '');
+        const reauth = c.auth;
+        if (reauth !== undefined && now - reauth.startedAt > deadlineMs) this.reauthTimedOut(c, reauth);
+      } else if (c.state !== 'closed' && now - c.connectedAt > deadlineMs) {
+        this.connectTimedOut(c);
       }
     }
     if (this.retainedExpiring.size > 0) this.expireRetained(now);

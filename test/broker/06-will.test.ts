@@ -60,9 +60,12 @@ test('a retained will is stored as the retained message of its topic', async () 
   late.end();
 });
 
-test('a will topic with wildcards is refused at CONNECT', async () => {
-  const c = RawClient.connectTo(tb);
-  const ack = await c.connect({ clientId: 'badwill', will: { ...will('x'), topic: 'will/#' } });
-  assert.notEqual(ack.reasonCode, 0);
-  await c.closedByBroker();
+test('a will topic with wildcards (or empty) makes the CONNECT malformed: closed without CONNACK', async () => {
+  // mosquitto 2.0.11 (checked, 3.1.1 and 5.0, will topic 'ok/+'): no CONNACK, the connection is closed
+  for (const topic of ['will/#', 'will/+/x', '']) {
+    const c = RawClient.connectTo(tb);
+    c.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 60, clientId: 'badwill', will: { ...will('x'), topic } });
+    await c.closedByBroker();
+    assert.deepEqual(c.packets, [], `will topic '${topic}'`);
+  }
 });

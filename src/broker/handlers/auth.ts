@@ -1,8 +1,9 @@
 import { ProtocolError } from '../../codec/errors.js';
 import type { AuthPacket, ConnectPacket } from '../../codec/types.js';
 import type { Connection } from '../connection.js';
-import type { AuthExchange, AuthStep } from '../types.js';
+import type { AuthExchange, AuthStep, ClientInfo } from '../types.js';
 import { accept, refuse } from './connect.js';
+import { callHook, HookError } from './errors.js';
 
 /**
  * MQTT 5 enhanced authentication (spec 4.12): CONNECT with an authentication method starts an
@@ -13,6 +14,21 @@ export interface PendingAuth {
   exchange: AuthExchange;
   /** the CONNECT being authenticated; undefined during re-authentication */
   connect?: ConnectPacket;
+  /** when the exchange started (ms): it has the connect deadline (midge_connect_timeout), see Broker.sweep */
+  startedAt: number;
+  /** true while the method's hook is working on a step (a timeout is then the hook's fault, not the client's) */
+  stepping: boolean;
+}
+
+/** A new exchange of `method` for this connection; a factory that throws is a HookError naming it. */
+function newExchange(conn: Connection, method: string, factory: (client: ClientInfo) => AuthExchange, connect?: ConnectPacket): PendingAuth {
+  let exchange: AuthExchange;
+  try {
+    exchange = factory(conn);
+  } catch (err) {
+    throw new HookError(`'${method}' authentication method`, err);
+  }
+  return { method, exchange, connect, startedAt: Date.now(), stepping: false };
 }
 
 export function startEnhancedAuth(conn: Connection, p: ConnectPacket, method: string): void {
@@ -22,7 +38,7 @@ export function startEnhancedAuth(conn: Connection, p: ConnectPacket, method: st
     return;
   }
   conn.username = conn.certificateIdentity ?? p.username;
-  const pending: PendingAuth = { method, exchange: factory(conn), connect: p };
+  const pending = newExchange(conn, method, factory, p);
   conn.auth = pending;
   conn.state = 'authenticating';
   runStep(conn, pending, p.properties?.authenticationData);
@@ -43,7 +59,7 @@ export function handleAuth(conn: Connection, p: AuthPacket): void {
     const factory = method !== undefined ? conn.broker.hooks.authMethods?.[method] : undefined;
     // [MQTT-4.12.1-1] re-authentication must use the method of the CONNECT
     if (factory === undefined || method !== conn.authMethod) throw new ProtocolError('re-authentication with another method');
-    const pending: PendingAuth = { method: method!, exchange: factory(conn) };
+    const pending = newExchange(conn, method!, factory);
     conn.auth = pending;
     runStep(conn, pending, p.properties?.authenticationData);
     return;
@@ -56,7 +72,11 @@ export function handleAuth(conn: Connection, p: AuthPacket): void {
 }
 
 function runStep(conn: Connection, pending: PendingAuth, data: Buffer | undefined): void {
-  conn.runAsync(Promise.resolve(pending.exchange.step(data)).then((r: AuthStep) => {
+  const hook = `'${pending.method}' authentication method`;
+  pending.stepping = true;
+  const step = callHook(hook, () => pending.exchange.step(data));
+  conn.runAsync(Promise.resolve(step).then((r: AuthStep) => {
+    pending.stepping = false;
     if (conn.state === 'closed') return;
     if ('continue' in r) {
       conn.writePacket({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: pending.method, authenticationData: r.continue } });
@@ -71,7 +91,11 @@ function runStep(conn: Connection, pending: PendingAuth, data: Buffer | undefine
       conn.close('failed re-authentication', true, `Client ${conn.who} failed re-authentication.`);
       return;
     }
-    if (r.username !== undefined) conn.username = r.username;
+    if (r.username !== undefined) {
+      conn.username = r.username;
+      // re-authentication: the read ACL (authorizeRead) sees the session, so the session takes the new identity
+      if (connect === undefined && conn.session !== undefined) conn.session.username = r.username;
+    }
     const props = { authenticationMethod: pending.method, ...(r.data !== undefined ? { authenticationData: r.data } : {}) };
     if (connect !== undefined) {
       conn.authMethod = pending.method;

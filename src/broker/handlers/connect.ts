@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectPacket, Properties } from '../../codec/types.js';
-import { isValidTopicName } from '../../topic/index.js';
+import { MalformedPacketError } from '../../codec/errors.js';
+import { checkMessage } from '../checks.js';
 import type { Connection } from '../connection.js';
 import type { AuthResult } from '../types.js';
 import { startEnhancedAuth } from './auth.js';
 import { ownWill } from '../session.js';
+import { callHook } from './errors.js';
 
 /**
  * CONNECT as named steps (like aedes' connectActions):
@@ -56,10 +58,28 @@ function validate(conn: Connection, p: ConnectPacket): boolean {
     conn.assignedId = true;
   }
   conn.id = id;
-  if (p.will !== undefined && !isValidTopicName(p.will.topic)) {
-    // [MQTT-3.1.2-14..] the will topic must be a valid topic name
-    refuse(conn, 2, 0x8c, `invalid will topic '${p.will.topic}'`);
+  const max = broker.opts.maxKeepalive;
+  if (p.protocolVersion !== 5 && max < 65535 && (p.keepalive > max || p.keepalive === 0)) {
+    // mosquitto.conf(5), max_keepalive: a 3.x client cannot be told a server keepalive, so a longer one (and 0,
+    // "never") is refused with "identifier rejected" (mosquitto >= 2.0.12; 2.0.11 still accepts it, checked).
+    // Only with a limit set: the default 65535 is no limit, as for v5 here.
+    refuse(conn, 2, 2, `keepalive ${p.keepalive} is ${p.keepalive === 0 ? '0 (none) with' : 'over'} max_keepalive ${max}`);
     return false;
+  }
+  const will = p.will;
+  if (will !== undefined) {
+    // a will is checked like the PUBLISH it becomes (checks.ts); $SYS and the ACL when it goes out (Broker.publishWill)
+    const check = checkMessage(broker, will.topic, will.payload.length);
+    if (check === 0x90) {
+      // the will topic is a topic name (3.1.3.3 / 5.0 3.1.3.3): empty or with wildcards, the CONNECT is malformed
+      // and the connection closes without CONNACK (3.1.1 4.8, 5.0 4.13; mosquitto 2.0.11 too, checked with 'ok/+')
+      throw new MalformedPacketError(`invalid will topic '${will.topic}'`);
+    }
+    if (check === 0x95) {
+      // mosquitto: "connected with too large Will payload", CONNACK 5 (3.x) / 0x95 (5.0), checked against 2.0.11
+      refuse(conn, 5, 0x95, `will payload of ${will.payload.length} bytes is over message_size_limit ${broker.opts.messageSizeLimit}`);
+      return false;
+    }
   }
   return true;
 }
@@ -79,7 +99,8 @@ async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean
   const hook = broker.hooks.authenticate;
   let result: AuthResult;
   if (hook !== undefined) {
-    const r = await hook(conn, username, p.password);
+    // a throw or a rejection is a HookError: logged naming the hook, this client refused (handlers/errors.ts)
+    const r = await callHook('authenticate', () => hook(conn, username, p.password));
     result = typeof r === 'boolean' ? { ok: r } : r;
   } else {
     result = { ok: username !== undefined || broker.opts.allowAnonymous };

@@ -1,7 +1,7 @@
 import { MqttError, ProtocolError } from '../../codec/errors.js';
 import { encodeShortAck, isValidUtf8String } from '../../codec/index.js';
 import type { Properties, PublishPacket } from '../../codec/types.js';
-import { isValidTopicName } from '../../topic/index.js';
+import { checkMessage, mayPublish } from '../checks.js';
 import type { Connection } from '../connection.js';
 import type { Message } from '../types.js';
 
@@ -9,6 +9,8 @@ import type { Message } from '../types.js';
 export function handlePublish(conn: Connection, p: PublishPacket): void {
   const broker = conn.broker;
   const log = broker.log;
+  // $SYS/broker/publish/messages/received counts PUBLISH packets from clients (as mosquitto), not $SYS or wills
+  broker.stats.publishReceived++;
   if (log.verbose) {
     log.debug(`Received PUBLISH from ${conn.logId} (d${+p.dup}, q${p.qos}, r${+p.retain}, m${p.packetId ?? 0}, '${p.topic}', ... (${p.payload.length} bytes))`);
   }
@@ -28,8 +30,10 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
     }
     props = withoutAlias(props);
   }
+  // the same checks as a will's at CONNECT (checks.ts); answered the PUBLISH way
+  const check = checkMessage(broker, topic, p.payload.length);
   // [MQTT-3.3.2-2] no wildcards in a topic name; empty only with an alias (handled above)
-  if (!isValidTopicName(topic)) throw new ProtocolError(`invalid topic name '${topic}' in PUBLISH`);
+  if (check === 0x90) throw new ProtocolError(`invalid topic name '${topic}' in PUBLISH`);
 
   const s = conn.session!;
   if (p.qos === 2) {
@@ -46,8 +50,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
     ack(conn, p, 0x99);
     return;
   }
-  const limit = broker.opts.messageSizeLimit;
-  if (limit > 0 && p.payload.length > limit) {
+  if (check === 0x95) {
     log.info(`Dropped too large PUBLISH from ${conn.logId} (q${p.qos}, m${p.packetId ?? 0}, '${topic}', ... (${p.payload.length} bytes)).`);
     ack(conn, p, 0x95);
     return;
@@ -60,19 +63,10 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
     msg.properties = props;
     if (props.messageExpiryInterval !== undefined) msg.expiresAt = Date.now() + props.messageExpiryInterval * 1000;
   }
-  // mosquitto denies every client PUBLISH to $SYS (but a bridge's state topic) before any ACL or plugin
-  if (topic.startsWith('$SYS') && !/^\$SYS\/broker\/connection\/[^/]+\/state$/.test(topic)) {
-    finish(conn, p, msg, false);
-    return;
-  }
-  const authz = broker.hooks.authorizePublish;
-  if (authz === undefined) {
-    finish(conn, p, msg, true);
-    return;
-  }
-  const allowed = authz(conn, topic, msg);
+  // $SYS (denied to clients, as mosquitto does) and the ACL hook, as for a will (checks.ts)
+  const allowed = mayPublish(broker, conn, msg);
   if (typeof allowed === 'boolean') finish(conn, p, msg, allowed);
-  else conn.runAsync(Promise.resolve(allowed).then((ok) => finish(conn, p, msg, ok)));
+  else conn.runAsync(allowed.then((ok) => finish(conn, p, msg, ok)));
 }
 
 function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boolean): void {
@@ -83,8 +77,10 @@ function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boole
     return;
   }
   if (p.qos === 2) conn.session!.incomingQos2.add(p.packetId!);
-  conn.broker.publish(msg, conn);
-  ack(conn, p, 0);
+  const matched = conn.broker.publish(msg, conn);
+  // v5: a QoS 1 message no subscription matched is acknowledged 0x10, as mosquitto 2.0.11 does (checked:
+  // PUBACK 0x10 for QoS 1, retained or not; its QoS 2 PUBREC stays 0x00, so does ours). 3.x: no reason codes.
+  ack(conn, p, matched || p.qos !== 1 ? 0 : 0x10);
 }
 
 /** PUBACK / PUBREC; reason codes only exist in 5.0 (3.1.1 acknowledges a dropped message as success). */
