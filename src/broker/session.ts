@@ -315,9 +315,10 @@ export class Session {
     if (this.inflight.delete(id)) this.pump(now);
   }
 
+  /** PUBCOMP received. Returns false (and changes nothing) unless a QoS 2 message with that id was PUBRECed. */
   onPubcomp(id: number, now: number): boolean {
     const e = this.inflight.get(id);
-    if (e === undefined || e.qos !== 2) return false;
+    if (e === undefined || e.qos !== 2 || e.state !== 'pubrel') return false;
     this.inflight.delete(id);
     this.pump(now);
     return true;
