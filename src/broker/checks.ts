@@ -37,5 +37,5 @@ export function mayPublish(broker: Broker, client: ClientInfo, msg: Message): bo
     throw new HookError('authorizePublish', err);
   }
   if (typeof r === 'boolean') return r;
-  return Promise.resolve(r).then((ok) => ok === true, (err: unknown) => { throw new HookError('authorizePublish', err); });
+  return Promise.resolve(r).then((ok) => Boolean(ok), (err: unknown) => { throw new HookError('authorizePublish', err); });
 }
