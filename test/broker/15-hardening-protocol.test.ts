@@ -421,3 +421,19 @@ test('$SYS/broker/publish/messages/received counts client PUBLISH packets only, 
     s.end();
   } finally { await tb.broker.close(); }
 });
+
+test('a retained will with retain_available false: 5.0 CONNACK 0x9A, 3.1.1 closed without CONNACK (as mosquitto 2.0.11)', async () => {
+  const tb = startTestBroker({ retainAvailable: false });
+  try {
+    const v5 = RawClient.connectTo(tb, 5);
+    assert.equal((await v5.connect({ clientId: 'rw5', will: W('rw/x', 'w', true) })).reasonCode, 0x9a);
+    await v5.closedByBroker();
+    const v4 = RawClient.connectTo(tb, 4);
+    v4.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 60, clientId: 'rw4', will: W('rw/x', 'w', true) });
+    await v4.closedByBroker();
+    assert.deepEqual(v4.packets, []);
+    // a will without retain is fine
+    const ok = await connected(tb, { clientId: 'rw-ok', will: W('rw/x') }, 5);
+    ok.end();
+  } finally { await tb.broker.close(); }
+});

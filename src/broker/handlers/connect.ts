@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectPacket, Properties } from '../../codec/types.js';
-import { MalformedPacketError } from '../../codec/errors.js';
+import { MalformedPacketError, ProtocolError } from '../../codec/errors.js';
 import { checkMessage } from '../checks.js';
 import type { Connection } from '../connection.js';
 import type { AuthResult } from '../types.js';
@@ -79,6 +79,14 @@ function validate(conn: Connection, p: ConnectPacket): boolean {
       // mosquitto: "connected with too large Will payload", CONNACK 5 (3.x) / 0x95 (5.0), checked against 2.0.11
       refuse(conn, 5, 0x95, `will payload of ${will.payload.length} bytes is over message_size_limit ${broker.opts.messageSizeLimit}`);
       return false;
+    }
+    if (will.retain && !broker.opts.retainAvailable) {
+      // as a retained PUBLISH is refused in 5.0 (0x9A); mosquitto 2.0.11 (checked): 5.0 CONNACK 0x9A, 3.x closed without CONNACK
+      if (p.protocolVersion === 5) {
+        refuse(conn, 0, 0x9a, 'retained will with retain_available false');
+        return false;
+      }
+      throw new ProtocolError('retained will with retain_available false');
     }
   }
   return true;
