@@ -208,3 +208,26 @@ describe('reason codes on acknowledgements (ACL: anonymous may read and write op
     assert.deepEqual(py.messages(), [], 'closed/# readers got nothing');
   });
 });
+
+describe('PUBACK 0x10 no matching subscribers', () => {
+  test('a QoS 1 PUBLISH nobody subscribes to gets PUBACK 0x10, which MQTT.js and mosquitto_pub take as success; with a subscriber 0x00', T, async () => {
+    const broker = await startBroker();
+    const js = await v5(broker.port, { clientId: 'nm-js' });
+    const pubacks = async (): Promise<number | undefined> => {
+      const p = await waitForPacket(js, (t) => t.dir === 'in' && t.cmd === 'puback');
+      return (p.packet as { reasonCode?: number }).reasonCode;
+    };
+    await js.publishAsync('nm/nobody', 'x', { qos: 1 }); // resolves: 0x10 is not an error
+    assert.equal(await pubacks(), 0x10);
+    const r = await mosqPub(broker.port, ['-d', '-t', 'nm/nobody', '-m', 'y', '-q', '1']);
+    assert.match(r.stdout + r.stderr, /PUBACK \(Mid: 1, RC:16\)/, 'mosquitto_pub -d shows the reason code and exits 0');
+    // positive control: once something matches, PUBACK 0x00
+    const sub = await v5(broker.port, { clientId: 'nm-sub' });
+    await sub.subscribeAsync('nm/#', { qos: 1 });
+    const js2 = await v5(broker.port, { clientId: 'nm-js2' });
+    await js2.publishAsync('nm/somebody', 'z', { qos: 1 });
+    const p2 = await waitForPacket(js2, (t) => t.dir === 'in' && t.cmd === 'puback');
+    assert.equal((p2.packet as { reasonCode?: number }).reasonCode ?? 0, 0);
+    assert.equal((await collect(sub, 1))[0]!.payload, 'z');
+  });
+});
