@@ -309,6 +309,23 @@ describe('client id takeover', () => {
     assert.deepEqual([m!.topic, m!.payload], ['takeover/second', 'still here']);
     assert.equal(second.connected, true);
   });
+
+  test('a takeover whose session continues (clean: false on both connections) publishes no will, as mosquitto 2', T, async () => {
+    const broker = await startBroker();
+    const w = await connect(broker.port, { clientId: 'quiet-watcher' });
+    await subscribe(w, 'quiet/#', 1);
+    const first = await connect(broker.port, {
+      clientId: 'quiet-id', clean: false,
+      will: { topic: 'quiet/will', payload: Buffer.from('should stay quiet'), qos: 1, retain: false },
+    });
+    const closed = waitForEvent(first, 'close', 3000);
+    const second = await connect(broker.port, { clientId: 'quiet-id', clean: false });
+    await closed;
+    await second.publishAsync('quiet/second', 'marker', { qos: 1 });
+    const [m] = await collect(w, 1, 2000);
+    assert.deepEqual([m!.topic, m!.payload], ['quiet/second', 'marker'], 'the marker comes first: no will before it');
+    await expectNoMessage(w, 300);
+  });
 });
 
 describe('overlapping subscriptions', () => {
