@@ -272,7 +272,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // does: it accepts the CONNECT of a will it will not publish (checked against it: CONNACK 0 for a will
     // to '$SYS/broker/version' and for one its acl_file denies; neither will is published)
     const denied = (): void => this.log.info(`Denied will of ${conn.logId} to '${msg.topic}'.`);
-    const failed = (err: unknown): void => this.log.error(`authorizePublish failed for the will of ${conn.logId}: ${err instanceof HookError ? err.message : String(err)}`);
+    const failed = (err: unknown): void => {
+      const cause = err instanceof HookError ? err.failure : err;
+      this.log.error(`Client ${conn.who}: the authorizePublish hook failed for its will to '${msg.topic}': ${cause instanceof Error ? cause.message : String(cause)}`);
+    };
     let allowed: boolean | Promise<boolean>;
     try {
       allowed = mayPublish(this, conn, msg);

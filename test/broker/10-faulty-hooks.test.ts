@@ -165,3 +165,27 @@ test('an auth method whose factory or step throws, or whose step rejects: CONNAC
     await othersServed(tb, 'other-am');
   } finally { await tb.broker.close(); }
 });
+
+test('an authorizePublish hook that throws or rejects for a will: logged naming the hook, the will is not published, others go on', async () => {
+  const tb = startTestBroker({
+    hooks: {
+      authorizePublish: (c, topic) => {
+        if (topic !== 'fw/will') return true;
+        return c.id === 'fw-throw' ? boom() : Promise.reject(new Error('acl down'));
+      },
+    },
+  });
+  try {
+    const w = await connected(tb, { clientId: 'fw-watch' });
+    await subscribed(w, 'fw/#');
+    for (const id of ['fw-throw', 'fw-reject']) {
+      const c = await connected(tb, { clientId: id, will: { topic: 'fw/will', payload: Buffer.from(id), qos: 0, retain: false } });
+      c.destroy();
+      await w.nothing(100);
+    }
+    assert.ok(tb.logs.some((l) => /^Error: Client fw-throw \[127\.0\.0\.1:\d+\]: the authorizePublish hook failed for its will to 'fw\/will': boom$/.test(l)), tb.logs.join('\n'));
+    assert.ok(tb.logs.some((l) => /^Error: Client fw-reject \[.*\]: the authorizePublish hook failed for its will to 'fw\/will': acl down$/.test(l)));
+    await othersServed(tb, 'other-fw');
+    w.end();
+  } finally { await tb.broker.close(); }
+});
