@@ -62,8 +62,9 @@ if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) {
 }
 rmSync(SNAP, { recursive: true, force: true });
 cpSync(join(ROOT, 'dist/src'), join(SNAP, 'dist/src'), { recursive: true });
+cpSync(join(ROOT, 'dist/test/helpers/bench-brokers.js'), join(SNAP, 'dist/test/helpers/bench-brokers.js'));
 cpSync(join(HERE, 'aedes-server.mjs'), join(SNAP, 'bench/aedes-server.mjs'));
-const { startBroker, MIDGE_MAIN } = await import(pathToFileURL(join(SNAP, 'dist/src/bench/brokers.js')).href);
+const { startBroker, MIDGE_MAIN } = await import(pathToFileURL(join(SNAP, 'dist/test/helpers/bench-brokers.js')).href);
 const { allProcessCpu, openFileLimit, otherCpuSeconds } = await import(pathToFileURL(join(SNAP, 'dist/src/bench/limits.js')).href);
 for (const cmd of [['broker', '--help'], ['bench', '--help']]) {
   const r = spawnSync(process.execPath, [MIDGE_MAIN, ...cmd], { encoding: 'utf8', timeout: 20_000 });

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encode, Parser } from '../../src/codec/index.js';
 import type { Packet, QoS } from '../../src/codec/types.js';
-import { startBroker, type BrokerHandle } from '../../src/bench/brokers.js';
+import { startBroker, type BrokerHandle } from '../helpers/bench-brokers.js';
 
 const MiB = 1024 * 1024;
 /** how much the broker's peak RSS may exceed its RSS before the abuse */

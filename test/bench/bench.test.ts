@@ -14,7 +14,7 @@ import { parseArgs, receiversOf, slotOf, slotsPerPub, type BenchConfig } from '.
 import { LatencyRecorder } from '../../src/bench/histogram.js';
 import { PublishBatcher, readStamp } from '../../src/bench/stamp.js';
 import { runBench } from '../../src/bench/coordinator.js';
-import { startBroker, type BrokerHandle } from '../../src/bench/brokers.js';
+import { startBroker, type BrokerHandle } from '../helpers/bench-brokers.js';
 
 describe('latency recorder', () => {
   test('percentiles are within 1% of the exact ones over six orders of magnitude', () => {

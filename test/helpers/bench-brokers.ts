@@ -8,12 +8,12 @@ import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, statusKb } from './limits.js';
-import { NODE_FLAGS } from '../cli/node-flags.js';
+import { cpuSeconds, statusKb } from '../../src/bench/limits.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 export type BrokerKind = 'midge' | 'mosquitto' | 'aedes';
 
-export const MIDGE_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+export const MIDGE_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const AEDES_SERVER = fileURLToPath(new URL('../../../bench/aedes-server.mjs', import.meta.url));
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 
