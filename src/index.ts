@@ -7,6 +7,7 @@ export type { BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, Aut
 export { CHALLENGE_METHOD, challengeAuth, challengeResponse } from './auth/challenge.js';
 export { Logger } from './broker/log.js';
 export type { Store } from './store/store.js';
+export type { Clock } from './util/clock.js';
 
 // the client library
 export * from './client/index.js';

@@ -14,6 +14,7 @@ import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
 import { mayPublish } from './checks.js';
 import { HookError } from './handlers/errors.js';
+import { realClock, type Clock, type ClockTimer } from '../util/clock.js';
 
 export interface BrokerEvents {
   /** a client's CONNECT was accepted */
@@ -52,9 +53,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly opts: BrokerOptions;
   readonly log: Logger;
   readonly hooks: BrokerHooks;
+  /** now() and timers: `opts.clock` or the real clock */
+  readonly clock: Clock;
   readonly stats: BrokerStats = {
     bytesReceived: 0, bytesSent: 0, messagesReceived: 0, messagesSent: 0, publishReceived: 0,
-    dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: Date.now(), readPauses: 0,
+    dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: 0, readPauses: 0,
   };
   readonly sessions = new Map<string, Session>();
   /** filter → subscriptions; a shared group sits under its inner filter with key `$share/GROUP` */
@@ -66,7 +69,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
   topicAliasMaximum = 10;
   private listeners_: Listener[] = [];
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: ClockTimer | undefined;
   private readonly sys: SysPublisher;
   private routeStamp = 0;
   private readonly targets: Session[] = [];
@@ -77,13 +80,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly sessionEnv: SessionEnv;
   private closed = false;
   /** v5 wills waiting for their will delay interval, by client id */
-  private readonly delayedWills = new Map<string, { will: Will; conn: Connection; timer: NodeJS.Timeout }>();
+  private readonly delayedWills = new Map<string, { will: Will; conn: Connection; timer: ClockTimer }>();
 
   constructor(options: Partial<BrokerOptions> = {}) {
     super();
     this.opts = { ...defaultBrokerOptions(), ...options };
     this.log = this.opts.logger ?? silentLogger();
     this.hooks = this.opts.hooks;
+    this.clock = this.opts.clock ?? realClock;
+    this.stats.startedAt = this.clock.now();
     this.topicAliasMaximum = this.opts.maxTopicAlias;
     this.visitBound = (e) => this.visit(e);
     const log = this.log;
@@ -95,14 +100,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       onDrop: (sess) => log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`),
     };
     this.sys = new SysPublisher(this);
-    this.sweepTimer = setInterval(() => {
+    this.sweepTimer = this.clock.setInterval(() => {
       try {
-        this.sweep(Date.now());
+        this.sweep(this.clock.now());
       } catch (err) {
         this.log.error(`internal error in the keepalive sweep: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
       }
     }, SWEEP_MS);
-    this.sweepTimer.unref();
   }
 
   /** Start the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
@@ -126,8 +130,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.sweepTimer);
-    for (const d of this.delayedWills.values()) clearTimeout(d.timer);
+    this.clock.clearInterval(this.sweepTimer);
+    for (const d of this.delayedWills.values()) this.clock.clearTimeout(d.timer);
     this.delayedWills.clear();
     this.sys.stop();
     await Promise.all(this.listeners_.map((l) => l.close()));
@@ -165,7 +169,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const delayed = this.delayedWills.get(conn.id);
     if (delayed !== undefined && !p.clean) {
       // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
-      clearTimeout(delayed.timer);
+      this.clock.clearTimeout(delayed.timer);
       this.delayedWills.delete(conn.id);
     }
     if (s !== undefined && p.clean) {
@@ -189,7 +193,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   discardSession(s: Session): void {
     const delayed = this.delayedWills.get(s.clientId);
     if (delayed !== undefined) {
-      clearTimeout(delayed.timer);
+      this.clock.clearTimeout(delayed.timer);
       this.delayedWills.delete(s.clientId);
       this.publishWill(delayed.will, delayed.conn);
     }
@@ -221,7 +225,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (logLine) this.log.conn(logLine);
     if (!wasConnected) return;
     this.stats.clientsConnected--;
-    const now = Date.now();
+    const now = this.clock.now();
     const s = conn.session;
     if (s !== undefined && s.outlet === conn) {
       const orphans = s.detach(now);
@@ -235,11 +239,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (delay > 0 && s !== undefined && this.sessions.get(s.clientId) === s) {
         // the will waits for its delay or the end of the session, whichever comes first [MQTT-3.1.3-9]
         const wait = Math.min(delay, s.expiryInterval, MAX_TIMER_S) * 1000;
-        const timer = setTimeout(() => {
+        const timer = this.clock.setTimeout(() => {
           this.delayedWills.delete(s.clientId);
           this.publishWill(will, conn);
         }, wait);
-        timer.unref();
         this.delayedWills.set(s.clientId, { will, conn, timer });
       } else {
         this.publishWill(will, conn);
@@ -265,7 +268,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (Object.keys(rest).length > 0) msg.properties = rest;
       if (messageExpiryInterval !== undefined) {
         msg.properties = { ...rest, messageExpiryInterval };
-        msg.expiresAt = Date.now() + messageExpiryInterval * 1000;
+        msg.expiresAt = this.clock.now() + messageExpiryInterval * 1000;
       }
     }
     // the PUBLISH path's check ($SYS, then the ACL hook), asked when the will goes out, as mosquitto 2.0.11
@@ -352,13 +355,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (entry.share !== undefined) return;
     if (this.retained.size === 0) return;
     const subIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
-    session.addRetainedBurst({ filter: entry.filter, qos: entry.qos, subIds, cursor: this.retainedFor(session, entry.filter) }, Date.now());
+    session.addRetainedBurst({ filter: entry.filter, qos: entry.qos, subIds, cursor: this.retainedFor(session, entry.filter) }, this.clock.now());
   }
 
   /** The retained messages matching `filter` that `session` may read now; expired ones are removed on the way. */
   private *retainedFor(session: Session, filter: string): Generator<Message, void, undefined> {
     for (const [topic, msg] of this.retained.cursor(filter)) {
-      if (msg.expiresAt !== undefined && msg.expiresAt <= Date.now()) {
+      if (msg.expiresAt !== undefined && msg.expiresAt <= this.clock.now()) {
         this.retained.delete(topic);
         this.retainedExpiring.delete(topic);
         continue;
@@ -422,7 +425,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.subs.match(msg.topic, this.visitBound);
     this.routeMsg = undefined;
     if (targets.length === 0 && this.sharedTargets.length === 0) return false;
-    const now = Date.now();
+    const now = this.clock.now();
     const read = this.hooks.authorizeRead;
     for (let i = 0; i < targets.length; i++) {
       const s = targets[i]!;

@@ -105,7 +105,7 @@ export class Connection implements Outlet, ClientInfo {
       this.extras.certificate = info.certificate;
       this.extras.certificateIdentity = info.certificateIdentity;
     }
-    this.lastActivity = this.connectedAt = Date.now();
+    this.lastActivity = this.connectedAt = broker.clock.now();
     const max = broker.opts.maxPacketSize;
     this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });
     // shared listener functions find the connection on the socket: no closures per connection
@@ -126,7 +126,7 @@ export class Connection implements Outlet, ClientInfo {
 
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    this.lastActivity = Date.now();
+    this.lastActivity = this.broker.clock.now();
     this.broker.stats.bytesReceived += chunk.length;
     const outer = parsing;
     parsing = this;
@@ -265,7 +265,7 @@ export class Connection implements Outlet, ClientInfo {
       this.paused = false;
       this.socket.resume();
     }
-    if (this.session?.outlet === this) this.session.pump(Date.now());
+    if (this.session?.outlet === this) this.session.pump(this.broker.clock.now());
   }
 
   logPublish(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void {

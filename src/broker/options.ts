@@ -2,6 +2,7 @@ import type { BrokerHooks } from './types.js';
 import type { Logger } from './log.js';
 import type { Store } from '../store/store.js';
 import type { ShareStrategy } from './shared.js';
+import type { Clock } from '../util/clock.js';
 
 /** How one listener accepts connections. TLS when `tls` is set. */
 export interface ListenerOptions {
@@ -73,6 +74,8 @@ export interface BrokerOptions {
   store?: Store;
   /** version string for $SYS/broker/version and the log */
   version: string;
+  /** the broker's time and timers (keepalive, expiry, will delay, $SYS); default: the real clock */
+  clock?: Clock;
 }
 
 export const MIDGE_VERSION = '0.1.0';

@@ -1,11 +1,12 @@
 import type { Broker } from './broker.js';
+import type { ClockTimer } from '../util/clock.js';
 
 /**
  * `$SYS/broker/...` topics, published as retained messages every `sys_interval` seconds,
  * only when their value changed (as mosquitto does).
  */
 export class SysPublisher {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   private readonly last = new Map<string, string>();
 
   constructor(private readonly broker: Broker) {}
@@ -14,18 +15,17 @@ export class SysPublisher {
     const interval = this.broker.opts.sysInterval;
     if (interval <= 0 || this.timer !== undefined) return;
     this.publishAll();
-    this.timer = setInterval(() => {
+    this.timer = this.broker.clock.setInterval(() => {
       try {
         this.publishAll();
       } catch (err) {
         this.broker.log.error(`publishing $SYS failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }, interval * 1000);
-    this.timer.unref();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.broker.clock.clearInterval(this.timer);
     this.timer = undefined;
   }
 
@@ -37,7 +37,7 @@ export class SysPublisher {
     const total = b.sessions.size;
     return {
       '$SYS/broker/version': b.opts.version,
-      '$SYS/broker/uptime': `${Math.floor((Date.now() - st.startedAt) / 1000)} seconds`,
+      '$SYS/broker/uptime': `${Math.floor((b.clock.now() - st.startedAt) / 1000)} seconds`,
       '$SYS/broker/clients/connected': String(st.clientsConnected),
       '$SYS/broker/clients/active': String(st.clientsConnected),
       '$SYS/broker/clients/disconnected': String(Math.max(0, total - st.clientsConnected)),

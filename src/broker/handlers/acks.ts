@@ -6,7 +6,7 @@ import type { Connection } from '../connection.js';
 
 export function handlePuback(conn: Connection, p: AckPacket): void {
   const s = conn.session!;
-  if (s.onPuback(p.packetId, Date.now())) return;
+  if (s.onPuback(p.packetId, conn.broker.clock.now())) return;
   // PUBACK for a QoS 2 message in flight: the wrong flow for that id, a protocol error (mosquitto 2.0.11
   // closes the connection, checked). An unknown id is ignored (mosquitto too, checked).
   if (s.inflight.get(p.packetId)?.qos === 2) throw new ProtocolError(`PUBACK for packet ${p.packetId}, a QoS 2 message`);
@@ -15,7 +15,7 @@ export function handlePuback(conn: Connection, p: AckPacket): void {
 export function handlePubrec(conn: Connection, p: AckPacket): void {
   const s = conn.session!;
   if (conn.protocolVersion === 5 && (p.reasonCode ?? 0) >= 0x80) {
-    s.abandon(p.packetId, Date.now());
+    s.abandon(p.packetId, conn.broker.clock.now());
     return;
   }
   const known = s.onPubrec(p.packetId);
@@ -36,7 +36,7 @@ export function handlePubrec(conn: Connection, p: AckPacket): void {
  */
 export function handlePubcomp(conn: Connection, p: AckPacket): void {
   const s = conn.session!;
-  if (s.onPubcomp(p.packetId, Date.now())) return;
+  if (s.onPubcomp(p.packetId, conn.broker.clock.now())) return;
   const e = s.inflight.get(p.packetId);
   if (e === undefined) return;
   throw new ProtocolError(e.qos === 2

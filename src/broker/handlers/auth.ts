@@ -28,7 +28,7 @@ function newExchange(conn: Connection, method: string, factory: (client: ClientI
   } catch (err) {
     throw new HookError(`'${method}' authentication method`, err);
   }
-  return { method, exchange, connect, startedAt: Date.now(), stepping: false };
+  return { method, exchange, connect, startedAt: conn.broker.clock.now(), stepping: false };
 }
 
 export function startEnhancedAuth(conn: Connection, p: ConnectPacket, method: string): void {

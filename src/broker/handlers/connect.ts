@@ -127,7 +127,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   const broker = conn.broker;
   const opts = broker.opts;
   const v5 = p.protocolVersion === 5;
-  const now = Date.now();
+  const now = broker.clock.now();
 
   let keepalive = p.keepalive;
   const props: Properties = extra !== undefined ? { ...extra } : {};

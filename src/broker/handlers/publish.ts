@@ -61,7 +61,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   const msg: Message = { topic, payload: p.payload, qos: p.qos, retain: p.retain && broker.opts.retainAvailable, origin: conn.id };
   if (props !== undefined) {
     msg.properties = props;
-    if (props.messageExpiryInterval !== undefined) msg.expiresAt = Date.now() + props.messageExpiryInterval * 1000;
+    if (props.messageExpiryInterval !== undefined) msg.expiresAt = broker.clock.now() + props.messageExpiryInterval * 1000;
   }
   // $SYS (denied to clients, as mosquitto does) and the ACL hook, as for a will (checks.ts)
   const allowed = mayPublish(broker, conn, msg);
