@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connected, startTestBroker, subscribed, RawClient } from './_harness.js';
+import { FakeClock, eventually } from '../helpers/fake-clock.js';
 
 const tb = startTestBroker({ maxQueuedMessages: 5, maxInflightMessages: 2 });
 after(() => tb.broker.close());
@@ -118,12 +119,16 @@ test('QoS 0 messages are not queued for an offline client', async () => {
 });
 
 test('persistent_client_expiration removes a session that stayed away too long', async () => {
-  const exp = startTestBroker({ persistentClientExpiration: 1 });
+  const clock = new FakeClock();
+  const exp = startTestBroker({ persistentClientExpiration: 1, clock });
   try {
     const sub = await connected(exp, { clientId: 'expire-me', clean: false });
     await subscribed(sub, 'e', 1);
     sub.end();
-    await new Promise((r) => setTimeout(r, 1700));
+    await eventually('the session to be detached', () => exp.broker.sessions.get('expire-me')?.outlet === null);
+    clock.advance(999);
+    assert.equal(exp.broker.sessions.has('expire-me'), true, 'kept for the 1 s of persistent_client_expiration');
+    clock.advance(501); // the next sweep (every 500 ms) after 1 s
     assert.equal(exp.broker.sessions.has('expire-me'), false);
     const back = RawClient.connectTo(exp);
     assert.equal((await back.connect({ clientId: 'expire-me', clean: false })).sessionPresent, false);

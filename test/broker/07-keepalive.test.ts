@@ -1,39 +1,57 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connected, startTestBroker, subscribed, sleep } from './_harness.js';
+import { connected, startTestBroker, subscribed } from './_harness.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
-const tb = startTestBroker();
+// the broker runs on a fake clock: time moves only with clock.advance(), and the keepalive sweep
+// (every 500 ms of that time) runs exactly when it falls due
+const clock = new FakeClock();
+const tb = startTestBroker({ clock });
 after(() => tb.broker.close());
+
+/** whether the broker still holds `id` as a connected client (its own view, no waiting) */
+const online = (id: string): boolean => [...tb.broker.connections].some((c) => c.id === id && c.state === 'connected');
 
 test('a silent client is disconnected after 1.5 × keepalive and its will is published [MQTT-3.1.2-24]', async () => {
   const w = await connected(tb, { clientId: 'ka-watch' });
   await subscribed(w, 'ka/will', 0);
   const c = await connected(tb, { clientId: 'ka-silent', keepalive: 1, will: { topic: 'ka/will', payload: Buffer.from('timeout'), qos: 0, retain: false } });
-  const t0 = Date.now();
-  await sleep(1000);
-  assert.equal(c.closed, false, 'still connected after 1 × keepalive');
-  await c.closedByBroker(2500);
-  const elapsed = Date.now() - t0;
-  assert.ok(elapsed >= 1400 && elapsed < 2600, `closed after ${elapsed} ms`);
+  clock.advance(1000);
+  assert.ok(online('ka-silent'), 'still connected after 1 × keepalive');
+  clock.advance(500);
+  assert.ok(online('ka-silent'), 'still connected at exactly 1.5 × keepalive');
+  await w.nothing(20);
+  assert.equal(c.closed, false);
+  clock.advance(500); // the first sweep past 1.5 × keepalive
+  assert.ok(!online('ka-silent'), 'disconnected by the first sweep after 1.5 × keepalive');
+  await c.closedByBroker();
   assert.equal((await w.next('publish')).payload.toString(), 'timeout');
   assert.ok(tb.logs.some((l) => /^Client ka-silent \[127\.0\.0\.1:\d+\] has exceeded timeout, disconnecting\.$/.test(l)));
+  assert.ok(online('ka-watch'), 'the watcher (keepalive 60) stays');
   w.end();
 });
 
 test('a client that sends PINGREQ within the keepalive stays connected', async () => {
   const c = await connected(tb, { clientId: 'ka-alive', keepalive: 1 });
+  const silent = await connected(tb, { clientId: 'ka-alive-control', keepalive: 1 });
   for (let i = 0; i < 5; i++) {
-    await sleep(600);
+    clock.advance(600);
     c.send({ type: 'pingreq' });
     await c.next('pingresp');
   }
+  // 3 s went by: the silent one was dropped, the pinging one was not
+  await silent.closedByBroker();
+  assert.ok(online('ka-alive'));
   assert.equal(c.closed, false);
   c.end();
 });
 
 test('keepalive 0 turns the timeout off', async () => {
   const c = await connected(tb, { clientId: 'ka-zero', keepalive: 0 });
-  await sleep(1200);
+  const control = await connected(tb, { clientId: 'ka-zero-control', keepalive: 60 });
+  clock.advance(10 * 60_000);
+  await control.closedByBroker();
+  assert.ok(online('ka-zero'), 'still connected after 10 minutes of silence');
   c.send({ type: 'pingreq' });
   await c.next('pingresp');
   c.end();

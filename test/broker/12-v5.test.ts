@@ -1,15 +1,22 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connected, startTestBroker, RawClient, sleep } from './_harness.js';
+import { FakeClock, eventually } from '../helpers/fake-clock.js';
 import type { Properties, QoS, Subscription } from '../../src/codec/types.js';
 import { CHALLENGE_METHOD, challengeAuth, challengeResponse } from '../../src/auth/challenge.js';
 
-const tb = startTestBroker({ maxInflightMessages: 10 });
+// time (keepalive, session and message expiry, will delay) moves only with clock.advance()
+const clock = new FakeClock();
+const tb = startTestBroker({ maxInflightMessages: 10, clock });
 after(() => tb.broker.close());
 
 const v5 = (id: string, extra: Record<string, unknown> = {}) => connected(tb, { clientId: id, ...extra }, 5);
 const pub = (topic: string, payload: string, qos: QoS = 0, properties?: Properties, packetId?: number) =>
   ({ type: 'publish' as const, topic, payload: Buffer.from(payload), qos, retain: false, dup: false, packetId: qos ? packetId ?? 1 : undefined, properties });
+
+/** whether the broker has `id` connected (its own view, no waiting) */
+const online = (id: string): boolean => [...tb.broker.connections].some((c) => c.id === id && c.state === 'connected');
+const detached = (id: string) => () => tb.broker.sessions.get(id)?.outlet === null;
 
 async function sub(c: RawClient, subs: Subscription[], properties?: Properties, packetId = 1): Promise<number[]> {
   c.send({ type: 'subscribe', packetId, subscriptions: subs, properties });
@@ -28,11 +35,15 @@ test('session expiry interval 1: the session is kept for 1 s, then removed', asy
   const c = await v5('se1', { clean: false, properties: { sessionExpiryInterval: 1 } });
   await sub(c, [{ topic: 'se1', qos: 1 }]);
   c.destroy();
-  await sleep(200);
+  await eventually('se1 detached', detached('se1'));
+  clock.advance(999);
   const back = RawClient.connectTo(tb, 5);
   assert.equal((await back.connect({ clientId: 'se1', clean: false, properties: { sessionExpiryInterval: 1 } })).sessionPresent, true);
   back.destroy();
-  await sleep(1800);
+  await eventually('se1 detached again', detached('se1'));
+  clock.advance(999);
+  assert.equal(tb.broker.sessions.has('se1'), true, 'kept for 1 s');
+  clock.advance(501); // the next sweep (every 500 ms) after 1 s
   assert.equal(tb.broker.sessions.has('se1'), false);
 });
 
@@ -47,17 +58,16 @@ test('a queued message whose expiry passed is not delivered; a fresh one carries
   const s = await v5('mx', { clean: false, properties: { sessionExpiryInterval: 60 } });
   await sub(s, [{ topic: 'mx', qos: 1 }]);
   s.destroy();
-  await sleep(30);
+  await eventually('mx detached', detached('mx'));
   const p = await v5('mx-pub');
   p.send(pub('mx', 'short', 1, { messageExpiryInterval: 1 }, 1)); await p.next('puback');
   p.send(pub('mx', 'long', 1, { messageExpiryInterval: 100 }, 2)); await p.next('puback');
-  await sleep(2000);
+  clock.advance(2000);
   const back = RawClient.connectTo(tb, 5);
   await back.connect({ clientId: 'mx', clean: false, properties: { sessionExpiryInterval: 60 } });
   const m = await back.next('publish');
   assert.equal(m.payload.toString(), 'long');
-  const left = m.properties?.messageExpiryInterval ?? 0;
-  assert.ok(left <= 98 && left >= 90, `remaining expiry ${left}`);
+  assert.equal(m.properties?.messageExpiryInterval, 98, 'the time left (100 s - 2 s)');
   back.send({ type: 'puback', packetId: m.packetId! });
   await back.nothing(100);
   back.end(); p.end();
@@ -68,22 +78,25 @@ test('a will with delay 2 s is not sent when the client reconnects after 0.5 s',
   await sub(w, [{ topic: 'wd/#', qos: 0 }]);
   const c = await v5('wd', { clean: false, properties: { sessionExpiryInterval: 60 }, will: { topic: 'wd/will', payload: Buffer.from('late'), qos: 0, retain: false, properties: { willDelayInterval: 2 } } });
   c.destroy();
-  await sleep(500);
+  await eventually('wd gone', () => !online('wd'));
+  clock.advance(500);
   const back = await v5('wd', { clean: false, properties: { sessionExpiryInterval: 60 } });
-  await w.nothing(2200);
+  clock.advance(5000);
+  await w.nothing(50);
   back.end(); w.end();
 });
 
-test('a will with delay 1 s is sent about 1 s after the connection drops', async () => {
+test('a will with delay 1 s is sent 1 s after the connection drops, not before', async () => {
   const w = await v5('wd2-watch');
   await sub(w, [{ topic: 'wd2/#', qos: 0 }]);
   const c = await v5('wd2', { clean: false, properties: { sessionExpiryInterval: 60 }, will: { topic: 'wd2/will', payload: Buffer.from('delayed'), qos: 0, retain: false, properties: { willDelayInterval: 1 } } });
-  const t0 = Date.now();
   c.destroy();
-  const m = await w.next('publish', 3000);
-  const dt = Date.now() - t0;
+  await eventually('wd2 gone', () => !online('wd2'));
+  clock.advance(999);
+  await w.nothing(50);
+  clock.advance(1);
+  const m = await w.next('publish');
   assert.equal(m.payload.toString(), 'delayed');
-  assert.ok(dt >= 900, `will after ${dt} ms`);
   w.end();
 });
 
@@ -257,7 +270,8 @@ test('takeover sends DISCONNECT 0x8E to the old v5 connection', async () => {
 
 test('keepalive timeout sends DISCONNECT 0x8D to a v5 client', async () => {
   const a = await v5('ka5', { keepalive: 1 });
-  assert.equal((await a.next('disconnect', 3000)).reasonCode, 0x8d);
+  clock.advance(2000);
+  assert.equal((await a.next('disconnect')).reasonCode, 0x8d);
 });
 
 test('a shared group of 3 receives each of 300 messages exactly once in total', async () => {
