@@ -98,7 +98,7 @@ test('every bare import of the shipped code is a dependency and installed withou
   }
 });
 
-test('midge --help and midge bench --help run from the installed bin', async () => {
+test('midge --help, midge bench --help and midge sub --help run from the installed bin', async () => {
   const help = await run(bin(), ['--help'], { timeoutMs: CMD_MS, env });
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /Usage: midge <command>/);
@@ -106,6 +106,10 @@ test('midge --help and midge bench --help run from the installed bin', async () 
   const bench = await run(bin(), ['bench', '--help'], { timeoutMs: CMD_MS, env });
   assert.equal(bench.code, 0, bench.stderr);
   assert.match(bench.stdout, /midge bench/);
+  // the clients read their version from the installed package.json
+  const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version as string;
+  const sub = await run(bin(), ['sub', '--help'], { timeoutMs: CMD_MS, env });
+  assert.ok(sub.stdout.includes(`midge sub version ${version}.`), sub.stdout);
 });
 
 test('the installed midge broker runs with its node flags; midge pub and sub exchange a message through it', async () => {
