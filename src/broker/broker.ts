@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { encode } from '../codec/index.js';
-import type { ConnectPacket, Packet, ProtocolVersion, QoS, Subscription, Will } from '../codec/types.js';
+import type { ConnectPacket, Packet, ProtocolVersion, PublishPacket, QoS, Subscription, Will } from '../codec/types.js';
 import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError } from '../topic/index.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import type { PendingAuth } from './handlers/auth.js';
@@ -40,6 +40,8 @@ export interface BrokerStats extends SessionCounters {
 }
 
 const SWEEP_MS = 500;
+/** how often memory_limit samples the heap */
+const MEMORY_SAMPLE_MS = 250;
 const NEVER = 0xffffffff;
 /** setTimeout's longest delay (2^31 - 1 ms), in whole seconds */
 const MAX_TIMER_S = 2_147_483;
@@ -81,6 +83,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private closed = false;
   /** v5 wills waiting for their will delay interval, by client id */
   private readonly delayedWills = new Map<string, { will: Will; conn: Connection; timer: ClockTimer }>();
+  /**
+   * memory_limit: what is measured (V8 heap in use plus Buffers and other external memory). Tests and
+   * embedders that measure differently may replace it; it is called every 250 ms, never per message.
+   */
+  memoryUsed: () => number = () => { const m = process.memoryUsage(); return m.heapUsed + m.external; };
+  /** memory_limit: true from a sample over the limit to a sample under it (new PUBLISHes are refused) */
+  memoryFull = false;
+  private memoryTimer: ClockTimer | undefined;
+  /** payload bytes of the retained messages (counted only with midge_max_retained_bytes) */
+  private retainedBytes = 0;
+  /** true while retained messages are being refused (logged once per episode) */
+  private retainedFull = false;
 
   constructor(options: Partial<BrokerOptions> = {}) {
     super();
@@ -95,6 +109,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.sessionEnv = {
       maxInflight: this.opts.maxInflightMessages,
       maxQueued: this.opts.maxQueuedMessages,
+      maxQueuedBytes: this.opts.maxQueuedBytes,
+      maxInflightBytes: this.opts.maxInflightBytes,
       queueQos0: this.opts.queueQos0Messages,
       counters: this.stats,
       onDrop: (sess) => log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`),
@@ -107,6 +123,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.log.error(`internal error in the keepalive sweep: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
       }
     }, SWEEP_MS);
+    if (this.opts.memoryLimit > 0) this.memoryTimer = this.clock.setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_MS);
   }
 
   /** Start the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
@@ -120,6 +137,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Serve one connection from any transport. */
   handle(socket: Duplex, info: ConnectionInfo = { remoteAddress: 'unknown', remotePort: 0 }): Connection {
     const conn = new Connection(this, socket, info);
+    const max = this.opts.globalMaxConnections;
+    if (max > 0 && this.connections.size >= max) {
+      // closed at once, before any packet is read (mosquitto 2.1)
+      this.log.conn(`Client connection from ${info.remoteAddress} denied: global_max_connections exceeded.`);
+      conn.close('denied', false, '');
+      socket.destroy();
+      return conn;
+    }
     this.connections.add(conn);
     if (this.log.connectionMessages || this.log.verbose) this.log.conn(`New connection from ${info.remoteAddress}:${info.remotePort} on port ${info.listenerPort ?? 0}.`);
     if (this.closed) conn.close('broker closing', false, '');
@@ -132,6 +157,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.closed = true;
     this.clock.clearInterval(this.sweepTimer);
     for (const d of this.delayedWills.values()) this.clock.clearTimeout(d.timer);
+    this.clock.clearInterval(this.memoryTimer);
     this.delayedWills.clear();
     this.sys.stop();
     await Promise.all(this.listeners_.map((l) => l.close()));
@@ -362,8 +388,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private *retainedFor(session: Session, filter: string): Generator<Message, void, undefined> {
     for (const [topic, msg] of this.retained.cursor(filter)) {
       if (msg.expiresAt !== undefined && msg.expiresAt <= this.clock.now()) {
-        this.retained.delete(topic);
-        this.retainedExpiring.delete(topic);
+        this.clearRetained(topic);
         continue;
       }
       const read = this.hooks.authorizeRead;
@@ -377,10 +402,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const topic of this.retainedExpiring) {
       const msg = this.retained.get(topic);
       if (msg === undefined || msg.expiresAt === undefined) { this.retainedExpiring.delete(topic); continue; }
-      if (msg.expiresAt <= now) {
-        this.retained.delete(topic);
-        this.retainedExpiring.delete(topic);
-      }
+      if (msg.expiresAt <= now) this.clearRetained(topic);
     }
   }
 
@@ -393,19 +415,93 @@ export class Broker extends EventEmitter<BrokerEvents> {
   publish(msg: Message, from?: ClientInfo): boolean {
     if (msg.retain) {
       // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
-      if (msg.payload.length === 0) {
-        this.retained.delete(msg.topic);
-        this.retainedExpiring.delete(msg.topic);
-      } else {
-        ownPayload(msg);
-        this.retained.set(msg.topic, msg);
-        if (msg.expiresAt !== undefined) this.retainedExpiring.add(msg.topic);
-        else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
-      }
+      if (msg.payload.length === 0) this.clearRetained(msg.topic);
+      else if (this.opts.maxRetainedMessages <= 0 && this.opts.maxRetainedBytes <= 0) this.storeRetained(msg);
+      // $SYS is always retained; a will (or a PUBLISH let through while its async ACL ran) over a
+      // limit is delivered but not retained
+      else if (msg.origin === undefined || this.mayRetain(msg.topic, msg.payload.length)) this.storeRetained(msg);
     }
     const matched = this.route(msg);
     if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
     return matched;
+  }
+
+  // ---- limits: memory_limit and the retained store ----
+
+  /**
+   * The early check of a client PUBLISH against memory_limit and the retained limits. False: refused,
+   * and already logged and counted; the caller answers QoS 1/2 with 0x97 (quota exceeded) unless the
+   * connection was closed (a 3.x publisher over memory_limit is disconnected, as in mosquitto).
+   */
+  admit(conn: Connection, topic: string, p: PublishPacket): boolean {
+    if (this.memoryFull) {
+      this.stats.dropped++;
+      if (conn.protocolVersion !== 5) {
+        conn.close('disconnected due to out of memory', true, `Client ${conn.who} disconnected due to out of memory.`);
+      }
+      return false;
+    }
+    if (p.retain && p.payload.length > 0 && (this.opts.maxRetainedMessages > 0 || this.opts.maxRetainedBytes > 0) &&
+        this.opts.retainAvailable && !this.mayRetain(topic, p.payload.length)) {
+      this.stats.dropped++;
+      return false;
+    }
+    return true;
+  }
+
+  /** memory_limit: one sample; the state changes (and is logged) only when it crosses the limit. */
+  sampleMemory(): void {
+    let used: number;
+    try {
+      used = this.memoryUsed();
+    } catch (err) {
+      this.log.error(`memory_limit: measuring memory failed: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    const full = used > this.opts.memoryLimit;
+    if (full === this.memoryFull) return;
+    this.memoryFull = full;
+    if (full) this.log.warning(`memory_limit (${this.opts.memoryLimit} bytes) exceeded (${used} bytes in use): new PUBLISHes are refused.`);
+    else this.log.info(`Memory use back under memory_limit (${used} of ${this.opts.memoryLimit} bytes): PUBLISHes are accepted again.`);
+  }
+
+  /**
+   * midge_max_retained_messages / midge_max_retained_bytes: may `topic` hold a retained message of
+   * `size` payload bytes? Replacing one is allowed when the total does not grow past the byte limit.
+   */
+  private mayRetain(topic: string, size: number): boolean {
+    const maxCount = this.opts.maxRetainedMessages;
+    const maxBytes = this.opts.maxRetainedBytes;
+    const old = this.retained.get(topic);
+    let why: string | undefined;
+    if (old === undefined && maxCount > 0 && this.retained.size >= maxCount) {
+      why = `midge_max_retained_messages (${maxCount})`;
+    } else if (maxBytes > 0) {
+      const oldSize = old?.payload.length ?? 0;
+      if (size > oldSize && this.retainedBytes - oldSize + size > maxBytes) why = `midge_max_retained_bytes (${maxBytes} bytes)`;
+    }
+    if (why === undefined) return true;
+    if (!this.retainedFull) {
+      this.retainedFull = true;
+      this.log.warning(`Retained messages are being refused: ${why} reached.`);
+    }
+    return false;
+  }
+
+  private storeRetained(msg: Message): void {
+    ownPayload(msg);
+    const old = this.retained.set(msg.topic, msg);
+    if (this.opts.maxRetainedBytes > 0) this.retainedBytes += msg.payload.length - (old?.payload.length ?? 0);
+    if (msg.expiresAt !== undefined) this.retainedExpiring.add(msg.topic);
+    else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
+  }
+
+  /** Every removal of a retained message (cleared, expired) comes here, so that the counts stay right. */
+  private clearRetained(topic: string): void {
+    if (this.opts.maxRetainedBytes > 0) this.retainedBytes -= this.retained.get(topic)?.payload.length ?? 0;
+    // a deletion ends a refusing episode: the next refusal is logged again
+    if (this.retained.delete(topic)) this.retainedFull = false;
+    this.retainedExpiring.delete(topic);
   }
 
   /** Embedding code's listeners must not take a connection (or the process) down with them. */

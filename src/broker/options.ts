@@ -21,6 +21,7 @@ export interface ListenerOptions {
   /** with TLS and requestCert: use the certificate's CN as the username */
   useIdentityAsUsername?: boolean;
   useSubjectAsUsername?: boolean;
+  /** connections open at once on this listener (max_connections); unset = unlimited */
   maxConnections?: number;
   /** mosquitto's socket_domain: bind only this address family (a host name resolves in it; none = all of it) */
   socketDomain?: 'ipv4' | 'ipv6';
@@ -33,6 +34,35 @@ export interface BrokerOptions {
   maxInflightMessages: number;
   /** max QoS 1/2 messages queued for one client beyond the in-flight ones; 0 = unlimited (max_queued_messages) */
   maxQueuedMessages: number;
+  /**
+   * max payload bytes queued for one client beyond the in-flight ones; 0 = unlimited (max_queued_bytes).
+   * A message is queued while the queue holds fewer bytes, so the last one may pass the limit.
+   */
+  maxQueuedBytes: number;
+  /**
+   * max payload bytes of outgoing QoS 1/2 messages in flight to one client; 0 = unlimited
+   * (max_inflight_bytes). A message is sent while fewer bytes are in flight: a larger one still goes
+   * when it is the only one in flight.
+   */
+  maxInflightBytes: number;
+  /**
+   * heap bytes (V8 heap in use plus Buffers, sampled every 250 ms) above which new PUBLISHes are
+   * refused; 0 = no limit (memory_limit). MQTT 5 QoS 1/2 get PUBACK/PUBREC 0x97 (quota exceeded),
+   * QoS 0 is dropped; a 3.x publisher is disconnected, as in mosquitto. Wills and $SYS still go.
+   */
+  memoryLimit: number;
+  /** connections of all listeners and `handle()` together; -1 or 0 = unlimited (global_max_connections) */
+  globalMaxConnections: number;
+  /**
+   * retained topics; a retained PUBLISH for a new topic beyond it is refused (v5 QoS 1/2: 0x97);
+   * replacing or clearing one is always allowed. -1 or 0 = unlimited (midge_max_retained_messages)
+   */
+  maxRetainedMessages: number;
+  /**
+   * payload bytes of all retained messages; a retained PUBLISH that would grow them beyond it is
+   * refused (v5 QoS 1/2: 0x97). -1 or 0 = unlimited (midge_max_retained_bytes)
+   */
+  maxRetainedBytes: number;
   /** max bytes of one packet received; 0 = no limit (max_packet_size) */
   maxPacketSize: number;
   /** max payload bytes of a PUBLISH; 0 = no limit (message_size_limit) */
@@ -85,6 +115,12 @@ export function defaultBrokerOptions(): BrokerOptions {
     listeners: [],
     maxInflightMessages: 20,
     maxQueuedMessages: 1000,
+    maxQueuedBytes: 0,
+    maxInflightBytes: 0,
+    memoryLimit: 0,
+    globalMaxConnections: -1,
+    maxRetainedMessages: -1,
+    maxRetainedBytes: -1,
     maxPacketSize: 0,
     messageSizeLimit: 0,
     maxKeepalive: 65535,

@@ -80,6 +80,10 @@ export interface SessionLimits {
   maxInflight: number;
   /** 0 = unlimited */
   maxQueued: number;
+  /** payload bytes queued (max_queued_bytes); 0 = unlimited */
+  maxQueuedBytes: number;
+  /** payload bytes of QoS 1/2 messages in flight (max_inflight_bytes); 0 = unlimited */
+  maxInflightBytes: number;
   queueQos0: boolean;
 }
 
@@ -123,6 +127,9 @@ export class Session {
   dropping = false;
   /** true while QoS 0 messages wait for the socket to drain */
   private blocked = false;
+  /** payload bytes in the queue and in flight, for max_queued_bytes and max_inflight_bytes */
+  private queuedBytes = 0;
+  private inflightBytes = 0;
   /** routing scratch fields, reused per publish to merge overlapping subscriptions without allocation */
   routeStamp = 0;
   routeQos: QoS = 0;
@@ -168,7 +175,7 @@ export class Session {
       this.send(out, msg, 0, retain, 0, false, subIds, now);
       return;
     }
-    if (out !== null && (this.queue_ === undefined || this.queue_.length === 0) && this.inflight.size < this.window()) {
+    if (out !== null && (this.queue_ === undefined || this.queue_.length === 0) && this.inflight.size < this.window() && this.bytesRoom()) {
       if (this.sendNew(out, msg, qos, retain, subIds, now, share)) return;
     }
     this.enqueue({ msg, qos, retain, subIds, share });
@@ -201,12 +208,30 @@ export class Session {
   get pendingBursts(): number { return this.bursts_?.length ?? 0; }
 
   private enqueue(q: Queued): void {
-    if (this.env.maxQueued > 0 && this.queue.length >= this.env.maxQueued) {
+    if ((this.env.maxQueued > 0 && this.queue.length >= this.env.maxQueued) ||
+        (this.env.maxQueuedBytes > 0 && this.queuedBytes >= this.env.maxQueuedBytes)) {
       this.drop();
       return;
     }
     ownPayload(q.msg);
     this.queue.push(q);
+    this.queuedBytes += q.msg.payload.length;
+  }
+
+  /** max_inflight_bytes: another QoS 1/2 message may go while fewer bytes are in flight (so one always may) */
+  private bytesRoom(): boolean {
+    return this.env.maxInflightBytes === 0 || this.inflightBytes < this.env.maxInflightBytes;
+  }
+
+  /** The queue's first message leaves it. */
+  private dequeue(queue: Fifo<Queued>): void {
+    this.queuedBytes -= queue.shift()!.msg.payload.length;
+  }
+
+  /** An in-flight message is done (acknowledged, abandoned, dropped or handed to another member). */
+  private release(id: number, e: Inflight): void {
+    this.inflight.delete(id);
+    this.inflightBytes -= e.msg.payload.length;
   }
 
   private drop(): void {
@@ -222,6 +247,7 @@ export class Session {
     if (id === 0) return false;
     ownPayload(msg);
     this.inflight.set(id, { msg, qos, retain, subIds, share, state: 'publish' });
+    this.inflightBytes += msg.payload.length;
     this.send(out, msg, qos, retain, id, false, subIds, now);
     return true;
   }
@@ -233,7 +259,7 @@ export class Session {
       // the alias this packet would have announced was never sent: forget it
       if (alias > 0) out.outgoingAliases!.delete(msg.topic);
       // [MQTT-3.1.2-25] too large for this client: dropped for it only, acknowledged as if delivered
-      if (qos > 0) this.inflight.delete(id);
+      if (qos > 0) this.release(id, this.inflight.get(id)!);
       this.env.counters.dropped++;
       return;
     }
@@ -262,16 +288,16 @@ export class Session {
     if (queue !== undefined) {
       while (queue.length > 0) {
         const q = queue.peek()!;
-        if (q.msg.expiresAt !== undefined && q.msg.expiresAt <= now) { queue.shift(); continue; }
+        if (q.msg.expiresAt !== undefined && q.msg.expiresAt <= now) { this.dequeue(queue); continue; }
         if (q.qos === 0) {
           if (out.congested()) { this.block(out); return; }
-          queue.shift();
+          this.dequeue(queue);
           this.send(out, q.msg, 0, q.retain, 0, false, q.subIds, now);
           continue;
         }
-        if (this.inflight.size >= window) return;
+        if (this.inflight.size >= window || !this.bytesRoom()) return;
         if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share)) return;
-        queue.shift();
+        this.dequeue(queue);
       }
       this.dropping = false;
     }
@@ -288,7 +314,7 @@ export class Session {
         this.send(out, msg, 0, true, 0, false, b.subIds, now);
         continue;
       }
-      if (this.inflight.size >= window || !this.sendNew(out, msg, qos, true, b.subIds, now)) { b.next = msg; return; }
+      if (this.inflight.size >= window || !this.bytesRoom() || !this.sendNew(out, msg, qos, true, b.subIds, now)) { b.next = msg; return; }
     }
     this.bursts_ = undefined;
   }
@@ -297,7 +323,7 @@ export class Session {
   onPuback(id: number, now: number): boolean {
     const e = this.inflight.get(id);
     if (e === undefined || e.qos !== 1) return false;
-    this.inflight.delete(id);
+    this.release(id, e);
     this.pump(now);
     return true;
   }
@@ -312,14 +338,17 @@ export class Session {
 
   /** PUBREC with a v5 error reason code: the message is abandoned [MQTT-4.3.3-4]. */
   abandon(id: number, now: number): void {
-    if (this.inflight.delete(id)) this.pump(now);
+    const e = this.inflight.get(id);
+    if (e === undefined) return;
+    this.release(id, e);
+    this.pump(now);
   }
 
   /** PUBCOMP received. Returns false (and changes nothing) unless a QoS 2 message with that id was PUBRECed. */
   onPubcomp(id: number, now: number): boolean {
     const e = this.inflight.get(id);
     if (e === undefined || e.qos !== 2 || e.state !== 'pubrel') return false;
-    this.inflight.delete(id);
+    this.release(id, e);
     this.pump(now);
     return true;
   }
@@ -352,15 +381,19 @@ export class Session {
       for (const [id, e] of this.inflight_) {
         if (e.share !== undefined && e.state === 'publish') {
           orphans.push({ msg: e.msg, share: e.share });
-          this.inflight_.delete(id);
+          this.release(id, e);
         }
       }
     }
     if (this.queue_ !== undefined && orphans.length + this.queue_.length > 0) {
       const keep = new Fifo<Queued>();
       for (const q of this.queue_) {
-        if (q.share !== undefined) orphans.push({ msg: q.msg, share: q.share });
-        else keep.push(q);
+        if (q.share !== undefined) {
+          orphans.push({ msg: q.msg, share: q.share });
+          this.queuedBytes -= q.msg.payload.length;
+        } else {
+          keep.push(q);
+        }
       }
       this.queue_ = keep;
     }

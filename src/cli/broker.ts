@@ -85,7 +85,7 @@ export function planListeners(cfg: BrokerConfig, flags: Pick<Flags, 'ports'>): P
     const spec: ListenerSpec = { port: l.port };
     if (l.bindAddress !== undefined) spec.host = l.bindAddress;
     if (l.socketDomain !== undefined) spec.socketDomain = l.socketDomain;
-    if (l.maxConnections >= 0) spec.maxConnections = l.maxConnections;
+    if (l.maxConnections > 0) spec.maxConnections = l.maxConnections; // 0 is unlimited, as in mosquitto
     if (l.certfile !== undefined && l.keyfile !== undefined) {
       spec.tls = tlsOf(l);
       spec.useIdentityAsUsername = l.useIdentityAsUsername;
@@ -101,6 +101,12 @@ export function optionsFromConfig(cfg: BrokerConfig, planned: Planned[], logger:
   o.listeners = planned.map((p) => p.spec);
   o.maxInflightMessages = cfg.maxInflightMessages;
   o.maxQueuedMessages = cfg.maxQueuedMessages;
+  o.maxQueuedBytes = cfg.maxQueuedBytes;
+  o.maxInflightBytes = cfg.maxInflightBytes;
+  o.memoryLimit = cfg.memoryLimit;
+  o.globalMaxConnections = cfg.globalMaxConnections;
+  o.maxRetainedMessages = cfg.maxRetainedMessages;
+  o.maxRetainedBytes = cfg.maxRetainedBytes;
   o.maxPacketSize = cfg.maxPacketSize;
   o.messageSizeLimit = cfg.messageSizeLimit;
   o.maxKeepalive = cfg.maxKeepalive;

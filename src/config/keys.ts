@@ -178,6 +178,9 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['max_inflight_messages', global('maxInflightMessages', int(0, 65535))],
   ['max_queued_messages', global('maxQueuedMessages', int(0, INT32_MAX))],
   ['max_queued_bytes', global('maxQueuedBytes', int(0, Number.MAX_SAFE_INTEGER))],
+  ['max_inflight_bytes', global('maxInflightBytes', int(0, Number.MAX_SAFE_INTEGER))],
+  ['memory_limit', global('memoryLimit', int(0, Number.MAX_SAFE_INTEGER))],
+  ['global_max_connections', global('globalMaxConnections', int(-1, INT32_MAX))],
   ['max_packet_size', {
     arity: 'one',
     apply: (s, v, at, key) => {
@@ -241,4 +244,7 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['midge_failed_login_half_life', global('failedLoginHalfLife', int(1, 31_536_000))],
   // seconds before CONNACK (and for a re-authentication): a hook that never settles cannot hold a connection
   ['midge_connect_timeout', global('connectTimeout', int(1, 86_400))],
+  // Midge's own limits of the retained store (-1 or 0 = no limit)
+  ['midge_max_retained_messages', global('maxRetainedMessages', int(-1, INT32_MAX))],
+  ['midge_max_retained_bytes', global('maxRetainedBytes', int(-1, Number.MAX_SAFE_INTEGER))],
 ]);

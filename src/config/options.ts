@@ -12,7 +12,7 @@ export interface ListenerConfig {
   protocol: 'mqtt' | 'websockets';
   /** `socket_domain`: restrict a host-name bind to one address family; undefined = both. */
   socketDomain?: 'ipv4' | 'ipv6';
-  /** `max_connections`: -1 = unlimited (default). */
+  /** `max_connections`: -1 = unlimited (default); 0 is unlimited too, as in mosquitto. */
   maxConnections: number;
   /** `mount_point`: a topic prefix added to every topic of the clients of this listener. */
   mountPoint?: string;
@@ -52,8 +52,18 @@ export interface BrokerConfig {
   maxInflightMessages: number;
   /** `max_queued_messages`: default 1000, 0 = no limit. */
   maxQueuedMessages: number;
-  /** `max_queued_bytes`: default 0 = no limit. */
+  /** `max_queued_bytes`: payload bytes queued per client beyond those in flight; default 0 = no limit. */
   maxQueuedBytes: number;
+  /** `max_inflight_bytes`: payload bytes of outgoing QoS 1/2 messages in flight per client; default 0 = no limit. */
+  maxInflightBytes: number;
+  /** `memory_limit`: bytes of heap (V8 heap and Buffers) above which new PUBLISHes are refused; default 0 = no limit. */
+  memoryLimit: number;
+  /** `global_max_connections`: open connections of all listeners together; default -1 (0 too) = no limit. */
+  globalMaxConnections: number;
+  /** `midge_max_retained_messages`: retained topics; default -1 (0 too) = no limit. */
+  maxRetainedMessages: number;
+  /** `midge_max_retained_bytes`: payload bytes of all retained messages; default -1 (0 too) = no limit. */
+  maxRetainedBytes: number;
   /** `max_packet_size`: default 0 = no limit; otherwise at least 20. */
   maxPacketSize: number;
   /** `message_size_limit`: default 0 = no limit (the protocol's own limit is 268435455). */
@@ -134,6 +144,11 @@ export function defaultBrokerConfig(): BrokerConfig {
     maxInflightMessages: 20,
     maxQueuedMessages: 1000,
     maxQueuedBytes: 0,
+    maxInflightBytes: 0,
+    memoryLimit: 0,
+    globalMaxConnections: -1,
+    maxRetainedMessages: -1,
+    maxRetainedBytes: -1,
     maxPacketSize: 0,
     messageSizeLimit: 0,
     maxKeepalive: 65535,

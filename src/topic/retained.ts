@@ -31,8 +31,11 @@ export class TopicTree<V> {
     return this.count;
   }
 
-  /** Stores `value` under `topic` (a valid topic name; not checked here), replacing any previous one. */
-  set(topic: string, value: V): void {
+  /**
+   * Stores `value` under `topic` (a valid topic name; not checked here), replacing any previous one,
+   * which is returned.
+   */
+  set(topic: string, value: V): V | undefined {
     let node = this.root;
     for (const level of this.levels.split(topic)) {
       let next = node.children?.get(level);
@@ -42,12 +45,14 @@ export class TopicTree<V> {
       }
       node = next;
     }
+    const old = node.value;
     if (!node.has) {
       node.has = true;
       node.topic = topic;
       this.count++;
     }
     node.value = value;
+    return old;
   }
 
   get(topic: string): V | undefined {

@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { ListenerOptions } from '../broker/options.js';
 import type { Logger } from '../broker/log.js';
-import { createTcpServer, type OnConnection } from './tcp.js';
+import { createTcpServer, stripV4Mapped, type OnConnection } from './tcp.js';
 import { createTlsServer } from './tls.js';
 
 /**
@@ -38,6 +38,10 @@ async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Lo
   const server: net.Server = spec.tls
     ? createTlsServer(spec, onConnection, log)
     : createTcpServer(onConnection, () => port, spec.maxConnections);
+  // max_connections: node closes a socket over server.maxConnections itself; say so as mosquitto does
+  server.on('drop', (d?: { remoteAddress?: string }) => {
+    log.conn(`Client connection from ${stripV4Mapped(d?.remoteAddress ?? 'unknown')} denied: max_connections exceeded.`);
+  });
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(new Error(`Error: Unable to listen on ${spec.host ?? host ?? '0.0.0.0'}:${spec.port}: ${err.code === 'EADDRINUSE' ? 'Address already in use' : err.message}`));

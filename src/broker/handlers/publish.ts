@@ -58,6 +58,8 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   if (p.retain && !broker.opts.retainAvailable) {
     if (v5) throw new MqttError('retain not supported', 0x9a);
   }
+  // memory_limit and the retained limits: refused with 0x97 quota exceeded (3.x over memory: disconnected)
+  if (!broker.admit(conn, topic, p)) { if (conn.state !== 'closed') ack(conn, p, 0x97); return; }
   const msg: Message = { topic, payload: p.payload, qos: p.qos, retain: p.retain && broker.opts.retainAvailable, origin: conn.id };
   if (props !== undefined) {
     msg.properties = props;
