@@ -420,3 +420,50 @@ test('midge_connect_timeout: whole seconds from 1 to 86400, default 30; others a
     assert.throws(() => parseConfig(`\nmidge_connect_timeout ${bad}\n`, '/x/ct.conf'), /midge_connect_timeout.*\/x\/ct\.conf:2/, `value '${bad}'`);
   }
 });
+
+describe('the limits: max_queued_bytes, max_inflight_bytes, memory_limit, global_max_connections, midge_max_retained_*', () => {
+  test('the defaults are no limit', () => {
+    const d = defaultBrokerConfig();
+    assert.deepEqual(
+      [d.maxQueuedBytes, d.maxInflightBytes, d.memoryLimit, d.globalMaxConnections, d.maxRetainedMessages, d.maxRetainedBytes],
+      [0, 0, 0, -1, -1, -1]);
+  });
+
+  test('good values are read', () => {
+    const c = load(['max_queued_bytes 1048576', 'max_inflight_bytes 65536', 'memory_limit 268435456',
+      'global_max_connections 500', 'midge_max_retained_messages 1000', 'midge_max_retained_bytes 9007199254740991']);
+    assert.deepEqual(
+      [c.maxQueuedBytes, c.maxInflightBytes, c.memoryLimit, c.globalMaxConnections, c.maxRetainedMessages, c.maxRetainedBytes],
+      [1048576, 65536, 268435456, 500, 1000, 9007199254740991]);
+    const off = load(['max_queued_bytes 0', 'max_inflight_bytes 0', 'memory_limit 0', 'global_max_connections -1',
+      'midge_max_retained_messages 0', 'midge_max_retained_bytes -1']);
+    assert.deepEqual(
+      [off.maxQueuedBytes, off.maxInflightBytes, off.memoryLimit, off.globalMaxConnections, off.maxRetainedMessages, off.maxRetainedBytes],
+      [0, 0, 0, -1, 0, -1]);
+  });
+
+  // [lines, message] : the error is at the last line
+  const BAD: ReadonlyArray<readonly [string[], string]> = [
+    [['max_queued_bytes -1'], 'Invalid max_queued_bytes value (-1)'],
+    [['max_queued_bytes 1k'], 'Invalid max_queued_bytes value (1k)'],
+    [['max_inflight_bytes -5'], 'Invalid max_inflight_bytes value (-5)'],
+    [['max_inflight_bytes 1.5'], 'Invalid max_inflight_bytes value (1.5)'],
+    [['memory_limit -1'], 'Invalid memory_limit value (-1)'],
+    [['# 256 MiB', 'memory_limit 256M'], 'Invalid memory_limit value (256M)'],
+    [['memory_limit 99999999999999999'], 'Invalid memory_limit value (99999999999999999)'],
+    [['global_max_connections -2'], 'Invalid global_max_connections value (-2)'],
+    [['global_max_connections 2147483648'], 'Invalid global_max_connections value (2147483648)'],
+    [['global_max_connections many'], 'Invalid global_max_connections value (many)'],
+    [['midge_max_retained_messages -2'], 'Invalid midge_max_retained_messages value (-2)'],
+    [['midge_max_retained_messages 10 20'], 'Unexpected extra value "20" for midge_max_retained_messages'],
+    [['listener 1883', 'midge_max_retained_bytes 0x100'], 'Invalid midge_max_retained_bytes value (0x100)'],
+    [['midge_max_retained_bytes'], 'Empty midge_max_retained_bytes value'],
+    [['global_max_clients 10'], 'The "global_max_clients" option is not supported by Midge yet'],
+  ];
+  for (const [lines, message] of BAD) {
+    test(`${lines.join(' | ')} → ${message}`, () => {
+      const path = write(lines);
+      assertError(() => parseConfigFile(path), `Error: ${message} in ${path}:${lines.length}.`, path, lines.length);
+    });
+  }
+});
