@@ -108,10 +108,43 @@ describe('listener options', () => {
     const c1 = await connect(b.port, { clientId: 'mc1' });
     const c2 = await connect(b.port, { clientId: 'mc2' });
     await assert.rejects(connect(b.port, { clientId: 'mc3' }));
+    // mosquitto 2.0.11's line, word for word
+    await b.waitForLog(/: Client connection from 127\.0\.0\.1 denied: max_connections exceeded\./);
     await c1.endAsync();
     await new Promise((r) => setTimeout(r, 100));
     const c4 = await connect(b.port, { clientId: 'mc4' });
     assert.ok(c2.connected && c4.connected);
+  });
+
+  test('max_connections 0 is no limit, as in mosquitto', T, async () => {
+    const b = await midge(['listener {port} 127.0.0.1', 'max_connections 0', 'allow_anonymous true'], false);
+    const cs = await Promise.all([1, 2, 3].map((i) => connect(b.port, { clientId: `mz${i}` })));
+    assert.ok(cs.every((c) => c.connected));
+  });
+
+  test('global_max_connections counts the connections of every listener together', T, async () => {
+    const portB = await anotherPort();
+    const b = await midge(['global_max_connections 2', 'listener {port} 127.0.0.1', `listener ${portB} 127.0.0.1`, 'allow_anonymous true'], false);
+    const c1 = await connect(b.port, { clientId: 'gm1' });
+    await connect(portB, { clientId: 'gm2' });
+    await assert.rejects(connect(portB, { clientId: 'gm3' }));
+    await assert.rejects(connect(b.port, { clientId: 'gm4' }));
+    await b.waitForLog(/: Client connection from 127\.0\.0\.1 denied: global_max_connections exceeded\./);
+    await c1.endAsync();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok((await connect(portB, { clientId: 'gm5' })).connected, 'room again once one closed');
+  });
+
+  test('memory_limit: over it, a v5 QoS 1 PUBLISH gets PUBACK 0x97 and the broker says so once', T, async () => {
+    // any node process uses more than 1 MB: every PUBLISH is refused from the first sample on
+    const b = await midge(['memory_limit 1000000', 'listener {port} 127.0.0.1', 'allow_anonymous true'], false);
+    await b.waitForLog(/Warning: memory_limit \(1000000 bytes\) exceeded \(\d+ bytes in use\): new PUBLISHes are refused\./);
+    const c = await connect(b.port, { clientId: 'mem5', protocolVersion: 5 });
+    const err = await c.publishAsync('m', 'x', { qos: 1 }).then(() => undefined, (e: unknown) => e as { code?: number });
+    assert.equal(err?.code, 0x97);
+    await c.publishAsync('m', 'y', { qos: 1 }).catch(() => undefined);
+    assert.ok(c.connected, 'a v5 publisher stays connected');
+    assert.equal(b.logs().match(/memory_limit \(1000000 bytes\) exceeded/g)?.length, 1, 'one line for the episode');
   });
 
   test('socket_domain ipv4 binds a host name to its IPv4 address only', T, async () => {
