@@ -426,7 +426,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return matched;
   }
 
-  // ---- limits: memory_limit and the retained store ----
+  // ---- limits: global_max_clients, memory_limit and the retained store ----
+
+  /**
+   * global_max_clients: would a CONNECT with this client id make one client too many? Clients are the
+   * sessions: the connected ones and the durable ones offline. Taking over or resuming a session is
+   * never refused.
+   */
+  tooManyClients(clientId: string): boolean {
+    const max = this.opts.globalMaxClients;
+    return max > 0 && this.sessions.size >= max && !this.sessions.has(clientId);
+  }
 
   /**
    * The early check of a client PUBLISH against memory_limit and the retained limits. False: refused,

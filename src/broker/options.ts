@@ -54,6 +54,11 @@ export interface BrokerOptions {
   /** connections of all listeners and `handle()` together; -1 or 0 = unlimited (global_max_connections) */
   globalMaxConnections: number;
   /**
+   * clients: sessions, connected or durable and offline; -1 or 0 = unlimited (global_max_clients). A
+   * CONNECT that would add one more is refused with CONNACK 0x89 server busy (3.x: 3 server unavailable).
+   */
+  globalMaxClients: number;
+  /**
    * retained topics; a retained PUBLISH for a new topic beyond it is refused (v5 QoS 1/2: 0x97);
    * replacing or clearing one is always allowed. -1 or 0 = unlimited (midge_max_retained_messages)
    */
@@ -119,6 +124,7 @@ export function defaultBrokerOptions(): BrokerOptions {
     maxInflightBytes: 0,
     memoryLimit: 0,
     globalMaxConnections: -1,
+    globalMaxClients: -1,
     maxRetainedMessages: -1,
     maxRetainedBytes: -1,
     maxPacketSize: 0,

@@ -105,6 +105,7 @@ export function optionsFromConfig(cfg: BrokerConfig, planned: Planned[], logger:
   o.maxInflightBytes = cfg.maxInflightBytes;
   o.memoryLimit = cfg.memoryLimit;
   o.globalMaxConnections = cfg.globalMaxConnections;
+  o.globalMaxClients = cfg.globalMaxClients;
   o.maxRetainedMessages = cfg.maxRetainedMessages;
   o.maxRetainedBytes = cfg.maxRetainedBytes;
   o.maxPacketSize = cfg.maxPacketSize;

@@ -181,6 +181,7 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['max_inflight_bytes', global('maxInflightBytes', int(0, Number.MAX_SAFE_INTEGER))],
   ['memory_limit', global('memoryLimit', int(0, Number.MAX_SAFE_INTEGER))],
   ['global_max_connections', global('globalMaxConnections', int(-1, INT32_MAX))],
+  ['global_max_clients', global('globalMaxClients', int(-1, INT32_MAX))],
   ['max_packet_size', {
     arity: 'one',
     apply: (s, v, at, key) => {

@@ -60,6 +60,8 @@ export interface BrokerConfig {
   memoryLimit: number;
   /** `global_max_connections`: open connections of all listeners together; default -1 (0 too) = no limit. */
   globalMaxConnections: number;
+  /** `global_max_clients`: clients (sessions, connected or offline); default -1 (0 too) = no limit. */
+  globalMaxClients: number;
   /** `midge_max_retained_messages`: retained topics; default -1 (0 too) = no limit. */
   maxRetainedMessages: number;
   /** `midge_max_retained_bytes`: payload bytes of all retained messages; default -1 (0 too) = no limit. */
@@ -147,6 +149,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     maxInflightBytes: 0,
     memoryLimit: 0,
     globalMaxConnections: -1,
+    globalMaxClients: -1,
     maxRetainedMessages: -1,
     maxRetainedBytes: -1,
     maxPacketSize: 0,

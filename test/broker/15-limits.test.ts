@@ -341,3 +341,43 @@ test('retained limits: $SYS is always retained, and a will over a limit is deliv
   assert.ok(tb.logs.some((l) => l.includes('Retained messages are being refused: midge_max_retained_messages (1) reached.')));
   s.end();
 });
+
+// ---- global_max_clients ----
+
+test('global_max_clients: a new client beyond it gets CONNACK 0x89 (v5) / 3 (3.1.1); offline durable sessions count', async () => {
+  const tb = broker({ globalMaxClients: 2 });
+  const a = await connected(tb, { clientId: 'gc-a', clean: false, properties: { sessionExpiryInterval: 60 } }, 5);
+  const b = await connected(tb, { clientId: 'gc-b' });
+  const v5 = RawClient.connectTo(tb, 5);
+  const ack5 = await v5.connect({ clientId: 'gc-c' });
+  assert.equal(ack5.reasonCode, 0x89);
+  await v5.closedByBroker();
+  const v4 = RawClient.connectTo(tb);
+  assert.equal((await v4.connect({ clientId: 'gc-d' })).reasonCode, 3);
+  await v4.closedByBroker();
+  assert.ok(tb.logs.some((l) => /Client gc-c from 127\.0\.0\.1:\d+ refused: global_max_clients exceeded\./.test(l)));
+  // the durable session of gc-a stays when it goes offline: still two clients
+  a.destroy();
+  await sleep(30);
+  const again = RawClient.connectTo(tb, 5);
+  assert.equal((await again.connect({ clientId: 'gc-e' })).reasonCode, 0x89);
+  // its own client id resumes it
+  const back = RawClient.connectTo(tb, 5);
+  const ack = await back.connect({ clientId: 'gc-a', clean: false, properties: { sessionExpiryInterval: 60 } });
+  assert.deepEqual([ack.reasonCode, ack.sessionPresent], [0, true]);
+  // a clean 3.1.1 session ends with its connection, which makes room
+  b.end();
+  await b.closedByBroker();
+  await sleep(20);
+  const c = await connected(tb, { clientId: 'gc-f' });
+  back.end(); c.end();
+});
+
+test('global_max_clients: taking over a connected client id is not a new client', async () => {
+  const tb = broker({ globalMaxClients: 1 });
+  const first = await connected(tb, { clientId: 'gt' });
+  const second = await connected(tb, { clientId: 'gt' });
+  await first.closedByBroker();
+  assert.equal(tb.broker.sessions.size, 1);
+  second.end();
+});

@@ -421,20 +421,20 @@ test('midge_connect_timeout: whole seconds from 1 to 86400, default 30; others a
   }
 });
 
-describe('the limits: max_queued_bytes, max_inflight_bytes, memory_limit, global_max_connections, midge_max_retained_*', () => {
+describe('the limits: max_queued_bytes, max_inflight_bytes, memory_limit, global_max_connections/_clients, midge_max_retained_*', () => {
   test('the defaults are no limit', () => {
     const d = defaultBrokerConfig();
     assert.deepEqual(
-      [d.maxQueuedBytes, d.maxInflightBytes, d.memoryLimit, d.globalMaxConnections, d.maxRetainedMessages, d.maxRetainedBytes],
-      [0, 0, 0, -1, -1, -1]);
+      [d.maxQueuedBytes, d.maxInflightBytes, d.memoryLimit, d.globalMaxConnections, d.globalMaxClients, d.maxRetainedMessages, d.maxRetainedBytes],
+      [0, 0, 0, -1, -1, -1, -1]);
   });
 
   test('good values are read', () => {
     const c = load(['max_queued_bytes 1048576', 'max_inflight_bytes 65536', 'memory_limit 268435456',
-      'global_max_connections 500', 'midge_max_retained_messages 1000', 'midge_max_retained_bytes 9007199254740991']);
+      'global_max_connections 500', 'global_max_clients 400', 'midge_max_retained_messages 1000', 'midge_max_retained_bytes 9007199254740991']);
     assert.deepEqual(
-      [c.maxQueuedBytes, c.maxInflightBytes, c.memoryLimit, c.globalMaxConnections, c.maxRetainedMessages, c.maxRetainedBytes],
-      [1048576, 65536, 268435456, 500, 1000, 9007199254740991]);
+      [c.maxQueuedBytes, c.maxInflightBytes, c.memoryLimit, c.globalMaxConnections, c.globalMaxClients, c.maxRetainedMessages, c.maxRetainedBytes],
+      [1048576, 65536, 268435456, 500, 400, 1000, 9007199254740991]);
     const off = load(['max_queued_bytes 0', 'max_inflight_bytes 0', 'memory_limit 0', 'global_max_connections -1',
       'midge_max_retained_messages 0', 'midge_max_retained_bytes -1']);
     assert.deepEqual(
@@ -458,7 +458,8 @@ describe('the limits: max_queued_bytes, max_inflight_bytes, memory_limit, global
     [['midge_max_retained_messages 10 20'], 'Unexpected extra value "20" for midge_max_retained_messages'],
     [['listener 1883', 'midge_max_retained_bytes 0x100'], 'Invalid midge_max_retained_bytes value (0x100)'],
     [['midge_max_retained_bytes'], 'Empty midge_max_retained_bytes value'],
-    [['global_max_clients 10'], 'The "global_max_clients" option is not supported by Midge yet'],
+    [['global_max_clients -3'], 'Invalid global_max_clients value (-3)'],
+    [['global_max_clients ten'], 'Invalid global_max_clients value (ten)'],
   ];
   for (const [lines, message] of BAD) {
     test(`${lines.join(' | ')} → ${message}`, () => {

@@ -134,6 +134,7 @@ const TABLE: Record<string, Honoured> = {
   max_inflight_bytes: { how: 'applied', lines: () => ['max_inflight_bytes 200'], check: (b) => assert.equal(b.opts.maxInflightBytes, 200) },
   memory_limit: { how: 'applied', lines: () => ['memory_limit 100000000'], check: (b) => assert.equal(b.opts.memoryLimit, 100000000) },
   global_max_connections: { how: 'applied', lines: () => ['global_max_connections 9'], check: (b) => assert.equal(b.opts.globalMaxConnections, 9) },
+  global_max_clients: { how: 'applied', lines: () => ['global_max_clients 8'], check: (b) => assert.equal(b.opts.globalMaxClients, 8) },
   midge_max_retained_messages: { how: 'applied', lines: () => ['midge_max_retained_messages 50'], check: (b) => assert.equal(b.opts.maxRetainedMessages, 50) },
   midge_max_retained_bytes: { how: 'applied', lines: () => ['midge_max_retained_bytes 5000'], check: (b) => assert.equal(b.opts.maxRetainedBytes, 5000) },
   max_packet_size: { how: 'applied', lines: () => ['max_packet_size 2000'], check: (b) => assert.equal(b.opts.maxPacketSize, 2000) },

@@ -218,7 +218,7 @@ describe('user', () => {
 describe('keys Midge cannot honour yet are errors with file and line, never ignored', () => {
   const cases: Array<[string, RegExp]> = [
     ['persistence true', /"persistence true" is not supported by Midge yet/],
-    ['global_max_clients 10', /The "global_max_clients" option is not supported by Midge yet/],
+    ['auto_id_prefix midge-', /The "auto_id_prefix" option is not supported by Midge yet/],
     ['upgrade_outgoing_qos true', /"upgrade_outgoing_qos true" is not supported by Midge yet/],
     ['log_type subscribe', /"log_type subscribe" is not supported by Midge yet/],
     ['log_dest syslog', /"log_dest syslog" is not supported by Midge yet/],

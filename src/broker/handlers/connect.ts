@@ -137,6 +137,8 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   }
   conn.keepaliveMs = keepalive * 1000;
 
+  // global_max_clients: a client id without a session is a new client (mosquitto 2.1: server busy)
+  if (broker.tooManyClients(conn.id)) { refuse(conn, 3, 0x89, 'global_max_clients exceeded'); return; }
   const { session, present } = broker.openSession(conn, p, now);
   conn.session = session;
   // the will lives as long as the connection (and its delay): not as a view of the CONNECT's chunk
