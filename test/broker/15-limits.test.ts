@@ -381,3 +381,37 @@ test('global_max_clients: taking over a connected client id is not a new client'
   assert.equal(tb.broker.sessions.size, 1);
   second.end();
 });
+
+test('max_inflight_bytes also paces the retained messages sent on SUBSCRIBE', async () => {
+  const tb = broker({ maxInflightBytes: 150 });
+  const p = await connected(tb, { clientId: 'ibs-pub' });
+  for (let i = 0; i < 3; i++) { p.send(pkt(`ibs/${i}`, Buffer.alloc(100, 48 + i), 1, i + 1, true)); await p.next('puback'); }
+  const s = await connected(tb, { clientId: 'ibs-sub' });
+  s.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'ibs/#', qos: 1 }] });
+  await s.next('suback');
+  // 0 then 100 bytes in flight (< 150): two go, the third waits for an ack
+  const a = await s.next('publish');
+  const b = await s.next('publish');
+  await s.nothing(100);
+  s.send({ type: 'puback', packetId: a.packetId! });
+  const c = await s.next('publish');
+  assert.deepEqual(new Set([a.topic, b.topic, c.topic]), new Set(['ibs/0', 'ibs/1', 'ibs/2']));
+  assert.equal(tb.broker.stats.dropped, 0);
+  p.end(); s.end();
+});
+
+test('midge_max_retained_bytes: a retained message removed by its message expiry gives its bytes back', async () => {
+  const tb = broker({ maxRetainedBytes: 100 });
+  const p = await connected(tb, { clientId: 'rbe' }, 5);
+  p.send({ ...pkt('e/1', Buffer.alloc(100, 120), 1, 1, true), properties: { messageExpiryInterval: 1 } });
+  assert.equal((await p.next('puback')).reasonCode, 0);
+  p.send(pkt('e/2', 'x', 1, 2, true));
+  assert.equal((await p.next('puback')).reasonCode, 0x97);
+  // the sweep (every 500 ms) removes it once expired
+  const deadline = Date.now() + 3000;
+  while (tb.broker.retained.has('e/1') && Date.now() < deadline) await sleep(100);
+  assert.equal(tb.broker.retained.has('e/1'), false);
+  p.send(pkt('e/2', Buffer.alloc(100, 121), 1, 3, true));
+  assert.equal((await p.next('puback')).reasonCode, 0, 'the whole 100 bytes are free again');
+  p.end();
+});
