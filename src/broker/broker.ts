@@ -416,10 +416,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (msg.retain) {
       // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
       if (msg.payload.length === 0) this.clearRetained(msg.topic);
-      else if (this.opts.maxRetainedMessages <= 0 && this.opts.maxRetainedBytes <= 0) this.storeRetained(msg);
-      // $SYS is always retained; a will (or a PUBLISH let through while its async ACL ran) over a
-      // limit is delivered but not retained
-      else if (msg.origin === undefined || this.mayRetain(msg.topic, msg.payload.length)) this.storeRetained(msg);
+      // with a retained limit: $SYS is always retained; a will (or a PUBLISH let through while its
+      // async ACL ran) over a limit is delivered but not retained
+      else if ((this.opts.maxRetainedMessages <= 0 && this.opts.maxRetainedBytes <= 0) || msg.origin === undefined ||
+        this.mayRetain(msg.topic, msg.payload.length)) this.storeRetained(msg);
     }
     const matched = this.route(msg);
     if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
