@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { connected, startTestBroker, subscribed, sleep, RawClient, type TestBroker } from './_harness.js';
 import type { BrokerOptions } from '../../src/broker/options.js';
 import type { ProtocolVersion, QoS } from '../../src/codec/types.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const brokers: TestBroker[] = [];
 after(() => Promise.all(brokers.map((b) => b.broker.close())));
@@ -215,15 +216,24 @@ for (const version of [4, 3] as ProtocolVersion[]) {
   });
 }
 
-test('memory_limit: the broker samples on its own timer and a failing measure is logged, never thrown', async () => {
-  const tb = broker({ memoryLimit: 1 }); // any process uses more than one byte
-  await sleep(600); // two or three samples of the 250 ms timer
+test('memory_limit: the broker samples every 250 ms on its own timer; a failing measure is logged, never thrown', async () => {
+  const clock = new FakeClock();
+  const tb = broker({ memoryLimit: 1000, clock });
+  let used = 5000;
+  tb.broker.memoryUsed = () => used;
+  clock.advance(249);
+  assert.equal(tb.broker.memoryFull, false, 'no sample before 250 ms');
+  clock.advance(1);
   assert.equal(tb.broker.memoryFull, true);
-  assert.equal(count(tb, /memory_limit \(1 bytes\) exceeded/), 1);
+  clock.advance(750); // three more samples, still over: one line
+  assert.equal(count(tb, /memory_limit \(1000 bytes\) exceeded \(5000 bytes in use\)/), 1);
+  used = 10;
+  clock.advance(250);
+  assert.equal(tb.broker.memoryFull, false);
   tb.broker.memoryUsed = () => { throw new Error('no /proc'); };
-  tb.broker.sampleMemory();
+  clock.advance(250); // the timer's sample throws inside: logged, and nothing escapes advance()
   assert.ok(tb.logs.some((l) => l.includes('Error: memory_limit: measuring memory failed: no /proc')));
-  assert.equal(tb.broker.memoryFull, true, 'the last state stays');
+  assert.equal(tb.broker.memoryFull, false, 'the last state stays');
 });
 
 // ---- global_max_connections ----
@@ -403,15 +413,15 @@ test('max_inflight_bytes also paces the retained messages sent on SUBSCRIBE', as
 });
 
 test('midge_max_retained_bytes: a retained message removed by its message expiry gives its bytes back', async () => {
-  const tb = broker({ maxRetainedBytes: 100 });
+  const clock = new FakeClock();
+  const tb = broker({ maxRetainedBytes: 100, clock });
   const p = await connected(tb, { clientId: 'rbe' }, 5);
   p.send({ ...pkt('e/1', Buffer.alloc(100, 120), 1, 1, true), properties: { messageExpiryInterval: 1 } });
   assert.equal((await p.next('puback')).reasonCode, NO_SUBSCRIBERS);
   p.send(pkt('e/2', 'x', 1, 2, true));
   assert.equal((await p.next('puback')).reasonCode, 0x97);
   // the sweep (every 500 ms) removes it once expired
-  const deadline = Date.now() + 3000;
-  while (tb.broker.retained.has('e/1') && Date.now() < deadline) await sleep(100);
+  clock.advance(1000);
   assert.equal(tb.broker.retained.has('e/1'), false);
   p.send(pkt('e/2', Buffer.alloc(100, 121), 1, 3, true));
   assert.equal((await p.next('puback')).reasonCode, NO_SUBSCRIBERS, 'the whole 100 bytes are free again');
