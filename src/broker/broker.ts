@@ -12,6 +12,8 @@ import { SharedGroup } from './shared.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
+import { Recorder, fromStored } from './recorder.js';
+import type { StoredMessage, StoredSubscription } from '../store/store.js';
 import { mayPublish } from './checks.js';
 import { HookError } from './handlers/errors.js';
 import { realClock, type Clock, type ClockTimer } from '../util/clock.js';
@@ -82,7 +84,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly sessionEnv: SessionEnv;
   private closed = false;
   /** v5 wills waiting for their will delay interval, by client id */
-  private readonly delayedWills = new Map<string, { will: Will; conn: Connection; timer: ClockTimer }>();
+  private readonly delayedWills = new Map<string, { will: Will; conn: WillOwner; timer: ClockTimer }>();
+  /**
+   * The durable store's change recorder: set once `start()` has restored the store's state (persistence
+   * on); undefined without a store. Acknowledgements wait for its commits.
+   */
+  recorder: Recorder | undefined;
+  private started: Promise<void> | undefined;
   /**
    * memory_limit: what is measured (V8 heap in use plus Buffers and other external memory). Tests and
    * embedders that measure differently may replace it; it is called every 250 ms, never per message.
@@ -126,8 +134,86 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.opts.memoryLimit > 0) this.memoryTimer = this.clock.setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_MS);
   }
 
+  /**
+   * Restore the durable store's state (sessions, subscriptions, queues, in-flight windows, incoming
+   * QoS 2 ids, retained messages, delayed wills), then record every change into it. `listen()` calls
+   * it; an embedder that only uses `handle()` with a store calls it first. Idempotent.
+   */
+  start(): Promise<void> {
+    return (this.started ??= this.restore());
+  }
+
+  private async restore(): Promise<void> {
+    const store = this.opts.store;
+    if (store === undefined) return;
+    const t0 = Date.now();
+    const rec = new Recorder(store, this.log);
+    const meta = await store.loadMeta();
+    rec.nextMessageId = meta.lastMessageId + 1;
+    rec.nextSeq = meta.lastSeq + 1;
+    const now = this.clock.now();
+    // one Message object per stored message, however many queues refer to it
+    const messages = new Map<number, Message>();
+    const message = (m: StoredMessage): Message => {
+      let msg = messages.get(m.id);
+      if (msg === undefined) { msg = fromStored(m); messages.set(m.id, msg); }
+      return msg;
+    };
+    for await (const st of store.loadSessions()) {
+      const s = new Session(st.clientId, this.sessionEnv);
+      s.protocolVersion = st.protocolVersion;
+      s.username = st.username;
+      s.listenerPort = st.listenerPort;
+      s.expiryInterval = st.expiryInterval;
+      // a session whose client was connected when the broker stopped counts as disconnected from now
+      s.disconnectedAt = st.disconnectedAt ?? now;
+      s.stored = true;
+      this.sessions.set(st.clientId, s);
+    }
+    let subs = 0;
+    for await (const { clientId, sub } of store.loadSubscriptions()) {
+      const s = this.sessions.get(clientId);
+      if (s === undefined) continue;
+      this.subscribe(s, {
+        session: s, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished,
+        retainHandling: sub.retainHandling, ...(sub.subscriptionId !== undefined ? { subscriptionId: sub.subscriptionId } : {}),
+      });
+      subs++;
+    }
+    const expired: string[] = [];
+    for await (const { topic, message: m } of store.loadRetained()) {
+      if (m.expiresAt !== undefined && m.expiresAt <= now) { expired.push(topic); continue; }
+      this.storeRetained(message(m));
+    }
+    let queued = 0;
+    for (const s of this.sessions.values()) {
+      const w = await store.loadWindow(s.clientId);
+      s.restore(
+        w.inflight.map((e) => ({ packetId: e.packetId, msg: message(e.message), qos: e.qos, retain: e.retain, subIds: e.subIds, state: e.state })),
+        w.queued.map((q) => ({ seq: q.seq, msg: message(q.message), qos: q.qos, retain: q.retain, subIds: q.subIds })),
+        w.incomingQos2,
+      );
+      queued += w.queued.length + w.inflight.length;
+    }
+    // from here on, every change is recorded
+    this.recorder = rec;
+    this.sessionEnv.recorder = rec;
+    // retained messages that expired while the broker was down go (and their removal is recorded)
+    for (const topic of expired) rec.add({ op: 'unretain', topic });
+    for (const w of await store.loadWills()) {
+      const owner: WillOwner = {
+        id: w.clientId, username: w.username, listenerPort: w.listenerPort, remoteAddress: 'restored', remotePort: 0,
+        protocolVersion: 5, logId: w.clientId, who: `${w.clientId} [restored]`,
+      };
+      this.delayWill(w.clientId, w.will, owner, Math.max(0, w.fireAt - now), w.fireAt, false);
+    }
+    await rec.drain();
+    this.log.info(`Store: restored ${this.sessions.size} sessions, ${subs} subscriptions, ${queued} queued and in-flight messages and ${this.retained.size} retained messages in ${Date.now() - t0} ms.`);
+  }
+
   /** Start the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
   async listen(): Promise<Array<{ host: string; port: number }>> {
+    await this.start();
     const specs = this.opts.listeners.length > 0 ? this.opts.listeners : [{ port: 1883, host: '127.0.0.1' }];
     this.listeners_ = await listenAll(specs, (socket, info) => this.handle(socket, info), this.log);
     this.sys.start();
@@ -142,6 +228,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       // closed at once, before any packet is read (mosquitto 2.1)
       this.log.conn(`Client connection from ${info.remoteAddress} denied: global_max_connections exceeded.`);
       conn.close('denied', false, '');
+      socket.destroy();
+      return conn;
+    }
+    if (this.opts.store !== undefined && this.recorder === undefined) {
+      // never serve a client without the durability that was asked for
+      this.log.error('Connection refused: the broker has a store but start() has not restored it yet.');
+      conn.close('store not started', false, '');
       socket.destroy();
       return conn;
     }
@@ -167,6 +260,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.close('broker shutting down', false, '');
       c.socket.destroy();
     }
+    // everything recorded (the sessions' disconnect times among it) is committed before the store closes
+    if (this.recorder !== undefined) await this.recorder.drain();
     await this.opts.store?.close();
   }
 
@@ -197,6 +292,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
       this.clock.clearTimeout(delayed.timer);
       this.delayedWills.delete(conn.id);
+      this.recorder?.add({ op: 'willDone', clientId: conn.id });
     }
     if (s !== undefined && p.clean) {
       this.discardSession(s);
@@ -212,7 +308,31 @@ export class Broker extends EventEmitter<BrokerEvents> {
     s.listenerPort = conn.listenerPort;
     if (p.protocolVersion === 5) s.expiryInterval = p.properties?.sessionExpiryInterval ?? 0;
     else s.expiryInterval = p.clean ? 0 : (this.opts.persistentClientExpiration ?? NEVER);
+    s.disconnectedAt = undefined;
+    this.recordSession(s);
     return { session: s, present };
+  }
+
+  /** Record a session's row in the store (or its removal once it no longer outlives its connection). */
+  private recordSession(s: Session): void {
+    const rec = this.recorder;
+    if (rec === undefined) return;
+    if (s.expiryInterval > 0) {
+      rec.add({ op: 'session', session: {
+        clientId: s.clientId, protocolVersion: s.protocolVersion, expiryInterval: s.expiryInterval,
+        ...(s.username !== undefined ? { username: s.username } : {}),
+        ...(s.listenerPort !== undefined ? { listenerPort: s.listenerPort } : {}),
+        ...(s.disconnectedAt !== undefined ? { disconnectedAt: s.disconnectedAt } : {}),
+      } });
+      if (!s.stored) {
+        // a session that becomes durable: what it already holds is recorded with it
+        s.stored = true;
+        for (const entry of s.subscriptions.values()) rec.add({ op: 'sub', clientId: s.clientId, sub: storedSub(entry) });
+      }
+    } else if (s.stored) {
+      s.stored = false;
+      rec.add({ op: 'dropSession', clientId: s.clientId });
+    }
   }
 
   /** End a session: its subscriptions go, and a will still waiting for its delay is published now. */
@@ -221,7 +341,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (delayed !== undefined) {
       this.clock.clearTimeout(delayed.timer);
       this.delayedWills.delete(s.clientId);
+      this.recorder?.add({ op: 'willDone', clientId: s.clientId });
       this.publishWill(delayed.will, delayed.conn);
+    }
+    if (s.stored) {
+      s.stored = false;
+      this.recorder?.add({ op: 'dropSession', clientId: s.clientId });
     }
     if (s.hasSubscriptions) {
       for (const entry of s.subscriptions.values()) this.removeEntry(s, entry);
@@ -256,6 +381,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (s !== undefined && s.outlet === conn) {
       const orphans = s.detach(now);
       if (s.expiryInterval === 0) this.discardSession(s);
+      else this.recordSession(s);
       if (orphans.length > 0) this.rehome(orphans, s, now);
     }
     const will = conn.will;
@@ -265,11 +391,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (delay > 0 && s !== undefined && this.sessions.get(s.clientId) === s) {
         // the will waits for its delay or the end of the session, whichever comes first [MQTT-3.1.3-9]
         const wait = Math.min(delay, s.expiryInterval, MAX_TIMER_S) * 1000;
-        const timer = this.clock.setTimeout(() => {
-          this.delayedWills.delete(s.clientId);
-          this.publishWill(will, conn);
-        }, wait);
-        this.delayedWills.set(s.clientId, { will, conn, timer });
+        this.delayWill(s.clientId, will, conn, wait, now + wait, s.stored);
       } else {
         this.publishWill(will, conn);
       }
@@ -277,8 +399,25 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.emitSafely('disconnect', conn);
   }
 
+  /** A will that waits for its delay (recorded when its session is durable, so that it survives a restart). */
+  private delayWill(clientId: string, will: Will, conn: WillOwner, waitMs: number, fireAt: number, record: boolean): void {
+    const timer = this.clock.setTimeout(() => {
+      this.delayedWills.delete(clientId);
+      this.recorder?.add({ op: 'willDone', clientId });
+      this.publishWill(will, conn);
+    }, Math.min(waitMs, MAX_TIMER_S * 1000));
+    this.delayedWills.set(clientId, { will, conn, timer });
+    if (record && this.recorder !== undefined) {
+      this.recorder.add({ op: 'will', will: {
+        clientId, will: { ...will, payload: Buffer.from(will.payload) }, fireAt,
+        ...(conn.username !== undefined ? { username: conn.username } : {}),
+        ...(conn.listenerPort !== undefined ? { listenerPort: conn.listenerPort } : {}),
+      } });
+    }
+  }
+
   /** Publish a will. Runs from socket events and timers, so nothing may escape it. */
-  private publishWill(will: Will, conn: Connection): void {
+  private publishWill(will: Will, conn: WillOwner): void {
     try {
       this.publishWillUnsafe(will, conn);
     } catch (err) {
@@ -286,7 +425,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  private publishWillUnsafe(will: Will, conn: Connection): void {
+  private publishWillUnsafe(will: Will, conn: WillOwner): void {
     const msg: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain && this.opts.retainAvailable, origin: conn.id };
     const props = will.properties;
     if (props !== undefined) {
@@ -326,6 +465,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   subscribe(session: Session, entry: SubEntry): boolean {
     const existed = session.subscriptions.has(entry.filter);
     session.subscriptions.set(entry.filter, entry);
+    if (session.stored) this.recorder?.add({ op: 'sub', clientId: session.clientId, sub: storedSub(entry) });
     const shared = parseSharedSubscription(entry.filter);
     if (shared !== undefined && !isShareError(shared)) {
       const key = `$share/${shared.group}`;
@@ -346,6 +486,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const entry = session.subscriptions.get(filter);
     if (entry === undefined) return false;
     session.subscriptions.delete(filter);
+    if (session.stored) this.recorder?.add({ op: 'unsub', clientId: session.clientId, filter });
     this.removeEntry(session, entry);
     return true;
   }
@@ -501,6 +642,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private storeRetained(msg: Message): void {
     ownPayload(msg);
     const old = this.retained.set(msg.topic, msg);
+    const rec = this.recorder;
+    if (rec !== undefined) rec.add({ op: 'retain', topic: msg.topic, messageId: rec.message(msg) });
     if (this.opts.maxRetainedBytes > 0) this.retainedBytes += msg.payload.length - (old?.payload.length ?? 0);
     if (msg.expiresAt !== undefined) this.retainedExpiring.add(msg.topic);
     else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
@@ -510,7 +653,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private clearRetained(topic: string): void {
     if (this.opts.maxRetainedBytes > 0) this.retainedBytes -= this.retained.get(topic)?.payload.length ?? 0;
     // a deletion ends a refusing episode: the next refusal is logged again
-    if (this.retained.delete(topic)) this.retainedFull = false;
+    if (this.retained.delete(topic)) {
+      this.retainedFull = false;
+      this.recorder?.add({ op: 'unretain', topic });
+    }
     this.retainedExpiring.delete(topic);
   }
 
@@ -653,4 +799,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
 /** Create a broker for embedding: `const b = createBroker({...}); await b.listen();` */
 export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
   return new Broker(options);
+}
+
+/** Who a will belongs to, as its ACL check and log lines see it (a connection, or a will restored from the store). */
+type WillOwner = ClientInfo & { readonly logId: string; readonly who: string };
+
+function storedSub(e: SubEntry): StoredSubscription {
+  return {
+    filter: e.filter, qos: e.qos, noLocal: e.noLocal, retainAsPublished: e.retainAsPublished, retainHandling: e.retainHandling,
+    ...(e.subscriptionId !== undefined ? { subscriptionId: e.subscriptionId } : {}),
+  };
 }

@@ -200,6 +200,45 @@ export class Connection implements Outlet, ClientInfo {
 
   // ---- Outlet ----
   writeBuffer(buf: Buffer): void {
+    if (this.held !== undefined) {
+      // an acknowledgement before this waits for its commit: so does everything after it
+      if (this.state === 'closed') return;
+      this.held.push(buf);
+      this.heldBytes += buf.length;
+      return;
+    }
+    this.queueOut(buf);
+  }
+
+  // ---- output that waits for the durable store (Recorder) ----
+  /** output held until this turn's changes are committed (see Recorder); undefined when none */
+  held: Buffer[] | undefined = undefined;
+  private heldBytes = 0;
+
+  /**
+   * The next packet acknowledges something durable (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK, CONNACK):
+   * with a store, it (and what follows it) waits for this turn's commit.
+   */
+  holdForCommit(): void {
+    const rec = this.broker.recorder;
+    if (rec !== undefined) rec.hold(this);
+  }
+
+  /** The commit came: write the first `n` held buffers (all when undefined). */
+  release(n?: number): void {
+    const h = this.held;
+    if (h === undefined) return;
+    const take = n === undefined ? h.length : Math.min(n, h.length);
+    const out = take === h.length ? h : h.splice(0, take);
+    if (out === h) this.held = undefined;
+    for (let i = 0; i < out.length; i++) {
+      this.heldBytes -= out[i]!.length;
+      this.queueOut(out[i]!);
+    }
+    if (this.held === undefined) this.heldBytes = 0;
+  }
+
+  private queueOut(buf: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
     const out = this.out;
     if (out === undefined) {
@@ -246,7 +285,7 @@ export class Connection implements Outlet, ClientInfo {
   }
 
   congested(): boolean {
-    return this.socket.writableLength + this.outBytes > this.broker.opts.maxSocketBuffer;
+    return this.socket.writableLength + this.outBytes + this.heldBytes > this.broker.opts.maxSocketBuffer;
   }
 
   waitForDrain(): void {

@@ -4,6 +4,7 @@ import { Fifo } from '../util/fifo.js';
 import { PacketIdAllocator } from './packet-id.js';
 import { encodePublish } from './publish-encoder.js';
 import type { SharedGroup } from './shared.js';
+import type { Recorder } from './recorder.js';
 
 /**
  * The connection side of a session, as the session sees it: somewhere to put bytes.
@@ -51,6 +52,8 @@ interface Inflight {
   share?: SharedGroup;
   /** 'publish': PUBLISH sent, waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP */
   state: 'publish' | 'pubrel';
+  /** recorded in the durable store */
+  stored?: boolean;
 }
 
 /**
@@ -73,6 +76,8 @@ interface Queued {
   retain: boolean;
   subIds?: number[];
   share?: SharedGroup;
+  /** its position in the durable store's copy of the queue, when recorded there */
+  seq?: number;
 }
 
 export interface SessionLimits {
@@ -98,6 +103,8 @@ export interface SessionEnv extends SessionLimits {
   readonly counters: SessionCounters;
   /** a session starts dropping messages (called once per episode) */
   onDrop(session: Session): void;
+  /** the durable store's change recorder (persistence on); sessions with an expiry record their changes */
+  recorder?: Recorder;
 }
 
 /**
@@ -136,7 +143,49 @@ export class Session {
   routeRap = false;
   routeSubIds: number[] | undefined = undefined;
 
+  /** the session has a row in the durable store */
+  stored = false;
+
   constructor(readonly clientId: string, private readonly env: SessionEnv) {}
+
+  /** the recorder, when this session's changes are durable (persistence on, and the session outlives its connection) */
+  private get rec(): Recorder | undefined {
+    const r = this.env.recorder;
+    return r !== undefined && this.stored ? r : undefined;
+  }
+
+  /** A QoS 2 PUBLISH was received (its PUBREC follows): remember its id until PUBREL [MQTT-4.3.3-2]. */
+  addIncomingQos2(id: number): void {
+    this.incomingQos2.add(id);
+    this.rec?.add({ op: 'qos2', clientId: this.clientId, packetId: id });
+  }
+
+  /** PUBREL received: forget the id. Returns false when it was not known. */
+  releaseIncomingQos2(id: number): boolean {
+    if (this.qos2_ === undefined || !this.qos2_.delete(id)) return false;
+    this.rec?.add({ op: 'qos2Done', clientId: this.clientId, packetId: id });
+    return true;
+  }
+
+  /**
+   * Restore what the store kept of this session (at start): in-flight messages in their send order,
+   * the queue in order, incoming QoS 2 ids. Nothing is recorded again.
+   */
+  restore(
+    inflight: ReadonlyArray<{ packetId: number; msg: Message; qos: QoS; retain: boolean; subIds?: number[]; state: 'publish' | 'pubrel' }>,
+    queued: ReadonlyArray<{ seq: number; msg: Message; qos: QoS; retain: boolean; subIds?: number[] }>,
+    incomingQos2: readonly number[],
+  ): void {
+    for (const e of inflight) {
+      this.inflight.set(e.packetId, { msg: e.msg, qos: e.qos, retain: e.retain, subIds: e.subIds, state: e.state, stored: true });
+      this.inflightBytes += e.msg.payload.length;
+    }
+    for (const q of queued) {
+      this.queue.push({ msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, seq: q.seq });
+      this.queuedBytes += q.msg.payload.length;
+    }
+    for (const id of incomingQos2) this.incomingQos2.add(id);
+  }
 
   get online(): boolean { return this.outlet !== null; }
 
@@ -216,6 +265,11 @@ export class Session {
     ownPayload(q.msg);
     this.queue.push(q);
     this.queuedBytes += q.msg.payload.length;
+    const rec = q.qos > 0 ? this.rec : undefined;
+    if (rec !== undefined) {
+      q.seq = rec.nextSeq++;
+      rec.add({ op: 'enqueue', clientId: this.clientId, ref: { seq: q.seq, messageId: rec.message(q.msg), qos: q.qos, retain: q.retain, subIds: q.subIds } });
+    }
   }
 
   /** max_inflight_bytes: another QoS 1/2 message may go while fewer bytes are in flight (so one always may) */
@@ -225,13 +279,16 @@ export class Session {
 
   /** The queue's first message leaves it. */
   private dequeue(queue: Fifo<Queued>): void {
-    this.queuedBytes -= queue.shift()!.msg.payload.length;
+    const q = queue.shift()!;
+    this.queuedBytes -= q.msg.payload.length;
+    if (q.seq !== undefined) this.env.recorder?.add({ op: 'dequeue', clientId: this.clientId, seq: q.seq });
   }
 
   /** An in-flight message is done (acknowledged, abandoned, dropped or handed to another member). */
   private release(id: number, e: Inflight): void {
     this.inflight.delete(id);
     this.inflightBytes -= e.msg.payload.length;
+    if (e.stored === true) this.env.recorder?.add({ op: 'inflightDone', clientId: this.clientId, packetId: id });
   }
 
   private drop(): void {
@@ -246,8 +303,14 @@ export class Session {
     const id = this.ids.allocate(this.inflight);
     if (id === 0) return false;
     ownPayload(msg);
-    this.inflight.set(id, { msg, qos, retain, subIds, share, state: 'publish' });
+    const entry: Inflight = { msg, qos, retain, subIds, share, state: 'publish' };
+    this.inflight.set(id, entry);
     this.inflightBytes += msg.payload.length;
+    const rec = this.rec;
+    if (rec !== undefined) {
+      entry.stored = true;
+      rec.add({ op: 'inflight', clientId: this.clientId, ref: { packetId: id, messageId: rec.message(msg), qos, retain, subIds, state: 'publish' } });
+    }
     this.send(out, msg, qos, retain, id, false, subIds, now);
     return true;
   }
@@ -333,6 +396,10 @@ export class Session {
     const e = this.inflight.get(id);
     if (e === undefined || e.qos !== 2) return false;
     e.state = 'pubrel';
+    const rec = e.stored === true ? this.env.recorder : undefined;
+    if (rec !== undefined) {
+      rec.add({ op: 'inflight', clientId: this.clientId, ref: { packetId: id, messageId: rec.message(e.msg), qos: 2, retain: e.retain, subIds: e.subIds, state: 'pubrel' } });
+    }
     return true;
   }
 
@@ -391,6 +458,7 @@ export class Session {
         if (q.share !== undefined) {
           orphans.push({ msg: q.msg, share: q.share });
           this.queuedBytes -= q.msg.payload.length;
+          if (q.seq !== undefined) this.env.recorder?.add({ op: 'dequeue', clientId: this.clientId, seq: q.seq });
         } else {
           keep.push(q);
         }

@@ -19,6 +19,10 @@ export interface Message {
   encodedMore?: Map<number, Buffer>;
   /** @internal the payload no longer shares memory with a socket chunk (see ownPayload) */
   owned?: boolean;
+  /** @internal id of the message in the durable store, once it has been recorded there */
+  storeId?: number;
+  /** @internal the commit batch that last recorded it (recorded once per batch) */
+  storeBatch?: number;
 }
 
 /** The client as hooks and events see it. */

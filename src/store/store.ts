@@ -2,67 +2,41 @@ import type { Properties, ProtocolVersion, QoS, Will } from '../codec/types.js';
 
 /**
  * Durable state behind the broker (DESIGN.md "Store"). The broker keeps its working state in
- * memory and writes through to a Store when one is configured; on start it loads from it.
- * Implementations: memory (tests, contract reference); SQLite and Redis come with their issues.
+ * memory and records every change to durable state into the turn's change set; the set is committed
+ * as one transaction, and the acknowledgements of that turn are written only after it.
  */
-export interface StoredMessage {
-  topic: string;
-  payload: Buffer;
-  qos: QoS;
-  retain: boolean;
-  properties?: Properties;
-  expiresAt?: number;
-}
-
-export interface StoredSubscription {
-  filter: string;
-  qos: QoS;
-  noLocal?: boolean;
-  retainAsPublished?: boolean;
-  retainHandling?: 0 | 1 | 2;
-  subscriptionId?: number;
-}
-
-export interface SessionState {
-  clientId: string;
-  protocolVersion: ProtocolVersion;
-  subscriptions: StoredSubscription[];
-  /** seconds after disconnect; 0xFFFFFFFF = never */
-  expiryInterval: number;
-  /** ms time of the last disconnect, undefined while connected */
-  disconnectedAt?: number;
-}
-
-export interface InflightEntry {
-  packetId: number;
-  message: StoredMessage;
-  qos: QoS;
-  /** 'publish': waiting for PUBACK/PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP */
-  state: 'publish' | 'pubrel';
-}
-
+export interface StoredMessage { id: number; topic: string; payload: Buffer; qos: QoS; retain: boolean; properties?: Properties; expiresAt?: number; origin?: string }
+export interface StoredSubscription { filter: string; qos: QoS; noLocal: boolean; retainAsPublished: boolean; retainHandling: 0 | 1 | 2; subscriptionId?: number }
+export interface StoredSession { clientId: string; protocolVersion: ProtocolVersion; username?: string; listenerPort?: number; expiryInterval: number; disconnectedAt?: number }
+export interface QueuedRef { seq: number; messageId: number; qos: QoS; retain: boolean; subIds?: number[] }
+export interface InflightRef { packetId: number; messageId: number; qos: QoS; retain: boolean; subIds?: number[]; state: 'publish' | 'pubrel' }
+export interface StoredWill { clientId: string; will: Will; fireAt: number; username?: string; listenerPort?: number }
+export type Change =
+  | { op: 'message'; msg: StoredMessage }
+  | { op: 'session'; session: StoredSession }
+  | { op: 'dropSession'; clientId: string }
+  | { op: 'sub'; clientId: string; sub: StoredSubscription }
+  | { op: 'unsub'; clientId: string; filter: string }
+  | { op: 'enqueue'; clientId: string; ref: QueuedRef }
+  | { op: 'dequeue'; clientId: string; seq: number }
+  | { op: 'inflight'; clientId: string; ref: InflightRef }
+  | { op: 'inflightDone'; clientId: string; packetId: number }
+  | { op: 'qos2'; clientId: string; packetId: number }
+  | { op: 'qos2Done'; clientId: string; packetId: number }
+  | { op: 'retain'; topic: string; messageId: number }
+  | { op: 'unretain'; topic: string }
+  | { op: 'will'; will: StoredWill }
+  | { op: 'willDone'; clientId: string };
+export interface Window { inflight: Array<InflightRef & { message: StoredMessage }>; queued: Array<QueuedRef & { message: StoredMessage }>; incomingQos2: number[] }
 export interface Store {
-  /** true when state survives a restart (the broker only writes through to durable stores) */
-  readonly durable: boolean;
-  loadSessions(): Promise<SessionState[]>;
-  saveSession(s: SessionState): Promise<void>;
-  deleteSession(clientId: string): Promise<void>;
-
-  putRetained(topic: string, msg: StoredMessage | null): Promise<void>;
-  loadRetained(): Promise<StoredMessage[]>;
-
-  enqueue(clientId: string, msgs: StoredMessage[]): Promise<void>;
-  dequeue(clientId: string, max: number): Promise<StoredMessage[]>;
-  putInflight(clientId: string, entry: InflightEntry): Promise<void>;
-  ackInflight(clientId: string, packetId: number): Promise<void>;
-  listInflight(clientId: string): Promise<InflightEntry[]>;
-  putIncomingQos2(clientId: string, packetId: number): Promise<void>;
-  releaseIncomingQos2(clientId: string, packetId: number): Promise<void>;
-
-  putWill(clientId: string, will: Will, fireAt: number): Promise<void>;
-  takeDueWills(now: number): Promise<Array<{ clientId: string; will: Will }>>;
-
-  /** one commit point: acknowledgements wait for it */
-  flush(): Promise<void>;
+  readonly kind: 'memory' | 'sqlite';
+  loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }>;
+  loadSessions(): AsyncIterable<StoredSession>;
+  loadSubscriptions(): AsyncIterable<{ clientId: string; sub: StoredSubscription }>;
+  loadSession(clientId: string): Promise<StoredSession | undefined>;
+  loadWindow(clientId: string): Promise<Window>;
+  loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }>;
+  loadWills(): Promise<StoredWill[]>;
+  commit(changes: readonly Change[]): Promise<void>;
   close(): Promise<void>;
 }

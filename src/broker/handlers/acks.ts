@@ -46,8 +46,9 @@ export function handlePubcomp(conn: Connection, p: AckPacket): void {
 
 export function handlePubrel(conn: Connection, p: AckPacket): void {
   const s = conn.session!;
-  const known = s.incomingQos2.delete(p.packetId);
+  const known = s.releaseIncomingQos2(p.packetId);
   if (known && conn.incomingQos12 > 0) conn.incomingQos12--;
+  conn.holdForCommit();
   conn.writePacket(conn.protocolVersion === 5 && !known
     ? { type: 'pubcomp', packetId: p.packetId, reasonCode: 0x92 }
     : { type: 'pubcomp', packetId: p.packetId });

@@ -169,6 +169,8 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   } else {
     broker.log.debug('No will message specified.');
   }
+  // the CONNACK confirms the session (and its clean start): it waits for their commit, with what follows it
+  conn.holdForCommit();
   conn.writePacket(v5 && Object.keys(props).length > 0
     ? { type: 'connack', sessionPresent: present, reasonCode: 0, properties: props }
     : { type: 'connack', sessionPresent: present, reasonCode: 0 });

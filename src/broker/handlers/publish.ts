@@ -78,7 +78,7 @@ function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boole
     ack(conn, p, 0x87);
     return;
   }
-  if (p.qos === 2) conn.session!.incomingQos2.add(p.packetId!);
+  if (p.qos === 2) conn.session!.addIncomingQos2(p.packetId!);
   const matched = conn.broker.publish(msg, conn);
   // v5: a QoS 1 message no subscription matched is acknowledged 0x10, as mosquitto 2.0.11 does (checked:
   // PUBACK 0x10 for QoS 1, retained or not; its QoS 2 PUBREC stays 0x00, so does ours). 3.x: no reason codes.
@@ -88,6 +88,8 @@ function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boole
 /** PUBACK / PUBREC; reason codes only exist in 5.0 (3.1.1 acknowledges a dropped message as success). */
 function ack(conn: Connection, p: PublishPacket, reasonCode: number): void {
   if (p.qos === 0) return;
+  // acknowledgement follows durability: with a store, it waits for this turn's commit
+  conn.holdForCommit();
   if ((reasonCode === 0 || conn.protocolVersion !== 5) && !conn.broker.log.verbose) {
     // the common case, without a packet object and the general encoder
     conn.writeBuffer(encodeShortAck(p.qos === 1 ? 0x40 : 0x50, p.packetId!));

@@ -75,6 +75,7 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
     codes.push(qos);
     broker.log.debug(`${conn.logId} ${qos} ${s.topic}`);
   });
+  conn.holdForCommit();
   conn.writePacket({ type: 'suback', packetId: p.packetId, reasonCodes: codes });
   for (const { entry, existed } of added) {
     // retain handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11]

@@ -10,6 +10,7 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
     for (const t of p.topics) log.debug(`\t${t}`);
   }
   const codes = p.topics.map((t) => (broker.unsubscribe(conn.session!, t) ? 0x00 : 0x11));
+  conn.holdForCommit();
   conn.writePacket(conn.protocolVersion === 5
     ? { type: 'unsuback', packetId: p.packetId, reasonCodes: codes }
     : { type: 'unsuback', packetId: p.packetId });

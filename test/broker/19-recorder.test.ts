@@ -1,0 +1,132 @@
+/**
+ * The turn's change set (src/broker/recorder.ts): changes of one turn are one commit; output held
+ * behind an acknowledgement is released only when that commit is durable, in order; a failing commit
+ * is retried and releases nothing meanwhile.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Recorder, type Holder } from '../../src/broker/recorder.js';
+import { Logger } from '../../src/broker/log.js';
+import type { Change, Store } from '../../src/store/store.js';
+import type { Message } from '../../src/broker/types.js';
+
+/** A store whose commits wait until the test lets them go (or fail). */
+class GatedStore {
+  readonly kind = 'memory' as const;
+  readonly commits: Change[][] = [];
+  private gates: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  failNext = 0;
+  commit(changes: readonly Change[]): Promise<void> {
+    if (this.failNext > 0) { this.failNext--; return Promise.reject(new Error('disk full')); }
+    return new Promise((resolve, reject) => this.gates.push({ resolve: () => { this.commits.push([...changes]); resolve(); }, reject }));
+  }
+  open(): void { for (const g of this.gates.splice(0)) g.resolve(); }
+  get waiting(): number { return this.gates.length; }
+}
+
+class FakeConn implements Holder {
+  held: Buffer[] | undefined;
+  readonly sent: string[] = [];
+  release(n?: number): void {
+    const h = this.held!;
+    const out = n === undefined ? h.splice(0) : h.splice(0, n);
+    if (h.length === 0 || n === undefined) this.held = undefined;
+    for (const b of out) this.sent.push(b.toString());
+  }
+  write(r: Recorder, s: string, ack = false): void {
+    if (ack) r.hold(this);
+    if (this.held !== undefined) this.held.push(Buffer.from(s));
+    else this.sent.push(s);
+  }
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const logs: string[] = [];
+const logger = new Logger(true, false, (l) => logs.push(l), false);
+
+test('an acknowledgement and what follows it wait for the commit of their turn', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger);
+  const c = new FakeConn();
+  c.write(r, 'before');
+  r.add({ op: 'qos2', clientId: 'a', packetId: 1 });
+  c.write(r, 'PUBREC 1', true);
+  c.write(r, 'PUBLISH x');
+  assert.deepEqual(c.sent, ['before']);
+  await turn();
+  assert.equal(store.waiting, 1, 'one commit for the turn');
+  assert.deepEqual(c.sent, ['before'], 'nothing released before the commit is durable');
+  store.open();
+  await turn();
+  assert.deepEqual(c.sent, ['before', 'PUBREC 1', 'PUBLISH x']);
+  assert.equal(c.held, undefined);
+  assert.deepEqual(store.commits[0], [{ op: 'qos2', clientId: 'a', packetId: 1 }]);
+});
+
+test('a turn with nothing recorded releases its acknowledgements without a store write', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger);
+  const c = new FakeConn();
+  c.write(r, 'PUBACK 1', true);
+  await turn(); await turn();
+  assert.deepEqual(c.sent, ['PUBACK 1']);
+  assert.equal(store.waiting, 0);
+});
+
+test('acknowledgements of a later turn wait for their own commit, in order', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger);
+  const c = new FakeConn();
+  r.add({ op: 'qos2', clientId: 'a', packetId: 1 });
+  c.write(r, 'ack1', true);
+  await turn(); // commit 1 starts and waits
+  r.add({ op: 'qos2', clientId: 'a', packetId: 2 });
+  c.write(r, 'ack2', true);
+  await turn(); // commit 2 is queued behind commit 1
+  store.open(); // commit 1 done
+  await turn(); await turn();
+  assert.deepEqual(c.sent, ['ack1'], 'ack2 still waits for its own commit');
+  store.open();
+  await turn(); await turn();
+  assert.deepEqual(c.sent, ['ack1', 'ack2']);
+  assert.equal(store.commits.length, 2);
+});
+
+test('a failing commit is retried, nothing is acknowledged meanwhile, and it is logged once', async () => {
+  const store = new GatedStore();
+  store.failNext = 3;
+  const r = new Recorder(store as unknown as Store, logger);
+  const c = new FakeConn();
+  logs.length = 0;
+  r.add({ op: 'unretain', topic: 't' });
+  c.write(r, 'ack', true);
+  const deadline = Date.now() + 3000;
+  while (store.waiting === 0 && Date.now() < deadline) { assert.deepEqual(c.sent, []); await new Promise((x) => setTimeout(x, 20)); }
+  assert.equal(store.failNext, 0, 'retried three times');
+  assert.equal(logs.filter((l) => l.includes('commit failed')).length, 1);
+  assert.equal(r.isFailing, true);
+  store.open();
+  await turn(); await turn();
+  assert.deepEqual(c.sent, ['ack']);
+  assert.equal(r.isFailing, false);
+  assert.ok(logs.some((l) => l.includes('writes succeed again')));
+});
+
+test('a message is recorded once per commit however many references it gets', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger);
+  const m: Message = { topic: 't', payload: Buffer.from('p'), qos: 1, retain: false };
+  const id = r.message(m);
+  assert.equal(r.message(m), id);
+  r.add({ op: 'enqueue', clientId: 'a', ref: { seq: 1, messageId: id, qos: 1, retain: false } });
+  await turn();
+  store.open();
+  await turn();
+  assert.equal(store.commits[0]!.filter((c) => c.op === 'message').length, 1);
+  // a later commit that refers to it again records it again (the store keeps one copy)
+  assert.equal(r.message(m), id);
+  await turn();
+  store.open();
+  await turn();
+  assert.equal(store.commits[1]!.filter((c) => c.op === 'message').length, 1);
+});
