@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Recorder, type Holder } from '../../src/broker/recorder.js';
+import { Recorder, compact, type Holder } from '../../src/broker/recorder.js';
 import { Logger } from '../../src/broker/log.js';
 import type { Change, Store } from '../../src/store/store.js';
 import type { Message } from '../../src/broker/types.js';
@@ -129,4 +129,26 @@ test('a message is recorded once per commit however many references it gets', as
   store.open();
   await turn();
   assert.equal(store.commits[1]!.filter((c) => c.op === 'message').length, 1);
+});
+
+test('what a change set undoes itself is never written', () => {
+  const msg = (id: number) => ({ op: 'message' as const, msg: { id, topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false } });
+  const out = compact([
+    msg(1),
+    { op: 'inflight', clientId: 'a', ref: { packetId: 1, messageId: 1, qos: 2, retain: false, state: 'publish' } },
+    { op: 'inflight', clientId: 'a', ref: { packetId: 1, messageId: 1, qos: 2, retain: false, state: 'pubrel' } },
+    { op: 'inflightDone', clientId: 'a', packetId: 1 },
+    msg(2),
+    { op: 'enqueue', clientId: 'b', ref: { seq: 7, messageId: 2, qos: 1, retain: false } },
+    { op: 'enqueue', clientId: 'c', ref: { seq: 8, messageId: 2, qos: 1, retain: false } },
+    { op: 'dequeue', clientId: 'b', seq: 7 },
+    { op: 'qos2', clientId: 'a', packetId: 9 },
+    { op: 'qos2Done', clientId: 'a', packetId: 9 },
+    // finishing what an earlier commit opened is written
+    { op: 'inflightDone', clientId: 'a', packetId: 3 },
+    { op: 'qos2Done', clientId: 'a', packetId: 4 },
+  ]);
+  assert.deepEqual(out.map((c) => c.op), ['message', 'enqueue', 'inflightDone', 'qos2Done']);
+  assert.equal((out[0] as { msg: { id: number } }).msg.id, 2, 'message 1 is referenced by nothing left');
+  assert.equal((out[1] as { clientId: string }).clientId, 'c');
 });
