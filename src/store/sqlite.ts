@@ -1,0 +1,628 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type { QoS } from '../codec/types.js';
+import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
+import {
+  StoreError,
+  type Change,
+  type InflightRef,
+  type QueuedRef,
+  type Store,
+  type StoredMessage,
+  type StoredSession,
+  type StoredSubscription,
+  type StoredWill,
+  type Window,
+} from './store.js';
+
+/**
+ * The SQLite store (docs/persistence.md): one database file in WAL mode, held with an exclusive
+ * lock for as long as the store is open, one transaction per commit. better-sqlite3 is loaded on
+ * first open only, so a broker without persistence never loads the native module.
+ */
+
+export type Database = BetterSqlite3.Database;
+
+/** 'MIDG': PRAGMA application_id of a Midge database. */
+export const APPLICATION_ID = 0x4d494447;
+
+/** Schema version 1. Booleans are 0/1; properties are JSON (Buffers as {"$b64": ...}). */
+export const SCHEMA_V1 = `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('last_message_id', 0), ('last_seq', 0);
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  properties TEXT,
+  expires_at INTEGER,
+  origin TEXT,
+  refs INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE sessions (
+  client_id TEXT PRIMARY KEY,
+  protocol_version INTEGER NOT NULL,
+  username TEXT,
+  listener_port INTEGER,
+  expiry_interval INTEGER NOT NULL,
+  disconnected_at INTEGER
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+  client_id TEXT NOT NULL,
+  filter TEXT NOT NULL,
+  qos INTEGER NOT NULL,
+  no_local INTEGER NOT NULL,
+  retain_as_published INTEGER NOT NULL,
+  retain_handling INTEGER NOT NULL,
+  subscription_id INTEGER,
+  PRIMARY KEY (client_id, filter)
+) WITHOUT ROWID;
+CREATE TABLE queue (
+  client_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  sub_ids TEXT,
+  PRIMARY KEY (client_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE inflight (
+  ord INTEGER PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  sub_ids TEXT,
+  state TEXT NOT NULL,
+  UNIQUE (client_id, packet_id)
+);
+CREATE TABLE incoming_qos2 (
+  client_id TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, packet_id)
+) WITHOUT ROWID;
+CREATE TABLE retained (topic TEXT PRIMARY KEY, message_id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE wills (
+  client_id TEXT PRIMARY KEY,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  properties TEXT,
+  fire_at INTEGER NOT NULL,
+  username TEXT,
+  listener_port INTEGER
+) WITHOUT ROWID;
+PRAGMA application_id = ${APPLICATION_ID};
+`;
+
+/** MIGRATIONS[v] takes a database from schema version v to v + 1 (0 = empty file). */
+export type Migration = (db: Database) => void;
+export const MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1)];
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+// --- errors ----------------------------------------------------------------------------------
+
+function sqliteCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Turns whatever opening or using `file` threw into a StoreError that names the file. */
+export function storeError(file: string, err: unknown, doing = 'open'): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = sqliteCode(err);
+  const msg = err instanceof Error ? err.message : String(err);
+  const base = code?.replace(/_.*$/, '') === 'SQLITE' ? code.split('_').slice(0, 2).join('_') : code;
+  let text: string;
+  if (/directory does not exist/.test(msg)) text = `cannot open database ${file}: its directory does not exist`;
+  else if (base === 'SQLITE_BUSY' || base === 'SQLITE_LOCKED') text = `database ${file} is locked by another process (is another broker using it?)`;
+  else if (base === 'SQLITE_NOTADB') text = `${file} is not a database, or it is corrupt (${msg})`;
+  else if (base === 'SQLITE_CORRUPT') text = `database ${file} is corrupt (${msg}); see 'midge db check'`;
+  else if (base === 'SQLITE_CANTOPEN') text = `cannot open database ${file} (${msg}): is it a directory, or is its directory missing or not writable?`;
+  else if (base === 'SQLITE_READONLY') text = `database ${file} is read-only (${msg}): the file and its directory must be writable`;
+  else if (base === 'SQLITE_FULL') text = `cannot ${doing} database ${file}: disk full (${msg})`;
+  else if (base === 'SQLITE_IOERR') text = `cannot ${doing} database ${file}: I/O error (${msg})`;
+  else text = `cannot ${doing} database ${file}: ${msg}`;
+  return new StoreError(text, code, { cause: err });
+}
+
+// --- opening -----------------------------------------------------------------------------------
+
+export interface OpenDatabaseOptions {
+  /** synchronous=FULL (fsync at every commit: survives power loss) instead of NORMAL (survives kill -9) */
+  fsync?: boolean;
+  /** refuse a file that does not exist instead of creating it */
+  mustExist?: boolean;
+}
+
+/**
+ * Opens `file` with an exclusive lock held until close (a second process gets a StoreError
+ * "locked by another process"), in WAL mode. Does not read or write the schema.
+ */
+export async function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Promise<Database> {
+  let Sqlite: typeof BetterSqlite3;
+  try {
+    Sqlite = (await import('better-sqlite3')).default;
+  } catch (err) {
+    throw new StoreError(`cannot open database ${file}: the better-sqlite3 module is not available (${String(err)})`, undefined, { cause: err });
+  }
+  let db: Database;
+  try {
+    // timeout 0: a locked file is refused at once (the lock is held for the broker's lifetime).
+    db = new Sqlite(file, { fileMustExist: opts.mustExist ?? false, timeout: 0 });
+  } catch (err) {
+    throw storeError(file, err);
+  }
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
+    if (mode !== 'wal') throw new StoreError(`cannot open database ${file}: it cannot be put in WAL mode (journal mode is ${mode})`);
+    db.pragma(`synchronous = ${opts.fsync === true ? 'FULL' : 'NORMAL'}`);
+    // Take the lock now: in exclusive locking mode it is kept until the connection closes.
+    db.exec('BEGIN IMMEDIATE; COMMIT');
+  } catch (err) {
+    db.close();
+    throw storeError(file, err);
+  }
+  return db;
+}
+
+/** The schema version of an open database, and whether it is a Midge database at all. */
+export function schemaInfo(db: Database): { version: number; applicationId: number; tables: number } {
+  return {
+    version: db.pragma('user_version', { simple: true }) as number,
+    applicationId: db.pragma('application_id', { simple: true }) as number,
+    tables: (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n,
+  };
+}
+
+/**
+ * Brings the schema to the newest version (one transaction), refusing files that are newer than
+ * `migrations` knows or that are not Midge databases. Returns the version it found.
+ */
+export function migrate(db: Database, file: string, migrations: readonly Migration[] = MIGRATIONS): number {
+  const target = migrations.length;
+  const { version, applicationId, tables } = schemaInfo(db);
+  if (version === 0 && tables > 0) {
+    throw new StoreError(`${file} is not a Midge database (it has tables but no Midge schema version)`);
+  }
+  if (version > 0 && applicationId !== APPLICATION_ID) {
+    throw new StoreError(`${file} is not a Midge database (application id ${applicationId}, schema version ${version})`);
+  }
+  if (version > target) {
+    throw new StoreError(
+      `database ${file} has schema version ${version}, newer than this Midge supports (${target}): it was written by a newer Midge`,
+    );
+  }
+  if (version < target) {
+    db.transaction(() => {
+      for (let v = version; v < target; v++) migrations[v]!(db);
+      db.pragma(`user_version = ${target}`);
+    })();
+  }
+  return version;
+}
+
+export interface SqliteStoreOptions {
+  file: string;
+  /** synchronous=FULL instead of NORMAL (default false) */
+  fsync?: boolean;
+}
+
+/** Opens (creating if needed) and migrates the database file, and returns the store on it. */
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteStore> {
+  const db = await openDatabase(opts.file, { fsync: opts.fsync ?? false });
+  try {
+    migrate(db, opts.file);
+    return new SqliteStore(db, opts.file);
+  } catch (err) {
+    db.close();
+    throw storeError(opts.file, err);
+  }
+}
+
+// --- rows ----------------------------------------------------------------------------------------
+
+interface MessageRow {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: number;
+  properties: string | null;
+  expires_at: number | null;
+  origin: string | null;
+}
+
+const MSG_COLS = 'm.id, m.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at, m.origin';
+
+export function messageFromRow(r: MessageRow): StoredMessage {
+  const m: StoredMessage = { id: r.id, topic: r.topic, payload: r.payload, qos: r.qos as QoS, retain: r.retain !== 0 };
+  const props = decodeProps(r.properties);
+  if (props !== undefined) m.properties = props;
+  if (r.expires_at !== null) m.expiresAt = r.expires_at;
+  if (r.origin !== null) m.origin = r.origin;
+  return m;
+}
+
+interface SessionRow {
+  client_id: string;
+  protocol_version: number;
+  username: string | null;
+  listener_port: number | null;
+  expiry_interval: number;
+  disconnected_at: number | null;
+}
+
+export function sessionFromRow(r: SessionRow): StoredSession {
+  const s: StoredSession = { clientId: r.client_id, protocolVersion: r.protocol_version as StoredSession['protocolVersion'], expiryInterval: r.expiry_interval };
+  if (r.username !== null) s.username = r.username;
+  if (r.listener_port !== null) s.listenerPort = r.listener_port;
+  if (r.disconnected_at !== null) s.disconnectedAt = r.disconnected_at;
+  return s;
+}
+
+interface SubRow {
+  client_id: string;
+  filter: string;
+  qos: number;
+  no_local: number;
+  retain_as_published: number;
+  retain_handling: number;
+  subscription_id: number | null;
+}
+
+export function subFromRow(r: SubRow): StoredSubscription {
+  const s: StoredSubscription = {
+    filter: r.filter,
+    qos: r.qos as QoS,
+    noLocal: r.no_local !== 0,
+    retainAsPublished: r.retain_as_published !== 0,
+    retainHandling: r.retain_handling as 0 | 1 | 2,
+  };
+  if (r.subscription_id !== null) s.subscriptionId = r.subscription_id;
+  return s;
+}
+
+interface RefRow {
+  message_id: number;
+  qos: number;
+  retain: number;
+  sub_ids: string | null;
+}
+
+export function queuedFromRow(r: RefRow & { seq: number }): QueuedRef {
+  const q: QueuedRef = { seq: r.seq, messageId: r.message_id, qos: r.qos as QoS, retain: r.retain !== 0 };
+  const ids = decodeIds(r.sub_ids);
+  if (ids !== undefined) q.subIds = ids;
+  return q;
+}
+
+export function inflightFromRow(r: RefRow & { packet_id: number; state: string }): InflightRef {
+  const f: InflightRef = {
+    packetId: r.packet_id,
+    messageId: r.message_id,
+    qos: r.qos as QoS,
+    retain: r.retain !== 0,
+    state: r.state === 'pubrel' ? 'pubrel' : 'publish',
+  };
+  const ids = decodeIds(r.sub_ids);
+  if (ids !== undefined) f.subIds = ids;
+  return f;
+}
+
+interface WillRow {
+  client_id: string;
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: number;
+  properties: string | null;
+  fire_at: number;
+  username: string | null;
+  listener_port: number | null;
+}
+
+export function willFromRow(r: WillRow): StoredWill {
+  const w: StoredWill = {
+    clientId: r.client_id,
+    will: { topic: r.topic, payload: r.payload, qos: r.qos as QoS, retain: r.retain !== 0 },
+    fireAt: r.fire_at,
+  };
+  const props = decodeProps(r.properties);
+  if (props !== undefined) w.will.properties = props;
+  if (r.username !== null) w.username = r.username;
+  if (r.listener_port !== null) w.listenerPort = r.listener_port;
+  return w;
+}
+
+const b = (v: boolean): number => (v ? 1 : 0);
+const n = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+
+/** Rows per query of the load iterators (no statement stays open across an await). */
+const PAGE = 1000;
+
+function prepare(db: Database) {
+  const p = (sql: string): BetterSqlite3.Statement => db.prepare(sql);
+  return {
+    insMessage: p('INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
+    refs: p('UPDATE messages SET refs = refs + ? WHERE id = ? RETURNING refs'),
+    delMessage: p('DELETE FROM messages WHERE id = ?'),
+    metaUp: p('UPDATE meta SET value = ? WHERE key = ? AND value < ?'),
+    meta: p('SELECT key, value FROM meta'),
+    session: p('INSERT OR REPLACE INTO sessions (client_id, protocol_version, username, listener_port, expiry_interval, disconnected_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    delSession: p('DELETE FROM sessions WHERE client_id = ?'),
+    delSubs: p('DELETE FROM subscriptions WHERE client_id = ?'),
+    delQueue: p('DELETE FROM queue WHERE client_id = ? RETURNING message_id').pluck(),
+    delInflights: p('DELETE FROM inflight WHERE client_id = ? RETURNING message_id').pluck(),
+    delQos2s: p('DELETE FROM incoming_qos2 WHERE client_id = ?'),
+    sub: p('INSERT OR REPLACE INTO subscriptions (client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    unsub: p('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
+    enqueue: p('INSERT INTO queue (client_id, seq, message_id, qos, retain, sub_ids) VALUES (?, ?, ?, ?, ?, ?)'),
+    dequeue: p('DELETE FROM queue WHERE client_id = ? AND seq = ? RETURNING message_id').pluck(),
+    inflightOld: p('SELECT message_id FROM inflight WHERE client_id = ? AND packet_id = ?').pluck(),
+    inflightIns: p('INSERT INTO inflight (client_id, packet_id, message_id, qos, retain, sub_ids, state) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    inflightUpd: p('UPDATE inflight SET message_id = ?, qos = ?, retain = ?, sub_ids = ?, state = ? WHERE client_id = ? AND packet_id = ?'),
+    inflightDone: p('DELETE FROM inflight WHERE client_id = ? AND packet_id = ? RETURNING message_id').pluck(),
+    qos2: p('INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?, ?)'),
+    qos2Done: p('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
+    unretain: p('DELETE FROM retained WHERE topic = ? RETURNING message_id').pluck(),
+    retain: p('INSERT INTO retained (topic, message_id) VALUES (?, ?)'),
+    will: p('INSERT OR REPLACE INTO wills (client_id, topic, payload, qos, retain, properties, fire_at, username, listener_port) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    willDone: p('DELETE FROM wills WHERE client_id = ?'),
+    // loads
+    sessionsFirst: p('SELECT * FROM sessions ORDER BY client_id LIMIT ?'),
+    sessionsPage: p('SELECT * FROM sessions WHERE client_id > ? ORDER BY client_id LIMIT ?'),
+    sessionOne: p('SELECT * FROM sessions WHERE client_id = ?'),
+    subsPage: p('SELECT * FROM subscriptions WHERE (client_id, filter) > (?, ?) ORDER BY client_id, filter LIMIT ?'),
+    windowInflight: p(`SELECT i.packet_id, i.message_id, i.qos AS ref_qos, i.retain AS ref_retain, i.sub_ids, i.state, ${MSG_COLS}
+      FROM inflight i JOIN messages m ON m.id = i.message_id WHERE i.client_id = ? ORDER BY i.ord`),
+    windowQueue: p(`SELECT q.seq, q.message_id, q.qos AS ref_qos, q.retain AS ref_retain, q.sub_ids, ${MSG_COLS}
+      FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.client_id = ? ORDER BY q.seq`),
+    windowQos2: p('SELECT packet_id FROM incoming_qos2 WHERE client_id = ? ORDER BY packet_id').pluck(),
+    retainedPage: p(`SELECT r.topic AS r_topic, ${MSG_COLS} FROM retained r JOIN messages m ON m.id = r.message_id
+      WHERE r.topic > ? ORDER BY r.topic LIMIT ?`),
+    wills: p('SELECT * FROM wills ORDER BY client_id'),
+    messageCount: p('SELECT count(*) FROM messages').pluck(),
+  };
+}
+type Statements = ReturnType<typeof prepare>;
+
+// --- the store -------------------------------------------------------------------------------------
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private closed = false;
+  private readonly s: Statements;
+  private readonly tx: (changes: readonly Change[]) => void;
+
+  /** Use openSqliteStore(). `db` is open, locked and migrated. */
+  constructor(
+    /** the open database: for `midge db` and tests; the broker never touches it */
+    readonly db: Database,
+    readonly file: string,
+  ) {
+    this.s = prepare(db);
+    this.tx = db.transaction((changes: readonly Change[]) => this.apply(changes));
+  }
+
+  /** test-only: how many message bodies are stored */
+  messageCount(): number {
+    return this.s.messageCount.get() as number;
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreError(`database ${this.file} is closed`);
+  }
+
+  loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }> {
+    try {
+      this.check();
+      const rows = this.s.meta.all() as Array<{ key: string; value: number }>;
+      const get = (k: string): number => rows.find((r) => r.key === k)?.value ?? 0;
+      return Promise.resolve({ lastMessageId: get('last_message_id'), lastSeq: get('last_seq') });
+    } catch (err) {
+      return Promise.reject(storeError(this.file, err, 'read'));
+    }
+  }
+
+  /** Pages through a query by its key so that no statement is open while the consumer runs. */
+  private async *pages<R, T>(fetch: (after: R | undefined) => R[], map: (r: R) => T): AsyncIterable<T> {
+    let last: R | undefined;
+    for (;;) {
+      let rows: R[];
+      try {
+        this.check();
+        rows = fetch(last);
+      } catch (err) {
+        throw storeError(this.file, err, 'read');
+      }
+      for (const r of rows) yield map(r);
+      if (rows.length < PAGE) return;
+      last = rows[rows.length - 1];
+    }
+  }
+
+  loadSessions(): AsyncIterable<StoredSession> {
+    return this.pages<SessionRow, StoredSession>(
+      (after) => (after === undefined ? this.s.sessionsFirst.all(PAGE) : this.s.sessionsPage.all(after.client_id, PAGE)) as SessionRow[],
+      sessionFromRow,
+    );
+  }
+
+  loadSubscriptions(): AsyncIterable<{ clientId: string; sub: StoredSubscription }> {
+    return this.pages<SubRow, { clientId: string; sub: StoredSubscription }>(
+      (after) => this.s.subsPage.all(after?.client_id ?? '', after?.filter ?? '', PAGE) as SubRow[],
+      (r) => ({ clientId: r.client_id, sub: subFromRow(r) }),
+    );
+  }
+
+  loadSession(clientId: string): Promise<StoredSession | undefined> {
+    try {
+      this.check();
+      const r = this.s.sessionOne.get(clientId) as SessionRow | undefined;
+      return Promise.resolve(r === undefined ? undefined : sessionFromRow(r));
+    } catch (err) {
+      return Promise.reject(storeError(this.file, err, 'read'));
+    }
+  }
+
+  loadWindow(clientId: string): Promise<Window> {
+    try {
+      this.check();
+      type Row = MessageRow & RefRow & { ref_qos: number; ref_retain: number };
+      const ref = (r: Row): RefRow => ({ message_id: r.message_id, qos: r.ref_qos, retain: r.ref_retain, sub_ids: r.sub_ids });
+      const inflight = (this.s.windowInflight.all(clientId) as Array<Row & { packet_id: number; state: string }>).map((r) => ({
+        ...inflightFromRow({ ...ref(r), packet_id: r.packet_id, state: r.state }),
+        message: messageFromRow(r),
+      }));
+      const queued = (this.s.windowQueue.all(clientId) as Array<Row & { seq: number }>).map((r) => ({
+        ...queuedFromRow({ ...ref(r), seq: r.seq }),
+        message: messageFromRow(r),
+      }));
+      const incomingQos2 = this.s.windowQos2.all(clientId) as number[];
+      return Promise.resolve({ inflight, queued, incomingQos2 });
+    } catch (err) {
+      return Promise.reject(storeError(this.file, err, 'read'));
+    }
+  }
+
+  loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }> {
+    return this.pages<MessageRow & { r_topic: string }, { topic: string; message: StoredMessage }>(
+      (after) => this.s.retainedPage.all(after?.r_topic ?? '', PAGE) as Array<MessageRow & { r_topic: string }>,
+      (r) => ({ topic: r.r_topic, message: messageFromRow(r) }),
+    );
+  }
+
+  loadWills(): Promise<StoredWill[]> {
+    try {
+      this.check();
+      return Promise.resolve((this.s.wills.all() as WillRow[]).map(willFromRow));
+    } catch (err) {
+      return Promise.reject(storeError(this.file, err, 'read'));
+    }
+  }
+
+  commit(changes: readonly Change[]): Promise<void> {
+    try {
+      this.check();
+      if (changes.length > 0) this.tx(changes);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(storeError(this.file, err, 'write'));
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      try {
+        this.db.close();
+      } catch (err) {
+        return Promise.reject(storeError(this.file, err, 'close'));
+      }
+    }
+    return Promise.resolve();
+  }
+
+  /** Runs inside the transaction. Reference counts are summed per message and applied at the end. */
+  private apply(changes: readonly Change[]): void {
+    const s = this.s;
+    const deltas = new Map<number, number>();
+    const add = (id: number | undefined, d: number): void => {
+      if (id !== undefined) deltas.set(id, (deltas.get(id) ?? 0) + d);
+    };
+    let maxId = 0;
+    let maxSeq = 0;
+    for (const c of changes) {
+      switch (c.op) {
+        case 'message': {
+          const m = c.msg;
+          s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin));
+          add(m.id, 0);
+          if (m.id > maxId) maxId = m.id;
+          break;
+        }
+        case 'session': {
+          const x = c.session;
+          s.session.run(x.clientId, x.protocolVersion, n(x.username), n(x.listenerPort), x.expiryInterval, n(x.disconnectedAt));
+          break;
+        }
+        case 'dropSession':
+          s.delSession.run(c.clientId);
+          s.delSubs.run(c.clientId);
+          for (const id of s.delQueue.all(c.clientId) as number[]) add(id, -1);
+          for (const id of s.delInflights.all(c.clientId) as number[]) add(id, -1);
+          s.delQos2s.run(c.clientId);
+          break;
+        case 'sub': {
+          const x = c.sub;
+          s.sub.run(c.clientId, x.filter, x.qos, b(x.noLocal), b(x.retainAsPublished), x.retainHandling, n(x.subscriptionId));
+          break;
+        }
+        case 'unsub':
+          s.unsub.run(c.clientId, c.filter);
+          break;
+        case 'enqueue': {
+          const r = c.ref;
+          s.enqueue.run(c.clientId, r.seq, r.messageId, r.qos, b(r.retain), encodeIds(r.subIds));
+          add(r.messageId, +1);
+          if (r.seq > maxSeq) maxSeq = r.seq;
+          break;
+        }
+        case 'dequeue':
+          add(s.dequeue.get(c.clientId, c.seq) as number | undefined, -1);
+          break;
+        case 'inflight': {
+          const r = c.ref;
+          const old = s.inflightOld.get(c.clientId, r.packetId) as number | undefined;
+          if (old === undefined) s.inflightIns.run(c.clientId, r.packetId, r.messageId, r.qos, b(r.retain), encodeIds(r.subIds), r.state);
+          else s.inflightUpd.run(r.messageId, r.qos, b(r.retain), encodeIds(r.subIds), r.state, c.clientId, r.packetId);
+          add(r.messageId, +1);
+          add(old, -1);
+          break;
+        }
+        case 'inflightDone':
+          add(s.inflightDone.get(c.clientId, c.packetId) as number | undefined, -1);
+          break;
+        case 'qos2':
+          s.qos2.run(c.clientId, c.packetId);
+          break;
+        case 'qos2Done':
+          s.qos2Done.run(c.clientId, c.packetId);
+          break;
+        case 'retain':
+          add(s.unretain.get(c.topic) as number | undefined, -1);
+          s.retain.run(c.topic, c.messageId);
+          add(c.messageId, +1);
+          break;
+        case 'unretain':
+          add(s.unretain.get(c.topic) as number | undefined, -1);
+          break;
+        case 'will': {
+          const w = c.will;
+          s.will.run(w.clientId, w.will.topic, w.will.payload, w.will.qos, b(w.will.retain), encodeProps(w.will.properties), w.fireAt, n(w.username), n(w.listenerPort));
+          break;
+        }
+        case 'willDone':
+          s.willDone.run(c.clientId);
+          break;
+        default:
+          throw new StoreError(`database ${this.file}: unknown change ${JSON.stringify((c as { op?: unknown }).op)}`);
+      }
+    }
+    for (const [id, d] of deltas) {
+      const r = s.refs.get(d, id) as { refs: number } | undefined;
+      if (r === undefined) {
+        if (d > 0) throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
+      } else if (r.refs <= 0) {
+        s.delMessage.run(id);
+      }
+    }
+    if (maxId > 0) s.metaUp.run(maxId, 'last_message_id', maxId);
+    if (maxSeq > 0) s.metaUp.run(maxSeq, 'last_seq', maxSeq);
+  }
+}
