@@ -643,7 +643,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     ownPayload(msg);
     const old = this.retained.set(msg.topic, msg);
     const rec = this.recorder;
-    if (rec !== undefined) rec.add({ op: 'retain', topic: msg.topic, messageId: rec.message(msg) });
+    // $SYS topics are the broker's own, published anew every sys_interval: not kept across a restart
+    if (rec !== undefined && !isSysTopic(msg.topic)) rec.add({ op: 'retain', topic: msg.topic, messageId: rec.message(msg) });
     if (this.opts.maxRetainedBytes > 0) this.retainedBytes += msg.payload.length - (old?.payload.length ?? 0);
     if (msg.expiresAt !== undefined) this.retainedExpiring.add(msg.topic);
     else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
@@ -655,7 +656,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // a deletion ends a refusing episode: the next refusal is logged again
     if (this.retained.delete(topic)) {
       this.retainedFull = false;
-      this.recorder?.add({ op: 'unretain', topic });
+      if (!isSysTopic(topic)) this.recorder?.add({ op: 'unretain', topic });
     }
     this.retainedExpiring.delete(topic);
   }
@@ -809,4 +810,8 @@ function storedSub(e: SubEntry): StoredSubscription {
     filter: e.filter, qos: e.qos, noLocal: e.noLocal, retainAsPublished: e.retainAsPublished, retainHandling: e.retainHandling,
     ...(e.subscriptionId !== undefined ? { subscriptionId: e.subscriptionId } : {}),
   };
+}
+
+function isSysTopic(topic: string): boolean {
+  return topic.charCodeAt(0) === 0x24 && topic.startsWith('$SYS/');
 }

@@ -1,4 +1,6 @@
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Store } from '../store/store.js';
 import { createBroker } from '../broker/broker.js';
 import type { Logger } from '../broker/log.js';
 import { defaultBrokerOptions, type BrokerOptions } from '../broker/options.js';
@@ -168,6 +170,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   const logger = log.logger;
   if (flags.testConfig) { console.error('Configuration file is valid.'); log.close(); return 0; }
+  if (cfg.persistence) {
+    // never a broker that runs without the durability it was asked for: a store that cannot open ends it
+    try {
+      opts.store = await openPersistence(cfg, logger);
+    } catch (err) {
+      logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));
+      log.close();
+      return 1;
+    }
+  }
   const broker = createBroker(opts);
   broker.topicAliasMaximum = cfg.maxTopicAlias;
   logger.info(`${opts.version} starting`);
@@ -277,4 +289,25 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
   security.replace(secOpts);
   logger.info(`Reloaded password, ACL${tlsFailed ? '' : ' and certificate'} files.`);
   return cfg;
+}
+
+/**
+ * `persistence true`: the SQLite store at persistence_location/persistence_file (the directory is
+ * made when missing). Loaded only then, so a broker in memory never loads the native module.
+ */
+async function openPersistence(cfg: BrokerConfig, logger: Logger): Promise<Store> {
+  const dir = cfg.persistenceLocation ?? '.';
+  const file = join(dir, cfg.persistenceFile);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new Error(`Unable to create persistence directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
+  }
+  if (keyLocation(cfg, 'autosave_interval') !== undefined || keyLocation(cfg, 'autosave_on_changes') !== undefined) {
+    logger.info('Note: autosave_interval and autosave_on_changes change nothing in Midge: every change is committed before it is acknowledged.');
+  }
+  const { openSqliteStore } = await import('../store/sqlite.js');
+  const store = await openSqliteStore({ file, fsync: cfg.persistenceFsync });
+  logger.info(`Persistence: ${file} (SQLite, ${cfg.persistenceFsync ? 'fsync on every commit' : 'survives a crash of the process; midge_persistence_fsync true for power loss'}).`);
+  return store;
 }

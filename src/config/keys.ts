@@ -203,6 +203,8 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['persistence_location', global('persistenceLocation', str, 'rest')],
   ['persistence_file', global('persistenceFile', str, 'rest')],
   ['autosave_interval', global('autosaveInterval', int(0, INT32_MAX))],
+  ['autosave_on_changes', global('autosaveOnChanges', bool)],
+  ['midge_persistence_fsync', global('persistenceFsync', bool)],
   // Logging and process
   ['connection_messages', global('connectionMessages', bool)],
   ['log_timestamp', global('logTimestamp', bool)],

@@ -81,10 +81,14 @@ export interface BrokerConfig {
   /** `persistence`: default false. */
   persistence: boolean;
   persistenceLocation?: string;
-  /** `persistence_file`: default 'mosquitto.db'. */
+  /** `persistence_file`: default 'midge.db' (not mosquitto.db: the formats differ). */
   persistenceFile: string;
-  /** `autosave_interval`: seconds, default 1800. */
+  /** `autosave_interval`: seconds, default 1800. Accepted; Midge commits every turn, so it changes nothing. */
   autosaveInterval: number;
+  /** `autosave_on_changes`: accepted, changes nothing (as autosave_interval). */
+  autosaveOnChanges: boolean;
+  /** `midge_persistence_fsync`: fsync every commit (survives power loss, not only a crash); default false. */
+  persistenceFsync: boolean;
   /** `connection_messages`: default true. */
   connectionMessages: boolean;
   /**
@@ -158,8 +162,10 @@ export function defaultBrokerConfig(): BrokerConfig {
     retainAvailable: true,
     sysInterval: 10,
     persistence: false,
-    persistenceFile: 'mosquitto.db',
+    persistenceFile: 'midge.db',
     autosaveInterval: 1800,
+    autosaveOnChanges: false,
+    persistenceFsync: false,
     connectionMessages: true,
     logTypes: ['error', 'warning', 'notice', 'information'],
     logDest: ['stderr'],

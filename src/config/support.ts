@@ -38,7 +38,6 @@ export function checkSupported(cfg: BrokerConfig): SupportWarning[] {
   const notYet = (what: string, target: BrokerConfig | ListenerConfig, key: string, why = ''): never =>
     fail(`${what} is not supported by Midge yet${why}`, target, key);
 
-  if (cfg.persistence) notYet('"persistence true"', cfg, 'persistence', ' (sessions and retained messages are kept in memory only)');
   if (cfg.upgradeOutgoingQos) notYet('"upgrade_outgoing_qos true"', cfg, 'upgrade_outgoing_qos');
   for (const t of cfg.logTypes) {
     if (!SUPPORTED_LOG_TYPES.has(t)) notYet(`"log_type ${t}"`, cfg, `log_type ${t}`, ' (subscribe lines are part of log_type debug)');

@@ -6,7 +6,7 @@
 export const UNSUPPORTED_KEYS: ReadonlySet<string> = new Set([
   // General options
   'allow_duplicate_messages', 'auth_plugin', 'auth_plugin_deny_special_chars', 'auto_id_prefix',
-  'autosave_on_changes', 'check_retain_source', 'enable_control_api', 'global_plugin', 'listener_allow_anonymous', 'listener_auto_id_prefix',
+  'check_retain_source', 'enable_control_api', 'global_plugin', 'listener_allow_anonymous', 'listener_auto_id_prefix',
   'log_facility', 'log_timestamp_format', 'plugin', 'plugin_load',
   'plugin_use', 'psk_file', 'set_tcp_nodelay', 'websockets_headers_size', 'websockets_log_level',
   // Listener options

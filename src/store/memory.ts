@@ -164,7 +164,8 @@ export class MemoryStore implements Store {
     const { put, del, inner } = MemoryStore;
     switch (c.op) {
       case 'message': {
-        if (this.messages.has(c.msg.id)) throw new StoreError(`memory store: message ${c.msg.id} is already stored`);
+        // a message is recorded again by each commit that adds a reference to it: stored once, kept as it is
+        if (this.messages.has(c.msg.id)) { touched.add(c.msg.id); return; }
         put(this.messages, c.msg.id, { msg: cloneMessage(c.msg), refs: 0 }, undo);
         touched.add(c.msg.id);
         if (c.msg.id > this.lastMessageId) {

@@ -348,7 +348,8 @@ const PAGE = 1000;
 function prepare(db: Database) {
   const p = (sql: string): BetterSqlite3.Statement => db.prepare(sql);
   return {
-    insMessage: p('INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
+    // a message is recorded again by each commit that adds a reference to it: stored once, kept as it is
+    insMessage: p('INSERT OR IGNORE INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
     refs: p('UPDATE messages SET refs = refs + ? WHERE id = ? RETURNING refs'),
     delMessage: p('DELETE FROM messages WHERE id = ?'),
     metaUp: p('UPDATE meta SET value = ? WHERE key = ? AND value < ?'),

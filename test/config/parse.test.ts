@@ -52,7 +52,7 @@ describe('parsing good configuration files', () => {
     assert.equal(d.sysInterval, 10);
     assert.equal(d.allowAnonymous, undefined);
     assert.equal(d.persistence, false);
-    assert.equal(d.persistenceFile, 'mosquitto.db');
+    assert.equal(d.persistenceFile, 'midge.db');
     assert.equal(d.autosaveInterval, 1800);
     assert.deepEqual(d.logDest, ['stderr']);
     assert.deepEqual(d.listeners, []);

@@ -147,10 +147,13 @@ const TABLE: Record<string, Honoured> = {
   upgrade_outgoing_qos: { how: 'refused', line: 'upgrade_outgoing_qos true', error: /"upgrade_outgoing_qos true" is not supported by Midge yet/, accepted: 'upgrade_outgoing_qos false' },
   sys_interval: { how: 'applied', lines: () => ['sys_interval 3'], check: (b) => assert.equal(b.opts.sysInterval, 3) },
   persistent_client_expiration: { how: 'applied', lines: () => ['persistent_client_expiration 2h'], check: (b) => assert.equal(b.opts.persistentClientExpiration, 7200) },
-  persistence: { how: 'refused', line: 'persistence true', error: /"persistence true" is not supported by Midge yet/, accepted: 'persistence false' },
-  persistence_location: { how: 'inert', why: 'used only with persistence true, which is refused (mosquitto also ignores it then)' },
-  persistence_file: { how: 'inert', why: 'used only with persistence true, which is refused (mosquitto also ignores it then)' },
-  autosave_interval: { how: 'inert', why: 'used only with persistence true, which is refused (mosquitto also ignores it then)' },
+  // the CLI opens the SQLite store from these (test/persistence runs it); here: the config carries them
+  persistence: { how: 'applied', lines: () => ['persistence true'], check: (b) => assert.equal(b.cfg.persistence, true) },
+  midge_persistence_fsync: { how: 'applied', lines: () => ['midge_persistence_fsync true'], check: (b) => assert.equal(b.cfg.persistenceFsync, true) },
+  persistence_location: { how: 'applied', lines: () => ['persistence_location /var/lib/midge/'], check: (b) => assert.equal(b.cfg.persistenceLocation, '/var/lib/midge/') },
+  persistence_file: { how: 'applied', lines: () => ['persistence_file state.db'], check: (b) => assert.equal(b.cfg.persistenceFile, 'state.db') },
+  autosave_interval: { how: 'inert', why: 'Midge commits every change before acknowledging it (the broker logs so once at start)' },
+  autosave_on_changes: { how: 'inert', why: 'Midge commits every change before acknowledging it (the broker logs so once at start)' },
   // the logger: checked through createConfiguredLogger below
   connection_messages: { how: 'applied', lines: () => ['connection_messages false'], check: (b) => assert.equal(createConfiguredLogger(b.cfg, false).logger.connectionMessages, false) },
   log_timestamp: { how: 'applied', lines: () => ['log_timestamp false'], check: (b) => assert.equal(createConfiguredLogger(b.cfg, false).logger.timestamps, false) },
@@ -180,7 +183,7 @@ describe('every key the parser accepts is applied or refused', () => {
         if (h.accepted !== undefined) await build(['listener 1883', 'allow_anonymous true', h.accepted]);
       });
     } else {
-      test(`${key} is accepted: ${h.why}`, async () => { await build([`${key} ${key === 'autosave_interval' ? '60' : '/tmp/x'}`]); });
+      test(`${key} is accepted: ${h.why}`, async () => { await build([`${key} ${key === 'autosave_interval' ? '60' : key === 'autosave_on_changes' ? 'true' : '/tmp/x'}`]); });
     }
   }
 });

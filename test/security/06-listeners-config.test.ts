@@ -217,7 +217,6 @@ describe('user', () => {
 
 describe('keys Midge cannot honour yet are errors with file and line, never ignored', () => {
   const cases: Array<[string, RegExp]> = [
-    ['persistence true', /"persistence true" is not supported by Midge yet/],
     ['auto_id_prefix midge-', /The "auto_id_prefix" option is not supported by Midge yet/],
     ['upgrade_outgoing_qos true', /"upgrade_outgoing_qos true" is not supported by Midge yet/],
     ['log_type subscribe', /"log_type subscribe" is not supported by Midge yet/],
