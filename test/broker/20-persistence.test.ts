@@ -1,0 +1,174 @@
+/**
+ * The broker over a durable store (in process; test/persistence kills real processes): what a
+ * restart restores, and acknowledgements that wait for their commit.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { Change, Store } from '../../src/store/store.js';
+import type { PublishPacket } from '../../src/codec/types.js';
+import { RawClient, connected, sleep, startTestBroker, type TestBroker } from './_harness.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'midge-persist-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+async function started(store: Store, clock?: FakeClock): Promise<TestBroker> {
+  const tb = startTestBroker({ store, ...(clock !== undefined ? { clock } : {}) });
+  await tb.broker.start();
+  return tb;
+}
+
+const pub = (topic: string, payload: string, qos: 0 | 1 | 2, packetId?: number, extra: Partial<PublishPacket> = {}): PublishPacket =>
+  ({ type: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false, ...(qos ? { packetId } : {}), ...extra });
+
+test('sessions, subscriptions, queued messages and retained messages come back after a restart', async () => {
+  const file = join(dir, `s${++n}.db`);
+  const a = await started(await openSqliteStore({ file }));
+  const sub = await connected(a, { clientId: 'durable', clean: false });
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'q/#', qos: 1 }] });
+  await sub.next('suback');
+  sub.send({ type: 'disconnect' });
+  await sub.closedByBroker();
+  const p = await connected(a, { clientId: 'pub' });
+  for (let i = 1; i <= 5; i++) { p.send(pub('q/x', `m${i}`, 1, i)); await p.next('puback'); }
+  p.send(pub('keep/me', 'retained', 1, 6, { retain: true }));
+  await p.next('puback');
+  p.end();
+  await a.broker.close();
+
+  const b = await started(await openSqliteStore({ file }));
+  assert.ok(b.logs.some((l) => /Store: restored 1 sessions, 1 subscriptions, 5 queued/.test(l)), b.logs.join('\n'));
+  const back = RawClient.connectTo(b);
+  const ack = await back.connect({ clientId: 'durable', clean: false });
+  assert.equal(ack.sessionPresent, true);
+  const got: string[] = [];
+  for (let i = 0; i < 5; i++) { const m = await back.next('publish'); got.push(m.payload.toString()); back.send({ type: 'puback', packetId: m.packetId! }); }
+  assert.deepEqual(got, ['m1', 'm2', 'm3', 'm4', 'm5'], 'in order, each once');
+  // the subscription was restored too: a new message is routed without resubscribing
+  const p2 = await connected(b, { clientId: 'pub2' });
+  p2.send(pub('q/y', 'live', 1, 1));
+  await p2.next('puback');
+  assert.equal((await back.next('publish')).payload.toString(), 'live');
+  const fresh = await connected(b, { clientId: 'fresh' });
+  fresh.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'keep/#', qos: 0 }] });
+  await fresh.next('suback');
+  const r = await fresh.next('publish');
+  assert.equal(r.payload.toString(), 'retained');
+  assert.equal(r.retain, true);
+  back.end(); p2.end(); fresh.end();
+  await b.broker.close();
+});
+
+test('exactly once across a restart: the incoming QoS 2 id and a message in flight survive', async () => {
+  const file = join(dir, `s${++n}.db`);
+  const a = await started(await openSqliteStore({ file }));
+  const sub = await connected(a, { clientId: 'q2-sub', clean: false });
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'e/#', qos: 2 }] });
+  await sub.next('suback');
+  const p = await connected(a, { clientId: 'q2-pub', clean: false });
+  p.send(pub('e/1', 'once', 2, 7));
+  assert.equal((await p.next('pubrec')).packetId, 7);
+  const first = await sub.next('publish');
+  assert.equal(first.payload.toString(), 'once');
+  // neither the publisher's PUBREL nor the subscriber's PUBREC happen before the restart
+  await a.broker.close();
+
+  const b = await started(await openSqliteStore({ file }));
+  const s2 = RawClient.connectTo(b);
+  assert.equal((await s2.connect({ clientId: 'q2-sub', clean: false })).sessionPresent, true);
+  const again = await s2.next('publish');
+  assert.equal(again.dup, true, 'the in-flight message is re-sent with DUP');
+  assert.equal(again.packetId, first.packetId);
+  const p2 = RawClient.connectTo(b);
+  await p2.connect({ clientId: 'q2-pub', clean: false });
+  p2.send(pub('e/1', 'once', 2, 7, { dup: true }));
+  assert.equal((await p2.next('pubrec')).packetId, 7, 'the re-sent PUBLISH is acknowledged');
+  p2.send({ type: 'pubrel', packetId: 7 });
+  const comp = await p2.next('pubcomp');
+  assert.equal(comp.packetId, 7);
+  await s2.nothing(200); // not delivered a second time
+  s2.send({ type: 'pubrec', packetId: again.packetId! });
+  await s2.next('pubrel');
+  s2.send({ type: 'pubcomp', packetId: again.packetId! });
+  s2.end(); p2.end();
+  await b.broker.close();
+  const check = await openSqliteStore({ file });
+  assert.equal(check.messageCount(), 0, 'the message is freed with its last reference');
+  await check.close();
+});
+
+test('a session that expired while the broker was down is gone after the restart', async () => {
+  const file = join(dir, `s${++n}.db`);
+  const clock = new FakeClock(Date.now());
+  const a = await started(await openSqliteStore({ file }), clock);
+  const c = await connected(a, { clientId: 'short', clean: false, properties: { sessionExpiryInterval: 3 } }, 5);
+  c.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'x', qos: 1 }] });
+  await c.next('suback');
+  c.send({ type: 'disconnect', reasonCode: 0 });
+  await c.closedByBroker();
+  await a.broker.close();
+  clock.advance(4000); // the broker is down 4 s
+  const b = await started(await openSqliteStore({ file }), clock);
+  assert.equal(b.broker.sessions.size, 1, 'restored, then expired by the sweep');
+  clock.advance(600);
+  assert.equal(b.broker.sessions.size, 0);
+  const back = RawClient.connectTo(b, 5);
+  assert.equal((await back.connect({ clientId: 'short', clean: false, properties: { sessionExpiryInterval: 3 } })).sessionPresent, false);
+  back.end();
+  await b.broker.close();
+});
+
+/** A memory store whose commits wait until the test lets them through. */
+class GatedStore extends MemoryStore {
+  gated = true;
+  private waiting: Array<() => void> = [];
+  override commit(changes: readonly Change[]): Promise<void> {
+    if (!this.gated) return super.commit(changes);
+    return new Promise((resolve, reject) => this.waiting.push(() => super.commit(changes).then(resolve, reject)));
+  }
+  open(): void { this.gated = false; for (const w of this.waiting.splice(0)) w(); }
+}
+
+test('PUBACK, SUBACK and the CONNACK of a durable session are sent only after their commit', async () => {
+  const store = new GatedStore();
+  const tb = await started(store);
+  const c = RawClient.connectTo(tb);
+  c.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: false, keepalive: 60, clientId: 'gated' });
+  await sleep(100);
+  assert.equal(c.packets.length, 0, 'no CONNACK before the session is committed');
+  store.open();
+  assert.equal((await c.next('connack')).reasonCode, 0);
+  store.gated = true;
+  c.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'g', qos: 1 }] });
+  await sleep(100);
+  assert.equal(c.packets.length, 0, 'no SUBACK before the subscription is committed');
+  store.open();
+  await c.next('suback');
+  // a message routed to a durable session: its PUBACK waits for the queue's commit
+  const p = await connected(tb, { clientId: 'gated-pub' });
+  c.send({ type: 'disconnect' });
+  await c.closedByBroker();
+  store.gated = true;
+  p.send(pub('g', 'x', 1, 3));
+  await sleep(100);
+  assert.equal(p.packets.length, 0, 'no PUBACK before the message is committed');
+  store.open();
+  assert.equal((await p.next('puback')).packetId, 3);
+  p.end();
+  await tb.broker.close();
+});
+
+test('a broker with a store refuses connections until start() has restored it', async () => {
+  const tb = startTestBroker({ store: new MemoryStore() });
+  const c = RawClient.connectTo(tb);
+  c.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 60, clientId: 'early' });
+  await c.closedByBroker();
+  assert.ok(tb.logs.some((l) => l.includes('start() has not restored it')));
+  await tb.broker.close();
+});
