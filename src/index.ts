@@ -6,7 +6,10 @@ export { defaultBrokerOptions, type BrokerOptions, type ListenerOptions } from '
 export type { BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, AuthExchange, AuthStep } from './broker/types.js';
 export { CHALLENGE_METHOD, challengeAuth, challengeResponse } from './auth/challenge.js';
 export { Logger } from './broker/log.js';
-export type { Store } from './store/store.js';
+export type { Store, Change, StoredMessage, StoredSession, StoredSubscription, StoredWill, QueuedRef, InflightRef, Window } from './store/store.js';
+export { StoreError } from './store/store.js';
+export { MemoryStore } from './store/memory.js';
+export { openSqliteStore, type SqliteStoreOptions } from './store/sqlite.js';
 export type { Clock } from './util/clock.js';
 
 // the client library
