@@ -348,8 +348,7 @@ const PAGE = 1000;
 function prepare(db: Database) {
   const p = (sql: string): BetterSqlite3.Statement => db.prepare(sql);
   return {
-    // a message is recorded again by each commit that adds a reference to it: stored once, kept as it is
-    insMessage: p('INSERT OR IGNORE INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)'),
+    insMessage: p('INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     refs: p('UPDATE messages SET refs = refs + ? WHERE id = ? RETURNING refs'),
     delMessage: p('DELETE FROM messages WHERE id = ?'),
     metaUp: p('UPDATE meta SET value = ? WHERE key = ? AND value < ?'),
@@ -365,7 +364,7 @@ function prepare(db: Database) {
     enqueue: p('INSERT INTO queue (client_id, seq, message_id, qos, retain, sub_ids) VALUES (?, ?, ?, ?, ?, ?)'),
     dequeue: p('DELETE FROM queue WHERE client_id = ? AND seq = ? RETURNING message_id').pluck(),
     inflightOld: p('SELECT message_id FROM inflight WHERE client_id = ? AND packet_id = ?').pluck(),
-    inflightIns: p('INSERT INTO inflight (client_id, packet_id, message_id, qos, retain, sub_ids, state) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    inflightIns: p('INSERT OR IGNORE INTO inflight (client_id, packet_id, message_id, qos, retain, sub_ids, state) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     inflightUpd: p('UPDATE inflight SET message_id = ?, qos = ?, retain = ?, sub_ids = ?, state = ? WHERE client_id = ? AND packet_id = ?'),
     inflightDone: p('DELETE FROM inflight WHERE client_id = ? AND packet_id = ? RETURNING message_id').pluck(),
     qos2: p('INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?, ?)'),
@@ -529,10 +528,15 @@ export class SqliteStore implements Store {
     return Promise.resolve();
   }
 
-  /** Runs inside the transaction. Reference counts are summed per message and applied at the end. */
+  /**
+   * Runs inside the transaction. Reference counts are summed per message and applied at the end;
+   * a message new in this commit is inserted there with its count (a message already stored with
+   * the same id makes the INSERT fail, and the commit with it).
+   */
   private apply(changes: readonly Change[]): void {
     const s = this.s;
     const deltas = new Map<number, number>();
+    const fresh = new Map<number, StoredMessage>();
     const add = (id: number | undefined, d: number): void => {
       if (id !== undefined) deltas.set(id, (deltas.get(id) ?? 0) + d);
     };
@@ -541,10 +545,11 @@ export class SqliteStore implements Store {
     for (const c of changes) {
       switch (c.op) {
         case 'message': {
-          const m = c.msg;
-          s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin));
-          add(m.id, 0);
-          if (m.id > maxId) maxId = m.id;
+          // Written at the end with its final reference count (or not at all when it has none).
+          if (fresh.has(c.msg.id)) throw new StoreError(`database ${this.file}: message ${c.msg.id} is stored twice in one commit`);
+          fresh.set(c.msg.id, c.msg);
+          deltas.set(c.msg.id, deltas.get(c.msg.id) ?? 0);
+          if (c.msg.id > maxId) maxId = c.msg.id;
           break;
         }
         case 'session': {
@@ -579,11 +584,15 @@ export class SqliteStore implements Store {
           break;
         case 'inflight': {
           const r = c.ref;
-          const old = s.inflightOld.get(c.clientId, r.packetId) as number | undefined;
-          if (old === undefined) s.inflightIns.run(c.clientId, r.packetId, r.messageId, r.qos, b(r.retain), encodeIds(r.subIds), r.state);
-          else s.inflightUpd.run(r.messageId, r.qos, b(r.retain), encodeIds(r.subIds), r.state, c.clientId, r.packetId);
+          const ids = encodeIds(r.subIds);
+          // New packet id (the common case): one INSERT. Else an update in place keeps the send order.
+          if (s.inflightIns.run(c.clientId, r.packetId, r.messageId, r.qos, b(r.retain), ids, r.state).changes === 0) {
+            const old = s.inflightOld.get(c.clientId, r.packetId) as number | undefined;
+            s.inflightUpd.run(r.messageId, r.qos, b(r.retain), ids, r.state, c.clientId, r.packetId);
+            if (old === r.messageId) break;
+            add(old, -1);
+          }
           add(r.messageId, +1);
-          add(old, -1);
           break;
         }
         case 'inflightDone':
@@ -616,6 +625,11 @@ export class SqliteStore implements Store {
       }
     }
     for (const [id, d] of deltas) {
+      const m = fresh.get(id);
+      if (m !== undefined) {
+        if (d > 0) s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin), d);
+        continue;
+      }
       const r = s.refs.get(d, id) as { refs: number } | undefined;
       if (r === undefined) {
         if (d > 0) throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
