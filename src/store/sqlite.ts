@@ -1,3 +1,5 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { QoS } from '../codec/types.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
@@ -129,6 +131,50 @@ export function storeError(file: string, err: unknown, doing = 'open'): StoreErr
   return new StoreError(text, code, { cause: err });
 }
 
+/** Why `file` cannot be opened for writing, as far as the file system tells; undefined if it can. */
+function diagnose(file: string): string | undefined {
+  const fsCode = (err: unknown): string => String((err as NodeJS.ErrnoException).code);
+  let exists = false;
+  try {
+    if (statSync(file).isDirectory()) return 'it is a directory';
+    exists = true;
+  } catch (err) {
+    if (fsCode(err) === 'ENOTDIR') return 'a part of its path is not a directory';
+    if (fsCode(err) !== 'ENOENT') return `cannot stat it (${fsCode(err)})`;
+  }
+  const dir = dirname(file);
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
+  } catch (err) {
+    return fsCode(err) === 'ENOENT' ? `its directory ${dir} does not exist` : `cannot stat its directory ${dir} (${fsCode(err)})`;
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    return `its directory ${dir} is not writable (${fsCode(err)}${fsCode(err) === 'EROFS' ? ': read-only file system' : ''})`;
+  }
+  if (exists) {
+    try {
+      accessSync(file, constants.R_OK | constants.W_OK);
+    } catch (err) {
+      return `the file is not writable (${fsCode(err)}${fsCode(err) === 'EROFS' ? ': read-only file system' : ''})`;
+    }
+  }
+  return undefined;
+}
+
+/** storeError for a failed open: file-system causes are named before SQLite's generic ones. */
+function openError(file: string, err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = sqliteCode(err) ?? '';
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/^SQLITE_(CANTOPEN|READONLY|IOERR|PERM|AUTH)/.test(code) || /directory does not exist/.test(msg)) {
+    const why = diagnose(file);
+    if (why !== undefined) return new StoreError(`cannot open database ${file}: ${why} (${msg})`, code || undefined, { cause: err });
+  }
+  return storeError(file, err);
+}
+
 // --- opening -----------------------------------------------------------------------------------
 
 export interface OpenDatabaseOptions {
@@ -154,7 +200,7 @@ export async function openDatabase(file: string, opts: OpenDatabaseOptions = {})
     // timeout 0: a locked file is refused at once (the lock is held for the broker's lifetime).
     db = new Sqlite(file, { fileMustExist: opts.mustExist ?? false, timeout: 0 });
   } catch (err) {
-    throw storeError(file, err);
+    throw openError(file, err);
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
@@ -165,7 +211,7 @@ export async function openDatabase(file: string, opts: OpenDatabaseOptions = {})
     db.exec('BEGIN IMMEDIATE; COMMIT');
   } catch (err) {
     db.close();
-    throw storeError(file, err);
+    throw openError(file, err);
   }
   return db;
 }
