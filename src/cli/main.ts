@@ -10,6 +10,7 @@ const commands: Record<string, string> = {
   rr: 'request/response (like mosquitto_rr)',
   passwd: 'manage a password file (like mosquitto_passwd)',
   bench: 'load generator for any MQTT broker',
+  db: 'check, compact or dump a persistence database (offline)',
 };
 
 function usage(): string {

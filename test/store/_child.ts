@@ -1,7 +1,7 @@
 /**
  * A second process for the SQLite store tests (sqlite-file.test.ts): `node _child.js MODE FILE`.
  * Prints one JSON object per line on stdout.
- *   hold FILE     open the store, print {open:true}, keep it open until stdin ends
+ *   hold FILE     open the store, print {open:true}, keep it open until killed (at most 60 s)
  *   open FILE     try to open, print {ok:true} or {error, code, name}, close, exit
  *   commit FILE   open, commit one session + a queued message, print {committed:true}, then idle (to be killed)
  *   fill FILE DIR open, commit 64 KiB messages until a commit fails (at most 200), print that error; then
@@ -18,12 +18,8 @@ const errInfo = (err: unknown): object => ({
   code: (err as { code?: string }).code,
   name: err instanceof StoreError ? 'StoreError' : (err as Error).name,
 });
-const idle = (): Promise<void> =>
-  new Promise((resolve) => {
-    process.stdin.on('data', () => undefined);
-    process.stdin.on('end', resolve);
-    process.stdin.on('close', resolve);
-  });
+/** Keeps the process (and its open store) alive until it is killed; at most 60 s. */
+const idle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 60_000));
 
 switch (mode) {
   case 'hold': {
