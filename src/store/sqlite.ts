@@ -397,6 +397,10 @@ function prepare(db: Database) {
     insMessage: p('INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     refs: p('UPDATE messages SET refs = refs + ? WHERE id = ? RETURNING refs'),
     delMessage: p('DELETE FROM messages WHERE id = ?'),
+    // ? = JSON [[id, delta], ...] with distinct ids
+    refsBatch: p('UPDATE messages SET refs = refs + (j.value ->> 1) FROM json_each(?) AS j WHERE messages.id = (j.value ->> 0)'),
+    refsMissing: p('SELECT j.value ->> 0 FROM json_each(?) AS j WHERE (j.value ->> 1) > 0 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = (j.value ->> 0)) LIMIT 1').pluck(),
+    delUnreferenced: p('DELETE FROM messages WHERE id IN (SELECT j.value ->> 0 FROM json_each(?) AS j WHERE (j.value ->> 1) < 0) AND refs <= 0'),
     metaUp: p('UPDATE meta SET value = ? WHERE key = ? AND value < ?'),
     meta: p('SELECT key, value FROM meta'),
     session: p('INSERT OR REPLACE INTO sessions (client_id, protocol_version, username, listener_port, expiry_interval, disconnected_at) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -670,18 +674,32 @@ export class SqliteStore implements Store {
           throw new StoreError(`database ${this.file}: unknown change ${JSON.stringify((c as { op?: unknown }).op)}`);
       }
     }
+    // Reference counts of messages stored before: a few one by one, many in one statement.
+    const old: Array<[number, number]> = [];
     for (const [id, d] of deltas) {
       const m = fresh.get(id);
-      if (m !== undefined) {
-        if (d > 0) s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin), d);
-        continue;
+      if (m === undefined) {
+        if (d !== 0) old.push([id, d]);
+      } else if (d > 0) {
+        s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin), d);
       }
-      const r = s.refs.get(d, id) as { refs: number } | undefined;
-      if (r === undefined) {
-        if (d > 0) throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
-      } else if (r.refs <= 0) {
-        s.delMessage.run(id);
+    }
+    if (old.length <= 4) {
+      for (const [id, d] of old) {
+        const r = s.refs.get(d, id) as { refs: number } | undefined;
+        if (r === undefined) {
+          if (d > 0) throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
+        } else if (r.refs <= 0) {
+          s.delMessage.run(id);
+        }
       }
+    } else {
+      const json = JSON.stringify(old);
+      if (s.refsBatch.run(json).changes !== old.length) {
+        const missing = s.refsMissing.get(json) as number | undefined;
+        if (missing !== undefined) throw new StoreError(`database ${this.file}: message ${missing} is referenced but not stored`);
+      }
+      s.delUnreferenced.run(json);
     }
     if (maxId > 0) s.metaUp.run(maxId, 'last_message_id', maxId);
     if (maxSeq > 0) s.metaUp.run(maxSeq, 'last_seq', maxSeq);

@@ -264,6 +264,39 @@ export function storeContract(f: StoreFactory): void {
       assert.equal(s.messageCount(), 0);
     });
 
+    test('reference counts of many stored messages change in one commit', async () => {
+      const s = await fresh();
+      const ms = Array.from({ length: 20 }, () => msg());
+      const first: Change[] = [];
+      for (const [i, m] of ms.entries()) {
+        first.push({ op: 'message', msg: m });
+        first.push({ op: 'enqueue', clientId: 'a', ref: { seq: 100 + i, messageId: m.id, qos: 1, retain: false } });
+        first.push({ op: 'enqueue', clientId: 'b', ref: { seq: 200 + i, messageId: m.id, qos: 1, retain: false } });
+      }
+      await s.commit(first);
+      // a's queue moves to in-flight (nets to zero), b's first ten are dequeued (each still held by a)
+      const second: Change[] = [];
+      for (const [i, m] of ms.entries()) {
+        second.push({ op: 'dequeue', clientId: 'a', seq: 100 + i });
+        second.push({ op: 'inflight', clientId: 'a', ref: { packetId: i + 1, messageId: m.id, qos: 1, retain: false, state: 'publish' } });
+        if (i < 10) second.push({ op: 'dequeue', clientId: 'b', seq: 200 + i });
+      }
+      await s.commit(second);
+      assert.equal(s.messageCount(), 20);
+      // ten more references and one to a message that is not stored: nothing happens
+      const bad: Change[] = ms.slice(0, 10).map((m, i) => ({ op: 'enqueue', clientId: 'c', ref: { seq: 300 + i, messageId: m.id, qos: 1, retain: false } }));
+      bad.push({ op: 'enqueue', clientId: 'c', ref: { seq: 400, messageId: 888_888, qos: 1, retain: false } });
+      const before = await snapshot(s, ['a', 'b', 'c']);
+      await assert.rejects(s.commit(bad), (err: unknown) => err instanceof StoreError && /888888/.test(err.message));
+      assert.deepEqual(await snapshot(s, ['a', 'b', 'c']), before);
+      // a's in-flight all acknowledged: the first ten are freed, the last ten are still queued for b
+      await s.commit(ms.map((_, i) => ({ op: 'inflightDone', clientId: 'a', packetId: i + 1 })));
+      assert.equal(s.messageCount(), 10);
+      assert.deepEqual((await s.loadWindow('b')).queued.map((q) => q.messageId), ms.slice(10).map((m) => m.id));
+      await s.commit([{ op: 'dropSession', clientId: 'b' }]);
+      assert.equal(s.messageCount(), 0);
+    });
+
     test('a message left without any reference at the end of its commit is not kept', async () => {
       const s = await fresh();
       const m = msg();
