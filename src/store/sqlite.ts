@@ -394,7 +394,7 @@ const PAGE = 1000;
 function prepare(db: Database) {
   const p = (sql: string): BetterSqlite3.Statement => db.prepare(sql);
   return {
-    insMessage: p('INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    insMessage: p('INSERT OR IGNORE INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     refs: p('UPDATE messages SET refs = refs + ? WHERE id = ? RETURNING refs'),
     delMessage: p('DELETE FROM messages WHERE id = ?'),
     // ? = JSON [[id, delta], ...] with distinct ids
@@ -580,8 +580,8 @@ export class SqliteStore implements Store {
 
   /**
    * Runs inside the transaction. Reference counts are summed per message and applied at the end;
-   * a message new in this commit is inserted there with its count (a message already stored with
-   * the same id makes the INSERT fail, and the commit with it).
+   * a message new in this commit is inserted there with its count; a `message` change for a message
+   * already stored leaves the stored copy as it is.
    */
   private apply(changes: readonly Change[]): void {
     const s = this.s;
@@ -595,8 +595,9 @@ export class SqliteStore implements Store {
     for (const c of changes) {
       switch (c.op) {
         case 'message': {
-          // Written at the end with its final reference count (or not at all when it has none).
-          if (fresh.has(c.msg.id)) throw new StoreError(`database ${this.file}: message ${c.msg.id} is stored twice in one commit`);
+          // Written at the end with its final reference count (or not at all when it has none). A
+          // message is recorded again by each commit that adds a reference to it: the first copy stays.
+          if (fresh.has(c.msg.id)) break;
           fresh.set(c.msg.id, c.msg);
           deltas.set(c.msg.id, deltas.get(c.msg.id) ?? 0);
           if (c.msg.id > maxId) maxId = c.msg.id;
@@ -681,7 +682,12 @@ export class SqliteStore implements Store {
       if (m === undefined) {
         if (d !== 0) old.push([id, d]);
       } else if (d > 0) {
-        s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin), d);
+        // already stored (by an earlier commit): then its count changes like any other's
+        if (s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin), d).changes === 0) {
+          old.push([id, d]);
+        }
+      } else if (d < 0) {
+        old.push([id, d]); // a reference to it went in this commit, so it was stored before
       }
     }
     if (old.length <= 4) {

@@ -77,7 +77,11 @@ export interface StoredWill {
  * freed at the end of that commit (so write the `message` and its first reference in one commit).
  */
 export type Change =
-  /** a new message, stored once; freed when its last reference (queue, in-flight, retained) goes */
+  /**
+   * a message about to be referenced, stored once; freed when its last reference (queue, in-flight,
+   * retained) goes. Recording it again (same id) in a later commit, or twice in one, leaves the stored
+   * copy as it is.
+   */
   | { op: 'message'; msg: StoredMessage }
   /** upsert */
   | { op: 'session'; session: StoredSession }

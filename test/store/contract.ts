@@ -297,6 +297,33 @@ export function storeContract(f: StoreFactory): void {
       assert.equal(s.messageCount(), 0);
     });
 
+    test('a message recorded again (later commits, or twice in one) keeps its first stored copy and its count', async () => {
+      const s = await fresh();
+      const m = msg({ payload: Buffer.from('original') });
+      const again = { ...m, payload: Buffer.from('a later copy'), topic: 'other' };
+      await s.commit([
+        { op: 'message', msg: m },
+        { op: 'enqueue', clientId: 'a', ref: { seq: 1, messageId: m.id, qos: 1, retain: false } },
+        { op: 'message', msg: again },
+        { op: 'enqueue', clientId: 'b', ref: { seq: 2, messageId: m.id, qos: 1, retain: false } },
+      ]);
+      await s.commit([{ op: 'message', msg: again }, { op: 'enqueue', clientId: 'c', ref: { seq: 3, messageId: m.id, qos: 1, retain: false } }]);
+      assert.equal(s.messageCount(), 1);
+      for (const c of ['a', 'b', 'c']) assert.deepEqual((await s.loadWindow(c)).queued[0]?.message, m, c);
+      // recorded again with a move (net zero) and with a removal (net -1): still counted right
+      await s.commit([
+        { op: 'message', msg: again },
+        { op: 'dequeue', clientId: 'a', seq: 1 },
+        { op: 'inflight', clientId: 'a', ref: { packetId: 1, messageId: m.id, qos: 1, retain: false, state: 'publish' } },
+      ]);
+      await s.commit([{ op: 'message', msg: again }, { op: 'dequeue', clientId: 'b', seq: 2 }]);
+      assert.deepEqual((await s.loadWindow('a')).inflight[0]?.message, m);
+      await s.commit([{ op: 'dequeue', clientId: 'c', seq: 3 }]);
+      assert.equal(s.messageCount(), 1, 'still in flight for a');
+      await s.commit([{ op: 'message', msg: again }, { op: 'inflightDone', clientId: 'a', packetId: 1 }]);
+      assert.equal(s.messageCount(), 0);
+    });
+
     test('a message left without any reference at the end of its commit is not kept', async () => {
       const s = await fresh();
       const m = msg();
