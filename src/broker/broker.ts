@@ -287,6 +287,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
       old.close('taken over', true, '');
       s = this.sessions.get(conn.id);
     }
+    if (s !== undefined && s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
+        now - s.disconnectedAt >= s.expiryInterval * 1000) {
+      // expired before the sweep came round to it (e.g. while the broker was down, restored a moment ago):
+      // gone, as the sweep would have made it; its delayed will, if any, goes out now
+      this.log.info(`Expiring client ${s.clientId}.`);
+      this.discardSession(s);
+      s = undefined;
+    }
     const delayed = this.delayedWills.get(conn.id);
     if (delayed !== undefined && !p.clean) {
       // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
