@@ -1,7 +1,7 @@
 /**
  * kill -9 at 20 random points (seeded; MIDGE_CRASH_SEED=N replays a run). Each round: a publisher
- * pipelines 300-500 QoS 1 messages to an offline persistent subscriber, the broker is SIGKILLed after
- * a random delay (sometimes before the first PUBACK, sometimes after the last), restarted on the same
+ * pipelines 300-500 QoS 1 messages to an offline persistent subscriber, the broker is SIGKILLed at a
+ * random point (after a random number of PUBACKs, or a random 0-20 ms from the start), restarted on the same
  * data directory, and the subscriber must get every payload that was acknowledged in that round.
  */
 import { test, after } from 'node:test';
@@ -46,11 +46,18 @@ test(`kill -9 at ${ROUNDS} random points: every acknowledged message arrives eac
   const t0 = Date.now();
   const totals = { acked: 0, received: 0, duplicates: 0, unacked: 0, restartMs: [] as number[] };
   const failures: string[] = [];
+  let cutOff = 0;
   for (let round = 0; round < ROUNDS; round++) {
     assert.ok(Date.now() - t0 < BUDGET_MS, `time budget: round ${round} starts after ${Date.now() - t0} ms`);
     const count = 300 + Math.floor(rnd() * 201);
-    const delayMs = Math.floor(rnd() * 250);
     const broker = current.broker;
+    // Three rounds in four: the kill comes right after a random number of PUBACKs (the broker is quick:
+    // a fixed delay would mostly land after the last one). Otherwise after a random 0-20 ms from the
+    // start, which may be before the CONNACK.
+    const byAcks = rnd() < 0.75;
+    const killAfterAcks = byAcks ? Math.floor(rnd() * count * 0.9) : -1;
+    const delayMs = byAcks ? -1 : Math.floor(rnd() * 21);
+    const kill = (): void => broker.kill('SIGKILL');
     const pumping = pump(broker.port, {
       clientId: 'rk-pub',
       qos: 1,
@@ -58,12 +65,19 @@ test(`kill -9 at ${ROUNDS} random points: every acknowledged message arrives eac
       window: 20 + Math.floor(rnd() * 81),
       topicOf: (i) => `rk/${round}/${i % 4}`,
       payloadOf: (i) => `r${round}-${i}`,
+      onAck: (n) => {
+        if (n === killAfterAcks) kill();
+      },
       timeoutMs: 30_000,
     });
-    await sleep(delayMs);
-    broker.kill('SIGKILL');
+    if (byAcks && killAfterAcks === 0) kill();
+    if (!byAcks) {
+      await sleep(delayMs);
+      kill();
+    }
     const r = await pumping;
     await killHard(broker);
+    if (r.cutOff) cutOff++;
     const acked = new Set([...r.acked].map((i) => `r${round}-${i}`));
 
     current = await startPersistent(dir, extra);
@@ -78,7 +92,7 @@ test(`kill -9 at ${ROUNDS} random points: every acknowledged message arrives eac
     totals.received += tl.receivedDistinct;
     totals.duplicates += tl.duplicates;
     totals.unacked += tl.unackedReceived;
-    const line = `round ${round}: ${count} msgs, kill after ${delayMs} ms (${r.sent} sent): ${describeTally(tl)}; restart ${current.startMs} ms`;
+    const line = `round ${round}: ${count} msgs, kill ${byAcks ? `after ack ${killAfterAcks}` : `after ${delayMs} ms`} (${r.sent} sent${r.cutOff ? '' : ', all acked before the kill'}): ${describeTally(tl)}; restart ${current.startMs} ms`;
     t.diagnostic(line);
     if (tl.missing.length > 0) failures.push(line);
   }
@@ -86,7 +100,8 @@ test(`kill -9 at ${ROUNDS} random points: every acknowledged message arrives eac
   const ms = totals.restartMs;
   t.diagnostic(
     `totals: acked ${totals.acked}, received ${totals.received} distinct, ${totals.duplicates} duplicates, ` +
-      `${totals.unacked} received without an ack seen; restart ${Math.min(...ms)}-${Math.max(...ms)} ms; ${Date.now() - t0} ms in all`,
+      `${totals.unacked} received without an ack seen; ${cutOff} rounds cut short by the kill; restart ${Math.min(...ms)}-${Math.max(...ms)} ms; ${Date.now() - t0} ms in all`,
   );
   assert.deepEqual(failures, [], `seed ${seed}: acknowledged messages were lost`);
+  assert.ok(cutOff >= ROUNDS / 2, `most kills came mid-stream (${cutOff} of ${ROUNDS})`);
 });
