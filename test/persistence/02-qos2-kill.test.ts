@@ -30,7 +30,10 @@ after(async () => {
 
 test('QoS 2: every PUBREC\'d message arrives exactly once after kill -9 and restart', { timeout: 150_000 }, async (t) => {
   const dir = makeDataDir();
-  const first = await startPersistent(dir);
+  // this one with fsync on every commit (the other files use the default, off): the same promise, slower
+  const extra = 'midge_persistence_fsync true\n';
+  const first = await startPersistent(dir, extra);
+  assert.match(first.broker.logs(), /Persistence: .*midge\.db \(SQLite, fsync on every commit\)/);
   const sub = await recorded(first.broker.port, { clientId: 'q2-sub', clean: false });
   await sub.client.subscribeAsync('crash2/#', { qos: 2 });
   await sub.end();
@@ -58,7 +61,7 @@ test('QoS 2: every PUBREC\'d message arrives exactly once after kill -9 and rest
   t.diagnostic(`${r.acked.size} PUBRECs received (kill sent after ${KILL_AFTER}), ${r.sent} PUBLISHes sent, ${r.elapsedMs} ms`);
   const acked = new Set([...r.acked].map((i) => `q2-${i}`));
 
-  const second = await startPersistent(dir);
+  const second = await startPersistent(dir, extra);
   t.diagnostic(`restart: accepting after ${second.startMs} ms; ${second.restoredLine ?? 'no "Store: restored" line'}`);
   const sub2 = await recorded(second.broker.port, { clientId: 'q2-sub', clean: false });
   assert.equal(sub2.sessionPresent, true);

@@ -36,7 +36,7 @@ test(`kill -9 at ${ROUNDS} random points: every acknowledged message arrives eac
   t.diagnostic(`seed ${seed} (replay with MIDGE_CRASH_SEED=${seed})`);
   const rnd = prng(seed);
   const dir = makeDataDir();
-  // fsync off: kill -9 does not lose what reached the OS, so the promise holds without it (and it is quicker)
+  // fsync off (the default, said here): kill -9 does not lose what reached the OS, so the promise holds without it
   const extra = 'midge_persistence_fsync false\n';
   let current = await startPersistent(dir, extra);
   const sub0 = await recorded(current.broker.port, { clientId: 'rk-sub', clean: false });
