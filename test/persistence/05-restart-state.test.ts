@@ -64,6 +64,13 @@ test('subscriptions survive kill -9: a subscriber that does not resubscribe stil
   await sub.client.subscribeAsync('drop/#', { qos: 1 });
   await sub.client.unsubscribeAsync('drop/#');
   await sub.end();
+  // a v5 session with a subscription identifier and no-local, and a shared subscription
+  const v5 = await recorded(first.broker.port, { clientId: 'subs-v5', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+  await v5.client.subscribeAsync('keep/#', { qos: 1, nl: true, properties: { subscriptionIdentifier: 7 } });
+  await v5.end();
+  const shared = await recorded(first.broker.port, { clientId: 'subs-shared', clean: false });
+  await shared.client.subscribeAsync('$share/g/keep/#', { qos: 1 });
+  await shared.end();
   await killHard(first.broker);
 
   const second = await startPersistent(dir);
@@ -76,8 +83,21 @@ test('subscriptions survive kill -9: a subscriber that does not resubscribe stil
   await sub2.until('keep/2', 5_000, (g) => (g.some((m) => m.topic === 'keep/2') ? true : undefined));
   await sleep(200);
   assert.deepEqual(sub2.got.map((g) => `${g.topic}=${g.payload} q${g.qos}`), ['keep/1=one q1', 'keep/2=two q1']);
-  await pub.end();
-  await sub2.end();
+  const v52 = await recorded(second.broker.port, { clientId: 'subs-v5', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+  await v52.until('two messages', 5_000, (g) => (g.length >= 2 ? true : undefined));
+  assert.deepEqual(
+    v52.got.map((g) => `${g.payload} ids=${JSON.stringify(g.properties?.subscriptionIdentifier)}`),
+    ['one ids=7', 'two ids=7'],
+    'the subscription identifier survived',
+  );
+  // no-local survived: its own PUBLISH does not come back
+  await v52.client.publishAsync('keep/own', 'own', { qos: 1 });
+  const shared2 = await recorded(second.broker.port, { clientId: 'subs-shared', clean: false });
+  await shared2.until('own', 5_000, (g) => (g.some((m) => m.payload === 'own') ? true : undefined));
+  await sleep(200);
+  assert.deepEqual(shared2.got.map((g) => g.payload), ['one', 'two', 'own'], 'the shared subscription survived (the only member of its group)');
+  assert.deepEqual(v52.got.map((g) => g.payload), ['one', 'two'], 'no-local survived');
+  await Promise.all([pub.end(), sub2.end(), v52.end(), shared2.end()]);
   await second.broker.stop();
 });
 
@@ -204,5 +224,30 @@ test('a clean SIGTERM shutdown keeps retained messages, subscriptions, queued me
   await late.until('the retained message', 5_000, (g) => (g.length > 0 ? true : undefined));
   assert.deepEqual(late.got.map((g) => [g.payload, g.retain]), [['still here', true]]);
   await Promise.all([late.end(), sub2.end(), q22.disconnect()]);
+  await second.broker.stop();
+});
+
+test('queued messages whose message expiry passed while the broker was down are not delivered; the others are, with the time left', { timeout: 60_000 }, async (t) => {
+  const dir = makeDataDir();
+  const first = await startPersistent(dir);
+  const sub = await recorded(first.broker.port, { clientId: 'qexp-sub', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+  await sub.client.subscribeAsync('qexp/#', { qos: 1 });
+  await sub.end();
+  const pub = await recorded(first.broker.port, { clientId: 'qexp-pub', protocolVersion: 5 });
+  await pub.client.publishAsync('qexp/short', 'short', { qos: 1, properties: { messageExpiryInterval: 2 } });
+  await pub.client.publishAsync('qexp/long', 'long', { qos: 1, properties: { messageExpiryInterval: 600 } });
+  await pub.client.publishAsync('qexp/none', 'none', { qos: 1 });
+  await killHard(first.broker);
+  await sleep(2_500);
+  const second = await startPersistent(dir);
+  const sub2 = await recorded(second.broker.port, { clientId: 'qexp-sub', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+  await sub2.until('two messages', 5_000, (g) => (g.length >= 2 ? true : undefined)).catch(() => undefined);
+  await sleep(500);
+  assert.deepEqual(sub2.got.map((g) => g.payload), ['long', 'none']);
+  const left = sub2.got[0]?.properties?.messageExpiryInterval;
+  t.diagnostic(`qexp/long: ${String(left)} s left of 600`);
+  assert.ok(typeof left === 'number' && left <= 598 && left > 500, `the downtime counts (left: ${String(left)})`);
+  assert.equal(sub2.got[1]?.properties?.messageExpiryInterval, undefined);
+  await Promise.all([pub.end(), sub2.end()]);
   await second.broker.stop();
 });
