@@ -186,7 +186,8 @@ export interface OpenDatabaseOptions {
 
 /**
  * Opens `file` with an exclusive lock held until close (a second process gets a StoreError
- * "locked by another process"), in WAL mode. Does not read or write the schema.
+ * "locked by another process"), in WAL mode. Reads the schema only to refuse a file that is not a
+ * Midge database before writing to it; does not write the schema.
  */
 export async function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Promise<Database> {
   let Sqlite: typeof BetterSqlite3;
@@ -204,6 +205,9 @@ export async function openDatabase(file: string, opts: OpenDatabaseOptions = {})
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
+    // A file that is not Midge's is refused before anything is written to it: journal_mode = WAL
+    // rewrites the file header, which would change another application's database.
+    checkIdentity(db, file);
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (mode !== 'wal') throw new StoreError(`cannot open database ${file}: it cannot be put in WAL mode (journal mode is ${mode})`);
     db.pragma(`synchronous = ${opts.fsync === true ? 'FULL' : 'NORMAL'}`);
@@ -225,12 +229,8 @@ export function schemaInfo(db: Database): { version: number; applicationId: numb
   };
 }
 
-/**
- * Brings the schema to the newest version (one transaction), refusing files that are newer than
- * `migrations` knows or that are not Midge databases. Returns the version it found.
- */
-export function migrate(db: Database, file: string, migrations: readonly Migration[] = MIGRATIONS): number {
-  const target = migrations.length;
+/** Refuses (StoreError) a database that has tables but is not a Midge database; only reads. */
+function checkIdentity(db: Database, file: string): { version: number } {
   const { version, applicationId, tables } = schemaInfo(db);
   if (version === 0 && tables > 0) {
     throw new StoreError(`${file} is not a Midge database (it has tables but no Midge schema version)`);
@@ -238,6 +238,16 @@ export function migrate(db: Database, file: string, migrations: readonly Migrati
   if (version > 0 && applicationId !== APPLICATION_ID) {
     throw new StoreError(`${file} is not a Midge database (application id ${applicationId}, schema version ${version})`);
   }
+  return { version };
+}
+
+/**
+ * Brings the schema to the newest version (one transaction), refusing files that are newer than
+ * `migrations` knows or that are not Midge databases. Returns the version it found.
+ */
+export function migrate(db: Database, file: string, migrations: readonly Migration[] = MIGRATIONS): number {
+  const target = migrations.length;
+  const { version } = checkIdentity(db, file);
   if (version > target) {
     throw new StoreError(
       `database ${file} has schema version ${version}, newer than this Midge supports (${target}): it was written by a newer Midge`,
