@@ -1,11 +1,13 @@
 /**
  * Store states the broker must refuse to start on, with a non-zero exit code and one clear error that
- * names the file: a corrupt database file, a data directory already held by a running broker, and a
- * persistence_location that is a regular file. The bad file is left as it was.
+ * names the file: a corrupt database file (garbage, or a Midge database cut in half), an SQLite database
+ * that is not Midge's, a data directory already held by a running broker, and a persistence_location
+ * that is a regular file. The bad file is left as it was.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MIDGE_MAIN, stopAllBrokers } from '../helpers/broker-process.js';
@@ -80,4 +82,42 @@ test('persistence_location that is a regular file: exit code non-zero, the error
   t.diagnostic(`exit ${String(r.code)}: ${r.output.trim()}`);
   assertClearFailure(r, notDir);
   assert.equal(readFileSync(notDir, 'utf8'), 'not a directory\n', 'the file was left alone');
+});
+
+test('an SQLite database that is not Midge\'s: exit code non-zero, the error names the file, its tables are untouched', { timeout: 30_000 }, async (t) => {
+  const dir = makeDataDir();
+  const file = join(dir, 'midge.db');
+  const db = new Database(file);
+  db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes (text) VALUES ('mine');");
+  db.close();
+  const before = readFileSync(file);
+  const r = await startExpectingFailure(dir);
+  t.diagnostic(`exit ${String(r.code)}: ${r.output.trim()}`);
+  assertClearFailure(r, file);
+  assert.ok(readFileSync(file).equals(before), 'the other application\'s database was not changed');
+});
+
+test('a Midge database cut in half: exit code non-zero, the error names the file', { timeout: 60_000 }, async (t) => {
+  const dir = makeDataDir();
+  const file = join(dir, 'midge.db');
+  const first = await startPersistent(dir);
+  const pub = await recorded(first.broker.port, { clientId: 'cut-pub' });
+  const big = 'x'.repeat(2000);
+  for (let i = 0; i < 300; i++) await pub.client.publishAsync(`cut/${i}`, `${i}${big}`, { qos: 1, retain: true });
+  await pub.end();
+  await first.broker.stop();
+  assert.ok(!existsSync(`${file}-wal`) || statSync(`${file}-wal`).size === 0, 'a clean stop leaves everything in the main file');
+  const size = statSync(file).size;
+  truncateSync(file, Math.floor(size / 2 / 4096) * 4096);
+  t.diagnostic(`midge.db: ${size} bytes, cut to ${statSync(file).size}`);
+  const r = await startExpectingFailure(dir);
+  t.diagnostic(`exit ${String(r.code)}: ${r.output.trim()}`);
+  assertClearFailure(r, file);
+});
+
+test('a persistence_location that does not exist yet is created, and used', { timeout: 30_000 }, async () => {
+  const dir = join(makeDataDir(), 'a', 'b');
+  const first = await startPersistent(dir);
+  assert.ok(existsSync(join(dir, 'midge.db')));
+  await first.broker.stop();
 });
