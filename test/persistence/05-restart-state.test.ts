@@ -251,3 +251,46 @@ test('queued messages whose message expiry passed while the broker was down are 
   await Promise.all([pub.end(), sub2.end()]);
   await second.broker.stop();
 });
+
+test('a message both retained and queued: replacing or clearing the retained one keeps the queued copies, across two kills', { timeout: 60_000 }, async () => {
+  const dir = makeDataDir();
+  const first = await startPersistent(dir);
+  const sub = await recorded(first.broker.port, { clientId: 'rc-sub', clean: false });
+  await sub.client.subscribeAsync('rc/t', { qos: 1 });
+  await sub.end();
+  const pub = await recorded(first.broker.port, { clientId: 'rc-pub' });
+  await pub.client.publishAsync('rc/t', 'A', { qos: 1, retain: true });
+  await pub.client.publishAsync('rc/t', 'B', { qos: 1, retain: true });
+  await pub.client.publishAsync('rc/t', 'C', { qos: 1, retain: true });
+  await pub.client.publishAsync('rc/t', '', { qos: 1, retain: true }); // clears the retained message; still delivered
+  await pub.client.publishAsync('rc/u', 'D', { qos: 1, retain: true });
+  await pub.end();
+  await killHard(first.broker);
+
+  const second = await startPersistent(dir);
+  const sub2 = await recorded(second.broker.port, { clientId: 'rc-sub', clean: false });
+  await sub2.until('4 messages', 5_000, (g) => (g.length >= 4 ? true : undefined));
+  await sleep(300);
+  assert.deepEqual(sub2.got.map((g) => g.payload), ['A', 'B', 'C', ''], 'every queued copy, the retained ones replaced since included');
+  await sub2.end(); // every one acknowledged
+  const look = await recorded(second.broker.port, { clientId: 'rc-look' });
+  await look.client.subscribeAsync('rc/#', { qos: 1 });
+  await look.until('rc/u', 5_000, (g) => (g.length > 0 ? true : undefined));
+  await sleep(300);
+  assert.deepEqual(look.got.map((g) => `${g.topic}=${g.payload}`), ['rc/u=D'], 'rc/t has no retained message');
+  await look.end();
+  await sleep(200);
+  await killHard(second.broker);
+
+  const third = await startPersistent(dir);
+  const sub3 = await recorded(third.broker.port, { clientId: 'rc-sub', clean: false });
+  assert.equal(sub3.sessionPresent, true);
+  const look3 = await recorded(third.broker.port, { clientId: 'rc-look3' });
+  await look3.client.subscribeAsync('rc/#', { qos: 1 });
+  await look3.until('rc/u', 5_000, (g) => (g.length > 0 ? true : undefined));
+  await sleep(300);
+  assert.deepEqual(look3.got.map((g) => `${g.topic}=${g.payload}`), ['rc/u=D']);
+  assert.deepEqual(sub3.got.map((g) => g.payload), [], 'what the subscriber acknowledged is not sent again');
+  await Promise.all([sub3.end(), look3.end()]);
+  await third.broker.stop();
+});

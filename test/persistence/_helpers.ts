@@ -90,7 +90,9 @@ export class RawClient {
   closed = false;
   private readonly waiters = new Waiters();
   private readonly parser: Parser;
-  private readonly seen = new Map<Packet, number>();
+  /** the first bytes from the broker that did not decode, if any (the connection is then closed) */
+  parseError: unknown = undefined;
+  private readonly taken = new Set<Packet>();
 
   private constructor(
     private readonly socket: Socket,
@@ -107,7 +109,7 @@ export class RawClient {
         // payloads are views of the chunk: copy it, the chunk is not ours to keep
         this.parser.parse(Buffer.from(chunk), (p) => this.packets.push(p));
       } catch (err) {
-        this.packets.push({ type: 'disconnect', reasonCode: -1, properties: { reasonString: String(err) } });
+        this.parseError ??= err;
         socket.destroy();
       }
       this.waiters.check();
@@ -144,12 +146,12 @@ export class RawClient {
       `raw client waiting for ${what}`,
       timeoutMs,
       () => {
-        const p = this.packets.find((q) => !this.seen.has(q) && pred(q));
-        if (p !== undefined) this.seen.set(p, 1);
+        const p = this.packets.find((q) => !this.taken.has(q) && pred(q));
+        if (p !== undefined) this.taken.add(p);
         return p;
       },
       () => `packets: ${describePackets(this.packets)}`,
-      () => (this.closed ? 'the connection was closed' : undefined),
+      () => (this.closed ? `the connection was closed${this.parseError !== undefined ? ` (undecodable input: ${String(this.parseError)})` : ''}` : undefined),
     );
   }
 
