@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { stopAllBrokers, type BrokerProcess } from '../helpers/broker-process.js';
 import { run, spawnLines } from '../helpers/proc.js';
 import {
+  assertCleanLog,
   closeRecordedClients,
   describeTally,
   killHard,
@@ -81,6 +82,7 @@ test('offline MQTT.js subscriber: every PUBACKed payload arrives after kill -9 a
   assert.ok(sub2.got.every((g) => g.qos === 1 && g.topic.startsWith('crash/')), 'delivered at QoS 1 on crash/#');
   assert.deepEqual(r.missing, [], 'every acknowledged message was delivered');
   await sub2.end();
+  assertCleanLog(second.broker);
   await second.broker.stop();
 });
 
@@ -115,5 +117,6 @@ test('offline mosquitto_sub -c -q 1: every PUBACKed payload arrives after kill -
   t.diagnostic(`after restart (${Date.now() - t0} ms): ${describeTally(r)}`);
   assert.ok(sub.lines.every((l) => /^crash\/\d+ mosq-\d+$/.test(l)), `mosquitto_sub printed only crash/# lines (first: ${sub.lines[0] ?? 'none'}; stderr: ${sub.stderr()})`);
   assert.deepEqual(r.missing, [], 'every acknowledged message was delivered');
+  assertCleanLog(second.broker);
   await second.broker.stop();
 });

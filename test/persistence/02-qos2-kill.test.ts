@@ -7,6 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopAllBrokers } from '../helpers/broker-process.js';
 import {
+  assertCleanLog,
   closeRecordedClients,
   describePackets,
   describeTally,
@@ -74,6 +75,7 @@ test('QoS 2: every PUBREC\'d message arrives exactly once after kill -9 and rest
   assert.deepEqual(got.missing, [], 'every PUBREC\'d message was delivered');
   assert.equal(got.duplicates, 0, 'no message was delivered twice');
   await sub2.end();
+  assertCleanLog(second.broker);
   await second.broker.stop();
 });
 

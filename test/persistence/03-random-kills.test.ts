@@ -9,6 +9,7 @@ import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopAllBrokers } from '../helpers/broker-process.js';
 import {
+  assertCleanLog,
   closeRecordedClients,
   describeTally,
   killHard,
@@ -104,6 +105,7 @@ async function randomKills(t: TestContext, qos: 1 | 2, rounds: number, budgetMs:
     t.diagnostic(line);
     if (tl.missing.length > 0 || (qos === 2 && tl.duplicates > 0)) failures.push(line);
   }
+  assertCleanLog(current.broker);
   await current.broker.stop();
   const ms = totals.restartMs;
   t.diagnostic(

@@ -7,6 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopAllBrokers } from '../helpers/broker-process.js';
 import {
+  assertCleanLog,
   closeRecordedClients,
   describePackets,
   describeTally,
@@ -173,6 +174,7 @@ test('two kills in a row: the second comes while the subscriber is draining its 
   // window and what was acknowledged in the last moments may come back)
   assert.ok(tl.duplicates <= 200, `few duplicates (${tl.duplicates})`);
   await sub3.end();
+  assertCleanLog(third.broker);
   await third.broker.stop();
 });
 

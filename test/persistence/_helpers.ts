@@ -436,3 +436,9 @@ export async function waitForPayloads(source: () => readonly string[], expected:
     await sleep(50);
   }
 }
+
+/** The broker logged no internal error, failed commit or stack trace. */
+export function assertCleanLog(broker: BrokerProcess): void {
+  const bad = broker.logs().split('\n').filter((l) => /internal error|commit failed|Error:|^\s+at .+:\d+/i.test(l));
+  if (bad.length > 0) throw new Error(`the broker logged errors:\n${bad.slice(0, 10).join('\n')}`);
+}
