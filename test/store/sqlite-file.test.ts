@@ -151,6 +151,10 @@ describe('sqlite store: bad files and places at open', () => {
     raw.exec('CREATE TABLE people (name TEXT)');
     raw.close();
     await refuses(openSqliteStore({ file: f }), f, /is not a Midge database/);
+    const after = new Database(f);
+    assert.equal(after.pragma('journal_mode', { simple: true }), 'delete', 'the file was left as it was');
+    assert.equal(after.pragma('user_version', { simple: true }), 0);
+    after.close();
   });
 
   test('read-only directory, read-only file (a read-only bind mount)', { skip: !CAN_UNSHARE && 'unshare -m is not available' }, async () => {
