@@ -56,7 +56,8 @@ export class Connection implements Outlet, ClientInfo {
   receiveMaximum = 65535;
   incomingQos12 = 0;
   readonly parser: Parser;
-  private pending: Packet[] | undefined;
+  /** packets (and a parse error, last) that came while an async step ran; handled after it, in order */
+  private pending: Array<Packet | ParseFailure> | undefined;
   /** while an async step runs (authentication, an async hook), later packets wait in order */
   busy = false;
   /** packets written this turn of the event loop, flushed once at its end (see flushAll) */
@@ -126,6 +127,8 @@ export class Connection implements Outlet, ClientInfo {
 
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
+    // a parse error waits behind an async step: the parser is spent, nothing more is read
+    if (this.pending !== undefined && this.pending[this.pending.length - 1] instanceof ParseFailure) return;
     this.lastActivity = this.broker.clock.now();
     this.broker.stats.bytesReceived += chunk.length;
     const outer = parsing;
@@ -133,7 +136,13 @@ export class Connection implements Outlet, ClientInfo {
     try {
       this.parser.parse(chunk, onParsedPacket);
     } catch (err) {
-      failConnection(this, err);
+      if (this.busy && (this.state as ConnState) !== 'closed') {
+        // the packets before the bad one wait for an async step (CONNECT's authentication): they are
+        // answered first (the CONNACK the CONNECT earned, as mosquitto 2.0.11 sends), then the error
+        this.deferFailure(err);
+      } else {
+        failConnection(this, err);
+      }
     } finally {
       parsing = outer;
     }
@@ -180,12 +189,19 @@ export class Connection implements Outlet, ClientInfo {
     );
   }
 
+  /** A parse error while packets wait: it joins the queue, and nothing more is read from the socket. */
+  private deferFailure(err: unknown): void {
+    (this.pending ??= []).push(new ParseFailure(err));
+    this.socket.pause();
+  }
+
   private drainPending(): void {
     const pending = this.pending;
     if (pending === undefined) return;
     while (pending.length > 0 && !this.busy) {
       if (this.state === 'closed') { this.pending = undefined; return; }
       const p = pending.shift()!;
+      if (p instanceof ParseFailure) { this.pending = undefined; failConnection(this, p.error); return; }
       try { dispatch(this, p); } catch (err) { failConnection(this, err); return; }
     }
     if (pending.length === 0) this.pending = undefined;
@@ -328,6 +344,11 @@ export class Connection implements Outlet, ClientInfo {
     }
     this.broker.connectionClosed(this, wasConnected, abnormal, logLine ?? (wasConnected && this.broker.log.connOn ? `Client ${this.who} ${reason}.` : undefined));
   }
+}
+
+/** @internal what the parser threw, queued behind the packets before it */
+class ParseFailure {
+  constructor(readonly error: unknown) {}
 }
 
 /** connections with packets written this turn; one nextTick flushes them all */

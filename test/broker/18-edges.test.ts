@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encode } from '../../src/codec/index.js';
+import type { ConnectPacket, ProtocolVersion } from '../../src/codec/types.js';
+import { RawClient, connected, sleep, startTestBroker, subscribed } from './_harness.js';
+
+// Issue 15 "Rough edges": the broker-protocol and embedding-API parts.
+
+function connectBytes(version: ProtocolVersion, clientId: string): Buffer {
+  return encode({
+    type: 'connect', protocolName: 'MQTT', protocolVersion: version, clean: true, keepalive: 60, clientId,
+  } as ConnectPacket, version);
+}
+
+// ---- 1. CONNECT and a malformed packet in one read ----
+// Checked against mosquitto 2.0.11 on 127.0.0.1: CONNECT (3.1.1) + 00 00 in one write gets back
+// 20 02 00 00 (CONNACK 0) and then the close; a v5 CONNECT + 00 00 gets its CONNACK then DISCONNECT 0x82.
+// The same for a PUBLISH with an empty topic (30 02 00 00) and a SUBSCRIBE without payload (82 02 00 01).
+const garbage: Array<[string, number[]]> = [
+  ['reserved packet type 0', [0x00, 0x00]],
+  ['PUBLISH with an empty topic', [0x30, 0x02, 0x00, 0x00]],
+  ['SUBSCRIBE without a payload', [0x82, 0x02, 0x00, 0x01]],
+  ['a second CONNECT', [...connectBytes(4, 'again')]],
+];
+for (const [name, bad] of garbage) {
+  test(`CONNECT + ${name} in one read: the CONNACK the CONNECT earned, then the close (3.1.1)`, async () => {
+    const tb = startTestBroker();
+    try {
+      const c = RawClient.connectTo(tb);
+      c.sendRaw(Buffer.concat([connectBytes(4, 'same-read'), Buffer.from(bad)]));
+      const ack = await c.next('connack');
+      assert.equal(ack.reasonCode, 0);
+      await c.closedByBroker();
+      assert.equal(c.packets.length, 0, 'nothing after the CONNACK');
+    } finally {
+      await tb.broker.close();
+    }
+  });
+}
+
+test('v5 CONNECT + reserved type 0 in one read: CONNACK 0 then DISCONNECT with an error reason code', async () => {
+  const tb = startTestBroker();
+  try {
+    const c = RawClient.connectTo(tb, 5);
+    c.sendRaw(Buffer.concat([connectBytes(5, 'same-read-5'), Buffer.from([0x00, 0x00])]));
+    assert.equal((await c.next('connack')).reasonCode, 0);
+    const d = await c.next('disconnect');
+    assert.ok((d.reasonCode ?? 0) >= 0x80, `reason code ${d.reasonCode}`);
+    await c.closedByBroker();
+  } finally {
+    await tb.broker.close();
+  }
+});
+
+test('a slow async authenticate hook: the packets before the bad one are handled after it, in order', async () => {
+  const tb = startTestBroker({ hooks: { authenticate: () => sleep(100).then(() => true) } });
+  try {
+    const sub = await connected(tb, { clientId: 'watcher' });
+    await subscribed(sub, 'order/t', 0);
+    const c = RawClient.connectTo(tb);
+    const pub = encode({ type: 'publish', topic: 'order/t', payload: Buffer.from('before'), qos: 0, retain: false, dup: false }, 4);
+    c.sendRaw(Buffer.concat([connectBytes(4, 'slow-auth'), pub, Buffer.from([0x00, 0x00])]));
+    assert.equal((await c.next('connack', 2000)).reasonCode, 0);
+    await c.closedByBroker();
+    assert.equal((await sub.next('publish')).payload.toString(), 'before', 'the PUBLISH before the bad packet was routed');
+    // after the close nothing else is read: a chunk that came later is not parsed
+    sub.end();
+  } finally {
+    await tb.broker.close();
+  }
+});
+
+test('a refused CONNECT followed by garbage in one read: only the refusing CONNACK', async () => {
+  const tb = startTestBroker({ hooks: { authenticate: async () => ({ ok: false, returnCode: 4 }) } });
+  try {
+    const c = RawClient.connectTo(tb);
+    c.sendRaw(Buffer.concat([connectBytes(4, 'refused'), Buffer.from([0x00, 0x00])]));
+    assert.equal((await c.next('connack')).reasonCode, 4);
+    await c.closedByBroker();
+    assert.equal(c.packets.length, 0);
+  } finally {
+    await tb.broker.close();
+  }
+});
