@@ -83,6 +83,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** the limits, counters and drop log every session shares */
   private readonly sessionEnv: SessionEnv;
   private closed = false;
+  private timersStarted = false;
   /** v5 wills waiting for their will delay interval, by client id */
   private readonly delayedWills = new Map<string, { will: Will; conn: WillOwner; timer: ClockTimer }>();
   /**
@@ -124,6 +125,36 @@ export class Broker extends EventEmitter<BrokerEvents> {
       onDrop: (sess) => log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`),
     };
     this.sys = new SysPublisher(this);
+  }
+
+  /** true from start() (or the first listen() / handle()) having started the timers until close() */
+  get running(): boolean { return this.timersStarted && !this.closed; }
+
+  /**
+   * Start the broker: restore the durable store's state (sessions, subscriptions, queues, in-flight windows,
+   * incoming QoS 2 ids, retained messages, delayed wills) and from then on record every change into it;
+   * then start the periodic work: the sweep (keepalive, connect deadline, session and retained expiry), the
+   * memory_limit sampler and `$SYS`. Without a store the timers start at once (synchronously). Idempotent;
+   * `listen()` calls it, and so does the first `handle()` of a broker without a store (an embedder serving
+   * only its own streams needs no call); with a store, call and await it before `handle()`. A closed broker
+   * does not start again.
+   */
+  start(): Promise<void> {
+    if (this.started === undefined) {
+      if (this.closed) return Promise.resolve();
+      if (this.opts.store === undefined) {
+        this.startTimers();
+        this.started = Promise.resolve();
+      } else {
+        this.started = this.restore().then(() => { if (!this.closed) this.startTimers(); });
+      }
+    }
+    return this.started;
+  }
+
+  private startTimers(): void {
+    if (this.timersStarted) return;
+    this.timersStarted = true;
     this.sweepTimer = this.clock.setInterval(() => {
       try {
         this.sweep(this.clock.now());
@@ -132,15 +163,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }, SWEEP_MS);
     if (this.opts.memoryLimit > 0) this.memoryTimer = this.clock.setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_MS);
-  }
-
-  /**
-   * Restore the durable store's state (sessions, subscriptions, queues, in-flight windows, incoming
-   * QoS 2 ids, retained messages, delayed wills), then record every change into it. `listen()` calls
-   * it; an embedder that only uses `handle()` with a store calls it first. Idempotent.
-   */
-  start(): Promise<void> {
-    return (this.started ??= this.restore());
+    this.sys.start();
   }
 
   private async restore(): Promise<void> {
@@ -211,17 +234,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.log.info(`Store: restored ${this.sessions.size} sessions, ${subs} subscriptions, ${queued} queued and in-flight messages and ${this.retained.size} retained messages in ${Date.now() - t0} ms.`);
   }
 
-  /** Start the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
+  /** Start the broker (start()) and the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
   async listen(): Promise<Array<{ host: string; port: number }>> {
+    if (this.closed) throw new Error('the broker is closed');
     await this.start();
     const specs = this.opts.listeners.length > 0 ? this.opts.listeners : [{ port: 1883, host: '127.0.0.1' }];
     this.listeners_ = await listenAll(specs, (socket, info) => this.handle(socket, info), this.log);
-    this.sys.start();
     return this.listeners_.map((l) => l.address);
   }
 
-  /** Serve one connection from any transport. */
+  /** Serve one connection from any transport (starts the broker on first use: see start()). */
   handle(socket: Duplex, info: ConnectionInfo = { remoteAddress: 'unknown', remotePort: 0 }): Connection {
+    if (this.started === undefined && this.opts.store === undefined) void this.start();
     const conn = new Connection(this, socket, info);
     const max = this.opts.globalMaxConnections;
     if (max > 0 && this.connections.size >= max) {
@@ -244,7 +268,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return conn;
   }
 
-  /** Stop listening, disconnect every client (v5: DISCONNECT 0x8B), stop timers. */
+  /** Stop listening, disconnect every client (v5: DISCONNECT 0x8B), stop every timer ($SYS, sweep, will delays). Final. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -221,6 +221,7 @@ test('memory_limit: the broker samples every 250 ms on its own timer; a failing 
   const tb = broker({ memoryLimit: 1000, clock });
   let used = 5000;
   tb.broker.memoryUsed = () => used;
+  void tb.broker.start(); // the timers run from start() (called by listen() and the first handle())
   clock.advance(249);
   assert.equal(tb.broker.memoryFull, false, 'no sample before 250 ms');
   clock.advance(1);

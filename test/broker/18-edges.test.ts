@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { encode } from '../../src/codec/index.js';
 import type { ConnectPacket, ProtocolVersion } from '../../src/codec/types.js';
 import { RawClient, connected, sleep, startTestBroker, subscribed } from './_harness.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 // Issue 15 "Rough edges": the broker-protocol and embedding-API parts.
 
@@ -81,4 +82,44 @@ test('a refused CONNECT followed by garbage in one read: only the refusing CONNA
   } finally {
     await tb.broker.close();
   }
+});
+
+// ---- 5. the embedding life cycle: start() / close(), handle() without listen() ----
+
+test('handle() without listen(): $SYS and the sweep run (the first handle() starts the broker)', async () => {
+  const clock = new FakeClock();
+  const tb = startTestBroker({ clock, sysInterval: 10 });
+  assert.equal(clock.pending, 0, 'a broker that was only created has no timers');
+  assert.equal(tb.broker.running, false);
+  try {
+    const c = await connected(tb, { clientId: 'sys-reader', keepalive: 2 });
+    assert.equal(tb.broker.running, true);
+    assert.deepEqual(await subscribed(c, '$SYS/broker/version', 0), [0]);
+    const m = await c.next('publish');
+    assert.equal(m.topic, '$SYS/broker/version', 'the retained $SYS value was published without listen()');
+    // the sweep runs too: a keepalive of 2 s is over after 3 s without a packet
+    clock.advance(3500);
+    await c.closedByBroker();
+  } finally {
+    await tb.broker.close();
+  }
+  assert.equal(clock.pending, 0, 'close() stopped every timer');
+});
+
+test('start() is idempotent, listen() uses it, close() stops everything and is final', async () => {
+  const clock = new FakeClock();
+  const tb = startTestBroker({ clock, sysInterval: 10, memoryLimit: 1 << 30, listeners: [{ port: 0, host: '127.0.0.1' }] });
+  const b = tb.broker;
+  b.start();
+  const timers = clock.pending;
+  assert.equal(timers, 3, 'sweep, memory sampler, $SYS');
+  b.start();
+  await b.listen();
+  assert.equal(clock.pending, timers, 'a second start() and listen() add no timers');
+  await b.close();
+  assert.equal(clock.pending, 0);
+  b.start();
+  assert.equal(clock.pending, 0, 'a closed broker does not start again');
+  assert.equal(b.running, false);
+  await assert.rejects(b.listen(), /closed/);
 });
