@@ -1,7 +1,7 @@
 /**
  * Midge's public surface. Everything else is internal.
  */
-export { createBroker, Broker, type BrokerEvents, type BrokerStats } from './broker/broker.js';
+export { createBroker, Broker, type BrokerEvents, type BrokerStats, type PublishInput } from './broker/broker.js';
 export { defaultBrokerOptions, type BrokerOptions, type ListenerOptions } from './broker/options.js';
 export type { BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, AuthExchange, AuthStep } from './broker/types.js';
 export { CHALLENGE_METHOD, challengeAuth, challengeResponse } from './auth/challenge.js';

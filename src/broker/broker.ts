@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { encode } from '../codec/index.js';
-import type { ConnectPacket, Packet, ProtocolVersion, PublishPacket, QoS, Subscription, Will } from '../codec/types.js';
-import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError } from '../topic/index.js';
+import type { ConnectPacket, Packet, Properties, ProtocolVersion, PublishPacket, QoS, Subscription, Will } from '../codec/types.js';
+import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError, isValidTopicName } from '../topic/index.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import type { PendingAuth } from './handlers/auth.js';
 import { Logger, silentLogger } from './log.js';
@@ -483,9 +483,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       failed(err);
       return;
     }
-    if (allowed === true) this.publish(msg, conn);
+    if (allowed === true) this.publishMessage(msg, conn);
     else if (allowed === false) denied();
-    else allowed.then((ok) => { if (ok) this.publish(msg, conn); else denied(); }, failed);
+    else allowed.then((ok) => { if (ok) this.publishMessage(msg, conn); else denied(); }, failed);
   }
 
   // ---- subscriptions ----
@@ -582,10 +582,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
   // ---- routing ----
 
   /**
-   * Accept a message for delivery: retain it if asked, then deliver to every matching session.
+   * Publish a message from the application: `{ topic, payload, qos?, retain?, properties? }`. The topic is
+   * checked like a client's (a topic name: not empty, no wildcards, at most 65535 bytes): a bad one throws
+   * a TypeError. It is retained if asked, then delivered to every matching session; `$SYS/...` is allowed.
    * Returns whether any subscription matched (a shared group counts; read ACLs are not asked here).
    */
-  publish(msg: Message, from?: ClientInfo): boolean {
+  publish(message: PublishInput): boolean {
+    return this.publishMessage(toMessage(message, this.clock.now()));
+  }
+
+  /**
+   * @internal The routing path of handlers, wills and $SYS: a `Message` already checked, with its encoder caches.
+   * Retains it if asked, then delivers to every matching session; true when a subscription matched.
+   */
+  publishMessage(msg: Message, from?: ClientInfo): boolean {
     if (msg.retain) {
       // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
       if (msg.payload.length === 0) this.clearRetained(msg.topic);
@@ -827,6 +837,42 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
   }
+}
+
+/** What `broker.publish()` takes from the application. */
+export interface PublishInput {
+  topic: string;
+  payload: Buffer | Uint8Array | string;
+  /** default 0 */
+  qos?: QoS;
+  /** default false */
+  retain?: boolean;
+  /** MQTT 5 properties passed to v5 subscribers (message expiry, content type, user properties...); no topic alias */
+  properties?: Properties;
+}
+
+/** A plain message from the application as the internal `Message` (validated; fresh encoder caches). */
+function toMessage(m: PublishInput, now: number): Message {
+  if (m === null || typeof m !== 'object') throw new TypeError('broker.publish: expected { topic, payload, qos?, retain?, properties? }');
+  const { topic, payload } = m;
+  if (typeof topic !== 'string' || !isValidTopicName(topic)) {
+    throw new TypeError(`broker.publish: invalid topic name ${JSON.stringify(topic)} (a topic name is not empty and has no '+' or '#')`);
+  }
+  const qos = m.qos ?? 0;
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`broker.publish: invalid QoS ${String(qos)} (0, 1 or 2)`);
+  let bytes: Buffer;
+  if (typeof payload === 'string') bytes = Buffer.from(payload);
+  else if (Buffer.isBuffer(payload)) bytes = payload;
+  else if (payload instanceof Uint8Array) bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  else if (payload === undefined || payload === null) bytes = Buffer.alloc(0);
+  else throw new TypeError('broker.publish: payload must be a Buffer, a Uint8Array or a string');
+  const msg: Message = { topic, payload: bytes, qos, retain: m.retain === true };
+  if (m.properties !== undefined) {
+    const { topicAlias: _a, subscriptionIdentifiers: _s, ...rest } = m.properties;
+    if (Object.keys(rest).length > 0) msg.properties = rest;
+    if (rest.messageExpiryInterval !== undefined) msg.expiresAt = now + rest.messageExpiryInterval * 1000;
+  }
+  return msg;
 }
 
 /** Create a broker for embedding: `const b = createBroker({...}); await b.listen();` */

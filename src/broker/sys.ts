@@ -59,7 +59,7 @@ export class SysPublisher {
     for (const [topic, value] of Object.entries(this.values())) {
       if (this.last.get(topic) === value) continue;
       this.last.set(topic, value);
-      this.broker.publish({ topic, payload: Buffer.from(value), qos: 0, retain: true });
+      this.broker.publishMessage({ topic, payload: Buffer.from(value), qos: 0, retain: true });
     }
   }
 }

@@ -123,3 +123,49 @@ test('start() is idempotent, listen() uses it, close() stops everything and is f
   assert.equal(b.running, false);
   await assert.rejects(b.listen(), /closed/);
 });
+
+// ---- 7. broker.publish() takes a plain message ----
+
+test('broker.publish({ topic, payload, qos, retain, properties }): string, Uint8Array and Buffer payloads, retained, v5 properties', async () => {
+  const tb = startTestBroker();
+  try {
+    const c = await connected(tb, { clientId: 'plain', properties: {} } as never, 5);
+    await subscribed(c, 'plain/#', 1);
+    assert.equal(tb.broker.publish({ topic: 'plain/s', payload: 'text' }), true);
+    const s = await c.next('publish');
+    assert.equal(s.payload.toString(), 'text');
+    assert.equal(s.qos, 0);
+    const u8 = new Uint8Array([9, 1, 2, 3]).subarray(1);
+    tb.broker.publish({ topic: 'plain/u8', payload: u8, qos: 1, properties: { contentType: 'x/y', userProperties: [['k', 'v']], topicAlias: 3 } });
+    const u = await c.next('publish');
+    assert.deepEqual([...u.payload], [1, 2, 3]);
+    assert.equal(u.qos, 1);
+    assert.equal(u.properties?.contentType, 'x/y');
+    assert.deepEqual(u.properties?.userProperties, [['k', 'v']]);
+    assert.equal(u.properties?.topicAlias, undefined, 'our topic alias is not passed on');
+    c.send({ type: 'puback', packetId: u.packetId! });
+    assert.equal(tb.broker.publish({ topic: 'nobody/here', payload: Buffer.from('r'), retain: true }), false);
+    const late = await connected(tb, { clientId: 'late' });
+    await subscribed(late, 'nobody/here', 0);
+    const r = await late.next('publish');
+    assert.equal(r.retain, true);
+    assert.equal(r.payload.toString(), 'r');
+  } finally {
+    await tb.broker.close();
+  }
+});
+
+test('broker.publish: a bad topic, QoS or payload throws a clear TypeError', () => {
+  const tb = startTestBroker();
+  try {
+    // bad inputs tried: wildcards, an empty topic, a non-string topic, QoS 3, a number payload
+    for (const topic of ['a/+', 'a/#', '', '#']) {
+      assert.throws(() => tb.broker.publish({ topic, payload: 'x' }), (e: unknown) => e instanceof TypeError && /invalid topic name/.test(e.message), topic);
+    }
+    assert.throws(() => tb.broker.publish({ topic: 42, payload: 'x' } as never), /invalid topic name 42/);
+    assert.throws(() => tb.broker.publish({ topic: 't', payload: 'x', qos: 3 as never }), /invalid QoS 3/);
+    assert.throws(() => tb.broker.publish({ topic: 't', payload: 5 as never }), /payload must be/);
+  } finally {
+    void tb.broker.close();
+  }
+});

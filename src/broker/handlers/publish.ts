@@ -79,7 +79,7 @@ function finish(conn: Connection, p: PublishPacket, msg: Message, allowed: boole
     return;
   }
   if (p.qos === 2) conn.session!.addIncomingQos2(p.packetId!);
-  const matched = conn.broker.publish(msg, conn);
+  const matched = conn.broker.publishMessage(msg, conn);
   // v5: a QoS 1 message no subscription matched is acknowledged 0x10, as mosquitto 2.0.11 does (checked:
   // PUBACK 0x10 for QoS 1, retained or not; its QoS 2 PUBREC stays 0x00, so does ours). 3.x: no reason codes.
   ack(conn, p, matched || p.qos !== 1 ? 0 : 0x10);
