@@ -43,10 +43,23 @@ export interface ClientInfo {
   readonly certificateIdentity?: string;
 }
 
+/**
+ * What the `authenticate` hook may answer besides true/false. When `ok` is false the client is refused with:
+ * - `reasonCode`, an MQTT 5 CONNACK reason code (0x80..0x9F, e.g. 0x8C bad authentication method, 0x8A banned),
+ *   sent as is to 5.0 clients and mapped to the nearest 3.1.1 return code for older ones (see `connackCode3`:
+ *   0x84 → 1, 0x85 → 2, 0x86 → 4, 0x88 / 0x89 / 0x9C / 0x9D / 0x9F → 3, any other → 5); or
+ * - `returnCode`, a 3.1.1 return code (1..5), mapped for 5.0 clients (1 → 0x84, 2 → 0x85, 3 → 0x88, 4 → 0x86, 5 → 0x87).
+ * `reasonCode` wins when both are given. Default: 5 / 0x87 not authorised.
+ * `reasonString` goes to 5.0 clients in the CONNACK's Reason String property (3.x has no place for it).
+ */
 export interface AuthResult {
   ok: boolean;
-  /** CONNACK code to answer with when !ok (3.1.1 code; mapped for 5.0). Default: 5 not authorised / 4 bad password */
+  /** 3.1.1 CONNACK return code when !ok (1..5) */
   returnCode?: number;
+  /** MQTT 5 CONNACK reason code when !ok (0x80..0x9F) */
+  reasonCode?: number;
+  /** MQTT 5 reason string sent with the refusal */
+  reasonString?: string;
 }
 
 export interface BrokerHooks {

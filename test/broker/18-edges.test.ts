@@ -4,6 +4,7 @@ import { encode } from '../../src/codec/index.js';
 import type { ConnectPacket, ProtocolVersion } from '../../src/codec/types.js';
 import { RawClient, connected, sleep, startTestBroker, subscribed } from './_harness.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import type { AuthResult } from '../../src/broker/types.js';
 
 // Issue 15 "Rough edges": the broker-protocol and embedding-API parts.
 
@@ -169,3 +170,47 @@ test('broker.publish: a bad topic, QoS or payload throws a clear TypeError', () 
     void tb.broker.close();
   }
 });
+
+// ---- 6. the authenticate hook answers with an MQTT 5 reason code and reason string ----
+
+// [hook answer, 3.1.1 return code, 5.0 reason code]
+const refusals: Array<[AuthResult, number, number]> = [
+  [{ ok: false, reasonCode: 0x86 }, 4, 0x86],
+  [{ ok: false, reasonCode: 0x87 }, 5, 0x87],
+  [{ ok: false, reasonCode: 0x8c }, 5, 0x8c],
+  [{ ok: false, reasonCode: 0x88 }, 3, 0x88],
+  [{ ok: false, reasonCode: 0x89 }, 3, 0x89],
+  [{ ok: false, reasonCode: 0x85 }, 2, 0x85],
+  [{ ok: false, reasonCode: 0x8a }, 5, 0x8a],
+  [{ ok: false, reasonCode: 0x9f }, 3, 0x9f],
+  // the 3.1.1 return code keeps working, mapped for 5.0
+  [{ ok: false, returnCode: 4 }, 4, 0x86],
+  [{ ok: false, returnCode: 3 }, 3, 0x88],
+  [{ ok: false }, 5, 0x87],
+  // reasonCode wins over returnCode
+  [{ ok: false, returnCode: 4, reasonCode: 0x89 }, 3, 0x89],
+  // bad answers tried: a success code, a non-CONNACK code, a 3.1.1 code out of range (0 would have accepted!)
+  [{ ok: false, reasonCode: 0 }, 5, 0x87],
+  [{ ok: false, reasonCode: 0x10 }, 5, 0x87],
+  [{ ok: false, returnCode: 0 }, 5, 0x87],
+  [{ ok: false, returnCode: 7 }, 5, 0x87],
+];
+for (const [answer, code3, code5] of refusals) {
+  test(`authenticate answers ${JSON.stringify(answer)}: CONNACK ${code3} (3.1.1), 0x${code5.toString(16)} (5.0)`, async () => {
+    const tb = startTestBroker({ hooks: { authenticate: async () => ({ ...answer, reasonString: 'go away' }) } });
+    try {
+      const c4 = RawClient.connectTo(tb, 4);
+      assert.equal((await c4.connect({ clientId: 'r4' })).reasonCode, code3);
+      await c4.closedByBroker();
+      const c5 = RawClient.connectTo(tb, 5);
+      const ack = await c5.connect({ clientId: 'r5', properties: {} } as never);
+      assert.equal(ack.reasonCode, code5);
+      assert.equal(ack.properties?.reasonString, 'go away');
+      await c5.closedByBroker();
+      const bad = (answer.reasonCode !== undefined && code5 !== answer.reasonCode) || (answer.reasonCode === undefined && answer.returnCode !== undefined && code3 !== answer.returnCode);
+      assert.equal(tb.logs.some((l) => /the authenticate hook answered/.test(l)), bad, 'a code that is not a refusal is logged');
+    } finally {
+      await tb.broker.close();
+    }
+  });
+}

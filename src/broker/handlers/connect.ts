@@ -115,11 +115,47 @@ async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean
   }
   if (conn.state === 'closed') return false;
   if (!result.ok) {
-    const code3 = result.returnCode ?? 5;
-    refuse(conn, code3, code3 === 4 ? 0x86 : 0x87, code3 === 4 ? 'bad user name or password' : 'not authorised');
+    const { code3, code5 } = refusalCodes(conn, result);
+    const why = code5 === 0x86 ? 'bad user name or password' : code5 === 0x87 ? 'not authorised' : `reason code 0x${code5.toString(16)}`;
+    const text = typeof result.reasonString === 'string' ? result.reasonString : undefined;
+    refuse(conn, code3, code5, text !== undefined ? `${why} (${text})` : why, text !== undefined ? { reasonString: text } : undefined);
     return false;
   }
   return true;
+}
+
+/** CONNACK reason codes a refusal may use (MQTT 5.0 3.2.2.2); the hook's others are logged and become 0x87 */
+const CONNACK_REFUSALS = new Set([0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f]);
+const CODE3_TO_5: Record<number, number> = { 1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87 };
+
+/**
+ * The nearest MQTT 3.1.1 CONNACK return code of an MQTT 5 refusal: the protocol version (0x84 → 1), the client
+ * id (0x85 → 2), the credentials (0x86 → 4), the server's state (0x88 unavailable, 0x89 busy, 0x9C use another
+ * server, 0x9D moved, 0x9F connection rate exceeded → 3 server unavailable); any other refusal is the server
+ * declining this client (→ 5 not authorised).
+ */
+export function connackCode3(code5: number): number {
+  switch (code5) {
+    case 0x84: return 1;
+    case 0x85: return 2;
+    case 0x86: return 4;
+    case 0x88: case 0x89: case 0x9c: case 0x9d: case 0x9f: return 3;
+    default: return 5;
+  }
+}
+
+function refusalCodes(conn: Connection, r: AuthResult): { code3: number; code5: number } {
+  const rc = r.reasonCode;
+  if (rc !== undefined) {
+    if (CONNACK_REFUSALS.has(rc)) return { code3: connackCode3(rc), code5: rc };
+    conn.broker.log.error(`Client ${conn.who}: the authenticate hook answered reason code ${String(rc)}, not a CONNACK refusal: refused with 0x87 (not authorised).`);
+    return { code3: 5, code5: 0x87 };
+  }
+  const c3 = r.returnCode ?? 5;
+  const code5 = CODE3_TO_5[c3];
+  if (code5 !== undefined) return { code3: c3, code5 };
+  conn.broker.log.error(`Client ${conn.who}: the authenticate hook answered return code ${String(c3)}, not 1..5: refused with 5 (not authorised).`);
+  return { code3: 5, code5: 0x87 };
 }
 
 /** CONNECT accepted: session, will, CONNACK (with v5 properties), then the session's backlog. */
