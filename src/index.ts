@@ -3,7 +3,9 @@
  */
 export { createBroker, Broker, type BrokerEvents, type BrokerStats, type PublishInput } from './broker/broker.js';
 export { defaultBrokerOptions, type BrokerOptions, type ListenerOptions } from './broker/options.js';
-export type { BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, AuthExchange, AuthStep } from './broker/types.js';
+export type {
+  BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, AuthExchange, AuthStep, SessionInfo, ForwardMessage, ConnectionInfo,
+} from './broker/types.js';
 export { CHALLENGE_METHOD, challengeAuth, challengeResponse } from './auth/challenge.js';
 export { Logger } from './broker/log.js';
 export type { Store, Change, StoredMessage, StoredSession, StoredSubscription, StoredWill, QueuedRef, InflightRef, Window } from './store/store.js';

@@ -27,6 +27,11 @@ export interface BrokerEvents {
   publish: [message: Message, client: ClientInfo | undefined];
   subscribe: [subscriptions: Subscription[], client: ClientInfo];
   unsubscribe: [filters: string[], client: ClientInfo];
+  /**
+   * a connection failed with an error: a malformed packet or protocol error, a hook that threw, a socket
+   * error, an internal error (the client id is '' before its CONNECT was read)
+   */
+  clientError: [client: ClientInfo, error: Error];
 }
 
 export interface BrokerStats extends SessionCounters {
@@ -262,10 +267,40 @@ export class Broker extends EventEmitter<BrokerEvents> {
       socket.destroy();
       return conn;
     }
+    const pre = this.hooks.preConnect;
+    let verdict: boolean | Promise<boolean> = true;
+    if (pre !== undefined) {
+      try {
+        verdict = pre(info);
+      } catch (err) {
+        verdict = Promise.reject(err);
+      }
+      if (verdict === false) {
+        this.refuseSocket(conn, info, 'the preConnect hook refused it');
+        return conn;
+      }
+    }
     this.connections.add(conn);
     if (this.log.connectionMessages || this.log.verbose) this.log.conn(`New connection from ${info.remoteAddress}:${info.remotePort} on port ${info.listenerPort ?? 0}.`);
     if (this.closed) conn.close('broker closing', false, '');
+    else if (verdict !== true && typeof (verdict as Promise<boolean>)?.then === 'function') {
+      // packets that arrive meanwhile wait behind it (Connection.runAsync); the connect deadline applies
+      conn.runAsync(Promise.resolve(verdict).then(
+        (ok) => { if (ok !== true && conn.state !== 'closed') this.refuseSocket(conn, info, 'the preConnect hook refused it'); },
+        (err: unknown) => {
+          this.log.error(`Client connection from ${info.remoteAddress}:${info.remotePort}: the preConnect hook failed: ${err instanceof Error ? err.message : String(err)}`);
+          if (conn.state !== 'closed') this.refuseSocket(conn, info, 'the preConnect hook failed');
+        },
+      ));
+    }
     return conn;
+  }
+
+  /** preConnect said no: the socket is closed without a word to the peer. */
+  private refuseSocket(conn: Connection, info: ConnectionInfo, why: string): void {
+    this.log.conn(`Client connection from ${info.remoteAddress}:${info.remotePort} denied: ${why}.`);
+    conn.close('denied', false, '');
+    conn.socket.destroy();
   }
 
   /** Stop listening, disconnect every client (v5: DISCONNECT 0x8B), stop every timer ($SYS, sweep, will delays). Final. */
@@ -566,6 +601,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
       const read = this.hooks.authorizeRead;
       if (read !== undefined && !this.mayRead(read, session, msg)) continue;
+      const fwd = this.hooks.authorizeForward;
+      if (fwd !== undefined) {
+        const f = this.forwarded(fwd, session, msg, this.clock.now());
+        if (f !== null) yield f;
+        continue;
+      }
       yield msg;
     }
   }
@@ -722,12 +763,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (targets.length === 0 && this.sharedTargets.length === 0) return false;
     const now = this.clock.now();
     const read = this.hooks.authorizeRead;
+    const fwd = this.hooks.authorizeForward;
     for (let i = 0; i < targets.length; i++) {
       const s = targets[i]!;
       if (read !== undefined && !this.mayRead(read, s, msg)) continue;
-      const qos = (msg.qos < s.routeQos ? msg.qos : s.routeQos) as QoS;
+      let m = msg;
+      if (fwd !== undefined) {
+        const f = this.forwarded(fwd, s, msg, now);
+        if (f === null) continue;
+        m = f;
+      }
+      const qos = (m.qos < s.routeQos ? m.qos : s.routeQos) as QoS;
       // 3.1.1: a message sent to existing subscriptions has retain 0 [MQTT-3.3.1-9]; v5 retain-as-published keeps it
-      s.deliver(msg, qos, s.routeRap && msg.retain, s.routeSubIds, now);
+      s.deliver(m, qos, s.routeRap && m.retain, s.routeSubIds, now);
     }
     targets.length = 0;
     if (this.sharedTargets.length > 0) this.routeShared(msg, now);
@@ -737,13 +785,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Each matching shared group delivers to one member, independently of its non-shared subscriptions. */
   private routeShared(msg: Message, now: number): void {
     const read = this.hooks.authorizeRead;
+    const fwd = this.hooks.authorizeForward;
     for (const group of this.sharedTargets) {
       const m = group.pick(msg.origin);
       if (m === undefined) continue;
       if (read !== undefined && !this.mayRead(read, m.session, msg)) continue;
-      const qos = (msg.qos < m.qos ? msg.qos : m.qos) as QoS;
+      let out = msg;
+      if (fwd !== undefined) {
+        const f = this.forwarded(fwd, m.session, msg, now);
+        if (f === null) continue;
+        out = f;
+      }
+      const qos = (out.qos < m.qos ? out.qos : m.qos) as QoS;
       const subIds = m.subscriptionId !== undefined ? [m.subscriptionId] : undefined;
-      m.session.deliver(msg, qos, m.retainAsPublished && msg.retain, subIds, now, group);
+      m.session.deliver(out, qos, m.retainAsPublished && out.retain, subIds, now, group);
     }
     this.sharedTargets.length = 0;
   }
@@ -755,6 +810,25 @@ export class Broker extends EventEmitter<BrokerEvents> {
     } catch (err) {
       this.log.error(`authorizeRead threw for ${s.clientId} on '${msg.topic}': ${err instanceof Error ? err.message : String(err)}`);
       return false;
+    }
+  }
+
+  /**
+   * authorizeForward for one delivery: the message itself, a fresh Message made from the hook's answer (own
+   * encoder caches; the original's origin and expiry kept), or null to skip. A throw skips (and is logged).
+   */
+  private forwarded(fwd: NonNullable<BrokerHooks['authorizeForward']>, s: Session, msg: Message, now: number): Message | null {
+    try {
+      const r = fwd(s, msg);
+      if (r === undefined || r === msg) return msg;
+      if (r === null) return null;
+      const m = toMessage(r, now);
+      if (msg.origin !== undefined) m.origin = msg.origin;
+      if (msg.expiresAt !== undefined && m.expiresAt !== undefined) m.expiresAt = msg.expiresAt;
+      return m;
+    } catch (err) {
+      this.log.error(`authorizeForward failed for ${s.clientId} on '${msg.topic}': ${err instanceof Error ? err.message : String(err)}`);
+      return null;
     }
   }
 

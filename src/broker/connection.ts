@@ -211,6 +211,7 @@ export class Connection implements Outlet, ClientInfo {
     if (this.state === 'closed') return;
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ECONNRESET' && code !== 'EPIPE') this.broker.log.debug(`Socket error on client ${this.logId}: ${err.message}`);
+    if (this.broker.listenerCount('clientError') > 0) this.broker.emitSafely('clientError', this, err);
     this.close(`socket error`, true, `Socket error on client ${this.who}, disconnecting.`);
   }
 

@@ -72,7 +72,47 @@ export interface BrokerHooks {
   /** MQTT 5 enhanced authentication: authentication method name → a new exchange per attempt. */
   authMethods?: Record<string, (client: ClientInfo) => AuthExchange>;
   /** May `message` be delivered to `session` (ACL read check)? Synchronous: it is on the fan-out path. */
-  authorizeRead?(session: { readonly clientId: string; readonly username?: string; readonly listenerPort?: number }, message: Message): boolean;
+  authorizeRead?(session: SessionInfo, message: Message): boolean;
+  /**
+   * Called for every new connection before any byte of it is read (the CONNECT is not parsed yet), with
+   * the peer's address and the listener's port. False (or a promise of false) closes the socket silently,
+   * as a refused address; a throw or rejection is logged and closes it too. Packets that arrive while an
+   * async answer is pending wait for it (the connect deadline applies).
+   */
+  preConnect?(info: ConnectionInfo): Promise<boolean> | boolean;
+  /**
+   * Called once per subscriber for each message about to be delivered (live and retained, shared subscriptions
+   * included), after `authorizeRead`. Return the message unchanged (or undefined) to deliver it, a changed
+   * one (`{ ...message, payload: 'x' }` or any `{ topic, payload, qos?, retain?, properties? }`) to deliver
+   * that instead to this subscriber, or null to skip this subscriber. Synchronous: it is on the fan-out path.
+   * A hook that throws skips that delivery (logged). Absent, it costs nothing.
+   */
+  authorizeForward?(session: SessionInfo, message: Readonly<Message>): Message | ForwardMessage | null | undefined;
+}
+
+/** The subscriber a delivery hook sees (a session, online or not). */
+export interface SessionInfo {
+  readonly clientId: string;
+  readonly username?: string;
+  readonly listenerPort?: number;
+}
+
+/** What `authorizeForward` may answer instead of the message: the same fields `broker.publish()` takes. */
+export interface ForwardMessage {
+  topic: string;
+  payload: Buffer | Uint8Array | string;
+  qos?: QoS;
+  retain?: boolean;
+  properties?: Properties;
+}
+
+/** The peer of a new connection, as `preConnect` sees it (the transport's view; no CONNECT yet). */
+export interface ConnectionInfo {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly listenerPort?: number;
+  readonly certificate?: { subject?: string; cn?: string };
+  readonly certificateIdentity?: string;
 }
 
 /** One step of an MQTT 5 enhanced authentication exchange (AUTH packets). */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode } from '../../src/codec/index.js';
 import type { ConnectPacket, ProtocolVersion } from '../../src/codec/types.js';
-import { RawClient, connected, sleep, startTestBroker, subscribed } from './_harness.js';
+import { RawClient, connected, duplexPair, sleep, startTestBroker, subscribed } from './_harness.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import type { AuthResult } from '../../src/broker/types.js';
 
@@ -214,3 +214,98 @@ for (const [answer, code3, code5] of refusals) {
     }
   });
 }
+
+// ---- 8. preConnect, authorizeForward, clientError ----
+
+test('preConnect (sync): a refused address is closed before its CONNECT is read, silently; others are served', async () => {
+  const seen: string[] = [];
+  const tb = startTestBroker({ hooks: { preConnect: (info) => { seen.push(`${info.remoteAddress}:${info.listenerPort}`); return info.remoteAddress !== '10.9.9.9'; } } });
+  try {
+    const [client, server] = duplexPair();
+    tb.broker.handle(server, { remoteAddress: '10.9.9.9', remotePort: 4000, listenerPort: 1883 });
+    const refused = new RawClient(client);
+    refused.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 60, clientId: 'nope' } as ConnectPacket);
+    await refused.closedByBroker();
+    assert.equal(refused.packets.length, 0, 'no CONNACK');
+    assert.equal(tb.broker.connections.size, 0);
+    assert.ok(tb.logs.some((l) => /Client connection from 10\.9\.9\.9:4000 denied: the preConnect hook refused it\./.test(l)));
+    await connected(tb, { clientId: 'welcome' });
+    assert.deepEqual(seen.slice(0, 1), ['10.9.9.9:1883']);
+    assert.equal(seen.length, 2);
+  } finally {
+    await tb.broker.close();
+  }
+});
+
+test('preConnect (async): the CONNECT waits for it; false or a rejection closes the socket without CONNACK', async () => {
+  let answer: (addr: string) => Promise<boolean> = async () => true;
+  const tb = startTestBroker({ hooks: { preConnect: (info) => answer(info.remoteAddress) } });
+  try {
+    answer = () => sleep(80).then(() => true);
+    const t0 = Date.now();
+    const ok = RawClient.connectTo(tb);
+    assert.equal((await ok.connect({ clientId: 'waited' })).reasonCode, 0);
+    assert.ok(Date.now() - t0 >= 70, 'the CONNACK came after the hook settled');
+    answer = () => sleep(30).then(() => false);
+    const no = RawClient.connectTo(tb);
+    await assert.rejects(no.connect({ clientId: 'async-no' }), /closed/);
+    answer = () => Promise.reject(new Error('geoip down'));
+    const broken = RawClient.connectTo(tb);
+    await assert.rejects(broken.connect({ clientId: 'async-throw' }), /closed/);
+    assert.ok(tb.logs.some((l) => /the preConnect hook failed: geoip down/.test(l)));
+    assert.ok(!tb.logs.some((l) => /async-no|async-throw/.test(l)), 'their CONNECTs were never handled');
+  } finally {
+    await tb.broker.close();
+  }
+});
+
+test('authorizeForward: per subscriber, a changed message, null to skip, unchanged; live and retained; a throw skips', async () => {
+  const tb = startTestBroker({
+    hooks: {
+      authorizeForward: (session, message) => {
+        if (session.clientId === 'masked') return { ...message, payload: `masked:${message.payload.toString()}` };
+        if (session.clientId === 'skipped') return null;
+        if (session.clientId === 'broken') throw new Error('boom');
+        return message;
+      },
+    },
+  });
+  try {
+    const subs = await Promise.all(['plain', 'masked', 'skipped', 'broken', 'plain2'].map((id) => connected(tb, { clientId: id })));
+    for (const c of subs) await subscribed(c, 'fw/t', 0);
+    const pub = await connected(tb, { clientId: 'fw-pub' });
+    pub.send({ type: 'publish', topic: 'fw/t', payload: Buffer.from('secret'), qos: 0, retain: true, dup: false });
+    const [plain, masked, skipped, broken, plain2] = subs as [RawClient, RawClient, RawClient, RawClient, RawClient];
+    assert.equal((await plain.next('publish')).payload.toString(), 'secret');
+    assert.equal((await plain2.next('publish')).payload.toString(), 'secret');
+    assert.equal((await masked.next('publish')).payload.toString(), 'masked:secret', 'not the original\'s cached encoding');
+    await skipped.nothing(100);
+    await broken.nothing(1);
+    assert.ok(tb.logs.some((l) => /authorizeForward failed for broken on 'fw\/t': boom/.test(l)));
+    // the retained copy goes through it too
+    const late = await connected(tb, { clientId: 'masked', clean: true });
+    await subscribed(late, 'fw/#', 0);
+    const r = await late.next('publish');
+    assert.equal(r.payload.toString(), 'masked:secret');
+    assert.equal(r.retain, true);
+  } finally {
+    await tb.broker.close();
+  }
+});
+
+test("clientError: a connection that fails with an error is reported with the client and the error", async () => {
+  const tb = startTestBroker();
+  const errors: Array<[string, string]> = [];
+  tb.broker.on('clientError', (client, err) => errors.push([client.id, err.constructor.name]));
+  try {
+    const c = await connected(tb, { clientId: 'faulty' });
+    c.sendRaw([0x00, 0x00]); // reserved type 0
+    await c.closedByBroker();
+    const fine = await connected(tb, { clientId: 'fine' });
+    fine.send({ type: 'disconnect' });
+    await fine.closedByBroker();
+    assert.deepEqual(errors, [['faulty', 'MalformedPacketError']], 'a normal DISCONNECT is no error');
+  } finally {
+    await tb.broker.close();
+  }
+});

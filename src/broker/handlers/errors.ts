@@ -9,6 +9,7 @@ import type { Connection } from '../connection.js';
 export function failConnection(conn: Connection, err: unknown): void {
   if (conn.state === 'closed') return;
   const log = conn.broker.log;
+  if (conn.broker.listenerCount('clientError') > 0) conn.broker.emitSafely('clientError', conn, err instanceof Error ? err : new Error(String(err)));
   if (err instanceof HookError) {
     // embedding code failed: named in the log; this client is refused or disconnected, no one else notices
     log.error(`Client ${conn.who}: the ${err.hook} hook failed: ${describeCause(err.failure)}`);
