@@ -8,7 +8,11 @@ import { connect } from '../src/client/index.js';
 import { brokerUrl } from './_port.js';
 
 const client04 = await connect(brokerUrl(), { clientId: 'client04' });
-const mid = await client04.publish('test', 'retain message', { retain: true });
+// a QoS 0 publish resolves to undefined (no packet id); paho's mid is the client's message counter, which
+// the 'packetsend' event reports
+let mid: number | undefined;
+client04.once('packetsend', (_packet, m) => { mid = m; });
+await client04.publish('test', 'retain message', { retain: true });
 console.log('rc:', 0);
 console.log('mid:', mid);
 await client04.end();

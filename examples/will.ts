@@ -15,7 +15,11 @@ const client04 = await connect(brokerUrl(), {
   keepalive: Number(process.env.MQTT_KEEPALIVE ?? 60),
   will: { topic: 'test', payload: 'will message' },
 });
-const mid = await client04.publish('test', 'abc');
+// a QoS 0 publish resolves to undefined (no packet id); paho's mid is the client's message counter, which
+// the 'packetsend' event reports
+let mid: number | undefined;
+client04.once('packetsend', (_packet, m) => { mid = m; });
+await client04.publish('test', 'abc');
 console.log('rc:', 0);
 console.log('mid:', mid);
 

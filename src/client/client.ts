@@ -88,8 +88,14 @@ export class MqttClient extends EventEmitter {
     });
   }
 
-  /** Resolves with the message id when the QoS flow completes (QoS 0: when written). */
-  publish(topic: string, payload: string | Buffer | Uint8Array = Buffer.alloc(0), options: PublishOptions = {}): Promise<number> {
+  /**
+   * QoS 1 and 2 resolve with the packet id when the flow completes (PUBACK / PUBCOMP); QoS 0 has no packet
+   * id and resolves to undefined once written to the socket (or queued while offline and then written).
+   */
+  publish(topic: string, payload?: string | Buffer | Uint8Array, options?: PublishOptions & { qos?: 0 }): Promise<undefined>;
+  publish(topic: string, payload: string | Buffer | Uint8Array | undefined, options: PublishOptions & { qos: 1 | 2 }): Promise<number>;
+  publish(topic: string, payload?: string | Buffer | Uint8Array, options?: PublishOptions): Promise<number | undefined>;
+  publish(topic: string, payload: string | Buffer | Uint8Array = Buffer.alloc(0), options: PublishOptions = {}): Promise<number | undefined> {
     const qos = options.qos ?? 0;
     if (typeof topic !== 'string' || !isValidTopicName(topic)) return Promise.reject(new InvalidArgumentError(`invalid topic name '${String(topic)}'`));
     if (!isQoS(qos)) return Promise.reject(new InvalidArgumentError(`invalid QoS ${String(qos)}`));
@@ -101,7 +107,7 @@ export class MqttClient extends EventEmitter {
       topic, payload: toBuffer(payload), qos, retain: options.retain ?? false,
       ...(options.properties ? { properties: options.properties } : {}), ...(alias !== undefined ? { topicAlias: alias } : {}),
     };
-    return this.run<number>((now) => this.state.publish(message, now));
+    return this.run<number | undefined>((now) => this.state.publish(message, now));
   }
 
   /** One filter resolves to its granted QoS, an array to the granted QoS of each. */

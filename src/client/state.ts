@@ -434,9 +434,10 @@ export class ClientState {
         if (aliased.fresh) this.aliasesOut.forget(m.topic);
         actions.push({ type: 'reject', op: q.op, error: encoded });
       } else if (id === undefined) {
-        const mid = this.ids.peek();
-        this.send(actions, packet, now, mid, encoded);
-        actions.push({ type: 'resolve', op: q.op, value: mid });
+        // QoS 0 has no packet id: the 'packetsend' event reports the client's message counter (paho's mid),
+        // the publish resolves to undefined once written
+        this.send(actions, packet, now, this.ids.peek(), encoded);
+        actions.push({ type: 'resolve', op: q.op, value: undefined });
       } else {
         this.inflight.set(id, { op: q.op, packet, topic: m.topic, stage: 'publish' });
         this.send(actions, packet, now, undefined, encoded);

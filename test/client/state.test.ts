@@ -93,13 +93,14 @@ describe('connecting', () => {
 });
 
 describe('outgoing QoS flows', () => {
-  test('a QoS 0 publish is sent and resolved at once with a message id', () => {
+  test('a QoS 0 publish is sent and resolved at once to undefined (no packet id); packetsend still reports the message counter', () => {
     const s = connected();
     const { op, actions } = s.publish(msg('t', 0, 'abc'), 1);
     const [p] = sent(actions);
     assert.equal(p?.type, 'publish');
     assert.equal((p as PublishPacket).packetId, undefined);
-    assert.deepEqual(ofType(actions, 'resolve'), [{ type: 'resolve', op, value: 1 }]);
+    assert.equal((actions.find((a) => a.type === 'send') as { mid?: number }).mid, 1);
+    assert.deepEqual(ofType(actions, 'resolve'), [{ type: 'resolve', op, value: undefined }]);
   });
 
   test('a QoS 1 publish resolves with its packet id when the PUBACK comes', () => {
