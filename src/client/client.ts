@@ -11,7 +11,7 @@ import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
 import type { ConnackInfo } from './connack.js';
 import { answerChallenge } from './auth.js';
 import { AuthenticationError, ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError } from './errors.js';
-import { MessageIterator, type MessagesOptions } from './messages.js';
+import { MessageIterator, type MessagesOptions, type SubscriptionOwner } from './messages.js';
 import { isQoS, resolveOptions, toBuffer, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { redirectOf } from './redirect.js';
 import { Backoff } from './reconnect.js';
@@ -51,6 +51,14 @@ export class MqttClient extends EventEmitter {
   private ended = false;
   /** messages that came while nobody listened (e.g. right after CONNACK, before connect() resolved) */
   private readonly unclaimed: Message[] = [];
+  /** filters the application subscribed with subscribe() (messages() iterators leave those alone) */
+  private readonly explicit = new Set<string>();
+  /** subscriptions made by messages() iterators: filter → iterators sharing it */
+  private readonly iterating = new Map<string, { count: number; ready: Promise<boolean> }>();
+  private readonly owner: SubscriptionOwner = {
+    acquire: (filter, options) => this.acquire(filter, options),
+    release: (filter) => this.release(filter),
+  };
 
   /** Use `connect()`; the constructor does not open anything. */
   constructor(readonly options: ResolvedOptions) {
@@ -137,7 +145,36 @@ export class MqttClient extends EventEmitter {
       properties = { ...properties, subscriptionIdentifiers: [id] };
     }
     const result = this.run<number[]>((now) => this.state.subscribe(subs, properties, now));
+    // the application's own subscriptions: a messages() iterator on one of them does not unsubscribe it
+    for (const s of subs) this.explicit.add(s.topic);
     return Array.isArray(topics) ? result : result.then((codes) => codes[0]!);
+  }
+
+  /** A messages() iterator's first pull: subscribe, or share an iterator's subscription, or use the application's. */
+  private acquire(filter: string, options: SubscribeOptions): Promise<boolean> {
+    if (this.explicit.has(filter)) return Promise.resolve(false);
+    const shared = this.iterating.get(filter);
+    if (shared !== undefined) {
+      shared.count++;
+      return shared.ready;
+    }
+    const entry = { count: 1, ready: Promise.resolve(true) };
+    entry.ready = this.subscribe(filter, options).then(() => true, (err: unknown) => {
+      if (this.iterating.get(filter) === entry) this.iterating.delete(filter);
+      throw err;
+    });
+    this.explicit.delete(filter); // subscribe() marked it: it is the iterators'
+    this.iterating.set(filter, entry);
+    return entry.ready;
+  }
+
+  /** An iterator stopped: the last one of a filter unsubscribes (unless the application subscribed it since). */
+  private release(filter: string): void {
+    const entry = this.iterating.get(filter);
+    if (entry === undefined || --entry.count > 0) return;
+    this.iterating.delete(filter);
+    if (this.explicit.has(filter) || this.state.status === 'closed' || this.state.isEnding) return;
+    this.unsubscribe(filter).catch(() => undefined);
   }
 
   /** Resolves when UNSUBACK comes (5.0: with its reason codes). */
@@ -145,6 +182,7 @@ export class MqttClient extends EventEmitter {
     const list = Array.isArray(topics) ? topics : [topics];
     const bad = list.find((t) => !isValidTopicFilter(t));
     if (bad !== undefined || list.length === 0) return Promise.reject(new InvalidArgumentError(`invalid topic filter '${bad ?? ''}'`));
+    for (const t of list) this.explicit.delete(t);
     return this.run<number[]>((now) => this.state.unsubscribe(list, properties, now));
   }
 
@@ -157,9 +195,16 @@ export class MqttClient extends EventEmitter {
     return this.run<Buffer | undefined>((now) => this.state.reauthenticate(data === undefined ? undefined : toBuffer(data), now));
   }
 
-  /** Received messages (optionally only those matching `filter`) as an async iterator. */
+  /**
+   * Received messages as an async iterator. With a `filter` it owns its subscription: it subscribes on the
+   * first pull (with `options`' qos, noLocal, retainHandling, subscriptionIdentifier...) and unsubscribes on
+   * `break` / `return()`; iterators on one filter share one subscription. A filter subscribed with
+   * `subscribe()` stays the application's (only filtered), as does any with `subscribe: false`.
+   * Without a filter: every message, no subscription. See MessagesOptions for the buffer bound.
+   */
   messages(filter?: string, options?: MessagesOptions): AsyncIterableIterator<Message> {
-    return new MessageIterator(this, filter, options);
+    if (filter !== undefined && !isValidTopicFilter(filter)) throw new InvalidArgumentError(`invalid topic filter '${filter}'`);
+    return new MessageIterator(this, filter, options, this.owner);
   }
 
   /** Waits for in-flight messages (unless `force`), sends DISCONNECT and closes. Never rejects. */

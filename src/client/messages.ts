@@ -1,18 +1,33 @@
 /**
- * `client.messages(filter)`: received messages as an async iterator. It only filters what the client
- * receives (it does not subscribe). Its buffer is bounded: when the consumer falls `limit` messages
- * behind, the iterator stops listening and its next `next()` after the buffered ones rejects with
- * QueueFullError. It finishes when the client ends, or on `break` / `return()`.
+ * `client.messages(filter, options)`: received messages as an async iterator that owns its subscription.
+ * With a filter it subscribes on the first `next()` (with the subscribe options given: qos, noLocal, ...)
+ * and unsubscribes on `break` / `return()`, as nats.js's subscriptions do; iterators on one filter share
+ * one subscription, unsubscribed when the last one stops. A filter the application subscribed itself with
+ * `subscribe()` (or `subscribe: false`) is only filtered: that subscription stays the application's.
+ * Without a filter it yields every message and subscribes to nothing. Its buffer is bounded: when the
+ * consumer falls `limit` messages behind, the iterator stops listening and its next `next()` after the
+ * buffered ones rejects with QueueFullError. A refused subscription rejects the first `next()` with
+ * SubscribeError. It finishes when the client ends, or on `break` / `return()`.
  */
 import type { EventEmitter } from 'node:events';
 import { topicMatches } from '../topic/index.js';
 import { QueueFullError } from './errors.js';
 import { Deque } from './queue.js';
 import type { Message } from './types.js';
+import type { SubscribeOptions } from './api-types.js';
 
-export interface MessagesOptions {
+export interface MessagesOptions extends SubscribeOptions {
   /** messages buffered for a slow consumer before the iterator fails (default 10000) */
   limit?: number;
+  /** false: only filter what other subscriptions bring, do not subscribe (the behaviour before 0.2) */
+  subscribe?: boolean;
+}
+
+/** @internal How an iterator takes and gives back its share of a subscription (the client implements it). */
+export interface SubscriptionOwner {
+  /** subscribe (or join an iterator's subscription); resolves true when the iterator holds a share to release */
+  acquire(filter: string, options: SubscribeOptions): Promise<boolean>;
+  release(filter: string): void;
 }
 
 /** The filter a `$share/group/filter` subscription matches with. */
@@ -31,9 +46,15 @@ export class MessageIterator implements AsyncIterableIterator<Message> {
   private readonly limit: number;
   private readonly onMessage = (m: Message): void => this.push(m);
   private readonly onEnd = (): void => this.finish();
+  /** the subscription: not asked yet, being made, or settled (held: ours to release) */
+  private subscribing: Promise<void> | undefined;
+  private held = false;
 
-  constructor(private readonly source: EventEmitter, filter?: string, options: MessagesOptions = {}) {
-    this.filter = filter === undefined ? undefined : plainFilter(filter);
+  constructor(
+    private readonly source: EventEmitter, private readonly rawFilter?: string, private readonly options: MessagesOptions = {},
+    private readonly owner?: SubscriptionOwner,
+  ) {
+    this.filter = rawFilter === undefined ? undefined : plainFilter(rawFilter);
     this.limit = options.limit ?? 10_000;
     source.on('message', this.onMessage);
     source.once('end', this.onEnd);
@@ -42,6 +63,16 @@ export class MessageIterator implements AsyncIterableIterator<Message> {
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> { return this; }
 
   next(): Promise<IteratorResult<Message>> {
+    if (this.subscribing === undefined && this.owner !== undefined && this.rawFilter !== undefined && !this.done && this.options.subscribe !== false) {
+      // first pull: subscribe, then serve (messages that came meanwhile are buffered)
+      const { limit: _l, subscribe: _s, ...subOptions } = this.options;
+      const filter = this.rawFilter;
+      this.subscribing = this.owner.acquire(filter, subOptions).then(
+        (held) => { if (this.done && held) this.owner!.release(filter); else this.held = held; },
+        (err: Error) => { if (!this.done) { this.error = err; this.detach(); } },
+      );
+      return this.subscribing.then(() => this.next());
+    }
     const m = this.buffer.shift();
     if (m) return Promise.resolve({ value: m, done: false });
     if (this.error) {
@@ -56,6 +87,10 @@ export class MessageIterator implements AsyncIterableIterator<Message> {
 
   return(): Promise<IteratorResult<Message>> {
     this.finish();
+    if (this.held) {
+      this.held = false;
+      this.owner!.release(this.rawFilter!);
+    }
     this.buffer.drain();
     this.error = undefined;
     return Promise.resolve({ value: undefined, done: true });
