@@ -10,7 +10,7 @@ import type { Packet, ProtocolVersion, Subscription } from '../codec/types.js';
 import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
 import type { ConnackInfo } from './connack.js';
 import { answerChallenge } from './auth.js';
-import { AuthenticationError, ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError } from './errors.js';
+import { AuthenticationError, ClientClosedError, ClientError, ConnectionLostError, InvalidArgumentError, TransportError } from './errors.js';
 import { MessageIterator, type MessagesOptions, type SubscriptionOwner } from './messages.js';
 import { isQoS, resolveOptions, toBuffer, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { redirectOf } from './redirect.js';
@@ -49,6 +49,8 @@ export class MqttClient extends EventEmitter {
   private endPromise: Promise<void> | undefined;
   private endResolve: (() => void) | undefined;
   private ended = false;
+  /** a plain (mqtt://) connection has not received its first bytes yet: they are checked for a TLS record */
+  private sniffTls = false;
   /** messages that came while nobody listened (e.g. right after CONNACK, before connect() resolved) */
   private readonly unclaimed: Message[] = [];
   /** filters the application subscribed with subscribe() (messages() iterators leave those alone) */
@@ -248,6 +250,7 @@ export class MqttClient extends EventEmitter {
     }
     this.socket = socket;
     this.closeError = undefined;
+    this.sniffTls = o.scheme === 'mqtt' || o.scheme === 'tcp';
     const ours = this.state.version === 5 ? o.state.properties?.maximumPacketSize : undefined;
     this.parser = new Parser({ protocolVersion: this.state.version, ...(ours ? { maxPacketSize: ours } : {}) });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
@@ -258,6 +261,18 @@ export class MqttClient extends EventEmitter {
 
   private onData(socket: Duplex, chunk: Buffer): void {
     if (socket !== this.socket || !this.parser) return;
+    if (this.sniffTls) {
+      this.sniffTls = false;
+      if (isTlsRecord(chunk)) {
+        // the port speaks TLS: its answer to our CONNECT is an alert (or a handshake), not a CONNACK
+        const { host, port } = this.target;
+        this.closeError = new TransportError(
+          `${host}:${port} answered with TLS, not MQTT: the port expects TLS (use mqtts://${host.includes(':') ? `[${host}]` : host}:${port})`,
+          'EPROTO', false);
+        socket.destroy();
+        return;
+      }
+    }
     const packets: Packet[] = [];
     let error: Error | undefined;
     try {
@@ -275,6 +290,13 @@ export class MqttClient extends EventEmitter {
 
   private onClose(socket: Duplex): void {
     if (socket !== this.socket) return;
+    if (this.sniffTls && this.closeError === undefined) {
+      // not one byte came back on a plain connection: TLS servers built on OpenSSL (mosquitto, node) close
+      // so when they get a CONNECT instead of a ClientHello
+      const { host, port } = this.target;
+      this.closeError = new ConnectionLostError(`connection closed by the broker before any answer to CONNECT (if ${host}:${port} expects TLS, use mqtts://)`);
+    }
+    this.sniffTls = false;
     this.socket = undefined;
     this.parser = undefined;
     clearTimeout(this.keepaliveTimer);
@@ -444,6 +466,15 @@ export class MqttClient extends EventEmitter {
       process.nextTick(() => { throw err; });
     }
   }
+}
+
+/**
+ * A TLS record header (RFC 8446 5.1): content type alert (0x15) or handshake (0x16), then the legacy
+ * version 0x03 0x00..0x04. No MQTT packet from a broker starts so: 0x15/0x16 are CONNECT with flags
+ * set, which a server never sends.
+ */
+export function isTlsRecord(b: Buffer): boolean {
+  return b.length >= 3 && (b[0] === 0x15 || b[0] === 0x16) && b[1] === 0x03 && b[2]! <= 0x04;
 }
 
 /**
