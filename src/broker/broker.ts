@@ -68,12 +68,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     bytesReceived: 0, bytesSent: 0, messagesReceived: 0, messagesSent: 0, publishReceived: 0,
     dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: 0, readPauses: 0,
   };
+  /** @internal */
   readonly sessions = new Map<string, Session>();
-  /** filter → subscriptions; a shared group sits under its inner filter with key `$share/GROUP` */
+  /** @internal filter → subscriptions; a shared group sits under its inner filter with key `$share/GROUP` */
   readonly subs = new SubscriptionTrie<SubEntry | SharedGroup>();
+  /** @internal */
   readonly retained = new TopicTree<Message>();
   /** topics of retained messages that have a message expiry interval (checked by the sweep) */
   private readonly retainedExpiring = new Set<string>();
+  /** @internal */
   readonly connections = new Set<Connection>();
   /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
   topicAliasMaximum = 10;
@@ -324,13 +327,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     await this.opts.store?.close();
   }
 
+  /** @internal */
   encode(p: Packet, version: ProtocolVersion): Buffer {
     return encode(p, version);
   }
 
   // ---- sessions ----
 
-  /** Find or create the session for an accepted CONNECT, taking over an existing connection. */
+  /** @internal Find or create the session for an accepted CONNECT, taking over an existing connection. */
   openSession(conn: Connection, p: ConnectPacket, now: number): { session: Session; present: boolean } {
     let s = this.sessions.get(conn.id);
     const old = s?.outlet as Connection | null | undefined;
@@ -402,7 +406,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  /** End a session: its subscriptions go, and a will still waiting for its delay is published now. */
+  /** @internal End a session: its subscriptions go, and a will still waiting for its delay is published now. */
   discardSession(s: Session): void {
     const delayed = this.delayedWills.get(s.clientId);
     if (delayed !== undefined) {
@@ -422,13 +426,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
   }
 
+  /** @internal */
   clientConnected(conn: Connection): void {
     this.stats.clientsConnected++;
     if (this.stats.clientsConnected > this.stats.clientsMaximum) this.stats.clientsMaximum = this.stats.clientsConnected;
     this.emitSafely('connect', conn);
   }
 
-  /** Called once per connection when it ends. Publishes the will when the end was abnormal. */
+  /** @internal Called once per connection when it ends. Publishes the will when the end was abnormal. */
   connectionClosed(conn: Connection, wasConnected: boolean, abnormal: boolean, logLine: string | undefined): void {
     try {
       this.connectionEnded(conn, wasConnected, abnormal, logLine);
@@ -526,7 +531,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   // ---- subscriptions ----
 
   /**
-   * Add or replace a subscription (a `$share/GROUP/FILTER` joins its group).
+   * @internal Add or replace a subscription (a `$share/GROUP/FILTER` joins its group).
    * Returns true if the session already had one to this filter.
    */
   subscribe(session: Session, entry: SubEntry): boolean {
@@ -549,6 +554,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return existed;
   }
 
+  /** @internal */
   unsubscribe(session: Session, filter: string): boolean {
     const entry = session.subscriptions.get(filter);
     if (entry === undefined) return false;
@@ -581,7 +587,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]:
+   * @internal Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]:
    * the session pulls them through a cursor as its window and socket make room (Session.pump).
    */
   sendRetained(session: Session, entry: SubEntry): void {
@@ -653,7 +659,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   // ---- limits: global_max_clients, memory_limit and the retained store ----
 
   /**
-   * global_max_clients: would a CONNECT with this client id make one client too many? Clients are the
+   * @internal global_max_clients: would a CONNECT with this client id make one client too many? Clients are the
    * sessions: the connected ones and the durable ones offline. Taking over or resuming a session is
    * never refused.
    */
@@ -663,7 +669,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * The early check of a client PUBLISH against memory_limit and the retained limits. False: refused,
+   * @internal The early check of a client PUBLISH against memory_limit and the retained limits. False: refused,
    * and already logged and counted; the caller answers QoS 1/2 with 0x97 (quota exceeded) unless the
    * connection was closed (a 3.x publisher over memory_limit is disconnected, as in mosquitto).
    */
@@ -683,7 +689,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return true;
   }
 
-  /** memory_limit: one sample; the state changes (and is logged) only when it crosses the limit. */
+  /** @internal memory_limit: one sample; the state changes (and is logged) only when it crosses the limit. */
   sampleMemory(): void {
     let used: number;
     try {
@@ -744,7 +750,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.retainedExpiring.delete(topic);
   }
 
-  /** Embedding code's listeners must not take a connection (or the process) down with them. */
+  /** @internal Embedding code's listeners must not take a connection (or the process) down with them. */
   emitSafely<K extends keyof BrokerEvents>(event: K, ...args: BrokerEvents[K]): void {
     try {
       (this.emit as (e: K, ...a: BrokerEvents[K]) => boolean)(event, ...args);

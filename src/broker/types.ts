@@ -12,10 +12,11 @@ export interface Message {
   origin?: string;
   /** absolute ms time after which the message must not be delivered (v5 message expiry) */
   expiresAt?: number;
-  /** encoded PUBLISH of the first variant (version, qos, retain) asked for, shared by its subscribers */
+  /** @internal encoded PUBLISH of the first variant (version, qos, retain) asked for, shared by its subscribers */
   encodedKey?: number;
+  /** @internal */
   encoded?: Buffer;
-  /** further variants, rarely more than one or two */
+  /** @internal further variants, rarely more than one or two */
   encodedMore?: Map<number, Buffer>;
   /** @internal the payload no longer shares memory with a socket chunk (see ownPayload) */
   owned?: boolean;
