@@ -278,7 +278,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       } catch (err) {
         verdict = Promise.reject(err);
       }
-      if (verdict === false) {
+      // anything but true (or a promise) refuses: a hook that forgot to answer does not let clients in
+      if (verdict !== true && typeof (verdict as Promise<boolean> | undefined)?.then !== 'function') {
         this.refuseSocket(conn, info, 'the preConnect hook refused it');
         return conn;
       }

@@ -219,7 +219,15 @@ for (const [answer, code3, code5] of refusals) {
 
 test('preConnect (sync): a refused address is closed before its CONNECT is read, silently; others are served', async () => {
   const seen: string[] = [];
-  const tb = startTestBroker({ hooks: { preConnect: (info) => { seen.push(`${info.remoteAddress}:${info.listenerPort}`); return info.remoteAddress !== '10.9.9.9'; } } });
+  // bad answers tried: false, and undefined (a hook that forgot to return) refuses too
+  const tb = startTestBroker({
+    hooks: {
+      preConnect: (info) => {
+        seen.push(`${info.remoteAddress}:${info.listenerPort}`);
+        return info.remoteAddress === '10.9.9.8' ? undefined as unknown as boolean : info.remoteAddress !== '10.9.9.9';
+      },
+    },
+  });
   try {
     const [client, server] = duplexPair();
     tb.broker.handle(server, { remoteAddress: '10.9.9.9', remotePort: 4000, listenerPort: 1883 });
@@ -229,9 +237,13 @@ test('preConnect (sync): a refused address is closed before its CONNECT is read,
     assert.equal(refused.packets.length, 0, 'no CONNACK');
     assert.equal(tb.broker.connections.size, 0);
     assert.ok(tb.logs.some((l) => /Client connection from 10\.9\.9\.9:4000 denied: the preConnect hook refused it\./.test(l)));
+    const [client2, server2] = duplexPair();
+    tb.broker.handle(server2, { remoteAddress: '10.9.9.8', remotePort: 4001 });
+    const forgot = new RawClient(client2);
+    await forgot.closedByBroker();
     await connected(tb, { clientId: 'welcome' });
     assert.deepEqual(seen.slice(0, 1), ['10.9.9.9:1883']);
-    assert.equal(seen.length, 2);
+    assert.equal(seen.length, 3);
   } finally {
     await tb.broker.close();
   }
