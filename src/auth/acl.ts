@@ -26,6 +26,7 @@
  * `deny` rule that is checked before it. The broker must still call `canRead` for every delivery.
  */
 import { readFile } from 'node:fs/promises';
+import { fileErrorText, shorten, shortenPath } from '../util/text.js';
 
 export type AclAccess = 'read' | 'write' | 'readwrite' | 'deny';
 
@@ -40,9 +41,10 @@ export interface AclRule {
   readonly line: number;
 }
 
+/** An ACL file that cannot be used; `line` is 0 when it cannot be read at all (`reason` says why). */
 export class AclParseError extends Error {
   constructor(readonly file: string, readonly line: number, readonly reason: string) {
-    super(`${file}:${line}: ${reason}`);
+    super(line > 0 ? `${shortenPath(file)}:${line}: ${reason}` : `${shortenPath(file)}: ${reason}`);
     this.name = new.target.name;
   }
 }
@@ -246,7 +248,7 @@ export function parseAcl(text: string, file = '<acl file>'): Acl {
       return;
     }
     if (keyword !== 'topic' && keyword !== 'pattern') {
-      throw new AclParseError(file, line, `invalid line: expected "user", "topic" or "pattern", found "${keyword}"`);
+      throw new AclParseError(file, line, `invalid line: expected "user", "topic" or "pattern", found "${shorten(keyword)}"`);
     }
     if (rest === '') throw new AclParseError(file, line, `empty topic after "${keyword}"`);
     const parts = /^(\S+)(?:[ \t]+(.*))?$/.exec(rest);
@@ -256,18 +258,24 @@ export function parseAcl(text: string, file = '<acl file>'): Acl {
     let topic = rest;
     if (second !== undefined && second !== '') {
       if (!ACCESS.has(first)) {
-        throw new AclParseError(file, line, `invalid access type "${first}" (expected read, write, readwrite or deny)`);
+        throw new AclParseError(file, line, `invalid access type "${shorten(first)}" (expected read, write, readwrite or deny)`);
       }
       access = first as AclAccess;
       topic = second;
     }
-    if (!isValidFilter(topic)) throw new AclParseError(file, line, `invalid topic filter "${topic}"`);
+    if (!isValidFilter(topic)) throw new AclParseError(file, line, `invalid topic filter "${shorten(topic)}"`);
     rules.push({ kind: keyword, access, topic, user: keyword === 'topic' ? user : undefined, line });
   });
   return new Acl(rules);
 }
 
-/** Reads and parses an ACL file. */
+/** Reads and parses an ACL file; throws `AclParseError` (line 0 when it cannot be read). */
 export async function parseAclFile(path: string): Promise<Acl> {
-  return parseAcl(await readFile(path, 'utf8'), path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new AclParseError(path, 0, fileErrorText(err));
+  }
+  return parseAcl(text, path);
 }

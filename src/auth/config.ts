@@ -7,14 +7,19 @@
  */
 import type { Logger } from '../broker/log.js';
 import type { BrokerConfig, ListenerConfig } from '../config/options.js';
+import { keyLocation } from '../config/parse.js';
+import { AclParseError } from './acl.js';
 import { FileAuth, type ListenerSecurity, type SecurityOptions } from './hooks.js';
+import { PasswordFileError } from './password-file.js';
 import { LoginThrottle, type ThrottleOptions } from './throttle.js';
 
 /**
  * Builds and loads the security settings for `listeners` (the config's listener of each, undefined for
  * one made by `-p` or the default loopback listener). Throws, naming the file, when a password or ACL
- * file cannot be read or parsed. `previous` keeps the failed-login counts across a reload when the
- * throttle settings did not change.
+ * file cannot be read or parsed; the message reads like a config error, with the config line that
+ * named the file: `Error: Unable to load password file /etc/midge/passwd: it is a directory (EISDIR)
+ * (password_file in /etc/midge/midge.conf:4).` `previous` keeps the failed-login counts across a
+ * reload when the throttle settings did not change.
  */
 export async function loadSecurity(
   cfg: BrokerConfig,
@@ -24,23 +29,23 @@ export async function loadSecurity(
 ): Promise<SecurityOptions> {
   const configured = cfg.listeners.length > 0;
   const perListener = cfg.perListenerSettings;
-  const files: FileAuth[] = [];
-  const make = (allowAnonymous: boolean, passwordFile: string | undefined, aclFile: string | undefined): FileAuth => {
-    const a = new FileAuth({ allowAnonymous, passwordFile, aclFile }, log);
-    files.push(a);
+  const files: Array<{ auth: FileAuth; from: BrokerConfig | ListenerConfig }> = [];
+  const make = (from: BrokerConfig | ListenerConfig, allowAnonymous: boolean): FileAuth => {
+    const a = new FileAuth({ allowAnonymous, passwordFile: from.passwordFile, aclFile: from.aclFile }, log);
+    files.push({ auth: a, from });
     return a;
   };
-  const global = perListener ? undefined : make(cfg.allowAnonymous ?? !configured, cfg.passwordFile, cfg.aclFile);
+  const global = perListener ? undefined : make(cfg, cfg.allowAnonymous ?? !configured);
   const ls: ListenerSecurity[] = listeners.map(({ config: l, port }) => {
     const s: ListenerSecurity = { port };
-    if (perListener && l !== undefined) s.auth = make(l.allowAnonymous ?? false, l.passwordFile, l.aclFile);
+    if (perListener && l !== undefined) s.auth = make(l, l.allowAnonymous ?? false);
     if (l?.certfile !== undefined) {
       if (l.useIdentityAsUsername) s.certificateUsername = 'identity';
       else if (l.useSubjectAsUsername) s.certificateUsername = 'subject';
     }
     return s;
   });
-  await Promise.all(files.map((f) => f.load()));
+  await Promise.all(files.map(({ auth, from }) => auth.load().catch((err: unknown) => { throw located(err, from); })));
   const t: ThrottleOptions = {
     baseDelayMs: cfg.failedLoginDelay,
     maxDelayMs: Math.max(cfg.failedLoginDelay, cfg.failedLoginDelayMax),
@@ -56,4 +61,13 @@ export async function loadSecurity(
     clientidPrefixes: cfg.clientidPrefixes,
     throttle: same ? old : t.baseDelayMs > 0 ? new LoginThrottle(t) : undefined,
   };
+}
+
+/** A password or ACL file error as a config error: `Error: ` and the config line that named the file. */
+function located(err: unknown, from: BrokerConfig | ListenerConfig): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const cause = err instanceof Error ? err.cause : undefined;
+  const key = cause instanceof PasswordFileError ? 'password_file' : cause instanceof AclParseError ? 'acl_file' : undefined;
+  const at = key !== undefined ? keyLocation(from, key) : undefined;
+  return new Error(`Error: ${message}${at !== undefined ? ` (${key} in ${at.file}:${at.line})` : ''}.`, { cause: err });
 }

@@ -46,14 +46,14 @@ export class FileAuth {
     let acl: Acl | undefined;
     if (this.opts.passwordFile !== undefined) {
       const pf = await loadPasswordFile(this.opts.passwordFile).catch((err: unknown) => {
-        throw new Error(`Unable to load password file ${describeError(err)}`);
+        throw new Error(`Unable to load password file ${describeError(err)}`, { cause: err });
       });
       for (const w of pf.warnings) this.log.warning(`${w.file}:${w.line}: ${w.message}`);
       users = pf.users;
     }
     if (this.opts.aclFile !== undefined) {
       acl = await parseAclFile(this.opts.aclFile).catch((err: unknown) => {
-        throw new Error(`Unable to load ACL file ${describeError(err)}`);
+        throw new Error(`Unable to load ACL file ${describeError(err)}`, { cause: err });
       });
     }
     this.users = users;

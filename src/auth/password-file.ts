@@ -15,6 +15,7 @@
 import { createHash, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { fileErrorText, shorten, shortenPath } from '../util/text.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -66,10 +67,13 @@ export class PasswordHashError extends Error {
   }
 }
 
-/** A password file that cannot be used; `file` and `line` (1-based) say where. */
+/**
+ * A password file that cannot be used; `file` and `line` (1-based) say where. `line` is 0 when the file
+ * cannot be read at all (`reason` then says why: `it is a directory (EISDIR)`).
+ */
 export class PasswordFileError extends Error {
   constructor(readonly file: string, readonly line: number, readonly reason: string) {
-    super(`${file}:${line}: ${reason}`);
+    super(line > 0 ? `${shortenPath(file)}:${line}: ${reason}` : `${shortenPath(file)}: ${reason}`);
     this.name = new.target.name;
   }
 }
@@ -172,7 +176,7 @@ export function parsePasswordFile(text: string, file = '<password file>'): Passw
       warnings.push({
         file,
         line,
-        message: `plain-text password for user '${username}' ignored; hash the file with 'midge passwd -U'`,
+        message: `plain-text password for user '${shorten(username)}' ignored; hash the file with 'midge passwd -U'`,
       });
       return;
     }
@@ -181,11 +185,11 @@ export function parsePasswordFile(text: string, file = '<password file>'): Passw
       entry = parseHash(password);
     } catch (err) {
       const why = err instanceof PasswordHashError ? err.message : String(err);
-      throw new PasswordFileError(file, line, `invalid password hash for user '${username}': ${why}`);
+      throw new PasswordFileError(file, line, `invalid password hash for user '${shorten(username)}': ${why}`);
     }
     const earlier = seenAt.get(username);
     if (earlier !== undefined) {
-      warnings.push({ file, line, message: `user '${username}' also defined at line ${earlier}; this entry wins` });
+      warnings.push({ file, line, message: `user '${shorten(username)}' also defined at line ${earlier}; this entry wins` });
       users.delete(username); // re-insert so the map order follows the entry in use
     }
     seenAt.set(username, line);
@@ -194,9 +198,15 @@ export function parsePasswordFile(text: string, file = '<password file>'): Passw
   return { users, warnings };
 }
 
-/** Reads and parses a password file from disk. */
+/** Reads and parses a password file from disk; throws `PasswordFileError` (line 0 when it cannot be read). */
 export async function loadPasswordFile(path: string): Promise<PasswordFile> {
-  return parsePasswordFile(await readFile(path, 'utf8'), path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new PasswordFileError(path, 0, fileErrorText(err));
+  }
+  return parsePasswordFile(text, path);
 }
 
 /** Writes users back as `username:hash` lines, in map order (mosquitto_passwd's output format). */

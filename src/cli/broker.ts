@@ -12,6 +12,7 @@ import { Security } from '../auth/hooks.js';
 import { loadSecurity } from '../auth/config.js';
 import { loadTlsOptions, reloadTlsListener, type ListenerTls } from '../transport/tls.js';
 import type { ListenerSpec } from '../transport/listen.js';
+import { shorten } from '../util/text.js';
 
 const USAGE = `midge broker is an MQTT v5.0/v3.1.1/v3.1 broker (mosquitto-compatible).
 
@@ -136,7 +137,7 @@ function loadConfig(flags: Flags, warn: (msg: string) => void): BrokerConfig {
 function dropPrivileges(user: string | undefined, log: Logger): void {
   if (user === undefined || user === 'root' || process.getuid?.() !== 0) return;
   const entry = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === user);
-  if (entry === undefined) throw new Error(`Error: Invalid user '${user}'.`);
+  if (entry === undefined) throw new Error(`Error: Invalid user '${shorten(user)}'.`);
   const uid = Number(entry[2]);
   const gid = Number(entry[3]);
   (process as { initgroups?: (user: string, group: number) => void }).initgroups?.(user, gid);
@@ -271,7 +272,7 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
   try {
     secOpts = await loadSecurity(cfg, entries.map((e) => ({ config: e.next, port: e.spec.port })), logger, security.options);
   } catch (err) {
-    logger.error(`Reload failed, keeping the previous password and ACL files: ${err instanceof Error ? err.message : String(err)}`);
+    logger.error(`Reload failed, keeping the previous password and ACL files: ${(err instanceof Error ? err.message : String(err)).replace(/^Error: /, '')}`);
     return undefined;
   }
   let tlsFailed = false;

@@ -58,6 +58,16 @@ export function connectTarget(c: CliConfig, reconnect: boolean): { url: string; 
   return { url: `${tlsOn ? 'mqtts' : 'mqtt'}://${host}:${port}`, options };
 }
 
+/**
+ * mosquitto's check when it makes the client (after the options, and for pub after reading the message):
+ * an empty -i, or an -i / -I / -u that was not valid UTF-8. The text to print (exit code 1), or undefined.
+ */
+export function identityError(c: CliConfig): string | undefined {
+  if (c.id === '' || c.malformedId) return c.kind === 'pub' ? 'Error: Invalid id.\n' : 'Error: Invalid id and/or clean_session.\n';
+  if (c.malformedUsername) return 'Error: Problem setting username and/or password.\n';
+  return undefined;
+}
+
 /** An error with the text mosquitto's tool prints and its exit code. */
 export class CliError extends Error {
   constructor(readonly text: string, readonly exitCode: number) { super(text.trim()); }

@@ -5,7 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Properties, ProtocolVersion, QoS } from '../codec/types.js';
-import { isValidTopicFilter, isValidTopicName } from '../topic/index.js';
+import { isValidTopicFilter, isValidTopicName, MAX_TOPIC_BYTES, MAX_TOPIC_LEVELS } from '../topic/index.js';
+import { shorten, shortenPath } from '../util/text.js';
+import { malformedUtf8 } from './argv.js';
 import {
   applyProperty, emptyPropertyLists, finishProperties, PROPERTY_COMMANDS, type PropertyCommand,
 } from '../client/property-names.js';
@@ -31,6 +33,8 @@ export class CliConfig {
   qos: QoS = 0;
   retain = false;
   id?: string; idPrefix?: string; username?: string; password?: string;
+  /** -i / -I / -u that was not valid UTF-8: refused when the client is made, as mosquitto_pub does */
+  malformedId = false; malformedUsername = false;
   clean = true;
   keepalive = 60;
   debug = false;
@@ -137,34 +141,78 @@ const ALIASES: Record<string, string> = {
 const UNSUPPORTED = new Set(['--unix', '--proxy', '--psk', '--psk-identity', '--tls-engine', '--keyform',
   '--tls-engine-kpass-sha1', '--random-filter', '-S', '-w', '--watch']);
 
-/** Reads `-o FILE`: one option per line ("flag value"), '#' comments. */
-function optionsFile(path: string): string[] | ParseOutcome {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch { return err(`Error: Unable to open options file "${path}".\n`); }
+/** Reads `-o FILE`: one option per line ("flag value"), '#' comments; each argument with its bytes. */
+function optionsFile(path: string): { args: string[]; raw: Buffer[] } | ParseOutcome {
+  let data: Buffer;
+  try { data = readFileSync(path); } catch { return err(`Error: Unable to open options file "${shortenPath(path)}".\n`); }
   const args: string[] = [];
-  for (const line of text.split(/\r?\n/)) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const sp = line.indexOf(' ');
-    if (sp < 0) args.push(line); else args.push(line.slice(0, sp), line.slice(sp + 1));
+  const raw: Buffer[] = [];
+  const add = (b: Buffer): void => { raw.push(b); args.push(b.toString('utf8')); };
+  for (let start = 0; start <= data.length;) {
+    let end = data.indexOf(0x0a, start);
+    if (end < 0) end = data.length;
+    let line = data.subarray(start, end);
+    start = end + 1;
+    if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
+    if (line[0] === 0x23 /* # */ || line.toString('latin1').trim() === '') continue;
+    const sp = line.indexOf(0x20);
+    if (sp < 0) add(line); else { add(line.subarray(0, sp)); add(line.subarray(sp + 1)); }
   }
-  return args;
+  return { args, raw };
 }
+
+/** Why `topic` is not a valid topic name (or filter), beyond the wildcards; undefined if that is not it. */
+function topicProblem(topic: string): string | undefined {
+  const bytes = Buffer.byteLength(topic, 'utf8');
+  if (bytes > MAX_TOPIC_BYTES) return `it is ${bytes} bytes long, and a topic can be at most ${MAX_TOPIC_BYTES} bytes`;
+  let levels = 1;
+  for (let i = topic.indexOf('/'); i >= 0; i = topic.indexOf('/', i + 1)) levels++;
+  if (levels > MAX_TOPIC_LEVELS) return `it has ${levels} levels, and midge (like mosquitto) allows at most ${MAX_TOPIC_LEVELS}`;
+  if (topic.includes('\u0000')) return 'it contains a NUL character';
+  return undefined;
+}
+
+/** The error for a topic name that is not valid: the real reason when it is not a misplaced wildcard. */
+function invalidName(what: string, topic: string): ParseOutcome {
+  const why = topicProblem(topic);
+  return err(why !== undefined ? `Error: Invalid ${what} '${shorten(topic)}': ${why}.\n`
+    : `Error: Invalid ${what} '${shorten(topic)}', does it contain '+' or '#'?\n`);
+}
+
+/** The same for a topic filter. */
+function invalidFilter(what: string, topic: string): ParseOutcome {
+  const why = topicProblem(topic);
+  return err(why !== undefined ? `Error: Invalid ${what} '${shorten(topic)}': ${why}.\n`
+    : `Error: Invalid ${what} '${shorten(topic)}', are all '+' and '#' wildcards correct?\n`);
+}
+
+/** mosquitto's words for an argument that is not valid UTF-8. */
+const malformed = (flag: string): ParseOutcome => err(`Error: Malformed UTF-8 in ${flag} argument.\n\n`);
 
 function addTopic(c: CliConfig, type: ClientKind | 'response', topic: string): ParseOutcome | undefined {
   if (type === 'pub' || type === 'rr') {
-    if (topic !== '' && !isValidTopicName(topic)) return err(`Error: Invalid publish topic '${topic}', does it contain '+' or '#'?\n`);
+    if (topic !== '' && !isValidTopicName(topic)) return invalidName('publish topic', topic);
     c.topic = topic;
   } else if (type === 'response') {
-    if (!isValidTopicName(topic)) return err(`Error: Invalid response topic '${topic}', does it contain '+' or '#'?\n`);
+    if (!isValidTopicName(topic)) return invalidName('response topic', topic);
     c.responseTopic = topic;
   } else {
-    if (!isValidTopicFilter(topic)) return err(`Error: Invalid subscription topic '${topic}', are all '+' and '#' wildcards correct?\n`);
+    if (!isValidTopicFilter(topic)) return invalidFilter('subscription topic', topic);
     c.topics.push(topic);
   }
   return undefined;
 }
 
-function parseUrl(c: CliConfig, url: string): ParseOutcome | undefined {
+/** A port from -p or -L: 1 to 65535 (mosquitto takes any text as 0 and then fails to connect). */
+function parsePort(c: CliConfig, v: string): ParseOutcome | undefined {
+  if (!/^\s*[+-]?\d+\s*$/.test(v)) return err(`Error: Invalid port given: ${shorten(v)}\n`);
+  const port = atoi(v);
+  if (port < 1 || port > 65535) return err(`Error: Invalid port given: ${port}\n`);
+  c.port = port;
+  return undefined;
+}
+
+function parseUrl(c: CliConfig, url: string, bad: boolean): ParseOutcome | undefined {
   const m = /^(mqtts?|wss?):\/\//i.exec(url);
   if (!m) return err('Error: unsupported URL scheme.\n\n');
   const scheme = m[1]!.toLowerCase();
@@ -175,6 +223,7 @@ function parseUrl(c: CliConfig, url: string): ParseOutcome | undefined {
   let rest = url.slice(m[0].length);
   const slash = rest.indexOf('/');
   if (slash < 0) return err('Error: Invalid URL for -L argument specified - topic missing.\n');
+  if (bad && malformedUtf8(rest.slice(slash + 1), undefined)) return malformed('-L topic');
   const r = addTopic(c, c.kind, rest.slice(slash + 1));
   if (r) return r;
   rest = rest.slice(0, slash);
@@ -183,10 +232,15 @@ function parseUrl(c: CliConfig, url: string): ParseOutcome | undefined {
     const auth = rest.slice(0, at);
     const colon = auth.indexOf(':');
     if (colon >= 0) { c.username = auth.slice(0, colon); c.password = auth.slice(colon + 1); } else c.username = auth;
+    c.malformedUsername = bad && malformedUtf8(c.username, undefined);
     rest = rest.slice(at + 1);
   }
   const colon = rest.indexOf(':');
-  if (colon >= 0) { c.port = atoi(rest.slice(colon + 1)); rest = rest.slice(0, colon); }
+  if (colon >= 0) {
+    const r = parsePort(c, rest.slice(colon + 1));
+    if (r) return r;
+    rest = rest.slice(0, colon);
+  }
   c.host = rest;
   return undefined;
 }
@@ -197,8 +251,11 @@ function setMode(c: CliConfig, mode: PubMode): ParseOutcome | undefined {
   return undefined;
 }
 
-/** Applies one flag (with its value, if it takes one); returns an outcome to stop with. */
-function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined {
+/**
+ * Applies one flag (with its value, if it takes one); returns an outcome to stop with. `bad`: the value
+ * was not valid UTF-8 (see argv.ts).
+ */
+function apply(c: CliConfig, flag: string, v: string, bad = false): ParseOutcome | undefined {
   switch (flag) {
     case '-A': c.bindAddress = v; break;
     case '--cafile': c.cafile = v; break;
@@ -208,17 +265,17 @@ function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined 
     case '-C': c.msgCount = atoi(v); if (c.msgCount < 1) return err(`Error: Invalid message count "${c.msgCount}".\n\n`); break;
     case '-c': c.clean = false; break;
     case '-d': c.debug = true; break;
-    case '-e': return addTopic(c, 'response', v);
+    case '-e': return bad ? malformed('-e') : addTopic(c, 'response', v);
     case '-E': c.exitAfterSub = true; break;
     case '-f': { const r = setMode(c, 'file'); if (r) return r; c.file = v; break; }
     case '-F': { c.format = v; const e = checkFormat(v); if (e) return err(e); break; }
     case '-h': c.host = v; break;
     case '--insecure': c.insecure = true; break;
-    case '-i': if (c.idPrefix !== undefined) return err('Error: -i and -I argument cannot be used together.\n\n'); c.id = v; break;
-    case '-I': if (c.id !== undefined) return err('Error: -i and -I argument cannot be used together.\n\n'); c.idPrefix = v; break;
+    case '-i': if (c.idPrefix !== undefined) return err('Error: -i and -I argument cannot be used together.\n\n'); c.id = v; c.malformedId = bad; break;
+    case '-I': if (c.id !== undefined) return err('Error: -i and -I argument cannot be used together.\n\n'); c.idPrefix = v; c.malformedId = bad; break;
     case '-k': c.keepalive = atoi(v); if (c.keepalive < 5 || c.keepalive > 65535) return err('Error: Invalid keepalive given, it must be between 5 and 65535 inclusive.\n\n'); break;
     case '--key': c.key = v; break;
-    case '-L': return parseUrl(c, v);
+    case '-L': return parseUrl(c, v, bad);
     case '-l': return setMode(c, 'stdin-line');
     case '-m': { const r = setMode(c, 'cmd'); if (r) return r; c.message = Buffer.from(v); break; }
     case '-M': { const n = atoi(v); if (n < 1) return err('Error: Maximum inflight messages must be greater than 0.\n\n'); c.maxInflight = n; break; }
@@ -226,7 +283,7 @@ function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined 
     case '-n': return setMode(c, 'null');
     case '-N': c.eol = false; break;
     case '-o': break; // read before the other flags
-    case '-p': c.port = atoi(v); if (c.port < 0 || c.port > 65535) return err(`Error: Invalid port given: ${c.port}\n`); break;
+    case '-p': return parsePort(c, v);
     case '--pretty': c.pretty = true; break;
     case '-P': c.password = v; break;
     case '-q': { const q = atoi(v); if (q < 0 || q > 2) return err(`Error: Invalid QoS given: ${q}\n`); c.qos = q as QoS; break; }
@@ -239,19 +296,21 @@ function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined 
     case '--retain-as-published': c.retainAsPublished = true; break;
     case '--retained-only': c.retainedOnly = true; break;
     case '-s': return setMode(c, 'stdin-file');
-    case '-t': return addTopic(c, c.kind, v);
+    case '-t': return bad ? malformed('-t') : addTopic(c, c.kind, v);
     case '-T':
-      if (!isValidTopicFilter(v)) return err(`Error: Invalid filter topic '${v}', are all '+' and '#' wildcards correct?\n`);
+      if (bad) return malformed('-T');
+      if (!isValidTopicFilter(v)) return invalidFilter('filter topic', v);
       c.filterOuts.push(v);
       break;
     case '--tls-alpn': c.alpn = v; break;
     case '--tls-use-os-certs': c.tlsUseOsCerts = true; break;
     case '--tls-version': c.tlsVersion = v; break;
     case '-U':
-      if (!isValidTopicFilter(v)) return err(`Error: Invalid unsubscribe topic '${v}', are all '+' and '#' wildcards correct?\n`);
+      if (bad) return malformed('-U');
+      if (!isValidTopicFilter(v)) return invalidFilter('unsubscribe topic', v);
       c.unsubTopics.push(v);
       break;
-    case '-u': c.username = v; break;
+    case '-u': c.username = v; c.malformedUsername = bad; break;
     case '-V': {
       const map: Record<string, ProtocolVersion> = { mqttv31: 3, 31: 3, mqttv311: 4, 311: 4, mqttv5: 5, 5: 5 };
       const version = map[v];
@@ -265,7 +324,8 @@ function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined 
     case '--will-qos': { const q = atoi(v); if (q < 0 || q > 2) return err(`Error: Invalid will QoS ${q}.\n\n`); c.willQos = q as QoS; break; }
     case '--will-retain': c.willRetain = true; break;
     case '--will-topic':
-      if (!isValidTopicName(v)) return err(`Error: Invalid will topic '${v}', does it contain '+' or '#'?\n`);
+      if (bad) return malformed('--will-topic');
+      if (!isValidTopicName(v)) return invalidName('will topic', v);
       c.willTopic = v;
       break;
     case '-x': {
@@ -284,7 +344,7 @@ function apply(c: CliConfig, flag: string, v: string): ParseOutcome | undefined 
   return undefined;
 }
 
-function processArgs(c: CliConfig, argv: string[]): ParseOutcome | undefined {
+function processArgs(c: CliConfig, argv: string[], raw: ReadonlyArray<Buffer | undefined> | undefined): ParseOutcome | undefined {
   for (let i = 0; i < argv.length; i++) {
     const flag = ALIASES[argv[i]!] ?? argv[i]!;
     if (flag === '--help') return { type: 'help' };
@@ -302,7 +362,8 @@ function processArgs(c: CliConfig, argv: string[]): ParseOutcome | undefined {
     if (valued) {
       if (valued[1] && !valued[1].includes(c.kind)) return err(`Error: Unknown option '${argv[i]}'.\n`);
       if (i === argv.length - 1) return err(missingValue(flag, valued[0]));
-      const r = apply(c, flag, argv[++i]!);
+      const v = argv[++i]!;
+      const r = apply(c, flag, v, malformedUtf8(v, raw?.[i]));
       if (r) return r;
     } else if (Object.hasOwn(SWITCHES, flag)) {
       const only = SWITCHES[flag];
@@ -316,18 +377,22 @@ function processArgs(c: CliConfig, argv: string[]): ParseOutcome | undefined {
   return undefined;
 }
 
-/** Parses the command line like mosquitto's client_config_load(). */
-export function parseClientArgs(kind: ClientKind, argv: string[]): ParseOutcome {
+/**
+ * Parses the command line like mosquitto's client_config_load(). `raw`: the bytes of each argument
+ * (argv.ts's `rawArgs`), to tell an argument that was not valid UTF-8; without them an argument that
+ * contains U+FFFD counts as malformed where it must be UTF-8.
+ */
+export function parseClientArgs(kind: ClientKind, argv: string[], raw?: ReadonlyArray<Buffer | undefined>): ParseOutcome {
   const c = new CliConfig(kind);
   const o = argv.indexOf('-o');
   if (o >= 0) {
     if (o === argv.length - 1) return err('Error: -o argument given but no options file specified.\n\n');
     const fileArgs = optionsFile(argv[o + 1]!);
-    if (!Array.isArray(fileArgs)) return fileArgs;
-    const r = processArgs(c, fileArgs);
+    if ('type' in fileArgs) return fileArgs;
+    const r = processArgs(c, fileArgs.args, fileArgs.raw);
     if (r) return r;
   }
-  const r = processArgs(c, argv);
+  const r = processArgs(c, argv, raw);
   if (r) return r;
   if (c.willPayload !== undefined && c.willTopic === undefined) return err('Error: Will payload given, but no will topic given.\n');
   if (c.willRetain && c.willTopic === undefined) return err('Error: Will retain given, but no will topic given.\n');

@@ -2,12 +2,13 @@
  * `midge pub`: publish a message (or each line of stdin) and exit, like mosquitto_pub.
  * Same flags, error texts and exit codes; `-d` prints libmosquitto's log lines.
  */
-import { readFileSync } from 'node:fs';
 import { MqttClient, PublishError } from '../client/index.js';
 import { resolveOptions } from '../client/options.js';
 import { reasonCodeText } from '../codec/constants.js';
-import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint } from './client-connect.js';
+import { rawArgs } from './argv.js';
+import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, identityError } from './client-connect.js';
 import { midgeVersion, parseClientArgs, usageHint } from './client-options.js';
+import { LineSplitter, MAX_PAYLOAD, readMessageFile, readMessageStdin } from './input.js';
 
 const TOOL = 'midge pub';
 
@@ -69,46 +70,42 @@ Usage: midge pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L 
 `;
 }
 
-function readStdin(): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    process.stdin.on('data', (c: Buffer) => chunks.push(c));
-    process.stdin.once('end', () => resolve(Buffer.concat(chunks)));
-    process.stdin.once('error', reject);
-  });
-}
-
-/** Publishes each stdin line as it arrives (without its '\n'); resolves at end of input. */
-async function publishLines(client: MqttClient, publish: (payload: Buffer) => void): Promise<void> {
-  let rest = Buffer.alloc(0);
+/**
+ * Publishes each stdin line as it arrives (without its '\n'). Resolves at end of input with true, or with
+ * false (stdin closed) once a line is longer than an MQTT payload can be.
+ */
+async function publishLines(client: MqttClient, publish: (payload: Buffer) => void): Promise<boolean> {
   const stdin = process.stdin;
-  await new Promise<void>((resolve, reject) => {
+  const lines = new LineSplitter(publish);
+  let wait: NodeJS.Timeout | undefined;
+  return new Promise<boolean>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
-      let data = rest.length ? Buffer.concat([rest, chunk]) : chunk;
-      for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a)) {
-        publish(data.subarray(0, nl));
-        data = data.subarray(nl + 1);
+      if (!lines.push(chunk)) {
+        stdin.off('data', onData);
+        clearInterval(wait);
+        stdin.destroy();
+        resolve(false);
+        return;
       }
-      rest = Buffer.from(data);
       // back-pressure: stop reading while too many messages wait for the broker
-      if (client.pendingPublishes > 1000) {
+      if (wait === undefined && client.pendingPublishes > 1000) {
         stdin.pause();
-        const wait = setInterval(() => {
-          if (client.pendingPublishes < 500) { clearInterval(wait); stdin.resume(); }
+        wait = setInterval(() => {
+          if (client.pendingPublishes < 500) { clearInterval(wait); wait = undefined; stdin.resume(); }
         }, 5);
       }
     };
     stdin.on('data', onData);
     stdin.once('end', () => {
-      if (rest.length > 0) publish(rest);
-      resolve();
+      lines.end();
+      resolve(true);
     });
     stdin.once('error', reject);
   });
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseClientArgs('pub', argv);
+  const parsed = parseClientArgs('pub', argv, rawArgs(argv));
   if (parsed.type === 'help') { process.stdout.write(usage()); return 1; }
   if (parsed.type === 'version') { process.stdout.write(`midge pub version ${midgeVersion()}.\n`); return 1; }
   if (parsed.type === 'error') { process.stderr.write(parsed.text + usageHint(TOOL)); return 1; }
@@ -118,17 +115,16 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('Error: Both topic and message must be supplied.\n');
     return 1;
   }
+  // SIGINT and SIGTERM keep their default action, as in mosquitto_pub: the process ends at once (also
+  // while it reads stdin), with the signal as its exit status, and the broker sees the connection drop
   let message = c.message ?? Buffer.alloc(0);
-  if (c.pubMode === 'file') {
-    try {
-      message = readFileSync(c.file!);
-    } catch {
-      errPrint(c, `Error: Unable to open file "${c.file}".\nError loading input file "${c.file}".\n`);
-      return 1;
-    }
-  } else if (c.pubMode === 'stdin-file') {
-    message = await readStdin();
+  if (c.pubMode === 'file' || c.pubMode === 'stdin-file') {
+    const m = c.pubMode === 'file' ? readMessageFile(c.file!) : await readMessageStdin();
+    if (typeof m === 'string') { errPrint(c, m); return 1; }
+    message = m;
   }
+  const idError = identityError(c);
+  if (idError !== undefined) { errPrint(c, idError); return 1; }
 
   let client: MqttClient;
   try {
@@ -167,17 +163,18 @@ export async function run(argv: string[]): Promise<number> {
       },
     );
 
-  const stop = (): void => { void client.end({ force: true }); };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   try {
     if (c.pubMode === 'stdin-line') {
       const pending = new Set<Promise<void>>();
-      await publishLines(client, (line) => {
+      const whole = await publishLines(client, (line) => {
         const p = publish(line);
         pending.add(p);
         void p.then(() => pending.delete(p));
       });
+      if (!whole) {
+        errPrint(c, `Error: Input line longer than ${MAX_PAYLOAD} bytes, the largest MQTT payload.\n`);
+        exitCode = 1;
+      }
       await Promise.all(pending);
     } else {
       for (let i = 0; i < c.repeatCount && exitCode === 0; i++) {
@@ -187,8 +184,6 @@ export async function run(argv: string[]): Promise<number> {
     }
   } finally {
     await client.end(disconnectOptions(c));
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
   }
   return exitCode;
 }

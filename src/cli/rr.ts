@@ -4,11 +4,12 @@
  * (one without correlation data, or with ours) and exits.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { MqttClient } from '../client/index.js';
 import { resolveOptions } from '../client/options.js';
-import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint } from './client-connect.js';
+import { rawArgs } from './argv.js';
+import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, identityError } from './client-connect.js';
 import { midgeVersion, parseClientArgs, usageHint } from './client-options.js';
+import { readMessageFile, readMessageStdin } from './input.js';
 import { printMessage } from './sub.js';
 
 const TOOL = 'midge rr';
@@ -38,7 +39,7 @@ Usage: midge rr {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseClientArgs('rr', argv);
+  const parsed = parseClientArgs('rr', argv, rawArgs(argv));
   if (parsed.type === 'help') { process.stdout.write(usage()); return 1; }
   if (parsed.type === 'version') { process.stdout.write(`midge rr version ${midgeVersion()}.\n`); return 1; }
   if (parsed.type === 'error') { process.stderr.write(parsed.text + usageHint(TOOL)); return 1; }
@@ -51,13 +52,15 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('Error in PUBLISH properties: Duplicate response topic.\n');
     return 1;
   }
+  const idError = identityError(c); // before the message is read, as in mosquitto_rr
+  if (idError !== undefined) { errPrint(c, idError); return 1; }
+  // SIGINT and SIGTERM keep their default action, as in mosquitto_rr: the process ends at once (also
+  // while it reads stdin or waits for the response), with the signal as its exit status
   let message = c.message ?? Buffer.alloc(0);
-  try {
-    if (c.pubMode === 'file') message = readFileSync(c.file!);
-    if (c.pubMode === 'stdin-file') message = readFileSync(0);
-  } catch {
-    errPrint(c, `Error: Unable to open file "${c.file}".\nError loading input file "${c.file}".\n`);
-    return 1;
+  if (c.pubMode === 'file' || c.pubMode === 'stdin-file') {
+    const m = c.pubMode === 'file' ? readMessageFile(c.file!) : await readMessageStdin();
+    if (typeof m === 'string') { errPrint(c, m); return 1; }
+    message = m;
   }
 
   let client: MqttClient;
@@ -95,9 +98,6 @@ export async function run(argv: string[]): Promise<number> {
 
   const ended = new Promise<void>((resolve) => client.once('end', resolve));
   let timer: NodeJS.Timeout | undefined;
-  const onSignal = (): void => finish(0);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   try {
     await client.start();
     if (c.timeout > 0) timer = setTimeout(() => { errPrint(c, 'Timed out\n'); finish(27); }, c.timeout * 1000);
@@ -116,8 +116,6 @@ export async function run(argv: string[]): Promise<number> {
     await client.end({ force: true });
   } finally {
     clearTimeout(timer);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
   return exitCode;
 }

@@ -5,7 +5,8 @@
 import { ConnectionRefusedError, MqttClient } from '../client/index.js';
 import { resolveOptions } from '../client/options.js';
 import { topicMatches } from '../topic/index.js';
-import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint } from './client-connect.js';
+import { rawArgs } from './argv.js';
+import { attachDebug, connectTarget, describeConnectError, disconnectOptions, errPrint, identityError } from './client-connect.js';
 import { midgeVersion, parseClientArgs, usageHint } from './client-options.js';
 import { printMessage } from './sub-format.js';
 
@@ -68,7 +69,7 @@ Usage: midge sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L 
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseClientArgs('sub', argv);
+  const parsed = parseClientArgs('sub', argv, rawArgs(argv));
   if (parsed.type === 'help') { process.stdout.write(usage()); return 1; }
   if (parsed.type === 'version') { process.stdout.write(`midge sub version ${midgeVersion()}.\n`); return 1; }
   if (parsed.type === 'error') { process.stderr.write(parsed.text + usageHint(TOOL)); return 1; }
@@ -77,6 +78,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write("\nError: Combining '-R' and '--retained-only' makes no sense.\n");
     return 1;
   }
+  const idError = identityError(c);
+  if (idError !== undefined) { errPrint(c, idError); return 1; }
   let client: MqttClient;
   try {
     const { url, options } = connectTarget(c, true);
@@ -91,12 +94,17 @@ export async function run(argv: string[]): Promise<number> {
 
   let exitCode = 0;
   let processing = true;
+  let signalled = false;
   let count = 0;
-  const stop = (code: number, reasonCode?: number): void => {
+  /** `drainMs`: how long DISCONNECT may wait for our own QoS 1/2 messages in flight */
+  const stop = (code: number, reasonCode?: number, drainMs?: number): void => {
     if (!processing && code === 0) return;
     processing = false;
     exitCode ||= code;
-    void client.end({ ...disconnectOptions(c), ...(reasonCode !== undefined && c.protocolVersion === 5 ? { reasonCode } : {}) });
+    void client.end({
+      ...disconnectOptions(c), ...(reasonCode !== undefined && c.protocolVersion === 5 ? { reasonCode } : {}),
+      ...(drainMs !== undefined ? { timeout: drainMs } : {}),
+    });
   };
 
   client.on('packetreceive', (p) => {
@@ -129,7 +137,15 @@ export async function run(argv: string[]): Promise<number> {
     if (c.msgCount > 0 && ++count === c.msgCount) stop(0);
   });
 
-  const onSignal = (): void => stop(0, 0x04);
+  // SIGINT / SIGTERM: DISCONNECT and exit 0, as mosquitto_sub does, within a second even when the broker
+  // does not answer or the connection is still being made. The handlers are `once`: a second signal has
+  // the default action and ends the process at once.
+  const onSignal = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    signalled = true;
+    stop(0, 0x04, 1000);
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   // the reader of our output went away (`midge sub ... | head -1`): stop quietly
@@ -148,10 +164,12 @@ export async function run(argv: string[]): Promise<number> {
     }
     await ended;
   } catch (e) {
-    const d = describeConnectError(c, e);
-    if (c.debug) for (const line of d.debugLines) process.stdout.write(`${line}\n`);
-    errPrint(c, d.text);
-    exitCode = d.exitCode;
+    if (!signalled) {
+      const d = describeConnectError(c, e);
+      if (c.debug) for (const line of d.debugLines) process.stdout.write(`${line}\n`);
+      errPrint(c, d.text);
+      exitCode = d.exitCode;
+    }
   } finally {
     clearTimeout(timer);
     process.off('SIGINT', onSignal);

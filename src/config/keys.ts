@@ -2,6 +2,7 @@
  * The mosquitto.conf keys Midge supports: how many values each takes and what it sets.
  * Values are checked here; `parse.ts` reads lines and files and calls `apply`.
  */
+import { shorten } from '../util/text.js';
 import { ConfigError } from './errors.js';
 import type { BrokerConfig, ListenerConfig } from './options.js';
 
@@ -52,7 +53,7 @@ export interface KeyDef {
 const INT32_MAX = 2147483647;
 
 export function invalid(key: string, value: string, at: Loc): ConfigError {
-  return new ConfigError(`Invalid ${key} value (${value})`, at.file, at.line);
+  return new ConfigError(`Invalid ${key} value (${shorten(value)})`, at.file, at.line);
 }
 
 export function parseInteger(key: string, value: string, min: number, max: number, at: Loc): number {
@@ -83,7 +84,7 @@ export function parseDuration(key: string, value: string, at: Loc): number {
   const n = m ? Number(m[1]) : 0;
   if (!m || n === 0) {
     throw new ConfigError(
-      `Invalid ${key} value (${value}), expected a number and a unit h, d, w, m or y such as 2d`, at.file, at.line);
+      `Invalid ${key} value (${shorten(value)}), expected a number and a unit h, d, w, m or y such as 2d`, at.file, at.line);
   }
   return n * DURATION_UNITS[m[2]!]!;
 }
@@ -232,7 +233,7 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
         entry = `file:${rest}`;
       } else {
         entry = oneOf(key, dest, LOG_DESTS, at);
-        if (rest !== '') throw new ConfigError(`Unexpected extra value "${rest}" for log_dest ${dest}`, at.file, at.line);
+        if (rest !== '') throw new ConfigError(`Unexpected extra value "${shorten(rest)}" for log_dest ${dest}`, at.file, at.line);
       }
       if (!s.config.logDest.includes(entry)) s.config.logDest.push(entry);
     },

@@ -7,6 +7,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { Logger } from '../broker/log.js';
+import { shortenPath } from '../util/text.js';
 import type { BrokerConfig } from './options.js';
 
 export interface ConfiguredLogger {
@@ -57,7 +58,7 @@ export function createConfiguredLogger(cfg: BrokerConfig, verbose: boolean): Con
     try {
       next = openSync(file, 'a', 0o640);
     } catch (err) {
-      throw new Error(`Error: Unable to open log file ${file} for writing (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+      throw new Error(`Error: Unable to open log file ${shortenPath(file)} for writing (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
     }
     if (fd !== undefined) closeSync(fd);
     fd = next;

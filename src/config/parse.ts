@@ -11,6 +11,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { shorten, shortenPath } from '../util/text.js';
 import { ConfigError } from './errors.js';
 import { KEYS, type Loc, type Scope } from './keys.js';
 import { defaultBrokerConfig, defaultListenerConfig, type BrokerConfig, type ListenerConfig } from './options.js';
@@ -38,7 +39,7 @@ export function parseConfigFile(path: string): BrokerConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`Unable to open config file ${path} (${errorCode(err)})`, path, 0);
+    throw new ConfigError(`Unable to open config file ${shortenPath(path)} (${errorCode(err)})`, path, 0);
   }
   return parseConfig(text, path);
 }
@@ -92,13 +93,13 @@ class Parser implements Scope {
     const def = KEYS.get(key);
     if (def === undefined) {
       if (UNSUPPORTED_KEYS.has(key) || UNSUPPORTED_PREFIXES.some((p) => key.startsWith(p))) {
-        throw new ConfigError(`The "${key}" option is not supported by Midge yet`, at.file, at.line);
+        throw new ConfigError(`The "${shorten(key)}" option is not supported by Midge yet`, at.file, at.line);
       }
       if (OBSOLETE_KEYS.has(key)) {
         throw new ConfigError(`The "${key}" option is obsolete (mosquitto ignores it too); remove it`,
           at.file, at.line);
       }
-      throw new ConfigError(`Unknown configuration variable "${key}"`, at.file, at.line);
+      throw new ConfigError(`Unknown configuration variable "${shorten(key)}"`, at.file, at.line);
     }
     if (rest === '') throw new ConfigError(`Empty ${key} value`, at.file, at.line);
     let value = rest;
@@ -106,7 +107,7 @@ class Parser implements Scope {
       const tokens = rest.split(/[ \t]+/);
       const max = def.arity === 'listener' ? 2 : 1;
       if (tokens.length > max) {
-        throw new ConfigError(`Unexpected extra value "${tokens[max]}" for ${key}`, at.file, at.line);
+        throw new ConfigError(`Unexpected extra value "${shorten(tokens[max]!)}" for ${key}`, at.file, at.line);
       }
       value = tokens.join(' ');
     }
@@ -135,7 +136,7 @@ class Parser implements Scope {
         const other = seen.get(id);
         if (other !== undefined) {
           const first = this.info.get(other)!.at;
-          const where = l.bindAddress === undefined ? '' : ` and address ${l.bindAddress}`;
+          const where = l.bindAddress === undefined ? '' : ` and address ${shorten(l.bindAddress)}`;
           throw new ConfigError(`Duplicate listener on port ${l.port}${where} (the first is at ${first.file}:${first.line})`,
             info.at.file, info.at.line);
         }
@@ -198,19 +199,19 @@ class Parser implements Scope {
     try {
       names = readdirSync(dir);
     } catch (err) {
-      throw new ConfigError(`Unable to open include_dir "${dir}" (${errorCode(err)})`, at.file, at.line);
+      throw new ConfigError(`Unable to open include_dir "${shortenPath(dir)}" (${errorCode(err)})`, at.file, at.line);
     }
     names = names.filter((n) => n.endsWith('.conf')).sort();
     for (const name of names) {
       const path = join(dir, name);
       if (resolve(path) === resolve(this.mainFile)) {
-        throw new ConfigError(`include_dir "${dir}" must not contain the main configuration file`, at.file, at.line);
+        throw new ConfigError(`include_dir "${shortenPath(dir)}" must not contain the main configuration file`, at.file, at.line);
       }
       let text: string;
       try {
         text = readFileSync(path, 'utf8');
       } catch (err) {
-        throw new ConfigError(`Unable to open config file ${path} (${errorCode(err)})`, at.file, at.line);
+        throw new ConfigError(`Unable to open config file ${shortenPath(path)} (${errorCode(err)})`, at.file, at.line);
       }
       this.config.sources.push(path);
       this.parseText(text, path);

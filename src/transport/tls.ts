@@ -13,6 +13,7 @@ import type { ListenerOptions } from '../broker/options.js';
 import type { Logger } from '../broker/log.js';
 import { commonName, subjectOf } from '../auth/certificate.js';
 import { stripV4Mapped, type OnConnection } from './tcp.js';
+import { shortenPath } from '../util/text.js';
 
 export type ListenerTls = NonNullable<ListenerOptions['tls']>;
 
@@ -45,7 +46,7 @@ export function loadTlsOptions(f: TlsFiles): ListenerTls {
     try {
       return readFileSync(path);
     } catch (err) {
-      throw new Error(`Error: Unable to load ${what} "${path}" (${errCode(err)}). Check ${key}.`);
+      throw new Error(`Error: Unable to load ${what} "${shortenPath(path)}" (${errCode(err)}). Check ${key}.`);
     }
   };
   const cert = read(f.certfile, 'server certificate', 'certfile');
@@ -69,8 +70,8 @@ export function loadTlsOptions(f: TlsFiles): ListenerTls {
   try {
     tls.createSecureContext(contextOptions(opts));
   } catch (err) {
-    throw new Error(`Error: Unable to use the TLS files of the listener (certfile "${f.certfile}", keyfile "${f.keyfile}"`
-      + `${f.cafile !== undefined ? `, cafile "${f.cafile}"` : ''}${f.crlfile !== undefined ? `, crlfile "${f.crlfile}"` : ''}): `
+    throw new Error(`Error: Unable to use the TLS files of the listener (certfile "${shortenPath(f.certfile)}", keyfile "${shortenPath(f.keyfile)}"`
+      + `${f.cafile !== undefined ? `, cafile "${shortenPath(f.cafile)}"` : ''}${f.crlfile !== undefined ? `, crlfile "${shortenPath(f.crlfile)}"` : ''}): `
       + `${err instanceof Error ? err.message : String(err)}.`);
   }
   return opts;
@@ -82,7 +83,7 @@ function readCapath(dir: string, cas: Buffer[], crls: Buffer[]): void {
   try {
     names = readdirSync(dir).sort();
   } catch (err) {
-    throw new Error(`Error: Unable to load CA certificates from capath "${dir}" (${errCode(err)}). Check capath.`);
+    throw new Error(`Error: Unable to load CA certificates from capath "${shortenPath(dir)}" (${errCode(err)}). Check capath.`);
   }
   let found = 0;
   for (const name of names) {

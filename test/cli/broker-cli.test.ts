@@ -1,14 +1,18 @@
-import { test, after } from 'node:test';
+import { test, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, killAll } from '../helpers/proc.js';
-import { MIDGE_MAIN } from '../helpers/broker-process.js';
+import { MIDGE_MAIN, startMidge, stopAllBrokers } from '../helpers/broker-process.js';
 import { freePort, accepts } from '../helpers/ports.js';
 
 // Bad command lines and config files: a clear message, exit code 1, and no broker left listening.
-after(() => killAll());
+after(async () => {
+  await stopAllBrokers();
+  await killAll();
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'midge-broker-cli-'));
 const midge = (args: string[]) => run(process.execPath, [MIDGE_MAIN, 'broker', ...args], { timeoutMs: 10_000 });
@@ -65,4 +69,64 @@ test('--help prints the usage and exits 0', async () => {
   const r = await run(process.execPath, [MIDGE_MAIN, 'broker', '--help'], { timeoutMs: 10_000 });
   assert.equal(r.code, 0);
   assert.match(r.stdout, /Usage: midge broker/);
+});
+
+describe('password and ACL file errors at start read like config errors: the file, why, and the config line', () => {
+  const d = mkdtempSync(join(dir, 'files-'));
+  const aDir = join(d, 'a-directory');
+  mkdirSync(aDir);
+  const missing = join(d, 'missing');
+  const badPw = join(d, 'bad-passwd');
+  writeFileSync(badPw, '# users\nno colon here\n');
+  const badAcl = join(d, 'bad-acl');
+  writeFileSync(badAcl, 'topic read a/#\ntopic sometimes b\n');
+  const unreadable = join(d, 'unreadable');
+  writeFileSync(unreadable, 'u:$7$101$aaaa$bbbb\n');
+  chmodSync(unreadable, 0o000);
+
+  /** starts the broker with these lines after `listener PORT 127.0.0.1`; returns [exit code, stderr, config path] */
+  async function start(name: string, lines: string[]): Promise<[number | null, string, string]> {
+    const path = conf(name, [`listener ${await freePort()} 127.0.0.1`, ...lines].join('\n') + '\n');
+    const r = await midge(['-c', path]);
+    return [r.code, r.stderr, path];
+  }
+  const cases: Array<[string, string, string, (file: string) => string]> = [
+    ['a password_file that is a directory', 'password_file', aDir, (f) => `Unable to load password file ${f}: it is a directory (EISDIR)`],
+    ['a password_file that does not exist', 'password_file', missing, (f) => `Unable to load password file ${f}: no such file (ENOENT)`],
+    ['a password_file with a malformed line', 'password_file', badPw, (f) => `Unable to load password file ${f}:2: expected 'username:hash'`],
+    ['an acl_file that is a directory', 'acl_file', aDir, (f) => `Unable to load ACL file ${f}: it is a directory (EISDIR)`],
+    ['an acl_file that does not exist', 'acl_file', missing, (f) => `Unable to load ACL file ${f}: no such file (ENOENT)`],
+    ['an acl_file with a malformed line', 'acl_file', badAcl,
+      (f) => `Unable to load ACL file ${f}:2: invalid access type "sometimes" (expected read, write, readwrite or deny)`],
+  ];
+  for (const [name, key, file, why] of cases) {
+    test(name, async () => {
+      const [code, stderr, path] = await start(`${key}-${name.replaceAll(' ', '-')}.conf`, ['allow_anonymous false', `${key} ${file}`]);
+      assert.deepEqual([code, stderr], [1, `Error: ${why(file)} (${key} in ${path}:3).\n`]);
+    });
+  }
+
+  test('an unreadable password_file (chmod 000)', {
+    skip: process.getuid?.() === 0 ? 'running as root, which reads a file whatever its mode' : false,
+  }, async () => {
+    const [code, stderr, path] = await start('unreadable.conf', ['password_file ' + unreadable]);
+    assert.deepEqual([code, stderr], [1, `Error: Unable to load password file ${unreadable}: permission denied (EACCES) (password_file in ${path}:2).\n`]);
+  });
+
+  test('with per_listener_settings true, the line is the one in the listener\'s section', async () => {
+    const path = conf('per-listener-pw.conf', ['per_listener_settings true', `listener ${await freePort()} 127.0.0.1`,
+      'allow_anonymous true', `listener ${await freePort()} 127.0.0.1`, `password_file ${aDir}`, ''].join('\n'));
+    const r = await midge(['-c', path]);
+    assert.deepEqual([r.code, r.stderr], [1, `Error: Unable to load password file ${aDir}: it is a directory (EISDIR) (password_file in ${path}:5).\n`]);
+  });
+});
+
+test('-v logs a connection closed for sending no CONNECT in time: address, port and why', async () => {
+  const b = await startMidge({ config: 'midge_connect_timeout 1\n', verbose: true });
+  const s = net.connect(b.port, '127.0.0.1');
+  const local = await new Promise<number>((resolve) => s.once('connect', () => resolve(s.localPort!)));
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+  await b.waitForLog(new RegExp(`Client <unknown> \\[127\\.0\\.0\\.1:${local}\\] sent no CONNECT within 1 s, disconnecting\\.`), 5000);
+  await closed;
+  await b.stop();
 });

@@ -406,6 +406,25 @@ describe('rejecting bad configuration files with the file and line', () => {
   });
 });
 
+describe('an error that echoes a very long value cuts it to a readable length', () => {
+  const big = 'x'.repeat(10 * 1024 * 1024);
+  const cut = `${'x'.repeat(100)}... (10485760 bytes)`;
+  const cases: Array<[string, string]> = [
+    [`max_inflight_messages ${big}`, `Invalid max_inflight_messages value (${cut})`],
+    [`persistent_client_expiration ${big}`, `Invalid persistent_client_expiration value (${cut}), expected a number and a unit h, d, w, m or y such as 2d`],
+    [`${big} 1`, `Unknown configuration variable "${cut}"`],
+    [`auth_opt_${big} 1`, `The "auth_opt_${'x'.repeat(91)}... (10485769 bytes)" option is not supported by Midge yet`],
+    [`retain_available true ${big}`, `Unexpected extra value "${cut}" for retain_available`],
+    [`log_dest stdout ${big}`, `Unexpected extra value "${cut}" for log_dest stdout`],
+    [`include_dir /nonexistent/${big}`, `Unable to open include_dir "/nonexistent/${'x'.repeat(1011)}... (10485773 bytes)" (ENAMETOOLONG)`],
+  ];
+  for (const [line, detail] of cases) {
+    test(detail.slice(0, 60), () => {
+      assertError(() => parseConfig(`# a 10 MB value\n${line}\n`, '/x/big.conf'), `Error: ${detail} in /x/big.conf:2.`, '/x/big.conf', 2);
+    });
+  }
+});
+
 test('max_keepalive below 10 is refused, as mosquitto 2.0 refuses it', () => {
   assert.throws(() => parseConfig('max_keepalive 2\n', '/x/ka.conf'), /max_keepalive.*\/x\/ka\.conf:1/);
   assert.equal(parseConfig('max_keepalive 10\n', '/x/ka.conf').maxKeepalive, 10);
