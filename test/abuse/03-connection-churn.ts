@@ -1,11 +1,11 @@
 /**
  * Abuse 03: connection churn and half-open connections.
  * - 10,000 CONNECT/CONNACK/DISCONNECT cycles, 50 at a time: nothing is left behind (sockets, memory).
- * - 10,000 connections that CONNECT with keepalive 2 s and then go silent without ever closing their
- *   end (allowHalfOpen, so not even the broker's FIN makes them close): the keepalive reaps them all
- *   within a stated time, the broker's socket count and `$SYS/broker/clients/connected` come back to
- *   where they were; two more waves of 10,000 then fit in the memory the first one left (node keeps
- *   freed memory rather than give it back to the system, so "comes back down" is measured as reuse).
+ * - three waves of 10,000 connections that CONNECT with keepalive 2 s and then go silent without ever
+ *   closing their end (allowHalfOpen, so not even the broker's FIN makes them close): the keepalive
+ *   reaps each wave within a stated time, the broker's socket count and `$SYS/broker/clients/connected`
+ *   come back to where they were, and the waves reuse each other's memory (the highest peak stays under
+ *   a stated bound over the RSS before them; see WAVES_PEAK_KIB for why not "RSS after < RSS before").
  * The fd limit is 20,000 per process: the broker and this process each hold one end of the 10,000.
  */
 import { describe, it, before, after } from 'node:test';
@@ -26,12 +26,15 @@ const KEEPALIVE_S = 2;
 const CHURN_MS = 60_000;               // the 10,000 cycles take less than this
 const CHURN_GROWTH_KIB = 48 * 1024;    // RSS after the cycles < RSS before + this
 const REAP_MS = 15_000;                // every half-open connection is gone this long after the last CONNACK
-const HALF_OPEN_PEAK_KIB = 128 * 1024; // peak RSS with 10,000 connections < RSS before + this
 const WAVES = 3;
-/** the later waves' peak RSS < the first wave's + this; keeping whole connections (~2.1 KiB each,
- * measured) would cost 41 MiB over waves 2 and 3, the garbage collector's timing moves the peaks by up
- * to ~26 MiB (measured) */
-const REUSE_KIB = 40 * 1024;
+/**
+ * The highest RSS over the three waves < the RSS before them + this. Node does not give freed memory
+ * back to the system while idle, so the RSS after reaping stays near the peak; "comes back down" is
+ * measured as reuse: the waves' peaks measured 88-123 MiB from 86 MiB before (+27 to +37 MiB over
+ * runs, the garbage collector's timing). Keeping whole connections (~2.1 KiB of RSS each, measured)
+ * would add ~63 MiB over the three waves and cross the bound; a small leak per connection would not.
+ */
+const WAVES_PEAK_KIB = 80 * 1024;
 const CONNECTED = '$SYS/broker/clients/connected';
 const CONNACK_OK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const DISCONNECT = Buffer.from([0xe0, 0x00]);
@@ -152,13 +155,10 @@ describe('abuse 03: connection churn and half-open connections', { timeout: 150_
       assert.ok(isAlive(broker.pid), 'the broker process is alive');
       assert.equal(stillOpenHere, HALF_OPEN, 'no client closed its end: the broker did all the closing');
       assert.ok(gone, `all half-open connections gone within ${REAP_MS} ms (broker sockets ${socketCount(broker.pid)} vs ${baseSockets}, ${CONNECTED} ${values.get(CONNECTED)})`);
-      assert.ok(m1.hwm - m0.rss < HALF_OPEN_PEAK_KIB, `peak RSS ${mib(m1.hwm)} is under ${mib(m0.rss)} + ${mib(HALF_OPEN_PEAK_KIB)}`);
     }
-    // node does not give freed memory back to the system while idle (RSS stays where the first wave
-    // took it): it must be reused, so the later waves fit in what the first one left, or nearly
-    const growth = Math.max(...peaks.slice(1)) - peaks[0]!;
-    t.diagnostic(`peaks of the waves: ${peaks.map(mib).join(', ')}; later peaks - first: ${mib(growth)} (bound ${mib(REUSE_KIB)})`);
-    assert.ok(growth < REUSE_KIB, `the memory of the first wave was reused by the later ones (peaks ${peaks.map(mib).join(', ')})`);
+    const highest = Math.max(...peaks);
+    t.diagnostic(`peaks of the waves: ${peaks.map(mib).join(', ')}; highest - before the waves: ${mib(highest - m0.rss)} (bound ${mib(WAVES_PEAK_KIB)})`);
+    assert.ok(highest - m0.rss < WAVES_PEAK_KIB, `the waves reuse the memory of the ones before: highest peak ${mib(highest)} is under ${mib(m0.rss)} + ${mib(WAVES_PEAK_KIB)}`);
     await bystander.roundTrip();
   });
 });

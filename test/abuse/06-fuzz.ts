@@ -23,10 +23,10 @@ import { Bystander, isAlive, memOf, mib, prng, sampleRss, watchSys } from './_he
 
 const TARGET_PACKETS = 1_000_000;
 /** hard cap on the fuzzing time; the target is normally reached in well under half of it */
-const MAX_MS = 90_000;
+const MAX_MS = 120_000;
 const PARALLEL = 24;
 /** chance that a packet after CONNECT is mutated */
-const MUTATION_RATE = 0.02;
+const MUTATION_RATE = 0.01;
 /** stated bound: the broker's peak RSS grows by less than this over its RSS before the fuzzing */
 const PEAK_GROWTH_BOUND_KIB = 256 * 1024;
 const RECEIVED = '$SYS/broker/messages/received';
@@ -161,7 +161,7 @@ interface Stats {
 
 /**
  * The bytes connection `n` sends: a CONNECT (sometimes mutated, sometimes only random bytes) and then
- * 20-80 packets. `head` is the valid CONNECT when there is one: it is sent alone and the rest after the
+ * 40-160 packets. `head` is the valid CONNECT when there is one: it is sent alone and the rest after the
  * broker's answer, so that the packets run through the connected state (sent together, a fatal packet
  * anywhere would close the connection before the CONNECT's authentication step let any of them run).
  */
@@ -191,7 +191,7 @@ function streamOf(seed: number, n: number, st: Stats): { head: Buffer | undefine
   } else {
     add(connectOf(r, n, version), mode < 0.15 ? 1 : 0);
     if (mode >= 0.15) head = parts.pop();
-    const count = 20 + int(r, 61);
+    const count = 40 + int(r, 121);
     for (let i = 0; i < count; i++) add(packetOf(r, version), MUTATION_RATE);
     if (r() < 0.5) add({ type: 'disconnect', ...(version === 5 ? { reasonCode: pick(r, [0, 4]) } : {}) }, MUTATION_RATE);
   }
