@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { MqttClient } from 'mqtt';
+import WebSocket from 'ws';
 import { encode, Parser } from '../../src/codec/index.js';
 import type { ConnectPacket, Packet, ProtocolVersion } from '../../src/codec/types.js';
 import { connect as mqttjsConnect, collect } from '../helpers/mqttjs.js';
@@ -93,6 +94,49 @@ export function sampleRss(pid: number, everyMs = 250): { stop(): number } {
     try { max = Math.max(max, memOf(pid).rss); } catch { /* gone: the liveness assertion reports it */ }
   }, everyMs);
   return { stop: () => { clearInterval(timer); return max; } };
+}
+
+/**
+ * The V8 inspector of a broker started with `--inspect=127.0.0.1:0` (NODE_OPTIONS): a full garbage
+ * collection on demand, then the heap in use. Node keeps freed memory until its heap limit makes it
+ * collect, so RSS alone cannot tell a leak from garbage; after `gc()` it can.
+ */
+export class Inspector {
+  private id = 0;
+  private readonly pending = new Map<number, (result: unknown) => void>();
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { id?: number; result?: unknown };
+      if (m.id !== undefined) { this.pending.get(m.id)?.(m.result); this.pending.delete(m.id); }
+    });
+  }
+
+  /** Finds "Debugger listening on ws://..." in the logs and connects (bounded). */
+  static async attach(logs: () => string, ms = 5000): Promise<Inspector> {
+    let url: string | undefined;
+    await pollUntil(() => (url = /Debugger listening on (ws:\/\/\S+)/.exec(logs())?.[1]) !== undefined, ms, 20);
+    if (url === undefined) throw new Error(`no inspector URL in the broker's logs:\n${logs()}`);
+    const ws = new WebSocket(url);
+    await within(new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); }), ms, 'inspector connect');
+    return new Inspector(ws);
+  }
+
+  private call(method: string): Promise<unknown> {
+    const id = ++this.id;
+    const p = new Promise<unknown>((resolve) => this.pending.set(id, resolve));
+    this.ws.send(JSON.stringify({ id, method }));
+    return within(p, 20_000, `inspector ${method}`);
+  }
+
+  /** Two full collections (the second one frees what the first one's finalizers released), then the used heap in KiB. */
+  async gcHeap(): Promise<number> {
+    await this.call('HeapProfiler.collectGarbage');
+    await this.call('HeapProfiler.collectGarbage');
+    const usage = (await this.call('Runtime.getHeapUsage')) as { usedSize: number };
+    return usage.usedSize / 1024;
+  }
+
+  close(): void { this.ws.close(); }
 }
 
 // ---------------------------------------------------------------- the bystander
