@@ -8,7 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
 import { encode } from '../../src/codec/index.js';
-import { startBroker, type BrokerProcess } from '../helpers/broker-process.js';
+import { startMidge, type BrokerProcess } from '../helpers/broker-process.js';
 import { connect as mqttjsConnect } from '../helpers/mqttjs.js';
 import { Bystander, RawClient, isAlive, memOf, mib, pollUntil, pump, sampleRss, watchSys } from './_helpers.js';
 
@@ -26,7 +26,7 @@ describe('abuse 01: a publisher flooding a slow subscriber', { timeout: 120_000 
   const raws: RawClient[] = [];
 
   before(async () => {
-    broker = await startBroker({ config: 'sys_interval 1\n' });
+    broker = await startMidge({ config: 'sys_interval 1\n' });
     bystander = await Bystander.start(broker.port, '01');
     sys = await mqttjsConnect(broker.port, { clientId: 'sys-watch-01' });
   });

@@ -8,7 +8,7 @@ import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode } from '../../src/codec/index.js';
 import type { Packet } from '../../src/codec/types.js';
-import { startBroker, type BrokerProcess } from '../helpers/broker-process.js';
+import { startMidge, type BrokerProcess } from '../helpers/broker-process.js';
 import { Bystander, RawClient, isAlive, memOf, mib, pump, sampleRss } from './_helpers.js';
 
 /** how long each abusive client keeps writing, and how much it may write at most */
@@ -51,7 +51,7 @@ describe('abuse 02: clients that send and never read', { timeout: 120_000 }, () 
 
   for (const [name, chunk] of KINDS) {
     it(`a ${name} flood that is never read leaves the broker RSS bounded`, async (t) => {
-      const b = (broker = await startBroker());
+      const b = (broker = await startMidge());
       const by0 = (bystander = await Bystander.start(b.port, '02'));
       const c = await RawClient.connect(b.port, `never-reads-${name.replaceAll(' ', '-')}`);
       raws.push(c);

@@ -17,7 +17,7 @@ import net from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { encode } from '../../src/codec/index.js';
 import type { Packet, ProtocolVersion, Properties, QoS } from '../../src/codec/types.js';
-import { startBroker, type BrokerProcess } from '../helpers/broker-process.js';
+import { startMidge, type BrokerProcess } from '../helpers/broker-process.js';
 import { connect as mqttjsConnect } from '../helpers/mqttjs.js';
 import { Bystander, isAlive, memOf, mib, prng, sampleRss, watchSys } from './_helpers.js';
 
@@ -237,7 +237,7 @@ describe('abuse 06: random and mutated packets until the broker decoded 1,000,00
   let sys: MqttClient;
 
   before(async () => {
-    broker = await startBroker({ config: `sys_interval 1\nmax_queued_messages 100\nconnection_messages ${VERBOSE}\n` });
+    broker = await startMidge({ config: `sys_interval 1\nmax_queued_messages 100\nconnection_messages ${VERBOSE}\n` });
     bystander = await Bystander.start(broker.port, '06');
     sys = await mqttjsConnect(broker.port, { clientId: 'sys-watch-06' });
   });

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { MIDGE_MAIN, startBroker, type BrokerProcess } from '../helpers/broker-process.js';
+import { MIDGE_MAIN, startMidge, type BrokerProcess } from '../helpers/broker-process.js';
 import { connect as mqttjsConnect } from '../helpers/mqttjs.js';
 import { run } from '../helpers/proc.js';
 import { Bystander, RawClient, connectPacket, isAlive, memOf, mib, pollUntil, sampleRss, sleep, within } from './_helpers.js';
@@ -76,7 +76,7 @@ describe('abuse 07: SIGHUP reloads under load', { timeout: 90_000 }, () => {
       ...newUsers.map((u, i): [string, string] => [u, `p${i + 1}`])]);
     rotated = (await hashed(dir, [['L0', 'rotated']])).get('L0')!;
     writeFiles(0);
-    broker = await startBroker({ config: `allow_anonymous false\npassword_file ${join(dir, 'passwd')}\nacl_file ${join(dir, 'acl')}\nmidge_failed_login_delay 0\n` });
+    broker = await startMidge({ config: `allow_anonymous false\npassword_file ${join(dir, 'passwd')}\nacl_file ${join(dir, 'acl')}\nmidge_failed_login_delay 0\n` });
     bystander = await Bystander.start(broker.port, '07', { username: 'by', password: 'bypass' });
   });
   after(async () => {

@@ -6,7 +6,8 @@
  *
  * The cases run one after the other in this one file: the test runner runs two files at a time on a
  * 2-core machine, and two abuse cases at once would each starve the other's broker.
- * MIDGE_ABUSE=01,04 runs only the cases whose names start so.
+ * MIDGE_ABUSE=01,04 runs only the cases whose names start so. The tier is about Midge's own process
+ * (midge_* config keys, its inspector, its embedding API): MIDGE_TEST_BROKER does not apply to it.
  */
 const CASES = [
   '01-slow-subscriber',
