@@ -279,15 +279,31 @@ export class Connection implements Outlet, ClientInfo {
   flush(): void {
     const out = this.out;
     if (out === undefined) return;
+    const bytes = this.outBytes;
     this.out = undefined;
     this.outBytes = 0;
     const s = this.socket;
     if (s.destroyed) return;
     if (!Array.isArray(out)) {
       s.write(out);
+    } else if (bytes <= COALESCE_BYTES) {
+      // small packets (acks, PINGRESPs, small messages) go as one buffer: each queued write costs the
+      // socket about a hundred bytes of bookkeeping, more than a 4-byte PUBACK, and a client that does not
+      // read would otherwise hold millions of them below the byte limit
+      s.write(Buffer.concat(out, bytes));
     } else {
       s.cork();
-      for (let i = 0; i < out.length; i++) s.write(out[i]);
+      let from = 0;
+      let small = 0;
+      for (let i = 0; i < out.length; i++) {
+        const b = out[i]!;
+        if (b.length < COALESCE_PIECE) { small += b.length; continue; }
+        if (i > from) s.write(i - from === 1 ? out[from]! : Buffer.concat(out.slice(from, i), small));
+        s.write(b);
+        from = i + 1;
+        small = 0;
+      }
+      if (out.length > from) s.write(out.length - from === 1 ? out[from]! : Buffer.concat(out.slice(from), small));
       s.uncork();
     }
     // waiting for a 'drain' that will not come: the socket never filled (a limit below its high water mark)
@@ -352,6 +368,11 @@ export class Connection implements Outlet, ClientInfo {
 class ParseFailure {
   constructor(readonly error: unknown) {}
 }
+
+/** a turn's packets up to this many bytes in all are written as one buffer */
+const COALESCE_BYTES = 64 * 1024;
+/** past that, runs of packets smaller than this are joined; larger ones are written as they are */
+const COALESCE_PIECE = 2048;
 
 /** connections with packets written this turn; one nextTick flushes them all */
 const dirty: Connection[] = [];

@@ -95,7 +95,8 @@ test('every bare import of the shipped code is a dependency and installed withou
     assert.ok(existsSync(join(app, 'node_modules', name, 'package.json')), `'${name}' was not installed`);
   }
   // nothing but the dependencies' own trees came along (no typescript, mqtt, aedes, ...)
-  for (const dev of ['typescript', 'mqtt', 'aedes', 'fast-check', '@types/node']) {
+  // (@types/node comes with @types/better-sqlite3, a dependency: the store's declarations use its types)
+  for (const dev of ['typescript', 'mqtt', 'aedes', 'fast-check']) {
     assert.ok(!existsSync(join(app, 'node_modules', dev)), `${dev} was installed`);
   }
 });
