@@ -2,20 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { encode } from '../codec/index.js';
 import type { ConnectPacket, Packet, Properties, ProtocolVersion, PublishPacket, QoS, Subscription, Will } from '../codec/types.js';
-import { SubscriptionTrie, TopicTree, parseSharedSubscription, isShareError, isValidTopicName } from '../topic/index.js';
+import { isValidTopicName, type SubscriptionTrie } from '../topic/index.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import type { PendingAuth } from './handlers/auth.js';
 import { Logger, silentLogger } from './log.js';
 import { defaultBrokerOptions, type BrokerOptions } from './options.js';
 import { Session, ownPayload, type Orphan, type SessionCounters, type SessionEnv, type SubEntry } from './session.js';
-import { SharedGroup } from './shared.js';
+import type { SharedGroup } from './shared.js';
+import { Router } from './router.js';
+import { RetainedMessages } from './retained-messages.js';
+import { Wills, type WillOwner } from './wills.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
 import { Recorder, fromStored } from './recorder.js';
 import type { StoredMessage, StoredSubscription } from '../store/store.js';
-import { mayPublish } from './checks.js';
-import { HookError } from './handlers/errors.js';
 import { realClock, type Clock, type ClockTimer } from '../util/clock.js';
 
 export interface BrokerEvents {
@@ -70,12 +71,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   };
   /** @internal */
   readonly sessions = new Map<string, Session>();
-  /** @internal filter → subscriptions; a shared group sits under its inner filter with key `$share/GROUP` */
-  readonly subs = new SubscriptionTrie<SubEntry | SharedGroup>();
-  /** @internal */
-  readonly retained = new TopicTree<Message>();
-  /** topics of retained messages that have a message expiry interval (checked by the sweep) */
-  private readonly retainedExpiring = new Set<string>();
+  /** @internal the subscription trie, shared groups and fan-out */
+  readonly router: Router;
+  /** @internal retained messages (tree, expiry, limits, the cursor of a new subscription) */
+  readonly retained: RetainedMessages;
+  /** @internal filter → subscriptions (the router's trie) */
+  get subs(): SubscriptionTrie<SubEntry | SharedGroup> { return this.router.subs; }
   /** @internal */
   readonly connections = new Set<Connection>();
   /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
@@ -83,17 +84,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private listeners_: Listener[] = [];
   private sweepTimer: ClockTimer | undefined;
   private readonly sys: SysPublisher;
-  private routeStamp = 0;
-  private readonly targets: Session[] = [];
-  private readonly sharedTargets: SharedGroup[] = [];
-  private routeMsg: Message | undefined;
-  private readonly visitBound: (e: SubEntry | SharedGroup) => void;
   /** the limits, counters and drop log every session shares */
   private readonly sessionEnv: SessionEnv;
   private closed = false;
   private timersStarted = false;
   /** v5 wills waiting for their will delay interval, by client id */
-  private readonly delayedWills = new Map<string, { will: Will; conn: WillOwner; timer: ClockTimer }>();
+  readonly wills: Wills;
   /**
    * The durable store's change recorder: set once `start()` has restored the store's state (persistence
    * on); undefined without a store. Acknowledgements wait for its commits.
@@ -108,10 +104,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** memory_limit: true from a sample over the limit to a sample under it (new PUBLISHes are refused) */
   memoryFull = false;
   private memoryTimer: ClockTimer | undefined;
-  /** payload bytes of the retained messages (counted only with midge_max_retained_bytes) */
-  private retainedBytes = 0;
-  /** true while retained messages are being refused (logged once per episode) */
-  private retainedFull = false;
 
   constructor(options: Partial<BrokerOptions> = {}) {
     super();
@@ -121,7 +113,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.clock = this.opts.clock ?? realClock;
     this.stats.startedAt = this.clock.now();
     this.topicAliasMaximum = this.opts.maxTopicAlias;
-    this.visitBound = (e) => this.visit(e);
+    this.router = new Router({ hooks: this.hooks, log: this.log, strategy: this.opts.sharedSubscriptionStrategy, clock: this.clock, toMessage });
+    this.retained = new RetainedMessages(this);
+    this.wills = new Wills(this);
     const log = this.log;
     this.sessionEnv = {
       maxInflight: this.opts.maxInflightMessages,
@@ -214,7 +208,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const expired: string[] = [];
     for await (const { topic, message: m } of store.loadRetained()) {
       if (m.expiresAt !== undefined && m.expiresAt <= now) { expired.push(topic); continue; }
-      this.storeRetained(message(m));
+      this.retained.store(message(m));
     }
     let queued = 0;
     for (const s of this.sessions.values()) {
@@ -236,7 +230,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         id: w.clientId, username: w.username, listenerPort: w.listenerPort, remoteAddress: 'restored', remotePort: 0,
         protocolVersion: 5, logId: w.clientId, who: `${w.clientId} [restored]`,
       };
-      this.delayWill(w.clientId, w.will, owner, Math.max(0, w.fireAt - now), w.fireAt, false);
+      this.wills.delay(w.clientId, w.will, owner, Math.max(0, w.fireAt - now), w.fireAt, false);
     }
     await rec.drain();
     this.log.info(`Store: restored ${this.sessions.size} sessions, ${subs} subscriptions, ${queued} queued and in-flight messages and ${this.retained.size} retained messages in ${Date.now() - t0} ms.`);
@@ -312,9 +306,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.closed) return;
     this.closed = true;
     this.clock.clearInterval(this.sweepTimer);
-    for (const d of this.delayedWills.values()) this.clock.clearTimeout(d.timer);
     this.clock.clearInterval(this.memoryTimer);
-    this.delayedWills.clear();
+    this.wills.clear();
     this.sys.stop();
     await Promise.all(this.listeners_.map((l) => l.close()));
     for (const c of [...this.connections]) {
@@ -359,13 +352,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.discardSession(s);
       s = undefined;
     }
-    const delayed = this.delayedWills.get(conn.id);
-    if (delayed !== undefined && !p.clean) {
-      // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
-      this.clock.clearTimeout(delayed.timer);
-      this.delayedWills.delete(conn.id);
-      this.recorder?.add({ op: 'willDone', clientId: conn.id });
-    }
+    // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
+    if (!p.clean) this.wills.cancel(conn.id);
     if (s !== undefined && p.clean) {
       this.discardSession(s);
       s = undefined;
@@ -409,19 +397,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** @internal End a session: its subscriptions go, and a will still waiting for its delay is published now. */
   discardSession(s: Session): void {
-    const delayed = this.delayedWills.get(s.clientId);
-    if (delayed !== undefined) {
-      this.clock.clearTimeout(delayed.timer);
-      this.delayedWills.delete(s.clientId);
-      this.recorder?.add({ op: 'willDone', clientId: s.clientId });
-      this.publishWill(delayed.will, delayed.conn);
-    }
+    this.wills.fireNow(s.clientId);
     if (s.stored) {
       s.stored = false;
       this.recorder?.add({ op: 'dropSession', clientId: s.clientId });
     }
     if (s.hasSubscriptions) {
-      for (const entry of s.subscriptions.values()) this.removeEntry(s, entry);
+      for (const entry of s.subscriptions.values()) this.router.remove(s, entry);
       s.subscriptions.clear();
     }
     if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
@@ -455,7 +437,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const orphans = s.detach(now);
       if (s.expiryInterval === 0) this.discardSession(s);
       else this.recordSession(s);
-      if (orphans.length > 0) this.rehome(orphans, s, now);
+      if (orphans.length > 0) this.router.rehome(orphans, s, now);
     }
     const will = conn.will;
     conn.will = undefined;
@@ -464,94 +446,25 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (delay > 0 && s !== undefined && this.sessions.get(s.clientId) === s) {
         // the will waits for its delay or the end of the session, whichever comes first [MQTT-3.1.3-9]
         const wait = Math.min(delay, s.expiryInterval, MAX_TIMER_S) * 1000;
-        this.delayWill(s.clientId, will, conn, wait, now + wait, s.stored);
+        this.wills.delay(s.clientId, will, conn, wait, now + wait, s.stored);
       } else {
-        this.publishWill(will, conn);
+        this.wills.publish(will, conn);
       }
     }
     this.emitSafely('disconnect', conn);
   }
 
-  /** A will that waits for its delay (recorded when its session is durable, so that it survives a restart). */
-  private delayWill(clientId: string, will: Will, conn: WillOwner, waitMs: number, fireAt: number, record: boolean): void {
-    const timer = this.clock.setTimeout(() => {
-      this.delayedWills.delete(clientId);
-      this.recorder?.add({ op: 'willDone', clientId });
-      this.publishWill(will, conn);
-    }, Math.min(waitMs, MAX_TIMER_S * 1000));
-    this.delayedWills.set(clientId, { will, conn, timer });
-    if (record && this.recorder !== undefined) {
-      this.recorder.add({ op: 'will', will: {
-        clientId, will: { ...will, payload: Buffer.from(will.payload) }, fireAt,
-        ...(conn.username !== undefined ? { username: conn.username } : {}),
-        ...(conn.listenerPort !== undefined ? { listenerPort: conn.listenerPort } : {}),
-      } });
-    }
-  }
-
-  /** Publish a will. Runs from socket events and timers, so nothing may escape it. */
-  private publishWill(will: Will, conn: WillOwner): void {
-    try {
-      this.publishWillUnsafe(will, conn);
-    } catch (err) {
-      this.log.error(`publishing the will of ${conn.logId} failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
-  private publishWillUnsafe(will: Will, conn: WillOwner): void {
-    const msg: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain && this.opts.retainAvailable, origin: conn.id };
-    const props = will.properties;
-    if (props !== undefined) {
-      const { willDelayInterval: _d, messageExpiryInterval, ...rest } = props;
-      if (Object.keys(rest).length > 0) msg.properties = rest;
-      if (messageExpiryInterval !== undefined) {
-        msg.properties = { ...rest, messageExpiryInterval };
-        msg.expiresAt = this.clock.now() + messageExpiryInterval * 1000;
-      }
-    }
-    // the PUBLISH path's check ($SYS, then the ACL hook), asked when the will goes out, as mosquitto 2.0.11
-    // does: it accepts the CONNECT of a will it will not publish (checked against it: CONNACK 0 for a will
-    // to '$SYS/broker/version' and for one its acl_file denies; neither will is published)
-    const denied = (): void => this.log.info(`Denied will of ${conn.logId} to '${msg.topic}'.`);
-    const failed = (err: unknown): void => {
-      const cause = err instanceof HookError ? err.failure : err;
-      this.log.error(`Client ${conn.who}: the authorizePublish hook failed for its will to '${msg.topic}': ${cause instanceof Error ? cause.message : String(cause)}`);
-    };
-    let allowed: boolean | Promise<boolean>;
-    try {
-      allowed = mayPublish(this, conn, msg);
-    } catch (err) {
-      failed(err);
-      return;
-    }
-    if (allowed === true) this.publishMessage(msg, conn);
-    else if (allowed === false) denied();
-    else allowed.then((ok) => { if (ok) this.publishMessage(msg, conn); else denied(); }, failed);
-  }
-
   // ---- subscriptions ----
 
   /**
-   * @internal Add or replace a subscription (a `$share/GROUP/FILTER` joins its group).
+   * @internal Add or replace a subscription (a `$share/GROUP/FILTER` joins its group), recorded for the store.
    * Returns true if the session already had one to this filter.
    */
   subscribe(session: Session, entry: SubEntry): boolean {
     const existed = session.subscriptions.has(entry.filter);
     session.subscriptions.set(entry.filter, entry);
     if (session.stored) this.recorder?.add({ op: 'sub', clientId: session.clientId, sub: storedSub(entry) });
-    const shared = parseSharedSubscription(entry.filter);
-    if (shared !== undefined && !isShareError(shared)) {
-      const key = `$share/${shared.group}`;
-      let group = this.subs.get(shared.filter, key) as SharedGroup | undefined;
-      if (group === undefined) {
-        group = new SharedGroup(shared.group, shared.filter, this.opts.sharedSubscriptionStrategy);
-        this.subs.set(shared.filter, key, group);
-      }
-      entry.share = group;
-      group.add(entry);
-    } else {
-      this.subs.set(entry.filter, session.clientId, entry);
-    }
+    this.router.add(session, entry);
     return existed;
   }
 
@@ -561,70 +474,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (entry === undefined) return false;
     session.subscriptions.delete(filter);
     if (session.stored) this.recorder?.add({ op: 'unsub', clientId: session.clientId, filter });
-    this.removeEntry(session, entry);
+    this.router.remove(session, entry);
     return true;
   }
 
-  private removeEntry(session: Session, entry: SubEntry): void {
-    const group = entry.share;
-    if (group === undefined) {
-      this.subs.delete(entry.filter, session.clientId);
-      return;
-    }
-    group.remove(session);
-    if (group.members.length === 0) this.subs.delete(group.filter, `$share/${group.group}`);
-  }
-
-  /** Messages in flight to a shared-subscription member that went away go to another member. */
-  private rehome(orphans: Orphan[], from: Session, now: number): void {
-    for (const { msg, share } of orphans) {
-      const member = share.pick(msg.origin, from);
-      if (member === undefined) continue;
-      const qos = (msg.qos < member.qos ? msg.qos : member.qos) as QoS;
-      if (msg.expiresAt !== undefined && msg.expiresAt <= now) continue;
-      const subIds = member.subscriptionId !== undefined ? [member.subscriptionId] : undefined;
-      member.session.deliver(msg, qos, member.retainAsPublished && msg.retain, subIds, now, share);
-    }
-  }
-
-  /**
-   * @internal Send the retained messages matching a new subscription, with the retain flag set [MQTT-3.3.1-8]:
-   * the session pulls them through a cursor as its window and socket make room (Session.pump).
-   */
+  /** @internal Send the retained messages matching a new subscription (see RetainedMessages.sendTo). */
   sendRetained(session: Session, entry: SubEntry): void {
-    // retained messages are not sent for a shared subscription [MQTT-4.8.2-?, 4.8.2]
-    if (entry.share !== undefined) return;
-    if (this.retained.size === 0) return;
-    const subIds = entry.subscriptionId !== undefined ? [entry.subscriptionId] : undefined;
-    session.addRetainedBurst({ filter: entry.filter, qos: entry.qos, subIds, cursor: this.retainedFor(session, entry.filter) }, this.clock.now());
-  }
-
-  /** The retained messages matching `filter` that `session` may read now; expired ones are removed on the way. */
-  private *retainedFor(session: Session, filter: string): Generator<Message, void, undefined> {
-    for (const [topic, msg] of this.retained.cursor(filter)) {
-      if (msg.expiresAt !== undefined && msg.expiresAt <= this.clock.now()) {
-        this.clearRetained(topic);
-        continue;
-      }
-      const read = this.hooks.authorizeRead;
-      if (read !== undefined && !this.mayRead(read, session, msg)) continue;
-      const fwd = this.hooks.authorizeForward;
-      if (fwd !== undefined) {
-        const f = this.forwarded(fwd, session, msg, this.clock.now());
-        if (f !== null) yield f;
-        continue;
-      }
-      yield msg;
-    }
-  }
-
-  /** Remove the retained messages whose message expiry interval has passed (from the sweep). */
-  private expireRetained(now: number): void {
-    for (const topic of this.retainedExpiring) {
-      const msg = this.retained.get(topic);
-      if (msg === undefined || msg.expiresAt === undefined) { this.retainedExpiring.delete(topic); continue; }
-      if (msg.expiresAt <= now) this.clearRetained(topic);
-    }
+    this.retained.sendTo(session, entry);
   }
 
   // ---- routing ----
@@ -644,15 +500,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * Retains it if asked, then delivers to every matching session; true when a subscription matched.
    */
   publishMessage(msg: Message, from?: ClientInfo): boolean {
-    if (msg.retain) {
-      // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
-      if (msg.payload.length === 0) this.clearRetained(msg.topic);
-      // with a retained limit: $SYS is always retained; a will (or a PUBLISH let through while its
-      // async ACL ran) over a limit is delivered but not retained
-      else if ((this.opts.maxRetainedMessages <= 0 && this.opts.maxRetainedBytes <= 0) || msg.origin === undefined ||
-        this.mayRetain(msg.topic, msg.payload.length)) this.storeRetained(msg);
-    }
-    const matched = this.route(msg);
+    // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
+    if (msg.retain) this.retained.onPublish(msg);
+    const matched = this.router.route(msg);
     if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
     return matched;
   }
@@ -683,7 +533,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return false;
     }
     if (p.retain && p.payload.length > 0 && (this.opts.maxRetainedMessages > 0 || this.opts.maxRetainedBytes > 0) &&
-        this.opts.retainAvailable && !this.mayRetain(topic, p.payload.length)) {
+        this.opts.retainAvailable && !this.retained.mayRetain(topic, p.payload.length)) {
       this.stats.dropped++;
       return false;
     }
@@ -706,51 +556,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
     else this.log.info(`Memory use back under memory_limit (${used} of ${this.opts.memoryLimit} bytes): PUBLISHes are accepted again.`);
   }
 
-  /**
-   * midge_max_retained_messages / midge_max_retained_bytes: may `topic` hold a retained message of
-   * `size` payload bytes? Replacing one is allowed when the total does not grow past the byte limit.
-   */
-  private mayRetain(topic: string, size: number): boolean {
-    const maxCount = this.opts.maxRetainedMessages;
-    const maxBytes = this.opts.maxRetainedBytes;
-    const old = this.retained.get(topic);
-    let why: string | undefined;
-    if (old === undefined && maxCount > 0 && this.retained.size >= maxCount) {
-      why = `midge_max_retained_messages (${maxCount})`;
-    } else if (maxBytes > 0) {
-      const oldSize = old?.payload.length ?? 0;
-      if (size > oldSize && this.retainedBytes - oldSize + size > maxBytes) why = `midge_max_retained_bytes (${maxBytes} bytes)`;
-    }
-    if (why === undefined) return true;
-    if (!this.retainedFull) {
-      this.retainedFull = true;
-      this.log.warning(`Retained messages are being refused: ${why} reached.`);
-    }
-    return false;
-  }
-
-  private storeRetained(msg: Message): void {
-    ownPayload(msg);
-    const old = this.retained.set(msg.topic, msg);
-    const rec = this.recorder;
-    // $SYS topics are the broker's own, published anew every sys_interval: not kept across a restart
-    if (rec !== undefined && !isSysTopic(msg.topic)) rec.add({ op: 'retain', topic: msg.topic, messageId: rec.message(msg) });
-    if (this.opts.maxRetainedBytes > 0) this.retainedBytes += msg.payload.length - (old?.payload.length ?? 0);
-    if (msg.expiresAt !== undefined) this.retainedExpiring.add(msg.topic);
-    else if (this.retainedExpiring.size > 0) this.retainedExpiring.delete(msg.topic);
-  }
-
-  /** Every removal of a retained message (cleared, expired) comes here, so that the counts stay right. */
-  private clearRetained(topic: string): void {
-    if (this.opts.maxRetainedBytes > 0) this.retainedBytes -= this.retained.get(topic)?.payload.length ?? 0;
-    // a deletion ends a refusing episode: the next refusal is logged again
-    if (this.retained.delete(topic)) {
-      this.retainedFull = false;
-      if (!isSysTopic(topic)) this.recorder?.add({ op: 'unretain', topic });
-    }
-    this.retainedExpiring.delete(topic);
-  }
-
   /** @internal Embedding code's listeners must not take a connection (or the process) down with them. */
   emitSafely<K extends keyof BrokerEvents>(event: K, ...args: BrokerEvents[K]): void {
     try {
@@ -758,105 +563,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
     } catch (err) {
       this.log.error(`a '${event}' listener threw: ${err instanceof Error ? err.message : String(err)}`);
     }
-  }
-
-  /** Deliver to every matching session; false when no subscription matched. */
-  private route(msg: Message): boolean {
-    this.routeStamp++;
-    this.routeMsg = msg;
-    const targets = this.targets;
-    this.subs.match(msg.topic, this.visitBound);
-    this.routeMsg = undefined;
-    if (targets.length === 0 && this.sharedTargets.length === 0) return false;
-    const now = this.clock.now();
-    const read = this.hooks.authorizeRead;
-    const fwd = this.hooks.authorizeForward;
-    for (let i = 0; i < targets.length; i++) {
-      const s = targets[i]!;
-      if (read !== undefined && !this.mayRead(read, s, msg)) continue;
-      let m = msg;
-      if (fwd !== undefined) {
-        const f = this.forwarded(fwd, s, msg, now);
-        if (f === null) continue;
-        m = f;
-      }
-      const qos = (m.qos < s.routeQos ? m.qos : s.routeQos) as QoS;
-      // 3.1.1: a message sent to existing subscriptions has retain 0 [MQTT-3.3.1-9]; v5 retain-as-published keeps it
-      s.deliver(m, qos, s.routeRap && m.retain, s.routeSubIds, now);
-    }
-    targets.length = 0;
-    if (this.sharedTargets.length > 0) this.routeShared(msg, now);
-    return true;
-  }
-
-  /** Each matching shared group delivers to one member, independently of its non-shared subscriptions. */
-  private routeShared(msg: Message, now: number): void {
-    const read = this.hooks.authorizeRead;
-    const fwd = this.hooks.authorizeForward;
-    for (const group of this.sharedTargets) {
-      const m = group.pick(msg.origin);
-      if (m === undefined) continue;
-      if (read !== undefined && !this.mayRead(read, m.session, msg)) continue;
-      let out = msg;
-      if (fwd !== undefined) {
-        const f = this.forwarded(fwd, m.session, msg, now);
-        if (f === null) continue;
-        out = f;
-      }
-      const qos = (out.qos < m.qos ? out.qos : m.qos) as QoS;
-      const subIds = m.subscriptionId !== undefined ? [m.subscriptionId] : undefined;
-      m.session.deliver(out, qos, m.retainAsPublished && out.retain, subIds, now, group);
-    }
-    this.sharedTargets.length = 0;
-  }
-
-  /** The read ACL for one delivery; a hook that throws denies (and is logged), it never breaks routing. */
-  private mayRead(read: NonNullable<BrokerHooks['authorizeRead']>, s: Session, msg: Message): boolean {
-    try {
-      return read(s, msg);
-    } catch (err) {
-      this.log.error(`authorizeRead threw for ${s.clientId} on '${msg.topic}': ${err instanceof Error ? err.message : String(err)}`);
-      return false;
-    }
-  }
-
-  /**
-   * authorizeForward for one delivery: the message itself, a fresh Message made from the hook's answer (own
-   * encoder caches; the original's origin and expiry kept), or null to skip. A throw skips (and is logged).
-   */
-  private forwarded(fwd: NonNullable<BrokerHooks['authorizeForward']>, s: Session, msg: Message, now: number): Message | null {
-    try {
-      const r = fwd(s, msg);
-      if (r === undefined || r === msg) return msg;
-      if (r === null) return null;
-      const m = toMessage(r, now);
-      if (msg.origin !== undefined) m.origin = msg.origin;
-      if (msg.expiresAt !== undefined && m.expiresAt !== undefined) m.expiresAt = msg.expiresAt;
-      return m;
-    } catch (err) {
-      this.log.error(`authorizeForward failed for ${s.clientId} on '${msg.topic}': ${err instanceof Error ? err.message : String(err)}`);
-      return null;
-    }
-  }
-
-  /** Merges overlapping subscriptions of one session: one delivery at the highest QoS. */
-  private visit(v: SubEntry | SharedGroup): void {
-    if ('shared' in v) { this.sharedTargets.push(v); return; }
-    const e = v;
-    const s = e.session;
-    const msg = this.routeMsg!;
-    if (e.noLocal && msg.origin === s.clientId) return;
-    if (s.routeStamp !== this.routeStamp) {
-      s.routeStamp = this.routeStamp;
-      s.routeQos = e.qos;
-      s.routeRap = e.retainAsPublished;
-      s.routeSubIds = e.subscriptionId !== undefined ? [e.subscriptionId] : undefined;
-      this.targets.push(s);
-      return;
-    }
-    if (e.qos > s.routeQos) s.routeQos = e.qos;
-    if (e.retainAsPublished) s.routeRap = true;
-    if (e.subscriptionId !== undefined) (s.routeSubIds ??= []).push(e.subscriptionId);
   }
 
   // ---- timers ----
@@ -909,7 +615,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.connectTimedOut(c);
       }
     }
-    if (this.retainedExpiring.size > 0) this.expireRetained(now);
+    this.retained.expire(now);
     for (const s of this.sessions.values()) {
       if (s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
           now - s.disconnectedAt >= s.expiryInterval * 1000) {
@@ -961,8 +667,6 @@ export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
   return new Broker(options);
 }
 
-/** Who a will belongs to, as its ACL check and log lines see it (a connection, or a will restored from the store). */
-type WillOwner = ClientInfo & { readonly logId: string; readonly who: string };
 
 function storedSub(e: SubEntry): StoredSubscription {
   return {
