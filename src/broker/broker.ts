@@ -12,6 +12,7 @@ import type { SharedGroup } from './shared.js';
 import { Router } from './router.js';
 import { RetainedMessages } from './retained-messages.js';
 import { Wills, type WillOwner } from './wills.js';
+import { SessionRegistry, storedSub } from './session-registry.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
@@ -70,7 +71,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: 0, readPauses: 0,
   };
   /** @internal */
-  readonly sessions = new Map<string, Session>();
+  readonly sessions: SessionRegistry;
   /** @internal the subscription trie, shared groups and fan-out */
   readonly router: Router;
   /** @internal retained messages (tree, expiry, limits, the cursor of a new subscription) */
@@ -85,7 +86,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private sweepTimer: ClockTimer | undefined;
   private readonly sys: SysPublisher;
   /** the limits, counters and drop log every session shares */
-  private readonly sessionEnv: SessionEnv;
+  /** @internal the limits, counters and recorder every session shares */
+  readonly sessionEnv: SessionEnv;
   private closed = false;
   private timersStarted = false;
   /** v5 wills waiting for their will delay interval, by client id */
@@ -116,6 +118,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.router = new Router({ hooks: this.hooks, log: this.log, strategy: this.opts.sharedSubscriptionStrategy, clock: this.clock, toMessage });
     this.retained = new RetainedMessages(this);
     this.wills = new Wills(this);
+    this.sessions = new SessionRegistry(this);
     const log = this.log;
     this.sessionEnv = {
       maxInflight: this.opts.maxInflightMessages,
@@ -330,83 +333,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** @internal Find or create the session for an accepted CONNECT, taking over an existing connection. */
   openSession(conn: Connection, p: ConnectPacket, now: number): { session: Session; present: boolean } {
-    let s = this.sessions.get(conn.id);
-    const old = s?.outlet as Connection | null | undefined;
-    if (old && old !== conn) {
-      // [MQTT-3.1.4-2] the existing connection is closed. Its will goes out as for any abnormal end, unless
-      // the session continues: the old connection's session outlives it (3.x clean session 0, v5 expiry > 0)
-      // and the new CONNECT does not start clean. That is mosquitto 2's rule (checked against 2.0.11: no will
-      // for 3.1.1 c0 -> c0 or v5 expiry 100 -> clean start 0; a will for c1 -> c0, c0 -> c1, expiry 0 -> any,
-      // and -> clean start 1), and a reading of MQTT 5's will delay: the session did not end, the client is back.
-      if (!p.clean && s!.expiryInterval > 0) old.will = undefined;
-      this.log.conn(`Client ${conn.id} already connected, closing old connection.`);
-      if (old.protocolVersion === 5) old.writePacket({ type: 'disconnect', reasonCode: 0x8e });
-      old.close('taken over', true, '');
-      s = this.sessions.get(conn.id);
-    }
-    if (s !== undefined && s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
-        now - s.disconnectedAt >= s.expiryInterval * 1000) {
-      // expired before the sweep came round to it (e.g. while the broker was down, restored a moment ago):
-      // gone, as the sweep would have made it; its delayed will, if any, goes out now
-      this.log.info(`Expiring client ${s.clientId}.`);
-      this.discardSession(s);
-      s = undefined;
-    }
-    // [MQTT-3.1.3-9] the client is back before its will delay ran out: no will
-    if (!p.clean) this.wills.cancel(conn.id);
-    if (s !== undefined && p.clean) {
-      this.discardSession(s);
-      s = undefined;
-    }
-    const present = s !== undefined;
-    if (s === undefined) {
-      s = new Session(conn.id, this.sessionEnv);
-      this.sessions.set(conn.id, s);
-    }
-    s.protocolVersion = p.protocolVersion;
-    s.username = conn.username;
-    s.listenerPort = conn.listenerPort;
-    if (p.protocolVersion === 5) s.expiryInterval = p.properties?.sessionExpiryInterval ?? 0;
-    else s.expiryInterval = p.clean ? 0 : (this.opts.persistentClientExpiration ?? NEVER);
-    s.disconnectedAt = undefined;
-    this.recordSession(s);
-    return { session: s, present };
-  }
-
-  /** Record a session's row in the store (or its removal once it no longer outlives its connection). */
-  private recordSession(s: Session): void {
-    const rec = this.recorder;
-    if (rec === undefined) return;
-    if (s.expiryInterval > 0) {
-      rec.add({ op: 'session', session: {
-        clientId: s.clientId, protocolVersion: s.protocolVersion, expiryInterval: s.expiryInterval,
-        ...(s.username !== undefined ? { username: s.username } : {}),
-        ...(s.listenerPort !== undefined ? { listenerPort: s.listenerPort } : {}),
-        ...(s.disconnectedAt !== undefined ? { disconnectedAt: s.disconnectedAt } : {}),
-      } });
-      if (!s.stored) {
-        // a session that becomes durable: what it already holds is recorded with it
-        s.stored = true;
-        for (const entry of s.subscriptions.values()) rec.add({ op: 'sub', clientId: s.clientId, sub: storedSub(entry) });
-      }
-    } else if (s.stored) {
-      s.stored = false;
-      rec.add({ op: 'dropSession', clientId: s.clientId });
-    }
+    return this.sessions.open(conn, p, now);
   }
 
   /** @internal End a session: its subscriptions go, and a will still waiting for its delay is published now. */
   discardSession(s: Session): void {
-    this.wills.fireNow(s.clientId);
-    if (s.stored) {
-      s.stored = false;
-      this.recorder?.add({ op: 'dropSession', clientId: s.clientId });
-    }
-    if (s.hasSubscriptions) {
-      for (const entry of s.subscriptions.values()) this.router.remove(s, entry);
-      s.subscriptions.clear();
-    }
-    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+    this.sessions.discard(s);
   }
 
   /** @internal */
@@ -436,7 +368,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (s !== undefined && s.outlet === conn) {
       const orphans = s.detach(now);
       if (s.expiryInterval === 0) this.discardSession(s);
-      else this.recordSession(s);
+      else this.sessions.record(s);
       if (orphans.length > 0) this.router.rehome(orphans, s, now);
     }
     const will = conn.will;
@@ -516,7 +448,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   tooManyClients(clientId: string): boolean {
     const max = this.opts.globalMaxClients;
-    return max > 0 && this.sessions.size >= max && !this.sessions.has(clientId);
+    return this.sessions.tooMany(clientId, max);
   }
 
   /**
@@ -616,13 +548,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
     this.retained.expire(now);
-    for (const s of this.sessions.values()) {
-      if (s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
-          now - s.disconnectedAt >= s.expiryInterval * 1000) {
-        this.log.info(`Expiring client ${s.clientId}.`);
-        this.discardSession(s);
-      }
-    }
+    this.sessions.expire(now);
   }
 }
 
@@ -668,12 +594,6 @@ export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
 }
 
 
-function storedSub(e: SubEntry): StoredSubscription {
-  return {
-    filter: e.filter, qos: e.qos, noLocal: e.noLocal, retainAsPublished: e.retainAsPublished, retainHandling: e.retainHandling,
-    ...(e.subscriptionId !== undefined ? { subscriptionId: e.subscriptionId } : {}),
-  };
-}
 
 function isSysTopic(topic: string): boolean {
   return topic.charCodeAt(0) === 0x24 && topic.startsWith('$SYS/');
