@@ -90,10 +90,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly sessionEnv: SessionEnv;
   private closed = false;
   private timersStarted = false;
-  /** v5 wills waiting for their will delay interval, by client id */
+  /** @internal wills, and v5 wills waiting for their will delay interval */
   readonly wills: Wills;
   /**
-   * The durable store's change recorder: set once `start()` has restored the store's state (persistence
+   * @internal The durable store's change recorder: set once `start()` has restored the store's state (persistence
    * on); undefined without a store. Acknowledgements wait for its commits.
    */
   recorder: Recorder | undefined;

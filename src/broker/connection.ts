@@ -39,7 +39,7 @@ class Extras {
 }
 
 /**
- * @internal (hooks and events see it as a ClientInfo)
+ * Internal to the broker (hooks and events see it as a ClientInfo).
  * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
  * Owns the keepalive deadline and the will. A fault here never affects another connection.
  */

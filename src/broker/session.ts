@@ -108,7 +108,7 @@ export interface SessionEnv extends SessionLimits {
 }
 
 /**
- * @internal (hooks see it as a SessionInfo)
+ * Internal to the broker (hooks see it as a SessionInfo).
  * One client's session: subscriptions, outgoing in-flight window and queue, incoming QoS 2 ids.
  * Survives its connection when the session is persistent.
  */

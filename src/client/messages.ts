@@ -23,7 +23,7 @@ export interface MessagesOptions extends SubscribeOptions {
   subscribe?: boolean;
 }
 
-/** @internal How an iterator takes and gives back its share of a subscription (the client implements it). */
+/** Internal: how an iterator takes and gives back its share of a subscription (the client implements it). */
 export interface SubscriptionOwner {
   /** subscribe (or join an iterator's subscription); resolves true when the iterator holds a share to release */
   acquire(filter: string, options: SubscribeOptions): Promise<boolean>;
