@@ -36,6 +36,8 @@ export interface ClientOptions {
   /** subscriber: the filter and its QoS */
   filter?: string;
   qos?: QoS;
+  /** false: a persistent session (5.0: clean start false, session expiry 0xFFFFFFFF); default true */
+  clean?: boolean;
 }
 
 const PINGREQ = Buffer.from([0xc0, 0x00]);
@@ -65,9 +67,15 @@ export class Client {
   nextPid = 1;
   minLast = 0;
   limitReached = false;
+  /** subscriber: how many deliveries it received (offline runs count towards the expected total) */
+  got = 0;
+  /** the last CONNACK's session present flag */
+  sessionPresent = false;
+  /** subscriber: a SUBACK granted the subscription (a reconnect with the session present skips SUBSCRIBE) */
+  subscribed = false;
   // subscriber state: acknowledgements to send after the current chunk
   private acks: number[] | undefined;
-  private readonly parser: Parser;
+  private parser: Parser;
   private readonly onPacketBound: (p: Packet) => void;
 
   constructor(readonly owner: ClientOwner, readonly role: Role, readonly index: number, readonly opts: ClientOptions) {
@@ -82,6 +90,8 @@ export class Client {
     const o = this.opts;
     this.startNs = nowNs();
     this.state = 'connack';
+    // a fresh parser: a reconnect (--offline) must not see a half packet of the last connection
+    if (this.socket !== undefined) this.parser = new Parser({ protocolVersion: o.version });
     const s = connect({ host: o.host, port: o.port, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
     this.socket = s;
     // shared listener functions find the client on the socket: no closures per connection, and an
@@ -96,8 +106,9 @@ export class Client {
     }
     // written at once: node sends it when the TCP handshake is done
     this.write(encode({
-      type: 'connect', protocolName: 'MQTT', protocolVersion: o.version, clean: true, keepalive: o.keepalive,
+      type: 'connect', protocolName: 'MQTT', protocolVersion: o.version, clean: o.clean ?? true, keepalive: o.keepalive,
       clientId: o.clientId,
+      ...(o.clean === false && o.version === 5 ? { properties: { sessionExpiryInterval: 0xffffffff } } : {}),
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {}),
     }, o.version));
@@ -186,7 +197,8 @@ export class Client {
           this.end('connack', `CONNACK refused with code ${p.reasonCode}`);
           return;
         }
-        if (this.role === 'sub') {
+        this.sessionPresent = p.sessionPresent;
+        if (this.role === 'sub' && !(this.subscribed && p.sessionPresent)) {
           this.state = 'suback';
           this.subscribedNs = nowNs();
           this.write(encode({
@@ -203,6 +215,7 @@ export class Client {
           this.end('suback', `subscription refused (code ${p.reasonCodes[0] ?? 'none'})`);
           return;
         }
+        this.subscribed = true;
         this.state = 'ready';
         this.owner.onReady(this);
         return;

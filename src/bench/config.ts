@@ -50,6 +50,13 @@ export interface BenchConfig {
   // retained burst (run)
   retained: number;
   retainedFilter: string;
+  /** subscribers connect with clean session false (5.0: clean start false, session expiry 0xFFFFFFFF) */
+  persistent: boolean;
+  /**
+   * run: the persistent subscribers subscribe and disconnect; the publishers send --limit messages
+   * each (QoS 1: all acknowledged); then the subscribers reconnect and receive the queue
+   */
+  offline: boolean;
   json: boolean;
   quiet: boolean;
 }
@@ -65,7 +72,7 @@ export function defaultConfig(mode: BenchMode): BenchConfig {
     warmup: mode === 'run' ? 1 : 0, duration: 10, drain: 1, count: 0, inflight: 64,
     window: mode === 'run' ? 1000 : 0, batchBytes: 65536, workers: 0,
     conns: mode === 'conn' ? 1000 : 0, connRate: 0, connInflight: 64, connTimeout: 10, setupTimeout: 30,
-    hold: 2, srcIps: 0, retained: 0, retainedFilter: '#', json: false, quiet: false,
+    hold: 2, srcIps: 0, retained: 0, retainedFilter: '#', persistent: false, offline: false, json: false, quiet: false,
   };
 }
 
@@ -115,6 +122,13 @@ Connections:
 Retained burst (run):
       --retained N        publish N retained messages (QoS 1, distinct topics), then one subscriber
                           to --retained-filter (default '#') receives them all
+Durable sessions:
+      --persistent        subscribers connect with clean session false (5.0: clean start false,
+                          session expiry 0xFFFFFFFF); they disconnect at the end, the session stays
+      --offline           run: the subscribers (persistent) subscribe and disconnect; the publishers
+                          send --limit messages each; then the subscribers reconnect and receive
+                          the queued messages. Reports the publish rate (acknowledged, QoS 1) and
+                          the drain rate; --duration bounds each of the two phases
 Output:
       --json              one JSON object on stdout
       --quiet             no progress line (it is shown once a second on a TTY)
@@ -138,6 +152,8 @@ const FLAGS: Record<string, (c: BenchConfig) => void> = {
   '--wildcard': (c) => { c.wildcard = true; },
   '--json': (c) => { c.json = true; },
   '--quiet': (c) => { c.quiet = true; },
+  '--persistent': (c) => { c.persistent = true; },
+  '--offline': (c) => { c.offline = true; c.persistent = true; },
 };
 
 function def(names: string[], set: Setter): void {
@@ -227,6 +243,12 @@ function validate(c: BenchConfig): void {
   if (c.mode === 'sub' && c.subs < 1) throw new Error('sub needs -c >= 1');
   if (c.mode === 'conn' && c.conns < 1) throw new Error('conn needs -c >= 1');
   if (c.mode !== 'run' && c.retained > 0) throw new Error('--retained is for run');
+  if (c.offline) {
+    if (c.mode !== 'run') throw new Error('--offline is for run');
+    if (c.retained > 0) throw new Error('--offline and --retained do not go together');
+    if (c.count < 1) throw new Error('--offline needs --limit N (messages per publisher)');
+  }
+  if (c.persistent && c.mode === 'conn') throw new Error('--persistent is for run, pub and sub');
   if (c.mode !== 'run') c.window = 0; // the window needs the subscribers in this process
 }
 

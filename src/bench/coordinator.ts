@@ -5,7 +5,7 @@
  * deadline is finished and reported as timed out.
  */
 import { Worker } from 'node:worker_threads';
-import { defaultWorkers, slotsPerPub, type BenchConfig } from './config.js';
+import { defaultWorkers, slotOf, slotsPerPub, type BenchConfig } from './config.js';
 import { LatencyRecorder, type LatencySummary } from './histogram.js';
 import { openFileLimit } from './limits.js';
 import {
@@ -81,6 +81,24 @@ export interface BenchResult {
     droppedDuringHold: number;
     holdS: number;
   };
+  /** --offline: the queue for the persistent subscribers while they were away */
+  offline?: {
+    /** messages the publishers sent (all publishers × --limit when complete) */
+    published: number;
+    acked: number;
+    /** from the first PUBLISH to the last PUBACK */
+    publishSeconds: number;
+    publishPerS: number;
+    /** subscribers that found their session present on reconnect */
+    sessionPresent: number;
+    /** deliveries the subscribers should receive */
+    expected: number;
+    received: number;
+    /** from the reconnect (CONNECT) to the last delivery */
+    drainSeconds: number;
+    drainPerS: number;
+    complete: boolean;
+  };
   timedOut: boolean;
 }
 
@@ -95,6 +113,10 @@ interface Collected {
   pubsDone: Map<number, Extract<FromWorker, { type: 'pubsDone' }>>;
   idleDone: Map<number, Extract<FromWorker, { type: 'idleDone' }>>;
   done: Map<number, Extract<FromWorker, { type: 'done' }>>;
+  subsOff: Map<number, Extract<FromWorker, { type: 'subsOff' }>>;
+  subsBack: Map<number, Extract<FromWorker, { type: 'subsBack' }>>;
+  published: Map<number, Extract<FromWorker, { type: 'published' }>>;
+  drained: Map<number, Extract<FromWorker, { type: 'drained' }>>;
 }
 
 type Phase = keyof Collected;
@@ -102,7 +124,10 @@ type Phase = keyof Collected;
 class Pool {
   readonly workers: Worker[] = [];
   readonly stats: Counters[] = [];
-  readonly got: Collected = { subsDone: new Map(), pubsDone: new Map(), idleDone: new Map(), done: new Map() };
+  readonly got: Collected = {
+    subsDone: new Map(), pubsDone: new Map(), idleDone: new Map(), done: new Map(),
+    subsOff: new Map(), subsBack: new Map(), published: new Map(), drained: new Map(),
+  };
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
 
@@ -221,7 +246,9 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
   const cpu0 = process.cpuUsage();
   const tStart = nowNs();
   const pool = new Pool(nw);
-  const deadline = tStart + (2 * cfg.setupTimeout + cfg.warmup + cfg.duration + cfg.drain + cfg.hold + 10) * 1e9;
+  const deadline = tStart + (cfg.offline
+    ? 3 * cfg.setupTimeout + 2 * cfg.duration + 15
+    : 2 * cfg.setupTimeout + cfg.warmup + cfg.duration + cfg.drain + cfg.hold + 10) * 1e9;
   let timedOut = false;
   let progressTimer: NodeJS.Timeout | undefined;
   let tl: Timeline | undefined;
@@ -229,6 +256,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
   let cpuWin0 = cpu0;
   let cpuWin1: NodeJS.CpuUsage | undefined;
   let connInfo: BenchResult['conns'];
+  let off: OfflineRun | undefined;
   try {
     pool.workers.forEach((w, i) => w.postMessage({ type: 'init', cfg, assignment: assignments[i]!, shared } satisfies ToWorker));
     if (cfg.mode === 'conn') {
@@ -274,7 +302,10 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
       }
       setup.seconds = round((nowNs() - tStart) / 1e9, 3);
       const needed = (cfg.pubs === 0 || setup.pubsReady > 0) && (cfg.subs === 0 || setup.subsReady > 0);
-      if (!timedOut && needed) {
+      if (cfg.offline && !timedOut && needed) {
+        off = await runOffline(pool, cfg, deadline);
+        if (!off.drained) timedOut = true;
+      } else if (!timedOut && needed) {
         const t0 = nowNs() + 20e6; // a moment for the message to reach every worker
         tl = { t0, tMeas: t0 + cfg.warmup * 1e9, tEnd: t0 + (cfg.warmup + cfg.duration) * 1e9, tDrainEnd: t0 + (cfg.warmup + cfg.duration + cfg.drain) * 1e9 };
         pool.send({ type: 'start', timeline: tl });
@@ -323,6 +354,25 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     connect: c.errConnect, connack: c.errConnack, suback: c.errSuback, closed: c.errClosed, protocol: c.errProto,
     timeout: c.errTimeout, unknownAck: c.errUnknownAck,
   };
+  let offline: BenchResult['offline'];
+  if (off !== undefined) {
+    let expected = 0;
+    for (let j = 0; j < cfg.subs; j++) {
+      let from = 0;
+      for (let i = 0; i < cfg.pubs; i++) if (slotOf(cfg, slotsPerPub(cfg), i, j) >= 0) from++;
+      expected += from * cfg.count;
+    }
+    const pubS = off.lastAckNs > off.t0 && off.t0 > 0 ? (off.lastAckNs - off.t0) / 1e9 : 0;
+    const drainS = off.lastRecvNs > off.tRe && off.tRe > 0 ? (off.lastRecvNs - off.tRe) / 1e9 : 0;
+    const received = c.received - c.foreign - c.dups;
+    offline = {
+      published: c.sent, acked: c.acked, publishSeconds: round(pubS, 3),
+      publishPerS: off.published && pubS > 0 ? Math.round(c.acked / pubS) : 0,
+      sessionPresent: off.present, expected, received, drainSeconds: round(drainS, 3),
+      drainPerS: off.drained && drainS > 0 ? Math.round(received / drainS) : 0,
+      complete: off.published && off.drained && received >= expected,
+    };
+  }
   return {
     mode: cfg.mode, host: cfg.host, port: cfg.port, protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
     topics: cfg.topics, wildcard: cfg.wildcard, qos: cfg.qos, size: cfg.size, rate: cfg.rate, window: cfg.window,
@@ -330,7 +380,9 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     sent: c.sentWin, sentPerS: per(c.sentWin), received: c.receivedWin, msgsPerS: per(c.receivedWin),
     acked: c.ackedWin, ackedPerS: per(c.ackedWin), sentTotal: c.sent, receivedTotal: c.received,
     receivedAfterWindow: c.receivedAfter, ackedTotal: c.acked, expectedDeliveries: c.expected,
-    lost: c.gaps, dups: c.dups, missing: cfg.mode === 'run' ? Math.max(0, c.expected - (c.received - c.foreign)) : 0,
+    lost: c.gaps, dups: c.dups,
+    missing: offline !== undefined ? Math.max(0, offline.expected - offline.received)
+      : cfg.mode === 'run' ? Math.max(0, c.expected - (c.received - c.foreign)) : 0,
     foreign: c.foreign, rateSkipped: c.rateSkipped,
     latencyUs: lat.summary(), ackLatencyUs: ack.summary(),
     mbytesOut: round(c.bytesOut / 1e6, 1), mbytesIn: round(c.bytesIn / 1e6, 1), writes: c.writes,
@@ -342,8 +394,43 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     },
     errors: { ...errors, total: Object.values(errors).reduce((a, b) => a + b, 0), last },
     ...(connInfo !== undefined ? { conns: connInfo } : {}),
+    ...(offline !== undefined ? { offline } : {}),
     timedOut,
   };
+}
+
+interface OfflineRun {
+  t0: number;
+  tRe: number;
+  published: boolean;
+  drained: boolean;
+  present: number;
+  lastAckNs: number;
+  lastRecvNs: number;
+}
+
+/**
+ * --offline, once everyone is connected: the subscribers disconnect; the publishers send --limit
+ * messages each (bounded by --duration) and wait for every PUBACK; the subscribers reconnect and
+ * receive the queue (bounded by --duration).
+ */
+async function runOffline(pool: Pool, cfg: BenchConfig, deadline: number): Promise<OfflineRun> {
+  const r: OfflineRun = { t0: 0, tRe: 0, published: false, drained: false, present: 0, lastAckNs: 0, lastRecvNs: 0 };
+  pool.send({ type: 'disconnectSubs' });
+  if (!(await pool.waitAll('subsOff', Math.min(deadline, nowNs() + 10e9)))) return r;
+  await new Promise((res) => setTimeout(res, 200)); // the broker has handled the disconnects
+  r.t0 = nowNs() + 20e6;
+  const tl: Timeline = { t0: r.t0, tMeas: r.t0, tEnd: r.t0 + cfg.duration * 1e9, tDrainEnd: r.t0 + cfg.duration * 1e9 };
+  pool.send({ type: 'start', timeline: tl });
+  r.published = await pool.waitAll('published', Math.min(deadline, tl.tEnd + 1e9));
+  for (const m of pool.got.published.values()) r.lastAckNs = Math.max(r.lastAckNs, m.lastAckNs);
+  r.tRe = nowNs();
+  pool.send({ type: 'reconnectSubs' });
+  if (!(await pool.waitAll('subsBack', Math.min(deadline, r.tRe + cfg.setupTimeout * 1e9)))) return r;
+  for (const m of pool.got.subsBack.values()) r.present += m.sessionPresent;
+  r.drained = await pool.waitAll('drained', Math.min(deadline, r.tRe + (cfg.setupTimeout + cfg.duration) * 1e9));
+  for (const m of pool.got.drained.values()) r.lastRecvNs = Math.max(r.lastRecvNs, m.lastRecvNs);
+  return r;
 }
 
 function startProgress(pool: Pool, hooks: BenchHooks, phaseAt: (now: number) => Progress['phase'], t0: number): NodeJS.Timeout | undefined {

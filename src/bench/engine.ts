@@ -75,6 +75,12 @@ export class Engine implements ClientOwner {
   private readonly pumpAllBound = (): void => this.pumpAll();
   private readonly onTickBound = (): void => this.onTick();
   private readonly pace: Int32Array | undefined;
+  /** --offline: per local subscriber, the deliveries it should receive; the phase's state */
+  private readonly subExpected: number[] = [];
+  private lastAckNs = 0;
+  private lastRecvNs = 0;
+  private waitPublished = false;
+  private waitDrained = false;
 
   constructor(readonly cfg: BenchConfig, readonly a: Assignment, shared: SharedTables, private readonly post: (m: FromWorker) => void) {
     const workers = Math.max(1, cfg.workers);
@@ -95,8 +101,14 @@ export class Engine implements ClientOwner {
     };
     const id = (role: string, i: number): string => `${cfg.clientIdPrefix}${process.pid}-${role}${i}`;
     for (const j of a.subs) {
-      const s = new Client(this, 'sub', j, { ...base, clientId: id('s', j), filter: subFilter(cfg, j), qos: cfg.qos, ...this.source(j) });
+      const s = new Client(this, 'sub', j, {
+        ...base, clientId: id('s', j), filter: subFilter(cfg, j), qos: cfg.qos, ...this.source(j), ...(cfg.persistent ? { clean: false } : {}),
+      });
       s.local = this.subs.length;
+      // --offline: every publisher that reaches it sends --limit messages
+      let from = 0;
+      for (let i = 0; i < cfg.pubs; i++) if (slotOf(cfg, this.perPub, i, j) >= 0) from++;
+      this.subExpected.push(from * cfg.count);
       this.subs.push(s);
       this.seen.push(new Uint32Array(0));
     }
@@ -144,7 +156,43 @@ export class Engine implements ClientOwner {
     this.connectAll(this.idles, (r, lastOkNs) => this.post({ type: 'idleDone', result: r, lastOkNs }), startNs);
   }
 
+  /** --offline: the subscribers disconnect (DISCONNECT: their persistent sessions stay). */
+  disconnectSubs(): void {
+    for (const s of this.subs) if (this.subReady !== undefined) this.subReady[s.index] = 0;
+    void Promise.all(this.subs.map((s) => s.disconnect())).then(() => this.post({ type: 'subsOff' }));
+  }
+
+  /** --offline: the subscribers reconnect (no SUBSCRIBE when the session is present) and drain their queue. */
+  reconnectSubs(): void {
+    this.waitDrained = true;
+    this.connectAll(this.subs, (r) => {
+      let present = 0;
+      for (const s of this.subs) if (s.ready && s.sessionPresent) present++;
+      this.post({ type: 'subsBack', result: r, sessionPresent: present });
+      this.checkDrained();
+    });
+  }
+
+  private checkPublished(): void {
+    if (!this.waitPublished) return;
+    const count = this.cfg.count;
+    for (const p of this.pubs) if (p.built < count || p.inflight > 0) return;
+    this.waitPublished = false;
+    this.post({ type: 'published', lastAckNs: this.lastAckNs });
+  }
+
+  private checkDrained(): void {
+    if (!this.waitDrained || this.setup !== undefined) return;
+    for (let k = 0; k < this.subs.length; k++) if (this.subs[k]!.got < this.subExpected[k]!) return;
+    this.waitDrained = false;
+    this.post({ type: 'drained', lastRecvNs: this.lastRecvNs });
+  }
+
   start(tl: Timeline): void {
+    if (this.cfg.offline) {
+      this.waitPublished = true;
+      this.checkPublished();
+    }
     this.tl = tl;
     this.publishing = this.pubs.length > 0;
     const at = (ns: number, fn: () => void): void => {
@@ -313,6 +361,8 @@ export class Engine implements ClientOwner {
     const now = sub.rxNs;
     const tl = this.tl;
     c.received++;
+    sub.got++;
+    this.lastRecvNs = now;
     const inWin = tl !== undefined && now >= tl.tMeas && now < tl.tEnd;
     if (inWin) c.receivedWin++;
     else if (tl !== undefined && now >= tl.tEnd) c.receivedAfter++;
@@ -371,11 +421,14 @@ export class Engine implements ClientOwner {
     times[slot] = 0;
     pub.inflight--;
     this.c.acked++;
+    this.lastAckNs = now;
     const tl = this.tl;
     if (tl !== undefined && now >= tl.tMeas && now < tl.tEnd) this.c.ackedWin++;
   }
 
   onChunk(cl: Client): void {
+    if (this.waitPublished && cl.role === 'pub') this.checkPublished();
+    if (this.waitDrained && cl.role === 'sub') this.checkDrained();
     if (cl.role === 'pub' || this.windowWaiting) this.kick();
   }
 

@@ -76,6 +76,8 @@ export type ToWorker =
   | { type: 'connectPubs' }
   | { type: 'connectIdle'; startNs: number }
   | { type: 'start'; timeline: Timeline }
+  | { type: 'disconnectSubs' }
+  | { type: 'reconnectSubs' }
   | { type: 'finish' };
 
 export interface Ready { ok: number; failed: number }
@@ -85,5 +87,13 @@ export type FromWorker =
   | { type: 'pubsDone'; result: Ready }
   | { type: 'idleDone'; result: Ready; lastOkNs: number }
   | { type: 'stats'; counters: Counters }
+  /** --offline: the subscribers have disconnected (their sessions stay) */
+  | { type: 'subsOff' }
+  /** --offline: the subscribers are back; how many found their session present */
+  | { type: 'subsBack'; result: Ready; sessionPresent: number }
+  /** --offline: every local publisher sent its --limit and all were acknowledged (0: no publisher here) */
+  | { type: 'published'; lastAckNs: number }
+  /** --offline: every local subscriber received all it should (0: none here) */
+  | { type: 'drained'; lastRecvNs: number }
   | { type: 'done'; counters: Counters; latency: RecorderData; ackLatency: RecorderData; connectLatency: RecorderData; lastError: string; openAtEnd: number }
   | { type: 'error'; message: string };

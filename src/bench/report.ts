@@ -37,6 +37,13 @@ export function summary(r: BenchResult & { retained?: RetainedResult }): string 
     out.push(`  received      ${n(k.received)} of ${n(k.stored)} in ${k.burstSeconds} s: ${n(r.msgsPerS)} msgs/s (first after ${k.firstMs} ms)`);
     out.push(`  arrival       ${lat(r.latencyUs)} after SUBSCRIBE`);
     out.push(`  cleared       ${k.cleared ? 'yes' : 'no'}`);
+  } else if (r.offline !== undefined) {
+    const k = r.offline;
+    out.push(`midge bench run --offline: ${n(r.pubs)} pub × ${n(r.subs)} persistent sub, ${n(r.topics)} topic(s)${r.wildcard ? ' (subscribers on /#)' : ''}, QoS ${r.qos}, ${r.size} B, inflight ${r.inflight}; ${r.host}:${r.port}`);
+    out.push(`  published     ${n(k.published)}, acknowledged ${n(k.acked)} in ${k.publishSeconds} s: ${n(k.publishPerS)} msgs/s   PUBACK ${lat(r.ackLatencyUs)}`);
+    out.push(`  reconnected   ${k.sessionPresent} of ${r.subs} with the session present`);
+    out.push(`  drained       ${n(k.received)} of ${n(k.expected)} in ${k.drainSeconds} s (from the reconnect): ${n(k.drainPerS)} msgs/s`);
+    out.push(`  lost (gaps)   ${n(r.lost)}   dups ${n(r.dups)}   missing at end ${n(r.missing)}${r.foreign > 0 ? `   unstamped ${n(r.foreign)}` : ''}`);
   } else {
     const who = r.mode === 'run'
       ? `${n(r.pubs)} pub × ${n(r.subs)} sub, ${n(r.topics)} topic(s)${r.wildcard ? ' (subscribers on /#)' : ''}`

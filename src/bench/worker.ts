@@ -21,6 +21,8 @@ port.on('message', (m: ToWorker) => {
       case 'connectPubs': engine.connectPubs(); break;
       case 'connectIdle': engine.connectIdle(m.startNs); engine.startKeepalive(); break;
       case 'start': engine.start(m.timeline); break;
+      case 'disconnectSubs': engine.disconnectSubs(); break;
+      case 'reconnectSubs': engine.reconnectSubs(); break;
       case 'finish': engine.finish(); break;
     }
   } catch (err) {

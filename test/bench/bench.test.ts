@@ -140,6 +140,51 @@ describe('flags', () => {
     assert.equal(parseArgs('pub', ['--window', '10']).window, 0);
     assert.equal(parseArgs('run', ['--window=10']).window, 10);
   });
+
+  test('--persistent and --offline: offline implies persistent, needs run and --limit', () => {
+    assert.equal(parseArgs('run', []).persistent, false);
+    assert.equal(parseArgs('run', ['--persistent']).persistent, true);
+    const c = parseArgs('run', ['--offline', '-n', '10']);
+    assert.deepEqual([c.offline, c.persistent, c.count], [true, true, 10]);
+    assert.throws(() => parseArgs('run', ['--offline']), /--limit/);
+    assert.throws(() => parseArgs('pub', ['--offline', '-n', '5']), /--offline is for run/);
+    assert.throws(() => parseArgs('run', ['--offline', '-n', '5', '--retained', '10']), /do not go together/);
+    assert.throws(() => parseArgs('conn', ['--persistent']), /--persistent is for/);
+  });
+});
+
+describe('midge bench run --offline against Midge with persistence true', { timeout: 60_000 }, () => {
+  let dir: string;
+  let broker: BrokerHandle;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'midge-bench-test-'));
+    broker = await startBroker('midge-persist', { dir });
+  });
+  after(async () => {
+    await broker?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the queue built while the persistent subscribers were away arrives whole after their reconnect', async () => {
+    const cfg = parseArgs('run', ['-p', String(broker.port), '--pubs', '3', '--subs', '2', '-q', '1', '--offline', '-n', '400', '-d', '20', '-w', '2']);
+    const r = await runBench(cfg);
+    assert.equal(r.timedOut, false);
+    assert.equal(r.errors.total, 0, String(r.errors.last));
+    const o = r.offline!;
+    assert.ok(o !== undefined);
+    assert.deepEqual([o.published, o.acked, o.sessionPresent, o.expected, o.received], [1200, 1200, 2, 2400, 2400]);
+    assert.equal(o.complete, true);
+    assert.ok(o.publishPerS > 0 && o.drainPerS > 0 && o.publishSeconds > 0 && o.drainSeconds > 0);
+    assert.deepEqual([r.lost, r.dups, r.missing], [0, 0, 0]);
+  });
+
+  test('--persistent: an online run with clean session false loses nothing', async () => {
+    const cfg = parseArgs('run', ['-p', String(broker.port), '--pubs', '3', '--subs', '1', '--topics', '3', '--wildcard', '-q', '1', '--persistent', '-r', '1000', '-d', '0.5', '--warmup', '0.2']);
+    const r = await runBench(cfg);
+    assert.equal(r.errors.total, 0, String(r.errors.last));
+    assert.ok(r.sentTotal > 200);
+    assert.deepEqual([r.lost, r.missing], [0, 0]);
+  });
 });
 
 describe('midge bench run against a Midge broker', { timeout: 30_000 }, () => {

@@ -4,14 +4,24 @@
  * stopped by its PID (SIGTERM, then SIGKILL), also when this process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { openSync, closeSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, statusKb } from '../../src/bench/limits.js';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
-export type BrokerKind = 'midge' | 'mosquitto' | 'aedes';
+export type BrokerKind = 'midge' | 'mosquitto' | 'aedes' | 'midge-persist' | 'midge-fsync' | 'mosquitto-persist';
+
+/** The program a kind runs: the `-persist`/`-fsync` kinds are Midge or mosquitto with `persistence true`. */
+export function baseKind(kind: BrokerKind): 'midge' | 'mosquitto' | 'aedes' {
+  return kind === 'midge-persist' || kind === 'midge-fsync' ? 'midge' : kind === 'mosquitto-persist' ? 'mosquitto' : kind;
+}
+
+/** Whether a kind keeps a store (persistence true). */
+export function persists(kind: BrokerKind): boolean {
+  return kind !== baseKind(kind);
+}
 
 export const MIDGE_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const AEDES_SERVER = fileURLToPath(new URL('../../../bench/aedes-server.mjs', import.meta.url));
@@ -22,12 +32,18 @@ export interface BrokerHandle {
   pid: number;
   port: number;
   log: string;
+  /** the persistent kinds: where the store is */
+  dataDir: string | undefined;
+  /** ms (Date.now) when the process was spawned */
+  spawnedAt: number;
   alive(): boolean;
   rssKb(): number;
   /** peak RSS (VmHWM) */
   hwmKb(): number;
   cpuS(): number;
   logs(): string;
+  /** SIGKILL (a crash); resolves when the process is gone */
+  kill(): Promise<void>;
   /** SIGTERM; SIGKILL after `graceMs`; resolves when the process is gone */
   stop(graceMs?: number): Promise<void>;
 }
@@ -41,6 +57,10 @@ export interface StartOptions {
   defaults?: boolean;
   /** extra node flags for Midge (e.g. --cpu-prof) */
   nodeArgs?: string[];
+  /** the persistent kinds: the store's directory (default: a new one in `dir` per start) */
+  dataDir?: string;
+  /** this port rather than a free one (a restart on the same port) */
+  port?: number;
   readyTimeoutMs?: number;
 }
 
@@ -56,11 +76,11 @@ process.on('exit', () => {
 });
 
 /** The config both Midge and mosquitto run with: loopback only, anonymous, large queues, quiet log. */
-export function brokerConfig(port: number, extra = ''): string {
+export function brokerConfig(port: number, extra = '', persistence = 'persistence false'): string {
   return [
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
-    'persistence false',
+    persistence,
     'max_queued_messages 1000000',
     'max_queued_bytes 0',
     'max_connections -1',
@@ -99,7 +119,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 function command(kind: BrokerKind, port: number, conf: string, opts: StartOptions): [string, string[]] {
-  switch (kind) {
+  switch (baseKind(kind)) {
     case 'midge': return [process.execPath, [...NODE_FLAGS, ...(opts.nodeArgs ?? []), MIDGE_MAIN, 'broker', '-c', conf]];
     case 'mosquitto': return [MOSQUITTO, ['-c', conf]];
     case 'aedes': return [process.execPath, [AEDES_SERVER, String(port), '127.0.0.1']];
@@ -108,6 +128,7 @@ function command(kind: BrokerKind, port: number, conf: string, opts: StartOption
 
 /** Starts a broker and resolves once its port accepts connections (tries another port if it was taken). */
 export async function startBroker(kind: BrokerKind, opts: StartOptions): Promise<BrokerHandle> {
+  if (opts.port !== undefined) return launch(kind, opts.port, opts);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     try {
@@ -120,13 +141,23 @@ export async function startBroker(kind: BrokerKind, opts: StartOptions): Promise
 
 async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promise<BrokerHandle> {
   const conf = join(opts.dir, `${kind}-${port}.conf`);
+  let persistence = 'persistence false';
+  let dataDir: string | undefined;
+  if (persists(kind)) {
+    dataDir = opts.dataDir ?? mkdtempSync(join(opts.dir, `${kind}-data-`));
+    mkdirSync(dataDir, { recursive: true });
+    // mosquitto wants the trailing slash; Midge takes either
+    persistence = `persistence true\npersistence_location ${dataDir}/`;
+    if (kind === 'midge-fsync') persistence += '\nmidge_persistence_fsync true';
+  }
   const text = opts.defaults === true
-    ? `listener ${port} 127.0.0.1\nallow_anonymous true\n${opts.extraConfig ?? ''}\n`
-    : brokerConfig(port, opts.extraConfig);
+    ? `listener ${port} 127.0.0.1\nallow_anonymous true\n${persistence}\n${opts.extraConfig ?? ''}\n`
+    : brokerConfig(port, opts.extraConfig, persistence);
   writeFileSync(conf, text, { mode: 0o644 });
   const log = join(opts.dir, `${kind}-${port}.log`);
   const fd = openSync(log, 'w');
   const [cmd, args] = command(kind, port, conf, opts);
+  const spawnedAt = Date.now();
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   live.add(child);
@@ -152,12 +183,18 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
     }
   };
   const handle: BrokerHandle = {
-    kind, pid, port, log,
+    kind, pid, port, log, dataDir, spawnedAt,
     alive: () => !exited,
     rssKb: () => statusKb(pid, 'VmRSS'),
     hwmKb: () => statusKb(pid, 'VmHWM'),
     cpuS: () => cpuSeconds(pid),
     logs,
+    kill: async () => {
+      if (!exited) {
+        child.kill('SIGKILL');
+        await gone;
+      }
+    },
     stop: async (graceMs = 3000) => {
       if (!exited) {
         child.kill('SIGTERM');
