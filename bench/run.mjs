@@ -9,7 +9,12 @@
 //   REPEAT     runs per broker and scenario, brokers alternating (default 2; QUICK: 1)
 //   LAT_REPEAT at least this many runs of lat_q0 and lat_q1 (default 4; QUICK: 1)
 //   SCENARIOS  comma list (default: all; see SCENARIOS below)
-//   BROKERS    comma list of midge,mosquitto,aedes (default: all three)
+//   BROKERS    comma list of midge,mosquitto,aedes,midge-persist,midge-fsync,mosquitto-persist
+//              (default: all); each scenario runs with those of its own brokers that are listed:
+//              the durable-store scenarios (persist_*) with midge-persist (persistence true),
+//              midge-fsync (+ midge_persistence_fsync true), midge (in memory) and mosquitto-persist
+//              (persistence true: in memory between autosaves); the others with midge, mosquitto, aedes
+//   OFFLINE_N  persist_offline_q1: messages queued for the offline subscriber (default 100000; QUICK: 10000)
 //   CONNS      idle connections for `conns` (default 20000, capped by `ulimit -n`)
 //   QUICK=1    a short smoke run: DURATION=1, REPEAT=1, CONNS=2000, smaller p2p and retained
 //   MIDGE_NODE_ARGS  extra node flags for the Midge broker (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
@@ -80,8 +85,15 @@ const CONNS = Math.min(CONNS_WANTED, Number.isFinite(fdLimit) ? fdLimit - 200 : 
 const CONNS_NOTE = CONNS < CONNS_WANTED ? `N capped from ${CONNS_WANTED} to ${CONNS} by \`ulimit -n\` = ${fdLimit} (generator and broker each hold N sockets)` : '';
 const P2P = QUICK ? 100 : 1000;
 const RETAINED = QUICK ? 10000 : 100000;
-const BROKERS = (env.BROKERS ?? 'midge,mosquitto,aedes').split(',').map((s) => s.trim()).filter(Boolean);
-const NAMES = { midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes' };
+const OFFLINE_N = knob('OFFLINE_N', QUICK ? 10000 : 100000, 10, 1_000_000);
+const OFFLINE_PUBS = 10;
+const NAMES = {
+  midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes',
+  'midge-persist': 'Midge persist', 'midge-fsync': 'Midge persist+fsync', 'mosquitto-persist': 'Mosquitto persist',
+};
+const CLASSIC = ['midge', 'mosquitto', 'aedes'];
+const DURABLE = ['midge-persist', 'midge-fsync', 'midge', 'mosquitto-persist'];
+const BROKERS = (env.BROKERS ?? Object.keys(NAMES).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 const OUT = env.OUT ?? join(HERE, 'results');
 const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
@@ -135,6 +147,27 @@ const SCENARIOS = {
     args: ['run', '--pubs', String(P2P), '--subs', String(P2P), '--topics', String(P2P), '--window', '100', ...common],
     metrics: [thru({}), p99Info()],
   },
+  persist_fanin_q1: {
+    title: 'durable: fan-in QoS 1 (10 → 1 persistent subscriber online, clean session false, inflight 64, window 64)',
+    args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '1', '--inflight', '64', '--window', '64', '--persistent', ...common],
+    brokers: DURABLE,
+    metrics: [
+      { name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, vsMosq: 1.0, vsMem: 0.5 },
+      { name: 'acks/s', dir: 1, get: (r) => r.gen.ackedPerS, info: true },
+      { name: 'p99 µs (window-bound)', dir: -1, get: (r) => r.gen.latencyUs?.p99, info: true },
+    ],
+  },
+  persist_offline_q1: {
+    title: `durable: QoS 1 to an offline persistent subscriber (${OFFLINE_PUBS} publishers send ${OFFLINE_N} messages, inflight 64 each, then it reconnects and drains)`,
+    args: ['run', '--pubs', String(OFFLINE_PUBS), '--subs', '1', '--topics', String(OFFLINE_PUBS), '--wildcard', '-q', '1', '--inflight', '64',
+      '--offline', '-n', String(Math.ceil(OFFLINE_N / OFFLINE_PUBS)), '-d', '120', '-s', '64'],
+    brokers: DURABLE,
+    metrics: [
+      { name: 'publish msgs/s (acked)', dir: 1, get: (r) => r.gen.offline?.publishPerS, vsMosq: 1.0, vsMem: 0.5 },
+      { name: 'drain msgs/s', dir: 1, get: (r) => r.gen.offline?.drainPerS, vsMosq: 1.0, vsMem: 0.5 },
+      { name: 'delivered after reconnect', dir: 1, get: (r) => r.gen.offline?.received, absMin: Math.ceil(OFFLINE_N / OFFLINE_PUBS) * OFFLINE_PUBS },
+    ],
+  },
   retained: {
     title: `retained burst (${RETAINED} retained messages to one '#' subscriber)`,
     args: ['run', '--pubs', '4', '--retained', String(RETAINED), '-d', '60', '-s', '64'],
@@ -167,10 +200,13 @@ for (const s of selected) {
 }
 for (const b of BROKERS) {
   if (!(b in NAMES)) {
-    console.error(`unknown broker '${b}' (midge, mosquitto, aedes)`);
+    console.error(`unknown broker '${b}' (${Object.keys(NAMES).join(', ')})`);
     process.exit(2);
   }
 }
+/** The brokers a scenario runs with: its own (the classic three by default) that BROKERS lists. */
+const brokersOf = (scenario) => (SCENARIOS[scenario].brokers ?? CLASSIC).filter((b) => BROKERS.includes(b));
+const isDurable = (scenario) => SCENARIOS[scenario].brokers === DURABLE;
 
 // ------------------------------------------------------------------ running
 
@@ -241,7 +277,7 @@ async function runOne(scenario, kind, rep) {
   let broker;
   try {
     rec.quiet = await waitForQuiet();
-    broker = await startBroker(kind, { dir: work, nodeArgs: kind === 'midge' ? NODE_ARGS : [] });
+    broker = await startBroker(kind, { dir: work, nodeArgs: kind.startsWith('midge') ? NODE_ARGS : [] });
     current = { broker };
     await sleep(1000);
     rec.port = broker.port;
@@ -259,6 +295,7 @@ async function runOne(scenario, kind, rep) {
     rec.cpuS = Math.round((broker.cpuS() - cpu0) * 100) / 100;
     rec.otherCpuS = otherCpuSeconds(others0, allProcessCpu(), [broker.pid, process.pid, res.pid ?? -1]);
     rec.aliveAtEnd = broker.alive();
+    if (broker.dataDir !== undefined) rec.storeKb = duKb(broker.dataDir);
     rec.gen = res.json;
     if (res.json === undefined) rec.error = `generator: code ${res.code} signal ${res.signal}: ${res.stderr.slice(-500)}`;
     if (rec.rssConnsKb !== undefined && res.json?.conns?.connected > 0) {
@@ -269,8 +306,16 @@ async function runOne(scenario, kind, rep) {
   } finally {
     current = undefined;
     if (broker) await broker.stop();
+    if (broker?.dataDir !== undefined) rmSync(broker.dataDir, { recursive: true, force: true });
   }
   return rec;
+}
+
+/** Disk use of a directory in KiB (the store at the end of a run, before the broker stops). */
+function duKb(dir) {
+  const r = spawnSync('du', ['-sk', dir], { encoding: 'utf8', timeout: 10_000 });
+  const v = Number(r.stdout.split(/\s/)[0]);
+  return Number.isFinite(v) ? v : undefined;
 }
 
 // ------------------------------------------------------------------ report
@@ -310,11 +355,11 @@ function buildTable(records) {
   lines.push('| scenario | metric | Midge | Mosquitto | Aedes | Midge / Mosquitto | Midge / Aedes | target | met |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---|:---:|');
   const verdicts = [];
-  for (const scenario of selected) {
+  for (const scenario of selected.filter((s) => !isDurable(s))) {
     const sc = SCENARIOS[scenario];
     for (const m of sc.metrics) {
       const val = {};
-      for (const b of BROKERS) val[b] = median(records.filter((r) => r.scenario === scenario && r.broker === b && r.gen).map((r) => m.get(r)));
+      for (const b of brokersOf(scenario)) val[b] = median(records.filter((r) => r.scenario === scenario && r.broker === b && r.gen).map((r) => m.get(r)));
       const rm = ratio(val.midge, val.mosquitto);
       const ra = ratio(val.midge, val.aedes);
       const targets = [];
@@ -344,17 +389,62 @@ function buildTable(records) {
   return { table: lines.join('\n'), verdicts };
 }
 
+/**
+ * The durable-store scenarios: Midge with persistence true against Midge in memory (target >= 50%)
+ * and against mosquitto with persistence true (target >= 1.0×), the fsync setting beside them.
+ */
+function buildDurableTable(records) {
+  const lines = [];
+  lines.push('| scenario | metric | Midge persist | Midge persist+fsync | Midge memory | Mosquitto persist | persist / Mosq. persist | persist / Midge memory | fsync / Mosq. persist | fsync / Midge memory | target | met |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|:---:|');
+  const verdicts = [];
+  for (const scenario of selected.filter(isDurable)) {
+    for (const m of SCENARIOS[scenario].metrics) {
+      const val = {};
+      for (const b of DURABLE) val[b] = median(records.filter((r) => r.scenario === scenario && r.broker === b && r.gen).map((r) => m.get(r)));
+      const p = val['midge-persist'];
+      const f = val['midge-fsync'];
+      const rq = ratio(p, val['mosquitto-persist']);
+      const rm = ratio(p, val.midge);
+      const targets = [];
+      const met = [];
+      if (m.vsMosq !== undefined) {
+        targets.push(`persist ≥ ${m.vsMosq}× Mosq. persist`);
+        met.push(check(rq, m.vsMosq, m.dir, false));
+      }
+      if (m.vsMem !== undefined) {
+        targets.push(`persist ≥ ${m.vsMem * 100}% memory`);
+        met.push(check(rm, m.vsMem, m.dir, false));
+      }
+      if (m.absMin !== undefined) {
+        // every run of every broker, not the median: one loss is a loss
+        targets.push(`all ${fmt(m.absMin)} in every run`);
+        const all = records.filter((r) => r.scenario === scenario && brokersOf(scenario).includes(r.broker));
+        met.push(all.length === 0 ? undefined : all.every((r) => r.gen && m.get(r) >= m.absMin));
+      }
+      const verdict = met.length === 0 ? '' : met.some((x) => x === undefined) ? '?' : met.every(Boolean) ? 'yes' : 'NO';
+      if (met.length > 0) verdicts.push({ scenario, metric: m.name, verdict });
+      const name = `${m.name}${m.dir > 0 ? ' ↑' : ' ↓'}`;
+      lines.push(`| ${scenario} | ${name} | ${fmt(p)} | ${fmt(f)} | ${fmt(val.midge)} | ${fmt(val['mosquitto-persist'])} | ${fmtRatio(rq)} | ${fmtRatio(rm)} | `
+        + `${fmtRatio(ratio(f, val['mosquitto-persist']))} | ${fmtRatio(ratio(f, val.midge))} | ${targets.join(', ')} | ${verdict} |`);
+    }
+  }
+  return { table: lines.join('\n'), verdicts };
+}
+
 function resourceTable(records) {
   const lines = [];
-  lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | lost (gaps) | undelivered at end | errors | generator CPU % (window) | other processes CPU s |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | store KiB at end | lost (gaps) | undelivered at end | errors | generator CPU % (window) | other processes CPU s |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const scenario of selected) {
-    for (const b of BROKERS) {
+    for (const b of brokersOf(scenario)) {
       const rs = records.filter((r) => r.scenario === scenario && r.broker === b);
       const ok = rs.filter((r) => r.gen);
       const med = (f) => fmt(median(ok.map(f)));
       const failed = rs.length - ok.length;
-      lines.push(`| ${scenario} | ${NAMES[b]} | ${ok.length}${failed ? ` (+${failed} failed)` : ''} | ${med((r) => r.hwmKb / 1024)} | ${med((r) => r.cpuS)} | ${med((r) => r.gen.lost)} | ${med((r) => r.gen.missing)} | ${med((r) => r.gen.errors?.total)} | ${med((r) => r.gen.cpu?.windowPct)} | ${med((r) => r.otherCpuS)} |`);
+      // lost and undelivered: the worst run, not the median
+      const worst = (f) => fmt(ok.length ? Math.max(...ok.map(f)) : undefined);
+      lines.push(`| ${scenario} | ${NAMES[b]} | ${ok.length}${failed ? ` (+${failed} failed)` : ''} | ${med((r) => r.hwmKb / 1024)} | ${med((r) => r.cpuS)} | ${b.endsWith('persist') || b.endsWith('fsync') ? med((r) => r.storeKb) : ''} | ${worst((r) => r.gen.lost)} | ${worst((r) => r.gen.missing)} | ${med((r) => r.gen.errors?.total)} | ${med((r) => r.gen.cpu?.windowPct)} | ${med((r) => r.otherCpuS)} |`);
     }
   }
   return lines.join('\n');
@@ -387,7 +477,7 @@ function machine() {
 
 const started = new Date();
 const m = machine();
-console.error(`# bench: ${selected.join(', ')} × ${BROKERS.join(', ')} × ${REPEAT}; ${DURATION} s each; ${m.nproc} CPUs (${m.cpuModel})`);
+console.error(`# bench: ${selected.map((s) => `${s} (${brokersOf(s).join(',')})`).join(', ')} × ${REPEAT}; ${DURATION} s each; ${m.nproc} CPUs (${m.cpuModel})`);
 if (CONNS_NOTE) console.error(`# ${CONNS_NOTE}`);
 const records = [];
 try {
@@ -395,13 +485,15 @@ try {
     const reps = Math.max(REPEAT, SCENARIOS[scenario].minRepeat ?? 1);
     for (let rep = 1; rep <= reps; rep++) {
       // alternate: each repetition starts with the next broker
-      const order = BROKERS.map((_, i) => BROKERS[(i + rep - 1) % BROKERS.length]);
+      const list = brokersOf(scenario);
+      const order = list.map((_, i) => list[(i + rep - 1) % list.length]);
       for (const b of order) {
         const rec = await runOne(scenario, b, rep);
         records.push(rec);
         const g = rec.gen;
         const what = rec.error ? `ERROR ${rec.error.split('\n')[0]}`
           : g.conns ? `${g.conns.connected} conns, ${g.conns.connectsPerS}/s, ${rec.kibPerConn ?? 'n/a'} KiB/conn`
+            : g.offline ? `published ${g.offline.acked} at ${g.offline.publishPerS}/s, drained ${g.offline.received} of ${g.offline.expected} at ${g.offline.drainPerS}/s, lost ${g.lost}, missing ${g.missing}`
             : `${g.msgsPerS} msgs/s, p99 ${g.latencyUs?.p99} µs, lost ${g.lost}, missing ${g.missing}`;
         console.error(`${scenario} ${b} #${rep}: ${what}; peak RSS ${Math.round(rec.hwmKb / 1024)} MiB, CPU ${rec.cpuS} s, others ${rec.otherCpuS} s`);
       }
@@ -412,20 +504,24 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
-const { table, verdicts } = buildTable(records);
+const classic = buildTable(records);
+const durable = buildDurableTable(records);
+const verdicts = [...classic.verdicts, ...durable.verdicts];
+const hasClassic = selected.some((s) => !isDurable(s));
+const hasDurable = selected.some(isDurable);
 const md = [
   `Run ${started.toISOString()} (commit ${m.commit}): ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB RAM; node ${m.node}; ${m.mosquitto}; aedes ${m.aedes}.`,
   `DURATION=${DURATION} s measured (+${WARMUP} s warmup) per run, REPEAT=${REPEAT} (latency scenarios: ${Math.max(REPEAT, LAT_REPEAT)}; brokers alternating, a fresh broker per run), values are medians.`
     + ` Load: \`midge bench\` (${m.nproc > 1 ? m.nproc - 1 : 1} worker thread(s)); open-file limit ${fdLimit}.${CONNS_NOTE ? ` ${CONNS_NOTE}.` : ''}`,
   '',
-  table,
-  '',
+  ...(hasClassic ? [classic.table, ''] : []),
+  ...(hasDurable ? ['Durable store (Midge `persistence true`; Mosquitto `persistence true` keeps its state in memory between autosaves):', '', durable.table, ''] : []),
   resourceTable(records),
   '',
 ].join('\n');
 mkdirSync(OUT, { recursive: true });
 const stamp = started.toISOString().replace(/[:.]/g, '-');
-writeFileSync(join(OUT, `${stamp}.json`), JSON.stringify({ machine: m, env: { DURATION, REPEAT, QUICK, CONNS, CONNS_NOTE }, records }, null, 1));
+writeFileSync(join(OUT, `${stamp}.json`), JSON.stringify({ machine: m, env: { DURATION, REPEAT, QUICK, CONNS, CONNS_NOTE, OFFLINE_N, BROKERS }, records }, null, 1));
 writeFileSync(join(OUT, 'latest.md'), md);
 process.stdout.write(`\n${md}\n`);
 const failedRuns = records.filter((r) => r.error).length;

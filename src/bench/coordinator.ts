@@ -367,9 +367,9 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     const received = c.received - c.foreign - c.dups;
     offline = {
       published: c.sent, acked: c.acked, publishSeconds: round(pubS, 3),
-      publishPerS: off.published && pubS > 0 ? Math.round(c.acked / pubS) : 0,
+      publishPerS: pubS > 0 ? Math.round(c.acked / pubS) : 0,
       sessionPresent: off.present, expected, received, drainSeconds: round(drainS, 3),
-      drainPerS: off.drained && drainS > 0 ? Math.round(received / drainS) : 0,
+      drainPerS: drainS > 0 ? Math.round(received / drainS) : 0,
       complete: off.published && off.drained && received >= expected,
     };
   }

@@ -4,7 +4,7 @@
  * stopped by its PID (SIGTERM, then SIGKILL), also when this process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, openSync, closeSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,6 +146,12 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
   if (persists(kind)) {
     dataDir = opts.dataDir ?? mkdtempSync(join(opts.dir, `${kind}-data-`));
     mkdirSync(dataDir, { recursive: true });
+    // mosquitto started as root runs as the user 'mosquitto' (it saves its store on exit as that
+    // user): let it into the directory
+    if (baseKind(kind) === 'mosquitto' && process.getuid?.() === 0) {
+      chmodSync(opts.dir, 0o711);
+      chmodSync(dataDir, 0o777);
+    }
     // mosquitto wants the trailing slash; Midge takes either
     persistence = `persistence true\npersistence_location ${dataDir}/`;
     if (kind === 'midge-fsync') persistence += '\nmidge_persistence_fsync true';
