@@ -1,3 +1,4 @@
+import { compact } from '../store/compact.js';
 import type { Change, Store, StoredMessage } from '../store/store.js';
 import type { Logger } from './log.js';
 import type { Message } from './types.js';
@@ -163,64 +164,4 @@ export function fromStored(s: StoredMessage): Message {
   m.storeId = s.id;
   m.owned = true;
   return m;
-}
-
-/**
- * Leave out of a change set what it undoes itself (DESIGN.md: a change undone within the same turn is
- * never written): a message sent and acknowledged, queued and dequeued, an incoming QoS 2 id received
- * and released, all in one turn; then the messages nothing in the set refers to any more (a later
- * reference records its message again).
- */
-export function compact(changes: Change[]): Change[] {
-  if (changes.length < 2) return changes;
-  const dropped = new Uint8Array(changes.length);
-  const open = new Map<string, number[]>();
-  let any = false;
-  for (let i = 0; i < changes.length; i++) {
-    const c = changes[i]!;
-    let key: string | undefined;
-    let opens = false;
-    switch (c.op) {
-      case 'inflight': key = `i ${c.clientId} ${c.ref.packetId}`; opens = c.ref.state === 'publish'; break;
-      case 'inflightDone': key = `i ${c.clientId} ${c.packetId}`; break;
-      case 'enqueue': key = `q ${c.clientId} ${c.ref.seq}`; opens = true; break;
-      case 'dequeue': key = `q ${c.clientId} ${c.seq}`; break;
-      case 'qos2': key = `2 ${c.clientId} ${c.packetId}`; opens = true; break;
-      case 'qos2Done': key = `2 ${c.clientId} ${c.packetId}`; break;
-      case 'dropSession': {
-        // everything of the client before it is gone anyway; pairs do not span it
-        for (const k of [...open.keys()]) if (k.split(' ')[1] === c.clientId) open.delete(k);
-        continue;
-      }
-      default: continue;
-    }
-    const list = open.get(key);
-    if (opens) {
-      open.set(key, [i]);
-    } else if (c.op === 'inflight') {
-      list?.push(i); // a state change (PUBREL sent) of an entry opened in this set
-    } else if (list !== undefined) {
-      // created and finished in this set: none of it is written
-      for (const j of list) dropped[j] = 1;
-      dropped[i] = 1;
-      open.delete(key);
-      any = true;
-    }
-  }
-  if (!any) return changes;
-  const referenced = new Set<number>();
-  for (let i = 0; i < changes.length; i++) {
-    if (dropped[i]) continue;
-    const c = changes[i]!;
-    if (c.op === 'enqueue' || c.op === 'inflight') referenced.add(c.ref.messageId);
-    else if (c.op === 'retain') referenced.add(c.messageId);
-  }
-  const out: Change[] = [];
-  for (let i = 0; i < changes.length; i++) {
-    if (dropped[i]) continue;
-    const c = changes[i]!;
-    if (c.op === 'message' && !referenced.has(c.msg.id)) continue;
-    out.push(c);
-  }
-  return out;
 }

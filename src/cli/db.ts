@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { StoreError } from '../store/store.js';
-import { APPLICATION_ID, openDatabase, schemaInfo, SCHEMA_VERSION, type Database } from '../store/sqlite.js';
+import { APPLICATION_ID, migrate, openDatabase, schemaInfo, SCHEMA_VERSION, SqliteStore, type Database } from '../store/sqlite.js';
 
 export interface DbIo {
   readonly stdout: Writable;
@@ -57,6 +57,27 @@ function midgeVersion(db: Database, file: string): number {
 
 const count = (db: Database, sql: string): number => db.prepare(sql).pluck().get() as number;
 
+/**
+ * Runs `fn` on the state as a broker would load it: the schema brought up to date and the journal
+ * (the commits since the last fold) folded into the tables, all inside a transaction that is rolled
+ * back, so that the file is left as it was. `fn` gets the number of journal rows folded.
+ */
+async function asLoaded<T>(db: Database, file: string, fn: (journalRows: number) => Promise<T> | T): Promise<T> {
+  db.exec('BEGIN');
+  try {
+    migrate(db, file);
+    const rows = count(db, 'SELECT count(*) FROM journal');
+    try {
+      new SqliteStore(db, file).replayJournal();
+    } catch (err) {
+      throw new Fail(err instanceof Error ? err.message : String(err));
+    }
+    return await fn(rows);
+  } finally {
+    if (db.inTransaction) db.exec('ROLLBACK');
+  }
+}
+
 async function check(file: string, io: DbIo): Promise<number> {
   const say = (s: string): boolean => io.stdout.write(`${s}\n`);
   let db: Database;
@@ -78,7 +99,8 @@ async function check(file: string, io: DbIo): Promise<number> {
       problems.push(...lines.slice(0, 20).map((l) => `integrity: ${l}`));
       if (lines.length > 20) problems.push(`integrity: ... and ${lines.length - 20} more`);
     }
-    if (version === SCHEMA_VERSION && ok) {
+    if (version <= SCHEMA_VERSION && ok) await asLoaded(db, file, (journalRows) => {
+      if (journalRows > 0) say(`journal: ${journalRows} commits not folded into the tables yet (a broker folds them when it opens the file; counted below as folded, the file is not changed)`);
       const c = {
         sessions: count(db, 'SELECT count(*) FROM sessions'),
         subscriptions: count(db, 'SELECT count(*) FROM subscriptions'),
@@ -103,7 +125,7 @@ async function check(file: string, io: DbIo): Promise<number> {
         .prepare(`${refs} SELECT m.id, m.refs, coalesce(r.n, 0) AS actual FROM messages m LEFT JOIN r ON r.id = m.id WHERE m.refs <> coalesce(r.n, 0) LIMIT 10`)
         .all() as Array<{ id: number; refs: number; actual: number }>;
       for (const w of wrong) problems.push(`message ${w.id} counts ${w.refs} references but has ${w.actual}`);
-    }
+    });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     const msg = err instanceof Error ? err.message : String(err);
@@ -123,7 +145,8 @@ async function check(file: string, io: DbIo): Promise<number> {
 async function compact(file: string, io: DbIo): Promise<number> {
   const db = await open(file);
   try {
-    midgeVersion(db, file);
+    // the commits in the journal are folded into the tables first (as a broker does when it opens the file)
+    if (midgeVersion(db, file) === SCHEMA_VERSION) new SqliteStore(db, file).replayJournal();
     const before = (await sizeOf(file)) + (await sizeOf(`${file}-wal`));
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.exec('VACUUM');
@@ -143,7 +166,17 @@ async function dump(file: string, io: DbIo): Promise<number> {
   const db = await open(file);
   try {
     const version = midgeVersion(db, file);
-    if (version !== SCHEMA_VERSION) throw new Fail(`${file} has schema version ${version}; this Midge dumps version ${SCHEMA_VERSION}`);
+    if (version > SCHEMA_VERSION) throw new Fail(`${file} has schema version ${version}, newer than this Midge supports (${SCHEMA_VERSION})`);
+    await asLoaded(db, file, () => dumpRows(db, version, io));
+    return 0;
+  } finally {
+    db.close();
+  }
+}
+
+/** The rows of every table as JSON lines (the journal folded: see asLoaded). */
+async function dumpRows(db: Database, version: number, io: DbIo): Promise<void> {
+  {
     const out = async (o: Record<string, unknown>): Promise<void> => {
       const clean: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(o)) if (v !== null && v !== undefined) clean[k] = v;
@@ -193,9 +226,6 @@ async function dump(file: string, io: DbIo): Promise<number> {
         properties: props(r.properties as string | null), fireAt: r.fire_at, username: r.username, listenerPort: r.listener_port,
       });
     }
-    return 0;
-  } finally {
-    db.close();
   }
 }
 

@@ -2,7 +2,9 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { QoS } from '../codec/types.js';
+import { compact } from './compact.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
+import { decodeChanges, encodeChanges } from './journal.js';
 import {
   StoreError,
   type Change,
@@ -100,9 +102,17 @@ CREATE TABLE wills (
 PRAGMA application_id = ${APPLICATION_ID};
 `;
 
+/**
+ * Schema version 2 adds the journal: one row per commit, the change set in the binary form of
+ * src/store/journal.ts, folded into the tables above (and deleted) many commits at a time.
+ */
+export const SCHEMA_V2 = `
+CREATE TABLE journal (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+`;
+
 /** MIGRATIONS[v] takes a database from schema version v to v + 1 (0 = empty file). */
 export type Migration = (db: Database) => void;
-export const MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1)];
+export const MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2)];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 // --- errors ----------------------------------------------------------------------------------
@@ -262,18 +272,33 @@ export function migrate(db: Database, file: string, migrations: readonly Migrati
   return version;
 }
 
-export interface SqliteStoreOptions {
+export interface SqliteStoreOptions extends FoldOptions {
   file: string;
   /** synchronous=FULL instead of NORMAL (default false) */
   fsync?: boolean;
 }
 
-/** Opens (creating if needed) and migrates the database file, and returns the store on it. */
+/** When the journal is folded into the tables (docs/persistence.md "How a commit is stored"). */
+export interface FoldOptions {
+  /** after this many journaled changes (default 50,000) */
+  foldChanges?: number;
+  /** after this many bytes of journaled message payloads (default 16 MiB) */
+  foldBytes?: number;
+  /** at the latest this long after the first change not folded yet, in ms (default 1000) */
+  foldMs?: number;
+}
+
+/**
+ * Opens (creating if needed) and migrates the database file, folds what its journal holds (the
+ * commits since the last fold of a broker that was killed), and returns the store on it.
+ */
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteStore> {
   const db = await openDatabase(opts.file, { fsync: opts.fsync ?? false });
   try {
     migrate(db, opts.file);
-    return new SqliteStore(db, opts.file);
+    const store = new SqliteStore(db, opts.file, opts);
+    store.replayJournal();
+    return store;
   } catch (err) {
     db.close();
     throw storeError(opts.file, err);
@@ -418,31 +443,168 @@ function prepare(db: Database) {
       WHERE r.topic > ? ORDER BY r.topic LIMIT ?`).raw(),
     wills: p('SELECT * FROM wills ORDER BY client_id'),
     messageCount: p('SELECT count(*) FROM messages').pluck(),
+    hasMessage: p('SELECT 1 FROM messages WHERE id = ?').pluck(),
+    // the journal
+    journalAdd: p('INSERT INTO journal (data) VALUES (?)'),
+    journalAll: p('SELECT seq, data FROM journal ORDER BY seq').raw(),
+    journalDrop: p('DELETE FROM journal WHERE seq <= ?'),
   };
 }
 type Statements = ReturnType<typeof prepare>;
 
 // --- the store -------------------------------------------------------------------------------------
 
+/**
+ * How a commit is stored (docs/persistence.md): `commit` writes the change set as ONE row of the
+ * journal table (one INSERT, one SQLite transaction: durable when it returns), and keeps the set in
+ * memory. Every `foldChanges` changes (or `foldMs`) the sets journaled since the last fold are
+ * compacted together (src/store/compact.ts: a message queued or sent in one commit and acknowledged
+ * a few commits later cancels out) and applied to the tables in one transaction that also deletes
+ * their journal rows. A broker killed between folds leaves journal rows; opening the file folds them
+ * (`replayJournal`). Reads fold first, so that they see every commit.
+ */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private closed = false;
   private readonly s: Statements;
-  private readonly tx: (changes: readonly Change[]) => void;
+  private readonly foldTx: (changes: readonly Change[], upTo: number, meta: Meta) => void;
+  private readonly foldChanges: number;
+  private readonly foldBytes: number;
+  private readonly foldMs: number;
+  /** change sets journaled and not folded yet (their journal rows), in commit order */
+  private pending: Buffer[] = [];
+  /** ids of the messages recorded by the pending sets (see refsStored) */
+  private pendingIds = new Set<number>();
+  private pendingChanges = 0;
+  private pendingBytes = 0;
+  /** the journal row of the last commit */
+  private journaled = 0;
+  private foldTimer: NodeJS.Timeout | undefined;
+  /** the last fold failed: commits wait until one succeeds (memory stays bounded) */
+  private foldFailed = false;
+  /** folds done, changes folded, changes written to the tables after compaction, failed folds, references found dangling */
+  readonly folds = { count: 0, changes: 0, written: 0, failures: 0, dangling: 0 };
 
   /** Use openSqliteStore(). `db` is open, locked and migrated. */
   constructor(
     /** the open database: for `midge db` and tests; the broker never touches it */
     readonly db: Database,
     readonly file: string,
+    opts: FoldOptions = {},
   ) {
     this.s = prepare(db);
-    this.tx = db.transaction((changes: readonly Change[]) => this.apply(changes));
+    this.foldTx = db.transaction((changes: readonly Change[], upTo: number, meta: Meta) => {
+      this.apply(changes, meta);
+      this.s.journalDrop.run(upTo);
+    });
+    this.foldChanges = opts.foldChanges ?? 50_000;
+    this.foldBytes = opts.foldBytes ?? 16 * 1024 * 1024;
+    this.foldMs = opts.foldMs ?? 1000;
   }
 
   /** test-only: how many message bodies are stored */
   messageCount(): number {
+    this.fold();
     return this.s.messageCount.get() as number;
+  }
+
+  /** test-only: journal rows not folded yet */
+  journalRows(): number {
+    return (this.db.prepare('SELECT count(*) FROM journal').pluck().get() as number);
+  }
+
+  /**
+   * Folds what the journal holds into the tables (at open: the commits since the last fold of a
+   * broker that stopped without folding). A row that cannot be decoded is a StoreError naming it.
+   */
+  replayJournal(): void {
+    const rows = this.s.journalAll.all() as Array<[number, Buffer]>;
+    if (rows.length === 0) return;
+    const all: Change[] = [];
+    for (const [seq, data] of rows) {
+      try {
+        for (const c of decodeChanges(data, false)) all.push(c);
+      } catch (err) {
+        throw new StoreError(`database ${this.file}: journal entry ${seq} is corrupt (${err instanceof Error ? err.message : String(err)}); see 'midge db check'`);
+      }
+    }
+    const changes = compact(all);
+    this.foldTx(changes, rows[rows.length - 1]![0], metaOf(all));
+    this.folds.count++;
+    this.folds.changes += all.length;
+    this.folds.written += changes.length;
+  }
+
+  /** Applies the journaled sets to the tables, in one transaction; throws what SQLite threw. */
+  private fold(): void {
+    if (this.foldTimer !== undefined) {
+      clearTimeout(this.foldTimer);
+      this.foldTimer = undefined;
+    }
+    if (this.pending.length === 0 || this.closed) return;
+    const all: Change[] = [];
+    for (const blob of this.pending) for (const c of decodeChanges(blob, false)) all.push(c);
+    const changes = compact(all);
+    try {
+      this.foldTx(changes, this.journaled, metaOf(all));
+    } catch (err) {
+      this.foldFailed = true;
+      this.folds.failures++;
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // nothing more to undo
+        }
+      }
+      throw err;
+    }
+    this.foldFailed = false;
+    this.folds.count++;
+    this.folds.changes += all.length;
+    this.folds.written += changes.length;
+    this.pending = [];
+    this.pendingIds.clear();
+    this.pendingChanges = 0;
+    this.pendingBytes = 0;
+  }
+
+  /**
+   * Refuses (StoreError) a set that refers to a message that is neither in it, nor recorded by a
+   * commit not folded yet, nor stored: the check that applying the set used to make, made before it
+   * is journaled. The broker records a message in every set that refers to it, so this costs a set
+   * lookup per reference.
+   */
+  private refsStored(changes: readonly Change[]): void {
+    let inSet: Set<number> | undefined;
+    for (const c of changes) {
+      let id: number;
+      if (c.op === 'enqueue' || c.op === 'inflight') id = c.ref.messageId;
+      else if (c.op === 'retain') id = c.messageId;
+      else continue;
+      if (inSet === undefined) {
+        inSet = new Set();
+        for (const x of changes) if (x.op === 'message') inSet.add(x.msg.id);
+      }
+      if (inSet.has(id) || this.pendingIds.has(id) || this.s.hasMessage.get(id) !== undefined) continue;
+      throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
+    }
+  }
+
+  /** fold() for the timer: a failure is retried by the next commit, which reports it */
+  private foldLater = (): void => {
+    this.foldTimer = undefined;
+    try {
+      this.fold();
+    } catch {
+      // foldFailed is set: the next commit folds first and rejects while that fails
+    }
+  };
+
+  /** Reads see every commit: fold first. */
+  private readable(): void {
+    this.check();
+    this.fold();
   }
 
   private check(): void {
@@ -451,7 +613,7 @@ export class SqliteStore implements Store {
 
   loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }> {
     try {
-      this.check();
+      this.readable();
       const rows = this.s.meta.all() as Array<{ key: string; value: number }>;
       const get = (k: string): number => rows.find((r) => r.key === k)?.value ?? 0;
       return Promise.resolve({ lastMessageId: get('last_message_id'), lastSeq: get('last_seq') });
@@ -466,7 +628,7 @@ export class SqliteStore implements Store {
     for (;;) {
       let rows: R[];
       try {
-        this.check();
+        this.readable();
         rows = fetch(last);
       } catch (err) {
         throw storeError(this.file, err, 'read');
@@ -507,7 +669,7 @@ export class SqliteStore implements Store {
 
   loadSession(clientId: string): Promise<StoredSession | undefined> {
     try {
-      this.check();
+      this.readable();
       const r = this.s.sessionOne.get(clientId) as SessionRow | undefined;
       return Promise.resolve(r === undefined ? undefined : sessionFromRow(r));
     } catch (err) {
@@ -517,7 +679,7 @@ export class SqliteStore implements Store {
 
   loadWindow(clientId: string): Promise<Window> {
     try {
-      this.check();
+      this.readable();
       const ref = (r: unknown[]): RefRow => ({ message_id: r[1] as number, qos: r[2] as number, retain: r[3] as number, sub_ids: r[4] as string | null });
       const inflight = (this.s.windowInflight.all(clientId) as unknown[][]).map((r) => ({
         ...inflightFromRow({ ...ref(r), packet_id: r[0] as number, state: r[5] as string }),
@@ -544,7 +706,7 @@ export class SqliteStore implements Store {
 
   loadWills(): Promise<StoredWill[]> {
     try {
-      this.check();
+      this.readable();
       return Promise.resolve((this.s.wills.all() as WillRow[]).map(willFromRow));
     } catch (err) {
       return Promise.reject(storeError(this.file, err, 'read'));
@@ -554,7 +716,24 @@ export class SqliteStore implements Store {
   commit(changes: readonly Change[]): Promise<void> {
     try {
       this.check();
-      if (changes.length > 0) this.tx(changes);
+      if (changes.length === 0) return Promise.resolve();
+      if (this.foldFailed) this.fold();
+      this.refsStored(changes);
+      const blob = encodeChanges(changes);
+      this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
+      this.pending.push(blob);
+      this.pendingChanges += changes.length;
+      for (const c of changes) {
+        if (c.op !== 'message') continue;
+        this.pendingBytes += c.msg.payload.length;
+        this.pendingIds.add(c.msg.id);
+      }
+      if (this.pendingChanges >= this.foldChanges || this.pendingBytes >= this.foldBytes) {
+        this.foldLater();
+      } else if (this.foldTimer === undefined) {
+        this.foldTimer = setTimeout(this.foldLater, this.foldMs);
+        this.foldTimer.unref();
+      }
       return Promise.resolve();
     } catch (err) {
       // better-sqlite3 rolls back a failed transaction; if SQLite could not, make sure a retry starts clean
@@ -571,6 +750,12 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (!this.closed) {
+      try {
+        // what is not folded stays in the journal: the next open folds it
+        this.fold();
+      } catch {
+        // the journal has it
+      }
       this.closed = true;
       try {
         this.db.close();
@@ -586,15 +771,15 @@ export class SqliteStore implements Store {
    * a message new in this commit is inserted there with its count; a `message` change for a message
    * already stored leaves the stored copy as it is.
    */
-  private apply(changes: readonly Change[]): void {
+  private apply(changes: readonly Change[], meta: Meta): void {
     const s = this.s;
     const deltas = new Map<number, number>();
     const fresh = new Map<number, StoredMessage>();
     const add = (id: number | undefined, d: number): void => {
       if (id !== undefined) deltas.set(id, (deltas.get(id) ?? 0) + d);
     };
-    let maxId = 0;
-    let maxSeq = 0;
+    let maxId = meta.maxId;
+    let maxSeq = meta.maxSeq;
     for (const c of changes) {
       switch (c.op) {
         case 'message': {
@@ -697,7 +882,7 @@ export class SqliteStore implements Store {
       for (const [id, d] of old) {
         const r = s.refs.get(d, id) as { refs: number } | undefined;
         if (r === undefined) {
-          if (d > 0) throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
+          if (d > 0) this.dangling();
         } else if (r.refs <= 0) {
           s.delMessage.run(id);
         }
@@ -706,11 +891,41 @@ export class SqliteStore implements Store {
       const json = JSON.stringify(old);
       if (s.refsBatch.run(json).changes !== old.length) {
         const missing = s.refsMissing.get(json) as number | undefined;
-        if (missing !== undefined) throw new StoreError(`database ${this.file}: message ${missing} is referenced but not stored`);
+        if (missing !== undefined) this.dangling();
       }
       s.delUnreferenced.run(json);
     }
     if (maxId > 0) s.metaUp.run(maxId, 'last_message_id', maxId);
     if (maxSeq > 0) s.metaUp.run(maxSeq, 'last_seq', maxSeq);
   }
+
+  /**
+   * A reference to a message that is not stored. Commits are checked before they are journaled
+   * (refsStored), so a fold meeting one means a set that got past that check (a message freed and
+   * referenced again by commits of one fold without being recorded again): the reference is inert
+   * (loads join it with its message), counted, and the fold goes on rather than blocking every
+   * later commit.
+   */
+  private dangling(): void {
+    this.folds.dangling++;
+  }
+}
+
+interface Meta {
+  maxId: number;
+  maxSeq: number;
+}
+
+/** The highest message id and queue seq of a set before compaction (the meta counts them even when compaction leaves them out). */
+function metaOf(changes: readonly Change[]): Meta {
+  let maxId = 0;
+  let maxSeq = 0;
+  for (const c of changes) {
+    if (c.op === 'message') {
+      if (c.msg.id > maxId) maxId = c.msg.id;
+    } else if (c.op === 'enqueue' && c.ref.seq > maxSeq) {
+      maxSeq = c.ref.seq;
+    }
+  }
+  return { maxId, maxSeq };
 }

@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Recorder, compact, type Holder } from '../../src/broker/recorder.js';
+import { Recorder, type Holder } from '../../src/broker/recorder.js';
+import { compact } from '../../src/store/compact.js';
 import { Logger } from '../../src/broker/log.js';
 import type { Change, Store } from '../../src/store/store.js';
 import type { Message } from '../../src/broker/types.js';

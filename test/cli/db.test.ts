@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { openSqliteStore } from '../../src/store/sqlite.js';
+import { openSqliteStore, SCHEMA_VERSION } from '../../src/store/sqlite.js';
 import type { Change } from '../../src/store/store.js';
 import { killAll, run, spawnLines, type RunResult } from '../helpers/proc.js';
 
@@ -76,7 +76,7 @@ describe('midge db', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.stdout,
-      `${f}: schema version 1, integrity ok\n` +
+      `${f}: schema version ${SCHEMA_VERSION}, integrity ok\n` +
         'sessions 2, subscriptions 1, queued 1, in-flight 1, incoming QoS 2 1, messages 2 (8 payload bytes), retained 1, wills 1\n' +
         `midge db check: ${f} is OK\n`,
     );
@@ -168,7 +168,7 @@ describe('midge db', () => {
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines, [
-      { type: 'meta', schemaVersion: 1, lastMessageId: 8, lastSeq: 3 },
+      { type: 'meta', schemaVersion: SCHEMA_VERSION, lastMessageId: 8, lastSeq: 3 },
       { type: 'session', clientId: 'a', protocolVersion: 5, username: 'alice', expiryInterval: 60, disconnectedAt: 1000 },
       { type: 'session', clientId: 'b', protocolVersion: 4, expiryInterval: 0xffffffff },
       { type: 'subscription', clientId: 'a', filter: 'x/#', qos: 2, noLocal: true, retainAsPublished: false, retainHandling: 1, subscriptionId: 4 },
@@ -183,6 +183,49 @@ describe('midge db', () => {
       { type: 'retained', topic: 'x/y', messageId: 7 },
       { type: 'will', clientId: 'a', topic: 'w', payload: Buffer.from('bye').toString('base64'), qos: 1, retain: false, fireAt: 5000, listenerPort: 1883 },
     ]);
+  });
+
+  test('a file left by a killed broker: check, dump and compact fold its journal; check and dump leave the file as it was', async () => {
+    const f = file('killed');
+    const p = spawnLines(process.execPath, [CHILD, 'commit', f]);
+    await p.waitForLine(/"committed":true/, 10_000);
+    p.kill('SIGKILL');
+    await p.exited;
+    const rows = (): number => {
+      const raw = new Database(f, { readonly: true });
+      try {
+        return raw.prepare('SELECT count(*) FROM journal').pluck().get() as number;
+      } finally {
+        raw.close();
+      }
+    };
+    assert.equal(rows(), 1, 'the commit is in the journal, not folded');
+    const c = await midgeDb('check', f);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /journal: 1 commits not folded into the tables yet/);
+    assert.match(c.stdout, /sessions 1, subscriptions 0, queued 1, in-flight 0, incoming QoS 2 0, messages 1 \(7 payload bytes\)/);
+    const d = await midgeDb('dump', f);
+    assert.equal(d.code, 0, d.stderr);
+    const lines = d.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.find((l) => l.type === 'queued'), { type: 'queued', clientId: 'survivor', seq: 1, messageId: 1, qos: 1, retain: false });
+    assert.equal(rows(), 1, 'check and dump did not change the file');
+    assert.equal((await midgeDb('compact', f)).code, 0);
+    assert.equal(rows(), 0, 'compact folded it');
+    const after = await midgeDb('check', f);
+    assert.doesNotMatch(after.stdout, /journal:/);
+    assert.match(after.stdout, /queued 1,/);
+  });
+
+  test('a journal row that is not a change set (corrupt): check and a broker opening the file name it', async () => {
+    const f = file('bad-journal');
+    await (await openSqliteStore({ file: f })).close();
+    const raw = new Database(f);
+    raw.prepare('INSERT INTO journal (seq, data) VALUES (7, ?)').run(Buffer.from([1, 0, 0xff]));
+    raw.close();
+    const c = await midgeDb('check', f);
+    assert.equal(c.code, 1);
+    assert.match(c.stderr, /journal entry 7 is corrupt \(truncated at byte 2 of 3\)/);
+    await assert.rejects(openSqliteStore({ file: f }), (err: unknown) => err instanceof Error && new RegExp(`database ${f}: journal entry 7 is corrupt`).test(err.message));
   });
 
   test('compact: reports the size before and after, and the state is kept', async () => {

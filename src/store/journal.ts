@@ -1,0 +1,351 @@
+import type { Properties, QoS } from '../codec/types.js';
+import { decodeProps, encodeProps } from './encode.js';
+import type { Change, StoredMessage } from './store.js';
+
+/**
+ * The binary form of one commit's change set, as the SQLite store's journal keeps it
+ * (docs/persistence.md "How a commit is stored"). Written once per commit on the hot path, read only
+ * when a database is opened after a crash: compact and quick to write, checked when read.
+ *
+ * Layout: a version byte (1), then per change an op byte and its fields. Strings and byte strings
+ * are a u32 length and the bytes; ids, sequence numbers and times are f64 (JS numbers, exact up to
+ * 2^53); packet ids u16; a flags byte says which optional fields follow.
+ */
+
+const VERSION = 1;
+
+const OPS = [
+  'message', 'session', 'dropSession', 'sub', 'unsub', 'enqueue', 'dequeue', 'inflight', 'inflightDone',
+  'qos2', 'qos2Done', 'retain', 'unretain', 'will', 'willDone',
+] as const satisfies ReadonlyArray<Change['op']>;
+const OP_CODE: Record<Change['op'], number> = Object.fromEntries(OPS.map((op, i) => [op, i])) as Record<Change['op'], number>;
+
+class Writer {
+  buf: Buffer;
+  pos = 0;
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+  room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.room(2);
+    this.buf.writeUInt16BE(v, this.pos);
+    this.pos += 2;
+  }
+  f64(v: number): void {
+    this.room(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+  }
+  str(s: string): void {
+    // at most 3 bytes per UTF-16 unit; the length is filled in after the bytes
+    this.room(4 + s.length * 3);
+    const n = this.buf.write(s, this.pos + 4, 'utf8');
+    this.buf.writeUInt32LE(n, this.pos);
+    this.pos += 4 + n;
+  }
+  bytes(b: Buffer): void {
+    this.room(4 + b.length);
+    this.buf.writeUInt32LE(b.length, this.pos);
+    b.copy(this.buf, this.pos + 4);
+    this.pos += 4 + b.length;
+  }
+  ids(ids: readonly number[]): void {
+    this.room(4 + ids.length * 8);
+    this.buf.writeUInt32LE(ids.length, this.pos);
+    this.pos += 4;
+    for (const id of ids) this.f64(id);
+  }
+}
+
+/** Encodes a change set (the objects are not kept). */
+export function encodeChanges(changes: readonly Change[]): Buffer {
+  const w = new Writer(64 + changes.length * 48);
+  w.u8(VERSION);
+  for (const c of changes) {
+    w.u8(OP_CODE[c.op]);
+    switch (c.op) {
+      case 'message': {
+        const m = c.msg;
+        w.f64(m.id);
+        w.str(m.topic);
+        w.bytes(m.payload);
+        w.u8(m.qos);
+        w.u8((m.retain ? 1 : 0) | (m.properties !== undefined ? 2 : 0) | (m.expiresAt !== undefined ? 4 : 0) | (m.origin !== undefined ? 8 : 0));
+        if (m.properties !== undefined) w.str(encodeProps(m.properties)!);
+        if (m.expiresAt !== undefined) w.f64(m.expiresAt);
+        if (m.origin !== undefined) w.str(m.origin);
+        break;
+      }
+      case 'session': {
+        const s = c.session;
+        w.str(s.clientId);
+        w.u8(s.protocolVersion);
+        w.f64(s.expiryInterval);
+        w.u8((s.username !== undefined ? 1 : 0) | (s.listenerPort !== undefined ? 2 : 0) | (s.disconnectedAt !== undefined ? 4 : 0));
+        if (s.username !== undefined) w.str(s.username);
+        if (s.listenerPort !== undefined) w.f64(s.listenerPort);
+        if (s.disconnectedAt !== undefined) w.f64(s.disconnectedAt);
+        break;
+      }
+      case 'dropSession':
+      case 'willDone':
+        w.str(c.clientId);
+        break;
+      case 'sub': {
+        const s = c.sub;
+        w.str(c.clientId);
+        w.str(s.filter);
+        w.u8(s.qos);
+        w.u8(s.retainHandling);
+        w.u8((s.noLocal ? 1 : 0) | (s.retainAsPublished ? 2 : 0) | (s.subscriptionId !== undefined ? 4 : 0));
+        if (s.subscriptionId !== undefined) w.f64(s.subscriptionId);
+        break;
+      }
+      case 'unsub':
+        w.str(c.clientId);
+        w.str(c.filter);
+        break;
+      case 'enqueue': {
+        const r = c.ref;
+        w.str(c.clientId);
+        w.f64(r.seq);
+        w.f64(r.messageId);
+        w.u8(r.qos);
+        w.u8((r.retain ? 1 : 0) | (r.subIds !== undefined ? 2 : 0));
+        if (r.subIds !== undefined) w.ids(r.subIds);
+        break;
+      }
+      case 'dequeue':
+        w.str(c.clientId);
+        w.f64(c.seq);
+        break;
+      case 'inflight': {
+        const r = c.ref;
+        w.str(c.clientId);
+        w.u16(r.packetId);
+        w.f64(r.messageId);
+        w.u8(r.qos);
+        w.u8((r.retain ? 1 : 0) | (r.subIds !== undefined ? 2 : 0) | (r.state === 'pubrel' ? 4 : 0));
+        if (r.subIds !== undefined) w.ids(r.subIds);
+        break;
+      }
+      case 'inflightDone':
+      case 'qos2':
+      case 'qos2Done':
+        w.str(c.clientId);
+        w.u16(c.packetId);
+        break;
+      case 'retain':
+        w.str(c.topic);
+        w.f64(c.messageId);
+        break;
+      case 'unretain':
+        w.str(c.topic);
+        break;
+      case 'will': {
+        const x = c.will;
+        w.str(x.clientId);
+        w.str(x.will.topic);
+        w.bytes(x.will.payload);
+        w.u8(x.will.qos);
+        w.f64(x.fireAt);
+        w.u8((x.will.retain ? 1 : 0) | (x.will.properties !== undefined ? 2 : 0) | (x.username !== undefined ? 4 : 0) | (x.listenerPort !== undefined ? 8 : 0));
+        if (x.will.properties !== undefined) w.str(encodeProps(x.will.properties)!);
+        if (x.username !== undefined) w.str(x.username);
+        if (x.listenerPort !== undefined) w.f64(x.listenerPort);
+        break;
+      }
+    }
+  }
+  return w.buf.subarray(0, w.pos);
+}
+
+/** A journal entry that cannot be decoded (a truncated or foreign blob). */
+export class JournalError extends Error {
+  override readonly name = 'JournalError';
+}
+
+class Reader {
+  pos = 0;
+  constructor(private readonly buf: Buffer, private readonly copy: boolean) {}
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+  need(n: number): void {
+    if (this.pos + n > this.buf.length) throw new JournalError(`truncated at byte ${this.pos} of ${this.buf.length}`);
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  f64(): number {
+    this.need(8);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    if (!Number.isFinite(v)) throw new JournalError(`not a number at byte ${this.pos - 8}`);
+    return v;
+  }
+  str(): string {
+    this.need(4);
+    const n = this.buf.readUInt32LE(this.pos);
+    this.need(4 + n);
+    const s = this.buf.toString('utf8', this.pos + 4, this.pos + 4 + n);
+    this.pos += 4 + n;
+    return s;
+  }
+  bytes(): Buffer {
+    this.need(4);
+    const n = this.buf.readUInt32LE(this.pos);
+    this.need(4 + n);
+    const view = this.buf.subarray(this.pos + 4, this.pos + 4 + n);
+    const b = this.copy ? Buffer.from(view) : view;
+    this.pos += 4 + n;
+    return b;
+  }
+  ids(): number[] {
+    this.need(4);
+    const n = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    this.need(n * 8);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(this.f64());
+    return out;
+  }
+  qos(): QoS {
+    const q = this.u8();
+    if (q > 2) throw new JournalError(`bad QoS ${q} at byte ${this.pos - 1}`);
+    return q as QoS;
+  }
+  props(): Properties {
+    try {
+      return decodeProps(this.str())!;
+    } catch (err) {
+      throw new JournalError(`bad properties at byte ${this.pos}: ${String(err)}`);
+    }
+  }
+}
+
+/**
+ * Decodes what encodeChanges wrote; throws JournalError on anything else. With `copy` false the
+ * payloads are views of `buf` (for a caller that is done with them before `buf` changes).
+ */
+export function decodeChanges(buf: Buffer, copy = true): Change[] {
+  const r = new Reader(buf, copy);
+  const version = r.u8();
+  if (version !== VERSION) throw new JournalError(`unknown journal entry version ${version}`);
+  const out: Change[] = [];
+  while (!r.done) {
+    const code = r.u8();
+    const op = OPS[code];
+    switch (op) {
+      case 'message': {
+        const m: StoredMessage = { id: r.f64(), topic: r.str(), payload: r.bytes(), qos: r.qos(), retain: false };
+        const f = r.u8();
+        m.retain = (f & 1) !== 0;
+        if (f & 2) m.properties = r.props();
+        if (f & 4) m.expiresAt = r.f64();
+        if (f & 8) m.origin = r.str();
+        out.push({ op, msg: m });
+        break;
+      }
+      case 'session': {
+        const clientId = r.str();
+        const protocolVersion = r.u8();
+        if (protocolVersion !== 3 && protocolVersion !== 4 && protocolVersion !== 5) throw new JournalError(`bad protocol version ${protocolVersion}`);
+        const session: Extract<Change, { op: 'session' }>['session'] = { clientId, protocolVersion, expiryInterval: r.f64() };
+        const f = r.u8();
+        if (f & 1) session.username = r.str();
+        if (f & 2) session.listenerPort = r.f64();
+        if (f & 4) session.disconnectedAt = r.f64();
+        out.push({ op, session });
+        break;
+      }
+      case 'dropSession':
+      case 'willDone':
+        out.push({ op, clientId: r.str() });
+        break;
+      case 'sub': {
+        const clientId = r.str();
+        const filter = r.str();
+        const qos = r.qos();
+        const rh = r.u8();
+        if (rh > 2) throw new JournalError(`bad retain handling ${rh}`);
+        const f = r.u8();
+        const sub: Extract<Change, { op: 'sub' }>['sub'] = { filter, qos, noLocal: (f & 1) !== 0, retainAsPublished: (f & 2) !== 0, retainHandling: rh as 0 | 1 | 2 };
+        if (f & 4) sub.subscriptionId = r.f64();
+        out.push({ op, clientId, sub });
+        break;
+      }
+      case 'unsub':
+        out.push({ op, clientId: r.str(), filter: r.str() });
+        break;
+      case 'enqueue': {
+        const clientId = r.str();
+        const ref: Extract<Change, { op: 'enqueue' }>['ref'] = { seq: r.f64(), messageId: r.f64(), qos: r.qos(), retain: false };
+        const f = r.u8();
+        ref.retain = (f & 1) !== 0;
+        if (f & 2) ref.subIds = r.ids();
+        out.push({ op, clientId, ref });
+        break;
+      }
+      case 'dequeue':
+        out.push({ op, clientId: r.str(), seq: r.f64() });
+        break;
+      case 'inflight': {
+        const clientId = r.str();
+        const ref: Extract<Change, { op: 'inflight' }>['ref'] = { packetId: r.u16(), messageId: r.f64(), qos: r.qos(), retain: false, state: 'publish' };
+        const f = r.u8();
+        ref.retain = (f & 1) !== 0;
+        if (f & 4) ref.state = 'pubrel';
+        if (f & 2) ref.subIds = r.ids();
+        out.push({ op, clientId, ref });
+        break;
+      }
+      case 'inflightDone':
+      case 'qos2':
+      case 'qos2Done':
+        out.push({ op, clientId: r.str(), packetId: r.u16() });
+        break;
+      case 'retain':
+        out.push({ op, topic: r.str(), messageId: r.f64() });
+        break;
+      case 'unretain':
+        out.push({ op, topic: r.str() });
+        break;
+      case 'will': {
+        const clientId = r.str();
+        const will: Extract<Change, { op: 'will' }>['will'] = {
+          clientId,
+          will: { topic: r.str(), payload: r.bytes(), qos: r.qos(), retain: false },
+          fireAt: r.f64(),
+        };
+        const f = r.u8();
+        will.will.retain = (f & 1) !== 0;
+        if (f & 2) will.will.properties = r.props();
+        if (f & 4) will.username = r.str();
+        if (f & 8) will.listenerPort = r.f64();
+        out.push({ op, will });
+        break;
+      }
+      default:
+        throw new JournalError(`unknown change code ${code} at byte ${r.pos - 1}`);
+    }
+  }
+  return out;
+}
