@@ -37,10 +37,24 @@ export interface BrokerEvents {
 }
 
 export interface BrokerStats extends SessionCounters {
+  /** bytes read from clients ($SYS/broker/bytes/received) */
   bytesReceived: number;
-  /** packets of any type */
+  /** bytes of every packet written to clients ($SYS/broker/bytes/sent) */
+  bytesSent: number;
+  /** packets of any type received ($SYS/broker/messages/received, as mosquitto counts them) */
   messagesReceived: number;
+  /** packets of any type sent ($SYS/broker/messages/sent) */
+  packetsSent: number;
+  /** PUBLISH packets received from clients ($SYS/broker/publish/messages/received) */
   publishReceived: number;
+  /** payload bytes of the PUBLISH packets received ($SYS/broker/publish/bytes/received) */
+  publishBytesReceived: number;
+  /** connections accepted by handle(), before any check ($SYS/broker/load/sockets/...) */
+  socketConnections: number;
+  /** CONNECT packets received ($SYS/broker/load/connections/...) */
+  connectsReceived: number;
+  /** sessions ended by their expiry interval ($SYS/broker/clients/expired) */
+  clientsExpired: number;
   clientsConnected: number;
   clientsMaximum: number;
   startedAt: number;
@@ -67,7 +81,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** now() and timers: `opts.clock` or the real clock */
   readonly clock: Clock;
   readonly stats: BrokerStats = {
-    bytesReceived: 0, bytesSent: 0, messagesReceived: 0, messagesSent: 0, publishReceived: 0,
+    bytesReceived: 0, bytesSent: 0, messagesReceived: 0, packetsSent: 0, messagesSent: 0, publishReceived: 0,
+    publishBytesReceived: 0, publishBytesSent: 0, socketConnections: 0, connectsReceived: 0, clientsExpired: 0,
     dropped: 0, clientsConnected: 0, clientsMaximum: 0, startedAt: 0, readPauses: 0,
   };
   /** @internal */
@@ -251,6 +266,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Serve one connection from any transport (starts the broker on first use: see start()). */
   handle(socket: Duplex, info: ConnectionInfo = { remoteAddress: 'unknown', remotePort: 0 }): Connection {
     if (this.started === undefined && this.opts.store === undefined) void this.start();
+    this.stats.socketConnections++;
     const conn = new Connection(this, socket, info);
     const max = this.opts.globalMaxConnections;
     if (max > 0 && this.connections.size >= max) {

@@ -269,7 +269,9 @@ export class Connection implements Outlet, ClientInfo {
       this.out = [out, buf];
     }
     this.outBytes += buf.length;
-    this.broker.stats.bytesSent += buf.length;
+    const stats = this.broker.stats;
+    stats.bytesSent += buf.length;
+    stats.packetsSent++;
   }
 
   /**

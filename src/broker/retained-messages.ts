@@ -26,14 +26,16 @@ export class RetainedMessages {
   private readonly tree = new TopicTree<Message>();
   /** topics of retained messages that have a message expiry interval (checked by the sweep) */
   private readonly expiring = new Set<string>();
-  /** payload bytes of the retained messages (counted only with midge_max_retained_bytes) */
-  private bytes = 0;
+  /** payload bytes of the retained messages (midge_max_retained_bytes, $SYS/broker/store/messages/bytes) */
+  private bytes_ = 0;
   /** true while retained messages are being refused (logged once per episode) */
   private full = false;
 
   constructor(private readonly env: RetainedEnv) {}
 
   get size(): number { return this.tree.size; }
+  /** payload bytes of the retained messages */
+  get bytes(): number { return this.bytes_; }
   get(topic: string): Message | undefined { return this.tree.get(topic); }
   has(topic: string): boolean { return this.tree.has(topic); }
 
@@ -60,7 +62,7 @@ export class RetainedMessages {
       why = `midge_max_retained_messages (${maxCount})`;
     } else if (maxBytes > 0) {
       const oldSize = old?.payload.length ?? 0;
-      if (size > oldSize && this.bytes - oldSize + size > maxBytes) why = `midge_max_retained_bytes (${maxBytes} bytes)`;
+      if (size > oldSize && this.bytes_ - oldSize + size > maxBytes) why = `midge_max_retained_bytes (${maxBytes} bytes)`;
     }
     if (why === undefined) return true;
     if (!this.full) {
@@ -77,14 +79,14 @@ export class RetainedMessages {
     const rec = this.env.recorder;
     // $SYS topics are the broker's own, published anew every sys_interval: not kept across a restart
     if (rec !== undefined && !isSysTopic(msg.topic)) rec.add({ op: 'retain', topic: msg.topic, messageId: rec.message(msg) });
-    if (this.env.opts.maxRetainedBytes > 0) this.bytes += msg.payload.length - (old?.payload.length ?? 0);
+    this.bytes_ += msg.payload.length - (old?.payload.length ?? 0);
     if (msg.expiresAt !== undefined) this.expiring.add(msg.topic);
     else if (this.expiring.size > 0) this.expiring.delete(msg.topic);
   }
 
   /** Every removal of a retained message (cleared, expired) comes here, so that the counts stay right. */
   clear(topic: string): void {
-    if (this.env.opts.maxRetainedBytes > 0) this.bytes -= this.tree.get(topic)?.payload.length ?? 0;
+    this.bytes_ -= this.tree.get(topic)?.payload.length ?? 0;
     // a deletion ends a refusing episode: the next refusal is logged again
     if (this.tree.delete(topic)) {
       this.full = false;

@@ -28,6 +28,9 @@ export class Router {
   private readonly targets: Session[] = [];
   private readonly sharedTargets: SharedGroup[] = [];
   private routeMsg: Message | undefined;
+  /** shared groups in the trie, and their members (subscriptions): $SYS/broker/(shared_)subscriptions/count */
+  private groups = 0;
+  private sharedMembers = 0;
   private readonly visitBound: (e: SubEntry | SharedGroup) => void;
 
   constructor(private readonly env: RouterEnv) {
@@ -43,9 +46,12 @@ export class Router {
       if (group === undefined) {
         group = new SharedGroup(shared.group, shared.filter, this.env.strategy);
         this.subs.set(shared.filter, key, group);
+        this.groups++;
       }
       entry.share = group;
+      const before = group.members.length;
       group.add(entry);
+      this.sharedMembers += group.members.length - before;
     } else {
       this.subs.set(entry.filter, session.clientId, entry);
     }
@@ -58,9 +64,14 @@ export class Router {
       this.subs.delete(entry.filter, session.clientId);
       return;
     }
-    group.remove(session);
-    if (group.members.length === 0) this.subs.delete(group.filter, `$share/${group.group}`);
+    if (group.remove(session)) this.sharedMembers--;
+    if (group.members.length === 0 && this.subs.delete(group.filter, `$share/${group.group}`)) this.groups--;
   }
+
+  /** subscriptions that are not shared (mosquitto's subscriptions/count) */
+  get subscriptionCount(): number { return this.subs.size - this.groups; }
+  /** members of shared groups (mosquitto's shared_subscriptions/count) */
+  get sharedSubscriptionCount(): number { return this.sharedMembers; }
 
   /** Deliver to every matching session; false when no subscription matched. */
   route(msg: Message): boolean {

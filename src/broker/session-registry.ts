@@ -38,6 +38,7 @@ export class SessionRegistry extends Map<string, Session> {
       // expired before the sweep came round to it (e.g. while the broker was down, restored a moment ago):
       // gone, as the sweep would have made it; its delayed will, if any, goes out now
       b.log.info(`Expiring client ${s.clientId}.`);
+      b.stats.clientsExpired++;
       this.discard(s);
       s = undefined;
     }
@@ -106,6 +107,7 @@ export class SessionRegistry extends Map<string, Session> {
       if (s.outlet === null && s.disconnectedAt !== undefined && s.expiryInterval !== NEVER &&
           now - s.disconnectedAt >= s.expiryInterval * 1000) {
         this.broker.log.info(`Expiring client ${s.clientId}.`);
+        this.broker.stats.clientsExpired++;
         this.discard(s);
       }
     }

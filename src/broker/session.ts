@@ -93,8 +93,11 @@ export interface SessionLimits {
 }
 
 export interface SessionCounters {
+  /** PUBLISH packets sent ($SYS/broker/publish/messages/sent) */
   messagesSent: number;
-  bytesSent: number;
+  /** payload bytes of the PUBLISH packets sent ($SYS/broker/publish/bytes/sent) */
+  publishBytesSent: number;
+  /** messages dropped: queue full, too large for the client ($SYS/broker/publish/messages/dropped) */
   dropped: number;
 }
 
@@ -193,6 +196,9 @@ export class Session {
   /** subscriptions by filter */
   get subscriptions(): Map<string, SubEntry> { return (this.subs_ ??= new Map()); }
   /** true when the session has at least one subscription (without allocating) */
+  /** messages this session holds (queued and in flight) and their payload bytes, for $SYS/broker/store/... */
+  get heldMessages(): number { return (this.queue_?.length ?? 0) + (this.inflight_?.size ?? 0); }
+  get heldBytes(): number { return this.queuedBytes + this.inflightBytes; }
   get hasSubscriptions(): boolean { return this.subs_ !== undefined && this.subs_.size > 0; }
   /** outgoing QoS 1/2 by packet id; a Map keeps send order for redelivery */
   get inflight(): Map<number, Inflight> { return (this.inflight_ ??= new Map()); }
@@ -329,8 +335,10 @@ export class Session {
     }
     out.logPublish?.(dup, qos, retain, id, msg.topic, msg.payload.length);
     out.writeBuffer(buf);
-    this.env.counters.messagesSent++;
-    this.env.counters.bytesSent += buf.length;
+    // bytes/sent is counted by the connection for every packet; here only the PUBLISH counters
+    const counters = this.env.counters;
+    counters.messagesSent++;
+    counters.publishBytesSent += msg.payload.length;
   }
 
   private block(out: Outlet): void {

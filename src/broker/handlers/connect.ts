@@ -15,6 +15,7 @@ import { callHook } from './errors.js';
  */
 export function handleConnect(conn: Connection, p: ConnectPacket): void {
   const broker = conn.broker;
+  broker.stats.connectsReceived++;
   conn.protocolVersion = p.protocolVersion;
   conn.state = 'connecting';
   if (!validate(conn, p)) return;

@@ -10,7 +10,9 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   const broker = conn.broker;
   const log = broker.log;
   // $SYS/broker/publish/messages/received counts PUBLISH packets from clients (as mosquitto), not $SYS or wills
-  broker.stats.publishReceived++;
+  const stats = broker.stats;
+  stats.publishReceived++;
+  stats.publishBytesReceived += p.payload.length;
   if (log.verbose) {
     log.debug(`Received PUBLISH from ${conn.logId} (d${+p.dup}, q${p.qos}, r${+p.retain}, m${p.packetId ?? 0}, '${p.topic}', ... (${p.payload.length} bytes))`);
   }
