@@ -298,7 +298,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
     this.connections.add(conn);
-    if (this.log.connectionMessages || this.log.verbose) this.log.conn(`New connection from ${info.remoteAddress}:${info.remotePort} on port ${info.listenerPort ?? 0}.`);
+    if (this.log.connOn) {
+      this.log.conn(`New connection from ${info.remoteAddress}:${info.remotePort} on port ${info.listenerPort ?? 0}.`,
+        { remoteAddress: info.remoteAddress, remotePort: info.remotePort, listenerPort: info.listenerPort });
+    }
     if (this.closed) conn.close('broker closing', false, '');
     else if (verdict !== true && typeof (verdict as Promise<boolean>)?.then === 'function') {
       // packets that arrive meanwhile wait behind it (Connection.runAsync); the connect deadline applies
@@ -376,7 +379,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private connectionEnded(conn: Connection, wasConnected: boolean, abnormal: boolean, logLine: string | undefined): void {
     this.connections.delete(conn);
-    if (logLine) this.log.conn(logLine);
+    if (logLine && this.log.connOn) this.log.conn(logLine, conn.logFields);
     if (!wasConnected) return;
     this.stats.clientsConnected--;
     const now = this.clock.now();

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { Parser } from '../codec/index.js';
 import type { Packet, ProtocolVersion, QoS, Will } from '../codec/types.js';
 import type { Broker } from './broker.js';
+import type { LogFields } from './log.js';
 import type { Outlet, Session } from './session.js';
 import type { ClientInfo } from './types.js';
 import { dispatch } from './handlers/index.js';
@@ -122,6 +123,11 @@ export class Connection implements Outlet, ClientInfo {
 
   /** client id for log lines, mosquitto style */
   get logId(): string { return this.id === '' ? '<unknown>' : this.id; }
+
+  /** the structured fields of this connection's log lines (JSON log format); built only for a line that is written */
+  get logFields(): LogFields {
+    return { clientId: this.id === '' ? undefined : this.id, remoteAddress: this.remoteAddress, remotePort: this.remotePort, listenerPort: this.listenerPort };
+  }
 
   /** `id [address:port]`, how connection-end lines name the client (mosquitto 2.1 style) */
   get who(): string { return `${this.logId} [${this.remoteAddress}:${this.remotePort}]`; }

@@ -4,6 +4,18 @@
  */
 export interface LogSink { (line: string): void }
 
+/**
+ * Structured fields of a log line, for the JSON format (`midge_log_format json`); the mosquitto-style text
+ * format ignores them (they are in the text already). Named as in the embedding API's ClientInfo.
+ */
+export interface LogFields {
+  clientId?: string;
+  remoteAddress?: string;
+  remotePort?: number;
+  /** the port of the listener the connection came in on */
+  listenerPort?: number;
+}
+
 export class Logger {
   constructor(
     /** one line per packet received and sent (`mosquitto -v`) */
@@ -15,25 +27,25 @@ export class Logger {
   ) {}
 
   /** notice/information: always printed */
-  info(msg: string): void {
+  info(msg: string, _fields?: LogFields): void {
     this.sink(this.timestamps ? `${Math.floor(Date.now() / 1000)}: ${msg}` : msg);
   }
 
   /** per-packet lines: printed only with verbose */
-  debug(msg: string): void {
-    if (this.verbose) this.info(msg);
+  debug(msg: string, fields?: LogFields): void {
+    if (this.verbose) this.info(msg, fields);
   }
 
   /** connection lines: printed unless connection_messages false */
-  conn(msg: string): void {
-    if (this.connectionMessages || this.verbose) this.info(msg);
+  conn(msg: string, fields?: LogFields): void {
+    if (this.connectionMessages || this.verbose) this.info(msg, fields);
   }
 
   /** whether `conn` lines are printed (to skip building one that would not be) */
   get connOn(): boolean { return this.connectionMessages || this.verbose; }
 
-  warning(msg: string): void { this.info(`Warning: ${msg}`); }
-  error(msg: string): void { this.info(`Error: ${msg}`); }
+  warning(msg: string, fields?: LogFields): void { this.info(`Warning: ${msg}`, fields); }
+  error(msg: string, fields?: LogFields): void { this.info(`Error: ${msg}`, fields); }
 }
 
 function defaultSink(line: string): void {

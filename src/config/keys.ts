@@ -122,6 +122,7 @@ const str = (_key: string, v: string): string => v;
 const LOG_TYPES = ['debug', 'error', 'warning', 'notice', 'information', 'subscribe', 'unsubscribe',
   'websockets', 'none', 'all'] as const;
 const LOG_DESTS = ['stdout', 'stderr', 'syslog', 'topic', 'dlt', 'none'] as const;
+const LOG_FORMATS = ['mosquitto', 'json'] as const;
 
 export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   // Listeners
@@ -237,6 +238,11 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
       }
       if (!s.config.logDest.includes(entry)) s.config.logDest.push(entry);
     },
+  }],
+  // Midge only: the format of every log_dest ('mosquitto' lines or 'json' objects), see src/config/logging.ts
+  ['midge_log_format', {
+    arity: 'one',
+    apply: (s, v, at, key) => { s.config.logFormat = oneOf(key, v, LOG_FORMATS, at); },
   }],
   ['pid_file', global('pidFile', str, 'rest')],
   ['user', global('user', str)],

@@ -1,12 +1,17 @@
 /**
  * mosquitto.conf's logging keys applied to the broker's Logger: `log_type` (which levels), `log_dest`
  * (stdout, stderr, a file, none), `log_timestamp` and `connection_messages`. `-v` means `log_type all`.
+ * The Midge-only `midge_log_format json` writes the same lines as JSON objects (pino), one a line, to the
+ * same destinations: `time` (ISO 8601; none with `log_timestamp false`), `level` (error, warn, info, debug),
+ * `msg` (the text of the mosquitto-style line, without its timestamp) and, where the call site gives them,
+ * `clientId`, `remoteAddress`, `remotePort`, `listenerPort`.
  *
  * Midge's levels: error, warning, notice (notice and information are one level: `info` lines), debug
  * (one line per packet, what `mosquitto -v` prints).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { Logger } from '../broker/log.js';
+import { pino } from 'pino';
+import { Logger, type LogFields } from '../broker/log.js';
 import { shortenPath } from '../util/text.js';
 import type { BrokerConfig } from './options.js';
 
@@ -17,25 +22,45 @@ export interface ConfiguredLogger {
   close(): void;
 }
 
+type Level = 'error' | 'warn' | 'info' | 'debug';
+/** Writes one line of a level: the mosquitto-style text or a JSON object. */
+type Emit = (level: Level, msg: string, fields: LogFields | undefined) => void;
+
 class LevelLogger extends Logger {
   constructor(
     private readonly levels: { error: boolean; warning: boolean; notice: boolean; debug: boolean },
     connectionMessages: boolean,
-    private readonly write: (line: string) => void,
+    private readonly emit: Emit,
     timestamps: boolean,
   ) {
-    super(levels.debug, connectionMessages, write, timestamps);
+    super(levels.debug, connectionMessages, () => {}, timestamps);
   }
 
-  private emit(msg: string): void {
-    this.write(this.timestamps ? `${Math.floor(Date.now() / 1000)}: ${msg}` : msg);
+  override info(msg: string, fields?: LogFields): void { if (this.levels.notice) this.emit('info', msg, fields); }
+  override debug(msg: string, fields?: LogFields): void { if (this.levels.debug) this.emit('debug', msg, fields); }
+  override conn(msg: string, fields?: LogFields): void {
+    if ((this.connectionMessages && this.levels.notice) || this.levels.debug) this.emit(this.levels.notice ? 'info' : 'debug', msg, fields);
   }
+  override warning(msg: string, fields?: LogFields): void { if (this.levels.warning) this.emit('warn', `Warning: ${msg}`, fields); }
+  override error(msg: string, fields?: LogFields): void { if (this.levels.error) this.emit('error', `Error: ${msg}`, fields); }
+}
 
-  override info(msg: string): void { if (this.levels.notice) this.emit(msg); }
-  override debug(msg: string): void { if (this.levels.debug) this.emit(msg); }
-  override conn(msg: string): void { if ((this.connectionMessages && this.levels.notice) || this.levels.debug) this.emit(msg); }
-  override warning(msg: string): void { if (this.levels.warning) this.emit(`Warning: ${msg}`); }
-  override error(msg: string): void { if (this.levels.error) this.emit(`Error: ${msg}`); }
+/** The mosquitto-style line: `<unix seconds>: <message>` (or the message alone with log_timestamp false). */
+function textEmit(write: (line: string) => void, timestamps: boolean): Emit {
+  return (_level, msg) => write(timestamps ? `${Math.floor(Date.now() / 1000)}: ${msg}` : msg);
+}
+
+/** The JSON line, made by pino: {"level":"info","time":"...","pid":...,"hostname":"...","msg":"...",...fields}. */
+function jsonEmit(write: (line: string) => void, timestamps: boolean): Emit {
+  const json = pino({
+    level: 'debug',
+    timestamp: timestamps ? pino.stdTimeFunctions.isoTime : false,
+    formatters: { level: (label) => ({ level: label }) },
+  }, { write: (line: string) => write(line.endsWith('\n') ? line.slice(0, -1) : line) });
+  return (level, msg, fields) => {
+    if (fields === undefined) json[level](msg);
+    else json[level](fields, msg);
+  };
 }
 
 /** Builds the logger a config asks for. Throws when the log file cannot be opened. */
@@ -72,7 +97,8 @@ export function createConfiguredLogger(cfg: BrokerConfig, verbose: boolean): Con
       try { writeSync(fd, text); } catch { /* a full disk must not stop the broker */ }
     }
   };
-  const logger = new LevelLogger(levels, cfg.connectionMessages, write, cfg.logTimestamp);
+  const emit = cfg.logFormat === 'json' ? jsonEmit(write, cfg.logTimestamp) : textEmit(write, cfg.logTimestamp);
+  const logger = new LevelLogger(levels, cfg.connectionMessages, emit, cfg.logTimestamp);
   return {
     logger,
     reopen: open,

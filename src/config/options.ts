@@ -103,6 +103,11 @@ export interface BrokerConfig {
   logDest: string[];
   /** `log_timestamp`: default true. */
   logTimestamp: boolean;
+  /**
+   * `midge_log_format` (Midge only): 'mosquitto' (default), the lines mosquitto writes, or 'json', the same
+   * events as one JSON object a line (pino) for log collectors, to every `log_dest`.
+   */
+  logFormat: 'mosquitto' | 'json';
   /** `queue_qos0_messages`: default false. */
   queueQos0Messages: boolean;
   /** `upgrade_outgoing_qos`: default false. */
@@ -169,6 +174,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     connectionMessages: true,
     logTypes: ['error', 'warning', 'notice', 'information'],
     logDest: ['stderr'],
+    logFormat: 'mosquitto',
     logTimestamp: true,
     queueQos0Messages: false,
     upgradeOutgoingQos: false,

@@ -42,7 +42,7 @@ export function refuse(conn: Connection, code3: number, code5: number, why: stri
   conn.writePacket(properties !== undefined && conn.protocolVersion === 5
     ? { type: 'connack', sessionPresent: false, reasonCode, properties }
     : { type: 'connack', sessionPresent: false, reasonCode });
-  conn.broker.log.conn(`Client ${conn.id || '<unknown>'} from ${conn.remoteAddress}:${conn.remotePort} refused: ${why}.`);
+  conn.broker.log.conn(`Client ${conn.id || '<unknown>'} from ${conn.remoteAddress}:${conn.remotePort} refused: ${why}.`, conn.logFields);
   conn.close('refused', false, '');
 }
 
@@ -199,7 +199,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   }
   conn.state = 'connected';
   const user = conn.username !== undefined ? `, u'${conn.username}'` : '';
-  if (broker.log.connOn) broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`);
+  if (broker.log.connOn) broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`, conn.logFields);
   if (p.will !== undefined) {
     broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).`);
     broker.log.debug(`\t${p.will.topic}`);

@@ -39,7 +39,7 @@ export function failConnection(conn: Connection, err: unknown): void {
       conn.protocolVersion = 4;
       conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: 1 });
     }
-    log.info(`Client ${conn.logId} from ${conn.remoteAddress}:${conn.remotePort} disconnected: unsupported protocol (${JSON.stringify(err.protocolName)}, ${err.protocolVersion}).`);
+    log.info(`Client ${conn.logId} from ${conn.remoteAddress}:${conn.remotePort} disconnected: unsupported protocol (${JSON.stringify(err.protocolName)}, ${err.protocolVersion}).`, conn.logFields);
     conn.close('unsupported protocol', true);
     return;
   }
@@ -49,7 +49,7 @@ export function failConnection(conn: Connection, err: unknown): void {
   } else if (conn.state === 'new' && conn.protocolVersion === 5 && err.reasonCode >= 0x80) {
     conn.writePacket({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode });
   }
-  log.info(`Client ${conn.who} disconnected due to ${what}: ${err.message}`);
+  log.info(`Client ${conn.who} disconnected due to ${what}: ${err.message}`, conn.logFields);
   conn.close(`disconnected due to ${what}`, true, '');
 }
 
