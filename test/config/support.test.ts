@@ -158,6 +158,7 @@ const TABLE: Record<string, Honoured> = {
   connection_messages: { how: 'applied', lines: () => ['connection_messages false'], check: (b) => assert.equal(createConfiguredLogger(b.cfg, false).logger.connectionMessages, false) },
   log_timestamp: { how: 'applied', lines: () => ['log_timestamp false'], check: (b) => assert.equal(createConfiguredLogger(b.cfg, false).logger.timestamps, false) },
   log_type: { how: 'refused', line: 'log_type unsubscribe', error: /"log_type unsubscribe" is not supported by Midge yet/, accepted: 'log_type warning' },
+  midge_log_format: { how: 'applied', lines: () => ['midge_log_format json'], check: (b) => assert.equal(b.cfg.logFormat, 'json') },
   log_dest: { how: 'refused', line: 'log_dest topic', error: /"log_dest topic" is not supported by Midge yet/, accepted: 'log_dest stdout' },
   // process keys: applied by `midge broker` (06-listeners-config starts brokers with them)
   pid_file: { how: 'applied', lines: () => ['pid_file /run/midge.pid'], check: (b) => assert.equal(b.cfg.pidFile, '/run/midge.pid') },
