@@ -221,6 +221,12 @@ export async function openDatabase(file: string, opts: OpenDatabaseOptions = {})
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (mode !== 'wal') throw new StoreError(`cannot open database ${file}: it cannot be put in WAL mode (journal mode is ${mode})`);
     db.pragma(`synchronous = ${opts.fsync === true ? 'FULL' : 'NORMAL'}`);
+    // A checkpoint copies the WAL's pages into the file (and syncs it): every 10,000 pages instead of
+    // SQLite's 1,000, so that the journal pages that each fold frees and later commits reuse are
+    // copied once per checkpoint rather than once per version (measured here: 206 -> 143 us per
+    // 12 KB commit). The WAL file is cut back to 64 MiB after a checkpoint.
+    db.pragma('wal_autocheckpoint = 10000');
+    db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     // Take the lock now: in exclusive locking mode it is kept until the connection closes.
     db.exec('BEGIN IMMEDIATE; COMMIT');
   } catch (err) {
