@@ -12,6 +12,7 @@ export type { Store, Change, StoredMessage, StoredSession, StoredSubscription, S
 export { StoreError } from './store/store.js';
 export { MemoryStore } from './store/memory.js';
 export { openSqliteStore, type SqliteStoreOptions } from './store/sqlite.js';
+export { openSqliteThreadStore } from './store/sqlite-thread.js';
 export type { Clock } from './util/clock.js';
 
 // the client library

@@ -307,8 +307,9 @@ async function openPersistence(cfg: BrokerConfig, logger: Logger): Promise<Store
   if (keyLocation(cfg, 'autosave_interval') !== undefined || keyLocation(cfg, 'autosave_on_changes') !== undefined) {
     logger.info('Note: autosave_interval and autosave_on_changes change nothing in Midge: every change is committed before it is acknowledged.');
   }
-  const { openSqliteStore } = await import('../store/sqlite.js');
-  const store = await openSqliteStore({ file, fsync: cfg.persistenceFsync });
+  // on its own thread: a commit's disk writes and the journal's folds do not block the event loop
+  const { openSqliteThreadStore } = await import('../store/sqlite-thread.js');
+  const store = await openSqliteThreadStore({ file, fsync: cfg.persistenceFsync });
   logger.info(`Persistence: ${file} (SQLite, ${cfg.persistenceFsync ? 'fsync on every commit' : 'survives a crash of the process; midge_persistence_fsync true for power loss'}).`);
   return store;
 }

@@ -24,11 +24,12 @@ class Writer {
   buf: Buffer;
   pos = 0;
   constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+    // not from the shared pool: the store may hand the whole ArrayBuffer to its worker thread
+    this.buf = Buffer.allocUnsafeSlow(size);
   }
   room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    const next = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
   }

@@ -721,11 +721,23 @@ export class SqliteStore implements Store {
 
   commit(changes: readonly Change[]): Promise<void> {
     try {
+      this.commitSync(changes.length === 0 ? undefined : encodeChanges(changes), changes);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * commit() of a set that is already encoded (`blob` = encodeChanges(changes), or undefined for an
+   * empty set), synchronously; throws a StoreError. The store keeps `blob` (until the next fold).
+   */
+  commitSync(blob: Buffer | undefined, changes: readonly Change[]): void {
+    try {
       this.check();
-      if (changes.length === 0) return Promise.resolve();
+      if (blob === undefined || changes.length === 0) return;
       if (this.foldFailed) this.fold();
       this.refsStored(changes);
-      const blob = encodeChanges(changes);
       this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
       this.pending.push(blob);
       this.pendingChanges += changes.length;
@@ -740,7 +752,6 @@ export class SqliteStore implements Store {
         this.foldTimer = setTimeout(this.foldLater, this.foldMs);
         this.foldTimer.unref();
       }
-      return Promise.resolve();
     } catch (err) {
       // better-sqlite3 rolls back a failed transaction; if SQLite could not, make sure a retry starts clean
       if (!this.closed && this.db.inTransaction) {
@@ -750,7 +761,7 @@ export class SqliteStore implements Store {
           // nothing more to undo
         }
       }
-      return Promise.reject(storeError(this.file, err, 'write'));
+      throw storeError(this.file, err, 'write');
     }
   }
 
