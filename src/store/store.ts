@@ -7,7 +7,8 @@ import type { Properties, ProtocolVersion, QoS, Will } from '../codec/types.js';
  * On start it loads from the store.
  *
  * Implementations: `MemoryStore` (src/store/memory.ts, the reference, used by the contract tests)
- * and `SqliteStore` (src/store/sqlite.ts, `openSqliteStore`).
+ * `SqliteStore` (src/store/sqlite.ts, `openSqliteStore`) and `RedisStore` (src/store/redis.ts,
+ * `openRedisStore`, not wired into the broker yet).
  */
 
 /** A message body, stored once however many queues, in-flight windows or retained topics refer to it. */
@@ -114,7 +115,7 @@ export interface Window {
 }
 
 export interface Store {
-  readonly kind: 'memory' | 'sqlite';
+  readonly kind: 'memory' | 'sqlite' | 'redis';
   /** the highest message id and queue seq ever stored (the broker continues above them) */
   loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }>;
   /** all sessions (metadata only) */
@@ -133,7 +134,9 @@ export interface Store {
 /**
  * A store that cannot do what was asked: open its file (missing directory, locked by another
  * process, not a database, newer schema) or commit (disk full, I/O error). The message names the
- * file; `code` is SQLite's error code when there is one (e.g. 'SQLITE_FULL', 'SQLITE_BUSY').
+ * file; `code` is SQLite's error code when there is one (e.g. 'SQLITE_FULL', 'SQLITE_BUSY'). The Redis
+ * store's errors name the Redis address (never its credentials); `code` is the socket's error code
+ * when there is one (e.g. 'ECONNREFUSED').
  */
 export class StoreError extends Error {
   override readonly name = 'StoreError';

@@ -1,0 +1,106 @@
+/**
+ * A throw-away redis-server for tests: Debian's /usr/bin/redis-server (scripts/setup.sh installs
+ * it) on a free loopback port, no persistence, in a temp directory; stopped by PID. A missing
+ * binary is an error, never a skip.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { exitOf, spawnTracked } from './proc.js';
+
+export const REDIS_SERVER = '/usr/bin/redis-server';
+
+export interface RedisServer {
+  readonly port: number;
+  /** redis://127.0.0.1:PORT */
+  readonly url: string;
+  readonly pid: number;
+  /** SIGKILL (a crash): waits for the exit, at most 5 s */
+  kill(): Promise<void>;
+  /** a new redis-server on the same port (after kill or stop), empty: nothing is saved */
+  restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that hangs */
+  pause(): void;
+  resume(): void;
+  /** SIGTERM, then SIGKILL after 5 s; removes the directory */
+  stop(): Promise<void>;
+}
+
+function launch(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawnTracked(REDIS_SERVER, [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir,
+  ], { cwd: dir });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`redis-server on port ${port} not ready within 10 s: ${out}`));
+    }, 10_000);
+    const onData = (b: Buffer): void => {
+      out += b.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        child.stderr!.resume();
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server on port ${port} exited (${code ?? signal}) before it was ready: ${out}`));
+    });
+  });
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  if (!existsSync(REDIS_SERVER)) {
+    throw new Error(`${REDIS_SERVER} is missing: the Redis store tests need Debian's redis-server (scripts/setup.sh installs it)`);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'midge-redis-'));
+  let child: ChildProcess | undefined;
+  let port = 0;
+  // The free port may be taken by someone else before redis binds it: a few tries with new ports.
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 3 && child === undefined; attempt++) {
+    port = await freePort();
+    try {
+      child = await launch(port, dir);
+    } catch (err) {
+      lastErr = err;
+    }
+  }
+  if (child === undefined) throw lastErr;
+  let proc: ChildProcess = child;
+  const end = async (signal: NodeJS.Signals): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    process.kill(proc.pid!, signal);
+    const timer = setTimeout(() => proc.exitCode === null && proc.signalCode === null && process.kill(proc.pid!, 'SIGKILL'), 5000);
+    await exitOf(proc);
+    clearTimeout(timer);
+  };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return proc.pid!;
+    },
+    kill: () => end('SIGKILL'),
+    restart: async () => {
+      await end('SIGKILL');
+      proc = await launch(port, dir);
+    },
+    pause: () => process.kill(proc.pid!, 'SIGSTOP'),
+    resume: () => process.kill(proc.pid!, 'SIGCONT'),
+    stop: async () => {
+      if (proc.signalCode === null && proc.exitCode === null) process.kill(proc.pid!, 'SIGCONT');
+      await end('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
