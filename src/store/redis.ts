@@ -523,6 +523,8 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   private closed = false;
   private messages: number;
+  /** the connection's last error since it was last ready (why a command failed while it is down) */
+  private lastError: Error | undefined;
 
   /** Use openRedisStore(). */
   constructor(
@@ -535,6 +537,8 @@ export class RedisStore implements Store {
     private readonly pageSize: number,
   ) {
     this.messages = messages;
+    client.on('error', (err: Error) => (this.lastError = err));
+    client.on('ready', () => (this.lastError = undefined));
   }
 
   /**
@@ -554,7 +558,13 @@ export class RedisStore implements Store {
     if (err instanceof StoreError) return err;
     let m = err instanceof Error ? err.message : String(err);
     m = m.replace(/^MIDGE /, '');
-    return new StoreError(`redis store ${this.address}: ${what} failed: ${m}`, codeOf(err), { cause: err });
+    let code = codeOf(err);
+    if (this.client.status !== 'ready') {
+      // ioredis says "Stream isn't writeable..." or "Connection is closed.": say what is known instead
+      m = `not connected to Redis (${this.client.status}${this.lastError === undefined ? '' : `: ${this.lastError.message}`})`;
+      code ??= codeOf(this.lastError);
+    }
+    return new StoreError(`redis store ${this.address}: ${what} failed: ${m}`, code, { cause: err });
   }
 
   private async run<T>(what: string, f: () => Promise<T>): Promise<T> {

@@ -1,11 +1,15 @@
 /**
  * The Redis store: the contract suite (including reopen) against a redis-server of our own, then
- * what only a network store can do wrong.
+ * what only a network store can do wrong: URLs and databases, prefixes, round trips, binary
+ * payloads, Redis going away and hanging.
  */
-import { after } from 'node:test';
-import { openRedisStore, type RedisStore } from '../../src/store/redis.js';
-import { startRedis } from '../helpers/redis-server.js';
-import { storeContract } from './contract.js';
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { StoreError, type Change, type StoredWill } from '../../src/store/store.js';
+import { openRedisStore, redisAddress, type RedisStore } from '../../src/store/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { collect, msg, session, snapshot, storeContract, sub } from './contract.js';
 
 const server = await startRedis();
 after(() => server.stop());
@@ -20,4 +24,242 @@ storeContract({
     await s.close();
     return openRedisStore({ url: server.url, prefix });
   },
+});
+
+/** A plain connection for looking at what the store wrote. */
+function raw(url = server.url): Redis {
+  const r = new Redis(url, { maxRetriesPerRequest: 0, maintNotifications: 'disabled', lazyConnect: true });
+  r.on('error', () => undefined);
+  return r;
+}
+
+async function elapsed<T>(f: () => Promise<T>): Promise<[T | Error, number]> {
+  const t0 = Date.now();
+  try {
+    return [await f(), Date.now() - t0];
+  } catch (err) {
+    return [err as Error, Date.now() - t0];
+  }
+}
+
+describe('RedisStore', () => {
+  const opened: RedisStore[] = [];
+  const open = async (over: { url?: string; prefix?: string; commandTimeoutMs?: number } = {}): Promise<RedisStore> => {
+    const s = await openRedisStore({ url: server.url, prefix: `t-${++n}:`, ...over });
+    opened.push(s);
+    return s;
+  };
+  after(async () => {
+    for (const s of opened) await s.close();
+  });
+
+  test('URL forms: the address names scheme, host, port and database, never the credentials', () => {
+    assert.equal(redisAddress('redis://127.0.0.1:6380'), 'redis://127.0.0.1:6380');
+    assert.equal(redisAddress('redis://user:s3cret@redis.example:6390/4'), 'redis://redis.example:6390/4');
+    assert.equal(redisAddress('rediss://:s3cret@10.0.0.1/0'), 'rediss://10.0.0.1:6379/0');
+    assert.equal(redisAddress('redis://[::1]:7000'), 'redis://[::1]:7000');
+    assert.throws(() => redisAddress('http://x:1'), (e: unknown) => e instanceof StoreError && /redis:\/\/ or rediss:\/\//.test(e.message));
+    assert.throws(() => redisAddress('redis://x:1/abc'), (e: unknown) => e instanceof StoreError && /must be a number/.test(e.message));
+    assert.throws(() => redisAddress('not a url'), StoreError);
+  });
+
+  test('opening an unreachable Redis fails fast with a StoreError naming the address, not the password', async () => {
+    const down = await startRedis();
+    const url = `redis://midge:hunter2@127.0.0.1:${down.port}/2`;
+    await down.stop();
+    const [err, ms] = await elapsed(() => openRedisStore({ url, connectTimeoutMs: 1000 }));
+    assert.ok(err instanceof StoreError, String(err));
+    assert.match(err.message, new RegExp(`redis://127\\.0\\.0\\.1:${down.port}/2`));
+    assert.doesNotMatch(err.message, /hunter2/);
+    assert.ok(ms < 3000, `took ${ms} ms`);
+  });
+
+  test('the database in the URL and the prefix each separate the data', async () => {
+    const a = await open({ prefix: 'deploy-a:' });
+    const b = await open({ prefix: 'deploy-b:' });
+    const a3 = await open({ url: `${server.url}/3`, prefix: 'deploy-a:' });
+    const m = msg();
+    await a.commit([
+      { op: 'session', session: session('c1') },
+      { op: 'sub', clientId: 'c1', sub: sub('x/#') },
+      { op: 'message', msg: m },
+      { op: 'retain', topic: 'x/1', messageId: m.id },
+      { op: 'enqueue', clientId: 'c1', ref: { seq: 7, messageId: m.id, qos: 1, retain: false } },
+      { op: 'qos2', clientId: 'c1', packetId: 3 },
+      { op: 'will', will: { clientId: 'c1', will: { topic: 'w', payload: Buffer.from('w'), qos: 0, retain: false }, fireAt: 1 } },
+    ]);
+    const empty = { meta: { lastMessageId: 0, lastSeq: 0 }, sessions: [], subs: [], retained: [], wills: [], windows: { c1: { inflight: [], queued: [], incomingQos2: [] } } };
+    assert.deepEqual(await snapshot(b, ['c1']), empty, 'another prefix sees nothing');
+    assert.deepEqual(await snapshot(a3, ['c1']), empty, 'another database sees nothing');
+    assert.equal((await a.loadWindow('c1')).queued.length, 1);
+    assert.equal(await b.countMessages(), 0);
+    assert.equal(await a.countMessages(), 1);
+    // b writes the same client and topic: a's data is untouched
+    const m2 = msg();
+    await b.commit([{ op: 'session', session: session('c1', { protocolVersion: 4 }) }, { op: 'message', msg: m2 }, { op: 'retain', topic: 'x/1', messageId: m2.id }, { op: 'dropSession', clientId: 'c1' }]);
+    assert.deepEqual(await a.loadSession('c1'), session('c1'));
+    assert.deepEqual((await collect(a.loadRetained())).map((r) => r.message.id), [m.id]);
+    // every key a wrote starts with its prefix, and b's with b's
+    const r = raw();
+    await r.connect();
+    try {
+      const keysA = await r.keys('deploy-a:*');
+      const keysB = await r.keys('deploy-b:*');
+      assert.ok(keysA.length >= 8 && keysB.length >= 3, `${keysA.length} ${keysB.length}`);
+      const all = await r.keys('*');
+      assert.ok(!all.some((k) => k.startsWith('c1') || k.startsWith('m:') || k === 'meta'), 'no key without a prefix');
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  test('one commit is one command on the wire (MONITOR), however many changes it holds', async () => {
+    const s = await open();
+    const changes: Change[] = [];
+    for (let i = 0; i < 100; i++) {
+      const m = msg();
+      changes.push({ op: 'message', msg: m }, { op: 'enqueue', clientId: 'c', ref: { seq: i + 1, messageId: m.id, qos: 1, retain: false } });
+      changes.push({ op: 'sub', clientId: `c${i}`, sub: sub(`f/${i}`) });
+    }
+    await s.commit([{ op: 'session', session: session('warm-up') }]); // the first call on a connection is an EVAL with the script's text
+    const watcher = raw();
+    await watcher.connect();
+    const mon = await watcher.monitor();
+    const marker = raw();
+    await marker.connect();
+    try {
+      const seen: Array<{ source: string; cmd: string }> = [];
+      let done!: () => void;
+      const sawMarker = new Promise<void>((resolve) => (done = resolve));
+      mon.on('monitor', (_time: string, args: string[], source: string) => {
+        if (args[0] === 'echo' && args[1] === 'midge-test-marker') done();
+        else seen.push({ source, cmd: String(args[0]).toLowerCase() });
+      });
+      const local = `127.0.0.1:${(s.client as unknown as { stream: { localPort: number } }).stream.localPort}`;
+      await s.commit(changes);
+      // Redis runs commands in order: once the marker is seen, everything before it was reported
+      await marker.echo('midge-test-marker');
+      await Promise.race([sawMarker, new Promise((_, reject) => setTimeout(() => reject(new Error('no marker in 5 s')), 5000))]);
+      const fromStore = seen.filter((x) => x.source === local);
+      const fromScript = seen.filter((x) => x.source === 'lua');
+      assert.deepEqual(fromStore.map((x) => x.cmd), ['evalsha'], 'one command from the store connection');
+      assert.ok(fromScript.length >= 300, `the script did the work inside Redis (${fromScript.length} commands)`);
+      assert.equal((await s.loadWindow('c')).queued.length, 100);
+      assert.equal(s.messageCount(), 100);
+    } finally {
+      mon.disconnect();
+      watcher.disconnect();
+      marker.disconnect();
+    }
+  });
+
+  test('payloads and wills are binary-safe: all 256 byte values, stored as raw bytes', async () => {
+    const s = await open();
+    const all = Buffer.alloc(512);
+    for (let i = 0; i < 512; i++) all[i] = i % 256;
+    const m = msg({ topic: 'bin/ü/|', payload: all, properties: { correlationData: all.subarray(0, 256) } });
+    const will: StoredWill = { clientId: 'id|with:odd\u00ffchars', will: { topic: 'w|', payload: Buffer.from(all), qos: 2, retain: true, properties: { correlationData: Buffer.from([0, 0xff]) } }, fireAt: 5 };
+    await s.commit([
+      { op: 'message', msg: m },
+      { op: 'enqueue', clientId: will.clientId, ref: { seq: 1, messageId: m.id, qos: 2, retain: false, subIds: [1] } },
+      { op: 'inflight', clientId: will.clientId, ref: { packetId: 9, messageId: m.id, qos: 2, retain: false, state: 'publish' } },
+      { op: 'will', will },
+    ]);
+    const w = await s.loadWindow(will.clientId);
+    assert.deepEqual(w.queued[0]!.message, m);
+    assert.deepEqual(w.inflight[0]!.message, m);
+    assert.deepEqual(await s.loadWills(), [will]);
+    // the body in Redis ends with the payload's own bytes (no base64, no JSON escaping)
+    const r = raw();
+    await r.connect();
+    try {
+      const body = await r.hgetBuffer(`${s.prefix}m:${m.id}`, 'd');
+      assert.ok(body !== null);
+      assert.deepEqual(body.subarray(body.length - all.length), all);
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  test('reserveIds hands out disjoint blocks above what is stored, to any number of stores on one prefix', async () => {
+    const a = await open({ prefix: 'ids:' });
+    const b = await open({ prefix: 'ids:' });
+    await a.commit([{ op: 'message', msg: msg({ id: 5000 }) }, { op: 'enqueue', clientId: 'c', ref: { seq: 40, messageId: 5000, qos: 1, retain: false } }]);
+    const sizes = [100, 100, 1];
+    const starts = await Promise.all([a.reserveIds('messageId', 100), b.reserveIds('messageId', 100), a.reserveIds('messageId', 1)]);
+    const ranges = starts.map((st, i) => [st, st + sizes[i]!] as const).sort((x, y) => x[0] - y[0]);
+    assert.equal(ranges[0]![0], 5001, 'above the highest stored id');
+    for (let i = 1; i < ranges.length; i++) assert.equal(ranges[i]![0], ranges[i - 1]![1], `disjoint and contiguous: ${JSON.stringify(ranges)}`);
+    assert.equal(await b.reserveIds('seq', 10), 41);
+    assert.equal(await a.reserveIds('seq', 10), 51);
+    // loadMeta still says what is stored
+    assert.deepEqual(await a.loadMeta(), { lastMessageId: 5000, lastSeq: 40 });
+    await assert.rejects(a.reserveIds('seq', 0), StoreError);
+  });
+
+  test('a newer schema under the prefix is refused at open', async () => {
+    const r = raw();
+    await r.connect();
+    try {
+      await r.hset('future:meta', 'schema', '99');
+    } finally {
+      r.disconnect();
+    }
+    await assert.rejects(open({ prefix: 'future:' }), (e: unknown) => e instanceof StoreError && /schema version 99, newer/.test(e.message));
+  });
+
+  test('Redis killed: commits and loads reject with a StoreError naming the address, then work again after a restart', async () => {
+    const own: RedisServer = await startRedis();
+    try {
+      const s = await openRedisStore({ url: own.url, prefix: 'down:', commandTimeoutMs: 1000 });
+      opened.push(s);
+      await s.commit([{ op: 'session', session: session('a') }]);
+      await own.kill();
+      const [err, ms] = await elapsed(() => s.commit([{ op: 'session', session: session('b') }]));
+      assert.ok(err instanceof StoreError, String(err));
+      assert.match(err.message, new RegExp(`redis://127\\.0\\.0\\.1:${own.port}`));
+      assert.ok(ms < 2000, `rejected after ${ms} ms`);
+      await assert.rejects(s.loadSession('a'), (e: unknown) => e instanceof StoreError && e.message.includes(`127.0.0.1:${own.port}`));
+      await assert.rejects(collect(s.loadSessions()), StoreError);
+      // restarted (empty: nothing was saved); the store reconnects by itself within a few seconds
+      await own.restart();
+      let ok = false;
+      const deadline = Date.now() + 10_000;
+      for (let i = 0; i < 100 && !ok && Date.now() < deadline; i++) {
+        try {
+          await s.commit([{ op: 'session', session: session('c') }]);
+          ok = true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      assert.ok(ok, 'commits work again after the restart');
+      assert.deepEqual(await s.loadSession('c'), session('c'));
+      // killed again: close() does not hang
+      await own.kill();
+      const [, closeMs] = await elapsed(() => s.close());
+      assert.ok(closeMs < 2000, `close took ${closeMs} ms`);
+      await assert.rejects(s.commit([]), StoreError);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test('Redis hanging (SIGSTOP): a commit rejects after the command timeout, close() does not hang', async () => {
+    const own: RedisServer = await startRedis();
+    try {
+      const s = await openRedisStore({ url: own.url, prefix: 'hang:', commandTimeoutMs: 500 });
+      opened.push(s);
+      own.pause();
+      const [err, ms] = await elapsed(() => s.commit([{ op: 'session', session: session('a') }]));
+      assert.ok(err instanceof StoreError, String(err));
+      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${own.port}.*timed out`));
+      assert.ok(ms >= 400 && ms < 2000, `rejected after ${ms} ms`);
+      const [, closeMs] = await elapsed(() => s.close());
+      assert.ok(closeMs < 2500, `close took ${closeMs} ms`);
+    } finally {
+      own.resume();
+      await own.stop();
+    }
+  });
 });
