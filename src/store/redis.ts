@@ -265,7 +265,7 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** opening gives up after this long (default 5000 ms) */
   connectTimeoutMs?: number;
-  /** entries per page of loadSessions / loadSubscriptions / loadRetained / loadWills (default 500) */
+  /** entries per page of loadSessions / loadSubscriptions / loadRetained / loadWills (default 500, at most 1000) */
   pageSize?: number;
 }
 
@@ -339,7 +339,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<RedisStor
       throw new StoreError(`redis store ${address} (prefix ${prefix}) has schema version ${found}, newer than this Midge supports (${SCHEMA}): it was written by a newer Midge`);
     }
     const count = Number((await client.hget(meta, 'messages')) ?? 0);
-    return new RedisStore(client, address, prefix, count, opts.pageSize ?? 500);
+    return new RedisStore(client, address, prefix, count, Math.min(Math.max(Math.floor(opts.pageSize ?? 500), 1), 1000));
   } catch (err) {
     client.disconnect();
     if (err instanceof StoreError) throw err;
