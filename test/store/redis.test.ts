@@ -197,6 +197,50 @@ describe('RedisStore', () => {
     await assert.rejects(a.reserveIds('seq', 0), StoreError);
   });
 
+  test('paging with tiny pages: every entry once, whatever bytes the ids and topics hold', async () => {
+    const s = await openRedisStore({ url: server.url, prefix: `page-${++n}:`, pageSize: 2 });
+    opened.push(s);
+    const ids = ['', '-', '+', '(', '[', '(x', 'a', 'a\u0000b', 'ü', '\u{1F600}', 'z'.repeat(300)];
+    const ch: Change[] = [];
+    for (const id of ids) {
+      const m = msg({ topic: `t/${id}` });
+      ch.push({ op: 'session', session: session(id) }, { op: 'sub', clientId: id, sub: sub(`${id}/#`) }, { op: 'sub', clientId: id, sub: sub('+') });
+      ch.push({ op: 'message', msg: m }, { op: 'retain', topic: m.topic, messageId: m.id });
+    }
+    await s.commit(ch);
+    const sessions = (await collect(s.loadSessions())).map((x) => x.clientId);
+    assert.deepEqual([...sessions].sort(), [...ids].sort());
+    const subs = (await collect(s.loadSubscriptions())).map((x) => `${x.clientId}|${x.sub.filter}`);
+    assert.deepEqual([...subs].sort(), ids.flatMap((id) => [`${id}|${id}/#`, `${id}|+`]).sort());
+    const topics = (await collect(s.loadRetained())).map((x) => x.topic);
+    assert.deepEqual([...topics].sort(), ids.map((id) => `t/${id}`).sort());
+    // a client id that is a prefix of another's (and of its filters) keeps its own subscriptions
+    await s.commit([{ op: 'dropSession', clientId: 'a' }]);
+    assert.deepEqual((await collect(s.loadSubscriptions())).filter((x) => x.clientId.startsWith('a')).map((x) => `${x.clientId}|${x.sub.filter}`).sort(), ['a\u0000b|+', 'a\u0000b|a\u0000b/#']);
+  });
+
+  test('two stores on one prefix share messages and their reference counts (as two nodes would)', async () => {
+    const a = await open({ prefix: 'shared:' });
+    const b = await open({ prefix: 'shared:' });
+    const m = msg();
+    await a.commit([{ op: 'message', msg: m }, { op: 'enqueue', clientId: 'on-a', ref: { seq: 1, messageId: m.id, qos: 1, retain: false } }]);
+    // b refers to the message a stored, without recording it
+    await b.commit([{ op: 'inflight', clientId: 'on-b', ref: { packetId: 1, messageId: m.id, qos: 1, retain: false, state: 'publish' } }]);
+    await a.commit([{ op: 'dequeue', clientId: 'on-a', seq: 1 }]);
+    assert.equal(await a.countMessages(), 1, 'still in flight on b');
+    assert.deepEqual((await a.loadWindow('on-b')).inflight[0]?.message, m);
+    await b.commit([{ op: 'inflightDone', clientId: 'on-b', packetId: 1 }]);
+    assert.equal(b.messageCount(), 0);
+    assert.equal(await a.countMessages(), 0);
+    // a reference before the message is recorded in the same set is refused, as in the memory store
+    const m2 = msg();
+    await assert.rejects(
+      a.commit([{ op: 'retain', topic: 'r', messageId: m2.id }, { op: 'message', msg: m2 }]),
+      (e: unknown) => e instanceof StoreError && e.message.includes(String(m2.id)),
+    );
+    assert.deepEqual(await collect(a.loadRetained()), []);
+  });
+
   test('a newer schema under the prefix is refused at open', async () => {
     const r = raw();
     await r.connect();
