@@ -1,3 +1,4 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { QoS } from '../codec/types.js';
 import { decodeProps, encodeProps } from './encode.js';
@@ -265,6 +266,8 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** opening gives up after this long (default 5000 ms) */
   connectTimeoutMs?: number;
+  /** TLS options for a `rediss://` URL (e.g. `ca` for a private certificate authority, `servername`); ignored for `redis://` */
+  tls?: TlsOptions;
   /** entries per page of loadSessions / loadSubscriptions / loadRetained / loadWills (default 500, at most 1000) */
   pageSize?: number;
 }
@@ -321,6 +324,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<RedisStor
     maintNotifications: 'disabled',
     connectionName: 'midge-store',
   };
+  if (opts.tls !== undefined && address.startsWith('rediss:')) options.tls = opts.tls;
   const client = new Redis(opts.url, options) as Client;
   let lastError: Error | undefined;
   // Without a listener ioredis prints every connection error; the store reports them through its promises.

@@ -15,7 +15,7 @@ export const REDIS_SERVER = '/usr/bin/redis-server';
 
 export interface RedisServer {
   readonly port: number;
-  /** redis://127.0.0.1:PORT */
+  /** redis://127.0.0.1:PORT, or rediss:// when started with TLS */
   readonly url: string;
   readonly pid: number;
   /** SIGKILL (a crash): waits for the exit, at most 5 s */
@@ -29,9 +29,17 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-function launch(port: number, dir: string): Promise<ChildProcess> {
+export interface RedisServerOptions {
+  /** serve TLS only (the plain port is off): PEM files of the server's certificate and key */
+  tls?: { certFile: string; keyFile: string };
+}
+
+function launch(port: number, dir: string, opts: RedisServerOptions): Promise<ChildProcess> {
+  const ports = opts.tls === undefined
+    ? ['--port', String(port)]
+    : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-ca-cert-file', opts.tls.certFile, '--tls-auth-clients', 'no'];
   const child = spawnTracked(REDIS_SERVER, [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir,
+    ...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir,
   ], { cwd: dir });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -58,7 +66,7 @@ function launch(port: number, dir: string): Promise<ChildProcess> {
   });
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisServer> {
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(`${REDIS_SERVER} is missing: the Redis store tests need Debian's redis-server (scripts/setup.sh installs it)`);
   }
@@ -70,7 +78,7 @@ export async function startRedis(): Promise<RedisServer> {
   for (let attempt = 0; attempt < 3 && child === undefined; attempt++) {
     port = await freePort();
     try {
-      child = await launch(port, dir);
+      child = await launch(port, dir, opts);
     } catch (err) {
       lastErr = err;
     }
@@ -86,14 +94,14 @@ export async function startRedis(): Promise<RedisServer> {
   };
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${opts.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     get pid() {
       return proc.pid!;
     },
     kill: () => end('SIGKILL'),
     restart: async () => {
       await end('SIGKILL');
-      proc = await launch(port, dir);
+      proc = await launch(port, dir, opts);
     },
     pause: () => process.kill(proc.pid!, 'SIGSTOP'),
     resume: () => process.kill(proc.pid!, 'SIGCONT'),

@@ -4,6 +4,10 @@
  * payloads, Redis going away and hanging.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { StoreError, type Change, type StoredWill } from '../../src/store/store.js';
@@ -239,6 +243,33 @@ describe('RedisStore', () => {
       (e: unknown) => e instanceof StoreError && e.message.includes(String(m2.id)),
     );
     assert.deepEqual(await collect(a.loadRetained()), []);
+  });
+
+  test('rediss:// (TLS): works with the CA given in `tls`, refused with a StoreError without it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'midge-redis-tls-'));
+    try {
+      const certFile = join(dir, 'cert.pem');
+      const keyFile = join(dir, 'key.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1',
+        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore', timeout: 20_000 });
+      const tlsServer = await startRedis({ tls: { certFile, keyFile } });
+      try {
+        assert.match(tlsServer.url, /^rediss:/);
+        const s = await openRedisStore({ url: `${tlsServer.url}/1`, prefix: 'tls:', tls: { ca: readFileSync(certFile) } });
+        opened.push(s);
+        const m = msg({ payload: Buffer.from([0, 1, 255]) });
+        await s.commit([{ op: 'message', msg: m }, { op: 'retain', topic: 'x', messageId: m.id }]);
+        assert.deepEqual(await collect(s.loadRetained()), [{ topic: 'x', message: m }]);
+        const [err, ms] = await elapsed(() => openRedisStore({ url: tlsServer.url, connectTimeoutMs: 1000 }));
+        assert.ok(err instanceof StoreError, String(err));
+        assert.match(err.message, new RegExp(`rediss://127\\.0\\.0\\.1:${tlsServer.port}`));
+        assert.ok(ms < 3000, `took ${ms} ms`);
+      } finally {
+        await tlsServer.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a newer schema under the prefix is refused at open', async () => {
