@@ -78,6 +78,29 @@ describe('RedisStore', () => {
     assert.ok(ms < 3000, `took ${ms} ms`);
   });
 
+  test('credentials in the URL: the right password opens, a wrong one is a StoreError that does not show it', async () => {
+    const own = await startRedis();
+    try {
+      const r = raw(own.url);
+      await r.connect();
+      await r.config('SET', 'requirepass', 'right-pw');
+      r.disconnect();
+      const [err, ms] = await elapsed(() => openRedisStore({ url: `redis://default:wrong-pw@127.0.0.1:${own.port}/1`, connectTimeoutMs: 1000 }));
+      assert.ok(err instanceof StoreError, String(err));
+      assert.match(err.message, new RegExp(`redis://127\\.0\\.0\\.1:${own.port}/1`));
+      assert.match(err.message, /WRONGPASS|invalid/i);
+      assert.doesNotMatch(err.message, /wrong-pw|right-pw/);
+      assert.ok(ms < 3000, `took ${ms} ms`);
+      const s = await openRedisStore({ url: `redis://default:right-pw@127.0.0.1:${own.port}/1` });
+      opened.push(s);
+      await s.commit([{ op: 'session', session: session('x') }]);
+      assert.deepEqual(await s.loadSession('x'), session('x'));
+      await s.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
   test('the database in the URL and the prefix each separate the data', async () => {
     const a = await open({ prefix: 'deploy-a:' });
     const b = await open({ prefix: 'deploy-b:' });
