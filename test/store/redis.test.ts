@@ -75,6 +75,7 @@ describe('RedisStore', () => {
     assert.ok(err instanceof StoreError, String(err));
     assert.match(err.message, new RegExp(`redis://127\\.0\\.0\\.1:${down.port}/2`));
     assert.doesNotMatch(err.message, /hunter2/);
+    assert.equal(err.code, 'ECONNREFUSED');
     assert.ok(ms < 3000, `took ${ms} ms`);
   });
 
