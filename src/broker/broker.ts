@@ -259,7 +259,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.closed) throw new Error('the broker is closed');
     await this.start();
     const specs = this.opts.listeners.length > 0 ? this.opts.listeners : [{ port: 1883, host: '127.0.0.1' }];
-    this.listeners_ = await listenAll(specs, (socket, info) => this.handle(socket, info), this.log);
+    this.listeners_ = await listenAll(specs, (socket, info) => this.handle(socket, info), this.log, { maxPacketSize: this.opts.maxPacketSize });
     return this.listeners_.map((l) => l.address);
   }
 

@@ -25,6 +25,17 @@ export interface ListenerOptions {
   maxConnections?: number;
   /** mosquitto's socket_domain: bind only this address family (a host name resolves in it; none = all of it) */
   socketDomain?: 'ipv4' | 'ipv6';
+  /**
+   * 'websockets': MQTT over WebSockets (`protocol websockets`): ws://, or wss:// with `tls`; any request
+   * path, subprotocol "mqtt" or "mqttv3.1". Default 'mqtt' (plain MQTT over TCP or TLS).
+   */
+  protocol?: 'mqtt' | 'websockets';
+  /** websockets: the Origin header values allowed to upgrade (websockets_origin); unset = any (403 otherwise) */
+  websocketsOrigins?: string[];
+  /** websockets: a directory whose files are served to plain HTTP GET requests (http_dir); unset = 404 */
+  httpDir?: string;
+  /** websockets: the most bytes of HTTP request headers (websockets_headers_size); unset = Node's 16 KiB */
+  websocketsHeadersSize?: number;
 }
 
 /** Every limit is named after its mosquitto.conf key. */

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { createBroker } from '../broker/broker.js';
@@ -75,6 +75,22 @@ function tlsOf(l: ListenerConfig): ListenerTls {
   }
 }
 
+/** http_dir must be a readable directory when the broker starts (the error names the config line). */
+function httpDirOf(l: ListenerConfig): string {
+  const dir = l.httpDir!;
+  let why: string | undefined;
+  try {
+    if (!statSync(dir).isDirectory()) why = 'not a directory';
+  } catch (err) {
+    why = (err as NodeJS.ErrnoException).code ?? String(err);
+  }
+  if (why !== undefined) {
+    const at = keyLocation(l, 'http_dir');
+    throw new Error(`Error: Unable to use http_dir "${dir}" (${why})${at !== undefined ? ` (${at.file}:${at.line})` : ''}.`);
+  }
+  return dir;
+}
+
 /** Listeners from the config and -p, with mosquitto 2.0's default of 1883 on loopback only. */
 export function planListeners(cfg: BrokerConfig, flags: Pick<Flags, 'ports'>): Planned[] {
   if (flags.ports.length > 0) {
@@ -89,6 +105,12 @@ export function planListeners(cfg: BrokerConfig, flags: Pick<Flags, 'ports'>): P
     if (l.bindAddress !== undefined) spec.host = l.bindAddress;
     if (l.socketDomain !== undefined) spec.socketDomain = l.socketDomain;
     if (l.maxConnections > 0) spec.maxConnections = l.maxConnections; // 0 is unlimited, as in mosquitto
+    if (l.protocol === 'websockets') {
+      spec.protocol = 'websockets';
+      if (l.websocketsOrigins !== undefined) spec.websocketsOrigins = [...l.websocketsOrigins];
+      if (l.httpDir !== undefined) spec.httpDir = httpDirOf(l);
+      if (cfg.websocketsHeadersSize > 0) spec.websocketsHeadersSize = cfg.websocketsHeadersSize;
+    }
     if (l.certfile !== undefined && l.keyfile !== undefined) {
       spec.tls = tlsOf(l);
       spec.useIdentityAsUsername = l.useIdentityAsUsername;
@@ -261,7 +283,7 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
       return undefined;
     }
   }
-  const layout = (c: BrokerConfig): string => JSON.stringify(c.listeners.map((l) => [l.port, l.bindAddress, l.certfile !== undefined]));
+  const layout = (c: BrokerConfig): string => JSON.stringify(c.listeners.map((l) => [l.port, l.bindAddress, l.certfile !== undefined, l.protocol]));
   if (flags.ports.length === 0 && layout(cfg) !== layout(current)) {
     logger.warning('The listeners changed in the config file; listeners are not reloaded (restart the broker). Reloading the security files of the running configuration.');
     cfg = current;

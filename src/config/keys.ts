@@ -142,6 +142,13 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['port', { arity: 'one', apply: (s, v, at) => { s.defaultListener(at).port = parseInteger('port', v, 0, 65535, at); } }],
   ['bind_address', { arity: 'one', apply: (s, v, at) => { s.defaultListener(at).bindAddress = v; } }],
   ['protocol', perListener('protocol', (k, v, at) => oneOf(k, v, ['mqtt', 'websockets'] as const, at))],
+  ['websockets_origin', {
+    arity: 'one',
+    where: 'listener',
+    apply: (s, v, at) => { const l = s.listener(at); (l.websocketsOrigins ??= []).push(v); },
+  }],
+  ['http_dir', perListener('httpDir', str, 'rest')],
+  ['websockets_headers_size', global('websocketsHeadersSize', int(0, 65535))],
   ['socket_domain', perListener('socketDomain', (k, v, at) => oneOf(k, v, ['ipv4', 'ipv6'] as const, at))],
   ['max_connections', perListener('maxConnections', int(-1, INT32_MAX))],
   ['mount_point', perListener('mountPoint', (k, v, at) => {

@@ -14,6 +14,10 @@ export interface ListenerConfig {
   socketDomain?: 'ipv4' | 'ipv6';
   /** `max_connections`: -1 = unlimited (default); 0 is unlimited too, as in mosquitto. */
   maxConnections: number;
+  /** `websockets_origin`, repeatable (websockets listeners): the Origin header values allowed; unset = any. */
+  websocketsOrigins?: string[];
+  /** `http_dir` (websockets listeners): static files served to plain HTTP GET requests. */
+  httpDir?: string;
   /** `mount_point`: a topic prefix added to every topic of the clients of this listener. */
   mountPoint?: string;
   // TLS: a listener with certfile and keyfile is a TLS listener; one without the other is a config error.
@@ -89,6 +93,8 @@ export interface BrokerConfig {
   autosaveOnChanges: boolean;
   /** `midge_persistence_fsync`: fsync every commit (survives power loss, not only a crash); default false. */
   persistenceFsync: boolean;
+  /** `websockets_headers_size`: the most bytes of HTTP request headers on websockets listeners; 0 = Node's 16 KiB. */
+  websocketsHeadersSize: number;
   /** `connection_messages`: default true. */
   connectionMessages: boolean;
   /**
@@ -171,6 +177,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     autosaveInterval: 1800,
     autosaveOnChanges: false,
     persistenceFsync: false,
+    websocketsHeadersSize: 0,
     connectionMessages: true,
     logTypes: ['error', 'warning', 'notice', 'information'],
     logDest: ['stderr'],

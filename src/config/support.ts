@@ -53,7 +53,10 @@ export function checkSupported(cfg: BrokerConfig): SupportWarning[] {
   const warnings: SupportWarning[] = [];
   const byPort = new Map<number, ListenerConfig>();
   for (const l of cfg.listeners) {
-    if (l.protocol !== 'mqtt') notYet(`"protocol ${l.protocol}"`, l, 'protocol');
+    if (l.protocol !== 'websockets') {
+      if (l.websocketsOrigins !== undefined) fail(`"websockets_origin" only applies to a websockets listener, and the listener on port ${l.port} has protocol mqtt`, l, 'websockets_origin');
+      if (l.httpDir !== undefined) fail(`"http_dir" only applies to a websockets listener, and the listener on port ${l.port} has protocol mqtt`, l, 'http_dir');
+    }
     if (l.mountPoint !== undefined) notYet('"mount_point"', l, 'mount_point');
     const isTls = l.certfile !== undefined && l.keyfile !== undefined;
     if (!isTls) {

@@ -8,10 +8,10 @@ export const UNSUPPORTED_KEYS: ReadonlySet<string> = new Set([
   'allow_duplicate_messages', 'auth_plugin', 'auth_plugin_deny_special_chars', 'auto_id_prefix',
   'check_retain_source', 'enable_control_api', 'global_plugin', 'listener_allow_anonymous', 'listener_auto_id_prefix',
   'log_facility', 'log_timestamp_format', 'plugin', 'plugin_load',
-  'plugin_use', 'psk_file', 'set_tcp_nodelay', 'websockets_headers_size', 'websockets_log_level',
+  'plugin_use', 'psk_file', 'set_tcp_nodelay', 'websockets_log_level',
   // Listener options
-  'accept_protocol_versions', 'bind_interface', 'http_dir', 'max_qos', 'use_username_as_clientid',
-  'websockets_origin', 'enable_proxy_protocol',
+  'accept_protocol_versions', 'bind_interface', 'max_qos', 'use_username_as_clientid',
+  'enable_proxy_protocol',
   // Listener TLS and PSK options
   'ciphers_tls1.3', 'dhparamfile', 'disable_client_cert_date_checks', 'psk_hint', 'tls_engine',
   'tls_engine_kpass_sha1', 'tls_keyform',

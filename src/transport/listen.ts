@@ -5,6 +5,7 @@ import type { ListenerOptions } from '../broker/options.js';
 import type { Logger } from '../broker/log.js';
 import { createTcpServer, stripV4Mapped, type OnConnection } from './tcp.js';
 import { createTlsServer } from './tls.js';
+import { createWebSocketServer, type WebSocketLimits } from './websocket.js';
 
 /**
  * A listener spec with the mosquitto keys ListenerOptions does not carry yet (until it does, the CLI
@@ -21,10 +22,11 @@ export interface Listener {
 }
 
 /** Open every listener; on a failure close those already open and reject with a clear message. */
-export async function listenAll(specs: ListenerSpec[], onConnection: OnConnection, log: Logger): Promise<Listener[]> {
+export async function listenAll(specs: ListenerSpec[], onConnection: OnConnection, log: Logger,
+  limits: WebSocketLimits = {}): Promise<Listener[]> {
   const open: Listener[] = [];
   try {
-    for (const spec of specs) open.push(await listenOne(spec, onConnection, log));
+    for (const spec of specs) open.push(await listenOne(spec, onConnection, log, limits));
   } catch (err) {
     await Promise.all(open.map((l) => l.close()));
     throw err;
@@ -32,10 +34,13 @@ export async function listenAll(specs: ListenerSpec[], onConnection: OnConnectio
   return open;
 }
 
-async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Logger): Promise<Listener> {
+async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Logger, limits: WebSocketLimits): Promise<Listener> {
   let port = spec.port;
   const { host, ipv6Only } = await bindAddress(spec);
-  const server: net.Server = spec.tls
+  const websockets = spec.protocol === 'websockets';
+  const server: net.Server = websockets
+    ? createWebSocketServer(spec, onConnection, log, limits)
+    : spec.tls
     ? createTlsServer(spec, onConnection, log)
     : createTcpServer(onConnection, () => port, spec.maxConnections);
   // max_connections: node closes a socket over server.maxConnections itself; say so as mosquitto does
@@ -51,12 +56,17 @@ async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Lo
       port = addr.port;
       server.on('error', (err) => log.error(`listener on port ${port}: ${err.message}`));
       const family = addr.family === 'IPv6' ? 'ipv6' : 'ipv4';
-      log.info(`Opening ${family} listen socket on port ${addr.port}.`);
+      log.info(`Opening ${websockets ? 'websockets' : family} listen socket on port ${addr.port}.`);
       resolve({
         address: { host: addr.address, port: addr.port },
         // stop accepting at once; the broker ends the connections that are open (server.close's
         // callback would wait for every one of them)
-        close: () => { server.close(); return Promise.resolve(); },
+        close: () => {
+          server.close();
+          // websockets: idle keep-alive HTTP connections (http_dir) too; WebSocket connections are the broker's
+          if ('closeIdleConnections' in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
+          return Promise.resolve();
+        },
       });
     });
   });

@@ -125,53 +125,77 @@ export function reloadTlsListener(spec: ListenerOptions, t: ListenerTls): boolea
   return true;
 }
 
-/** TLS listener. A failed handshake is logged and never affects other clients. */
-export function createTlsServer(spec: ListenerOptions, onConnection: OnConnection, log: Logger): tls.Server {
-  const t = spec.tls!;
-  const requestCert = t.requestCert ?? false;
-  let port = spec.port;
-  const server = tls.createServer({
+/** The options of a TLS server for a listener (TCP or WebSocket): its certificates, and client certificates asked for, verified below. */
+export function tlsServerOptions(t: ListenerTls): tls.TlsOptions {
+  return {
     ...contextOptions(t),
-    requestCert,
+    requestCert: t.requestCert ?? false,
     // verified below, so that a refused certificate is logged with its reason (Node would drop it silently)
     rejectUnauthorized: false,
     handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-  }, (socket) => {
-    let certificate: { subject?: string; cn?: string } | undefined;
-    if (requestCert) {
-      const x509 = socket.getPeerX509Certificate();
-      if (!socket.authorized || x509 === undefined) {
-        const code = x509 === undefined ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError);
-        const err = Object.assign(new Error(x509 === undefined ? 'peer did not return a certificate' : code), { code });
-        log.info(`Client connection from ${peerOf(socket)} on port ${port} failed: ${describeTlsError(err)}.`);
-        socket.destroy();
-        return;
-      }
-      // only a certificate that verified against cafile/capath (and the CRL) names the client
-      const peer = socket.getPeerCertificate();
-      certificate = { subject: subjectOf(x509), cn: commonName(peer.subject as unknown as Record<string, string | string[]>) };
-    }
-    socket.setNoDelay(true);
-    onConnection(socket, {
-      remoteAddress: stripV4Mapped(socket.remoteAddress ?? 'unknown'),
-      remotePort: socket.remotePort ?? 0,
-      listenerPort: port,
-      certificate,
-      // mosquitto: use_identity_as_username wins when both are set
-      certificateIdentity: spec.useIdentityAsUsername ? certificate?.cn
-        : spec.useSubjectAsUsername ? certificate?.subject : undefined,
-    });
-  });
-  server.once('listening', () => { port = (server.address() as AddressInfo).port; });
+  };
+}
+
+/** What a verified client certificate tells the broker about a connection. */
+export interface PeerCertificate {
+  certificate?: { subject?: string; cn?: string };
+  certificateIdentity?: string;
+}
+
+/**
+ * After the handshake: with require_certificate, a missing or unverified client certificate is logged
+ * and the socket destroyed (undefined is returned); otherwise what the certificate names.
+ */
+export function verifyPeer(socket: tls.TLSSocket, spec: ListenerOptions, port: number, log: Logger): PeerCertificate | undefined {
+  if (!(spec.tls?.requestCert ?? false)) return {};
+  const x509 = socket.getPeerX509Certificate();
+  if (!socket.authorized || x509 === undefined) {
+    const code = x509 === undefined ? 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' : String(socket.authorizationError);
+    const err = Object.assign(new Error(x509 === undefined ? 'peer did not return a certificate' : code), { code });
+    log.info(`Client connection from ${peerOf(socket)} on port ${port} failed: ${describeTlsError(err)}.`);
+    socket.destroy();
+    return undefined;
+  }
+  // only a certificate that verified against cafile/capath (and the CRL) names the client
+  const peer = socket.getPeerCertificate();
+  const certificate = { subject: subjectOf(x509), cn: commonName(peer.subject as unknown as Record<string, string | string[]>) };
+  return {
+    certificate,
+    // mosquitto: use_identity_as_username wins when both are set
+    certificateIdentity: spec.useIdentityAsUsername ? certificate.cn : spec.useSubjectAsUsername ? certificate.subject : undefined,
+  };
+}
+
+/** Failed handshakes are logged with the peer and the reason; the listener is reloadable (SIGHUP). */
+export function watchTlsServer(server: tls.Server, spec: ListenerOptions, port: () => number, log: Logger): void {
   server.on('tlsClientError', (err, socket) => {
-    const line = `Client connection from ${peerOf(socket)} on port ${port} failed: ${describeTlsError(err as NodeJS.ErrnoException)}.`;
+    const line = `Client connection from ${peerOf(socket)} on port ${port()} failed: ${describeTlsError(err as NodeJS.ErrnoException)}.`;
     // a peer that connects and goes away without a byte (a port probe) is not worth a notice
     if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && socket.remoteAddress === undefined) log.debug(line);
     else log.info(line);
     socket.destroy();
   });
-  if (spec.maxConnections !== undefined && spec.maxConnections >= 0) server.maxConnections = spec.maxConnections;
   servers.set(spec, server);
+}
+
+/** TLS listener. A failed handshake is logged and never affects other clients. */
+export function createTlsServer(spec: ListenerOptions, onConnection: OnConnection, log: Logger): tls.Server {
+  let port = spec.port;
+  const server = tls.createServer(tlsServerOptions(spec.tls!), (socket) => {
+    const peer = verifyPeer(socket, spec, port, log);
+    if (peer === undefined) return;
+    socket.setNoDelay(true);
+    onConnection(socket, {
+      remoteAddress: stripV4Mapped(socket.remoteAddress ?? 'unknown'),
+      remotePort: socket.remotePort ?? 0,
+      listenerPort: port,
+      certificate: peer.certificate,
+      certificateIdentity: peer.certificateIdentity,
+    });
+  });
+  server.once('listening', () => { port = (server.address() as AddressInfo).port; });
+  watchTlsServer(server, spec, () => port, log);
+  if (spec.maxConnections !== undefined && spec.maxConnections >= 0) server.maxConnections = spec.maxConnections;
   return server;
 }
 
