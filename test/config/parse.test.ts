@@ -321,7 +321,7 @@ describe('rejecting bad configuration files with the file and line', () => {
     [['auth_opt_db_host localhost'], 'The "auth_opt_db_host" option is not supported by Midge yet', 1],
     [['plugin /usr/lib/dynsec.so'], 'The "plugin" option is not supported by Midge yet', 1],
     [['listener 8883', 'psk_hint hint'], 'The "psk_hint" option is not supported by Midge yet', 2],
-    [['listener 8080', 'http_dir /www'], 'The "http_dir" option is not supported by Midge yet', 2],
+    [['websockets_headers_size 70000'], 'Invalid websockets_headers_size value (70000)', 1],
     [['websockets_log_level 255'], 'The "websockets_log_level" option is not supported by Midge yet', 1],
     [['retry_interval 20'], 'The "retry_interval" option is obsolete (mosquitto ignores it too); remove it', 1],
   ];

@@ -82,7 +82,16 @@ const TABLE: Record<string, Honoured> = {
   listener: { how: 'applied', lines: () => ['listener 1884 127.0.0.1'], check: (b) => assert.deepEqual(spec(b), { port: 1884, host: '127.0.0.1' }) },
   port: { how: 'applied', lines: () => ['port 1885'], check: (b) => assert.equal(spec(b).port, 1885) },
   bind_address: { how: 'applied', lines: () => ['bind_address 127.0.0.1'], check: (b) => assert.equal(spec(b).host, '127.0.0.1') },
-  protocol: { how: 'refused', line: 'protocol websockets', error: /"protocol websockets" is not supported by Midge yet/, accepted: 'protocol mqtt' },
+  protocol: { how: 'applied', lines: () => ['listener 9001', 'protocol websockets'], check: (b) => assert.equal(spec(b).protocol, 'websockets') },
+  websockets_origin: {
+    how: 'applied', lines: () => ['listener 9001', 'protocol websockets', 'websockets_origin https://a.example', 'websockets_origin https://b.example'],
+    check: (b) => assert.deepEqual(spec(b).websocketsOrigins, ['https://a.example', 'https://b.example']),
+  },
+  http_dir: { how: 'applied', lines: () => ['listener 9001', 'protocol websockets', `http_dir ${dir}`], check: (b) => assert.equal(spec(b).httpDir, dir) },
+  websockets_headers_size: {
+    how: 'applied', lines: () => ['websockets_headers_size 4096', 'listener 9001', 'protocol websockets', 'listener 1884'],
+    check: (b) => assert.deepEqual([spec(b).websocketsHeadersSize, spec(b, 1).websocketsHeadersSize], [4096, undefined]),
+  },
   socket_domain: { how: 'applied', lines: () => ['listener 1884', 'socket_domain ipv6'], check: (b) => assert.equal(spec(b).socketDomain, 'ipv6') },
   max_connections: {
     how: 'applied', lines: () => ['listener 1884', 'max_connections 5', 'listener 1885', 'max_connections 0'],

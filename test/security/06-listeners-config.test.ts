@@ -222,7 +222,7 @@ describe('keys Midge cannot honour yet are errors with file and line, never igno
     ['log_type subscribe', /"log_type subscribe" is not supported by Midge yet/],
     ['log_dest syslog', /"log_dest syslog" is not supported by Midge yet/],
     ['mount_point tenant/', /"mount_point" is not supported by Midge yet/],
-    ['protocol websockets', /"protocol websockets" is not supported by Midge yet/],
+    ['http_dir /tmp', /"http_dir" only applies to a websockets listener, and the listener on port 1883 has protocol mqtt/],
     ['cafile /etc/ssl/ca.pem', /"cafile" only applies to a TLS listener/],
     ['auth_plugin /usr/lib/x.so', /The "auth_plugin" option is not supported by Midge yet/],
   ];
