@@ -16,19 +16,22 @@ export interface WsBroker {
 }
 
 /**
- * `listener {port} 127.0.0.1` (TCP), then one `listener P 127.0.0.1` + `protocol websockets` + the given
- * lines per entry of `websockets`, then `extra` (global keys).
+ * `head` lines, `listener {port} 127.0.0.1` (TCP) and its `tcp` lines, then one `listener P 127.0.0.1` +
+ * `protocol websockets` + the given lines per entry of `websockets`, then `extra` (global keys).
+ * `allow_anonymous true` is added at the end unless some line sets allow_anonymous.
  */
-export async function startWsBroker(websockets: string[][], extra: string[] = [], verbose = true): Promise<WsBroker> {
+export async function startWsBroker(websockets: string[][], extra: string[] = [], verbose = true,
+  more: { head?: string[]; tcp?: string[] } = {}): Promise<WsBroker> {
   const wsPorts: number[] = [];
   for (let i = 0; i < websockets.length; i++) {
     let p = await freePort();
     while (wsPorts.includes(p)) p = await freePort();
     wsPorts.push(p);
   }
-  const lines = ['listener {port} 127.0.0.1'];
-  websockets.forEach((more, i) => lines.push(`listener ${wsPorts[i]} 127.0.0.1`, 'protocol websockets', ...more));
-  lines.push(...(extra.some((l) => l.startsWith('allow_anonymous')) ? [] : ['allow_anonymous true']), ...extra);
+  const lines = [...(more.head ?? []), 'listener {port} 127.0.0.1', ...(more.tcp ?? [])];
+  websockets.forEach((ls, i) => lines.push(`listener ${wsPorts[i]} 127.0.0.1`, 'protocol websockets', ...ls));
+  lines.push(...extra);
+  if (!lines.some((l) => l.startsWith('allow_anonymous'))) lines.push('allow_anonymous true');
   const broker = await startMidge({ config: lines.join('\n'), verbose });
   return { broker, port: broker.port, wsPorts };
 }
