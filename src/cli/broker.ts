@@ -86,7 +86,7 @@ function httpDirOf(l: ListenerConfig): string {
   }
   if (why !== undefined) {
     const at = keyLocation(l, 'http_dir');
-    throw new Error(`Error: Unable to use http_dir "${dir}" (${why})${at !== undefined ? ` (${at.file}:${at.line})` : ''}.`);
+    throw new Error(`Error: Unable to use http_dir "${dir}" (${why})${at !== undefined ? ` in ${at.file}:${at.line}` : ''}.`);
   }
   return dir;
 }
