@@ -9,8 +9,11 @@
 //   REPEAT     runs per broker and scenario, brokers alternating (default 2; QUICK: 1)
 //   LAT_REPEAT at least this many runs of lat_q0 and lat_q1 (default 4; QUICK: 1)
 //   SCENARIOS  comma list (default: all; see SCENARIOS below)
-//   BROKERS    comma list of midge,mosquitto,aedes,midge-persist,midge-fsync,mosquitto-persist
-//              (default: all); each scenario runs with those of its own brokers that are listed:
+//   BROKERS    comma list of midge,mosquitto,aedes,midge-persist,midge-fsync,mosquitto-persist,
+//              midge-ws,mosquitto-ws (default: all); each scenario runs with those of its own brokers
+//              that are listed: the WebSocket scenarios (ws_*) with midge-ws and mosquitto-ws (the
+//              load over their `protocol websockets` listener, `midge bench --ws`) beside midge and
+//              mosquitto over TCP;
 //              the durable-store scenarios (persist_*) with midge-persist (persistence true),
 //              midge-fsync (+ midge_persistence_fsync true), midge (in memory) and mosquitto-persist
 //              (persistence true: in memory between autosaves); the others with midge, mosquitto, aedes
@@ -90,9 +93,11 @@ const OFFLINE_PUBS = 10;
 const NAMES = {
   midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes',
   'midge-persist': 'Midge persist', 'midge-fsync': 'Midge persist+fsync', 'mosquitto-persist': 'Mosquitto persist',
+  'midge-ws': 'Midge WS', 'mosquitto-ws': 'Mosquitto WS',
 };
 const CLASSIC = ['midge', 'mosquitto', 'aedes'];
 const DURABLE = ['midge-persist', 'midge-fsync', 'midge', 'mosquitto-persist'];
+const WS = ['midge-ws', 'midge', 'mosquitto-ws', 'mosquitto'];
 const BROKERS = (env.BROKERS ?? Object.keys(NAMES).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 const OUT = env.OUT ?? join(HERE, 'results');
 const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
@@ -120,6 +125,18 @@ const SCENARIOS = {
     title: 'fan-in QoS 1 (10 → 1, inflight 64, window 64)',
     args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '1', '--inflight', '64', '--window', '64', ...common],
     metrics: [thru({ mosq: 1.0 }), p99Info()],
+  },
+  ws_fanin_q0: {
+    title: 'WebSocket fan-in QoS 0 (10 → 1, flood, window 1000): the -ws brokers over ws://, the others over TCP',
+    args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '0', ...common],
+    brokers: WS,
+    metrics: [{ name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, vsMosqWs: 1.0 }, p99Info()],
+  },
+  ws_fanin_q1: {
+    title: 'WebSocket fan-in QoS 1 (10 → 1, inflight 64, window 64): the -ws brokers over ws://, the others over TCP',
+    args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '1', '--inflight', '64', '--window', '64', ...common],
+    brokers: WS,
+    metrics: [{ name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, vsMosqWs: 1.0 }, p99Info()],
   },
   lat_q0: {
     title: 'latency QoS 0 (1 → 1, 5k msgs/s)',
@@ -208,6 +225,7 @@ for (const b of BROKERS) {
 /** The brokers a scenario runs with: its own (the classic three by default) that BROKERS lists. */
 const brokersOf = (scenario) => (SCENARIOS[scenario].brokers ?? CLASSIC).filter((b) => BROKERS.includes(b));
 const isDurable = (scenario) => SCENARIOS[scenario].brokers === DURABLE;
+const isWs = (scenario) => SCENARIOS[scenario].brokers === WS;
 
 // ------------------------------------------------------------------ running
 
@@ -229,9 +247,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `midge bench` to the end (bounded); calls onEstablished when it prints ESTABLISHED. */
-function runGenerator(args, port, timeoutMs, onEstablished) {
+function runGenerator(args, port, timeoutMs, onEstablished, ws = false) {
   return new Promise((resolve) => {
-    const gen = spawn(process.execPath, [MIDGE_MAIN, 'bench', ...args, '-p', String(port), '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const gen = spawn(process.execPath, [MIDGE_MAIN, 'bench', ...args, '-p', String(port), ...(ws ? ['--ws'] : []), '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
     if (current) current.gen = gen;
     let out = '';
     let err = '';
@@ -286,10 +304,11 @@ async function runOne(scenario, kind, rep) {
     const cpu0 = broker.cpuS();
     const others0 = allProcessCpu();
     const t0 = Date.now();
-    const res = await runGenerator(sc.args, broker.port, 600_000, async () => {
+    const ws = broker.wsPort !== undefined;
+    const res = await runGenerator(sc.args, ws ? broker.wsPort : broker.port, 600_000, async () => {
       await sleep(1000);
       rec.rssConnsKb = broker.rssKb();
-    });
+    }, ws);
     rec.wallS = (Date.now() - t0) / 1000;
     rec.hwmKb = broker.hwmKb();
     rec.rssEndKb = broker.rssKb();
@@ -356,7 +375,7 @@ function buildTable(records) {
   lines.push('| scenario | metric | Midge | Mosquitto | Aedes | Midge / Mosquitto | Midge / Aedes | target | met |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---|:---:|');
   const verdicts = [];
-  for (const scenario of selected.filter((s) => !isDurable(s))) {
+  for (const scenario of selected.filter((s) => !isDurable(s) && !isWs(s))) {
     const sc = SCENARIOS[scenario];
     for (const m of sc.metrics) {
       const val = {};
@@ -441,6 +460,36 @@ function buildDurableTable(records) {
   return { table: lines.join('\n'), verdicts };
 }
 
+/**
+ * The WebSocket scenarios: Midge over ws:// against Mosquitto over ws:// (its libwebsockets listener;
+ * target >= 1.0x) and against Midge over TCP (the cost of the WebSocket layer), Mosquitto over TCP beside.
+ */
+function buildWsTable(records) {
+  const lines = [];
+  lines.push('| scenario | metric | Midge WS | Midge TCP | Mosquitto WS | Mosquitto TCP | Midge WS / Mosquitto WS | Midge WS / Midge TCP | Mosquitto WS / Mosquitto TCP | target | met |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|:---:|');
+  const verdicts = [];
+  for (const scenario of selected.filter(isWs)) {
+    for (const m of SCENARIOS[scenario].metrics) {
+      const val = {};
+      for (const b of WS) val[b] = median(records.filter((r) => r.scenario === scenario && r.broker === b && r.gen).map((r) => m.get(r)));
+      const rq = ratio(val['midge-ws'], val['mosquitto-ws']);
+      const targets = [];
+      const met = [];
+      if (m.vsMosqWs !== undefined) {
+        targets.push(`Midge WS ≥ ${m.vsMosqWs}× Mosq. WS`);
+        met.push(check(rq, m.vsMosqWs, m.dir, false));
+      }
+      const verdict = met.length === 0 ? '' : met.some((x) => x === undefined) ? '?' : met.every(Boolean) ? 'yes' : 'NO';
+      if (met.length > 0) verdicts.push({ scenario, metric: m.name, verdict });
+      const name = `${m.name}${m.dir > 0 ? ' ↑' : ' ↓'}`;
+      lines.push(`| ${scenario} | ${name} | ${fmt(val['midge-ws'])} | ${fmt(val.midge)} | ${fmt(val['mosquitto-ws'])} | ${fmt(val.mosquitto)} | ${fmtRatio(rq)} | `
+        + `${fmtRatio(ratio(val['midge-ws'], val.midge))} | ${fmtRatio(ratio(val['mosquitto-ws'], val.mosquitto))} | ${targets.join(', ')} | ${verdict} |`);
+    }
+  }
+  return { table: lines.join('\n'), verdicts };
+}
+
 function resourceTable(records) {
   const lines = [];
   lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | store KiB at end | lost (gaps) | undelivered at end | errors | generator CPU % (window) | other processes CPU s |');
@@ -515,8 +564,10 @@ try {
 
 const classic = buildTable(records);
 const durable = buildDurableTable(records);
-const verdicts = [...classic.verdicts, ...durable.verdicts];
-const hasClassic = selected.some((s) => !isDurable(s));
+const wsTable = buildWsTable(records);
+const verdicts = [...classic.verdicts, ...durable.verdicts, ...wsTable.verdicts];
+const hasClassic = selected.some((s) => !isDurable(s) && !isWs(s));
+const hasWs = selected.some(isWs);
 const hasDurable = selected.some(isDurable);
 const md = [
   `Run ${started.toISOString()} (commit ${m.commit}): ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB RAM; node ${m.node}; ${m.mosquitto}; aedes ${m.aedes}.`,
@@ -524,6 +575,7 @@ const md = [
     + ` Load: \`midge bench\` (${m.nproc > 1 ? m.nproc - 1 : 1} worker thread(s)); open-file limit ${fdLimit}.${CONNS_NOTE ? ` ${CONNS_NOTE}.` : ''}`,
   '',
   ...(hasClassic ? [classic.table, ''] : []),
+  ...(hasWs ? ['MQTT over WebSockets (the `-ws` brokers: the load over their `protocol websockets` listener, `midge bench --ws`; the others over TCP):', '', wsTable.table, ''] : []),
   ...(hasDurable ? ['Durable store (Midge `persistence true`; Mosquitto `persistence true` keeps its state in memory between autosaves):', '', durable.table, ''] : []),
   resourceTable(records),
   '',

@@ -4,6 +4,8 @@
  * handshake (pumping PUBLISHes, counting deliveries) belongs to the owner.
  */
 import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket, createWebSocketStream } from 'ws';
 import { encode, Parser } from '../codec/index.js';
 import type { Packet, ProtocolVersion, PublishPacket, QoS } from '../codec/types.js';
 import { nowNs } from './stamp.js';
@@ -27,6 +29,8 @@ export interface ClientOwner {
 export interface ClientOptions {
   host: string;
   port: number;
+  /** over WebSocket: ws://host:port/mqtt, subprotocol mqtt */
+  ws?: boolean;
   localAddress?: string;
   version: ProtocolVersion;
   clientId: string;
@@ -47,7 +51,8 @@ export class Client {
   state: ClientState = 'new';
   /** the owner's index for this client in its own lists */
   local = -1;
-  socket: Socket | undefined;
+  /** a TCP socket, or the Duplex of a WebSocket (--ws) */
+  socket: Socket | Duplex | undefined;
   /** ns: when connect() was called (handshake timeouts, connect latency) */
   startNs = 0;
   /** ns: when the last chunk arrived */
@@ -92,7 +97,8 @@ export class Client {
     this.state = 'connack';
     // a fresh parser: a reconnect (--offline) must not see a half packet of the last connection
     if (this.socket !== undefined) this.parser = new Parser({ protocolVersion: o.version });
-    const s = connect({ host: o.host, port: o.port, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
+    const s = o.ws === true ? openWebSocket(o)
+      : connect({ host: o.host, port: o.port, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
     this.socket = s;
     // shared listener functions find the client on the socket: no closures per connection, and an
     // idle connection skips what only traffic needs (Nagle off is a setsockopt call; 'drain')
@@ -101,7 +107,7 @@ export class Client {
     s.on('error', onSocketError);
     s.on('close', onSocketClose);
     if (this.role !== 'idle') {
-      s.setNoDelay(true);
+      if ('setNoDelay' in s) s.setNoDelay(true); // (ws sets it on its own socket)
       s.on('drain', onSocketDrain);
     }
     // written at once: node sends it when the TCP handshake is done
@@ -141,7 +147,10 @@ export class Client {
     if (s === undefined || s.destroyed) return Promise.resolve();
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
     const reset = (): void => {
-      if (!s.destroyed) s.resetAndDestroy();
+      if (!s.destroyed) {
+        if ('resetAndDestroy' in s) s.resetAndDestroy();
+        else s.destroy();
+      }
     };
     if (!wasReady) {
       reset();
@@ -246,12 +255,25 @@ export class Client {
   }
 }
 
+/**
+ * A WebSocket as a stream (ws's own adapter): binary messages in, each write one binary message out;
+ * writes before the upgrade wait for it.
+ */
+function openWebSocket(o: ClientOptions): Duplex {
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const ws = new WebSocket(`ws://${host}:${o.port}/mqtt`, 'mqtt', {
+    perMessageDeflate: false,
+    ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
+  });
+  return createWebSocketStream(ws);
+}
+
 const kClient = Symbol('midge.bench.client');
-type OwnedSocket = Socket & { [kClient]: Client };
-function onSocketData(this: Socket, chunk: Buffer): void { (this as OwnedSocket)[kClient].onData(chunk); }
-function onSocketDrain(this: Socket): void { (this as OwnedSocket)[kClient].onDrain(); }
-function onSocketError(this: Socket, err: NodeJS.ErrnoException): void {
+type OwnedSocket = Duplex & { [kClient]: Client };
+function onSocketData(this: Duplex, chunk: Buffer): void { (this as OwnedSocket)[kClient].onData(chunk); }
+function onSocketDrain(this: Duplex): void { (this as OwnedSocket)[kClient].onDrain(); }
+function onSocketError(this: Duplex, err: NodeJS.ErrnoException): void {
   const c = (this as OwnedSocket)[kClient];
   c.end(c.handshaking ? 'connect' : 'closed', err.code ?? err.message);
 }
-function onSocketClose(this: Socket): void { (this as OwnedSocket)[kClient].end('closed', 'closed by the broker'); }
+function onSocketClose(this: Duplex): void { (this as OwnedSocket)[kClient].end('closed', 'closed by the broker'); }

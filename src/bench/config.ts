@@ -10,6 +10,8 @@ export interface BenchConfig {
   mode: BenchMode;
   host: string;
   port: number;
+  /** connect over WebSocket (ws://HOST:PORT/mqtt, subprotocol mqtt) instead of plain TCP */
+  ws: boolean;
   /** MQTT protocol level: 4 = 3.1.1, 5 = 5.0 */
   protocol: 4 | 5;
   username?: string;
@@ -65,7 +67,7 @@ export const HEADER_BYTES = 16;
 
 export function defaultConfig(mode: BenchMode): BenchConfig {
   return {
-    mode, host: '127.0.0.1', port: 1883, protocol: 4, clientIdPrefix: 'mb', keepalive: 60,
+    mode, host: '127.0.0.1', port: 1883, ws: false, protocol: 4, clientIdPrefix: 'mb', keepalive: 60,
     pubs: mode === 'sub' || mode === 'conn' ? 0 : 1,
     subs: mode === 'pub' || mode === 'conn' ? 0 : 1,
     topics: 1, topic: 'bench', wildcard: false, qos: 0, size: 64, rate: 0,
@@ -92,6 +94,7 @@ Usage: midge bench pub  [options]   publishers only (-c N)
 Connection:
   -h, --host HOST         broker address (default 127.0.0.1; nothing else is ever contacted)
   -p, --port PORT         default 1883
+      --ws                MQTT over WebSocket: ws://HOST:PORT/mqtt, subprotocol mqtt (default: TCP)
   -V, --protocol 4|5      MQTT 3.1.1 (4, default) or 5.0
   -u, --username U        -P, --password P
   -i, --id-prefix P       client id prefix (default mb); ids are P<pid>-<role><index>
@@ -150,6 +153,7 @@ function num(name: string, lo: number, hi: number, integer = true): (v: string) 
 const VALUED: Record<string, Setter> = {};
 const FLAGS: Record<string, (c: BenchConfig) => void> = {
   '--wildcard': (c) => { c.wildcard = true; },
+  '--ws': (c) => { c.ws = true; },
   '--json': (c) => { c.json = true; },
   '--quiet': (c) => { c.quiet = true; },
   '--persistent': (c) => { c.persistent = true; },

@@ -28,6 +28,8 @@ export interface BenchResult {
   mode: string;
   host: string;
   port: number;
+  /** 'tcp', or 'ws' with --ws */
+  transport: 'tcp' | 'ws';
   protocol: number;
   pubs: number;
   subs: number;
@@ -374,7 +376,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     };
   }
   return {
-    mode: cfg.mode, host: cfg.host, port: cfg.port, protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
+    mode: cfg.mode, host: cfg.host, port: cfg.port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
     topics: cfg.topics, wildcard: cfg.wildcard, qos: cfg.qos, size: cfg.size, rate: cfg.rate, window: cfg.window,
     inflight: cfg.inflight, warmupS: cfg.warmup, durationS: cfg.duration, workers: nw, setup,
     sent: c.sentWin, sentPerS: per(c.sentWin), received: c.receivedWin, msgsPerS: per(c.receivedWin),

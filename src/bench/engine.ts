@@ -95,7 +95,7 @@ export class Engine implements ClientOwner {
     this.ringMask = ring - 1;
     this.ids = new Uint16Array(65536);
     const base = {
-      host: cfg.host, port: cfg.port, version: cfg.protocol, keepalive: cfg.keepalive,
+      host: cfg.host, port: cfg.port, ws: cfg.ws, version: cfg.protocol, keepalive: cfg.keepalive,
       ...(cfg.username !== undefined ? { username: cfg.username } : {}),
       ...(cfg.password !== undefined ? { password: cfg.password } : {}),
     };

@@ -50,7 +50,7 @@ export function summary(r: BenchResult & { retained?: RetainedResult }): string 
       : r.mode === 'pub' ? `${n(r.pubs)} publisher(s), ${n(r.topics)} topic(s)` : `${n(r.subs)} subscriber(s)`;
     const extra = [r.window > 0 ? `window ${n(r.window)}` : '', r.qos > 0 ? `inflight ${r.inflight}` : ''].filter((s) => s !== '').join(', ');
     const what = r.mode === 'sub' ? `QoS ${r.qos} subscription` : `QoS ${r.qos}, ${r.size} B, ${load}${extra !== '' ? `, ${extra}` : ''}`;
-    out.push(`midge bench ${r.mode}: ${who}, ${what}; ${r.host}:${r.port}`);
+    out.push(`midge bench ${r.mode}: ${who}, ${what}; ${r.transport === 'ws' ? `ws://${r.host}:${r.port}/mqtt` : `${r.host}:${r.port}`}`);
     out.push(`  ${r.durationS} s measured after ${r.warmupS} s warmup, ${r.workers} worker(s); setup ${r.setup.seconds} s`
       + ` (${r.setup.subsReady} subs, ${r.setup.pubsReady} pubs ready; ${r.setup.subsFailed + r.setup.pubsFailed} failed)`);
     if (r.pubs > 0) out.push(`  sent          ${n(r.sent)} (${n(r.sentPerS)} msgs/s)`);

@@ -101,7 +101,7 @@ export async function runRetained(cfg: BenchConfig): Promise<BenchResult & { ret
   const t0 = nowNs();
   const owner = new Owner(`${cfg.topic}/r/`);
   const base = {
-    host: cfg.host, port: cfg.port, version: cfg.protocol, keepalive: cfg.keepalive,
+    host: cfg.host, port: cfg.port, ws: cfg.ws, version: cfg.protocol, keepalive: cfg.keepalive,
     ...(cfg.username !== undefined ? { username: cfg.username } : {}),
     ...(cfg.password !== undefined ? { password: cfg.password } : {}),
   };
@@ -159,7 +159,7 @@ export async function runRetained(cfg: BenchConfig): Promise<BenchResult & { ret
   const burstRate = result.burstSeconds > 0 ? Math.round(result.received / result.burstSeconds) : 0;
   const empty = new LatencyRecorder().summary();
   return {
-    mode: 'run', host: cfg.host, port: cfg.port, protocol: cfg.protocol, pubs: cfg.pubs, subs: 1, topics: cfg.retained,
+    mode: 'run', host: cfg.host, port: cfg.port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: 1, topics: cfg.retained,
     wildcard: true, qos: cfg.qos, size: cfg.size, rate: 0, window: 0, inflight: cfg.inflight, warmupS: 0,
     durationS: result.burstSeconds, workers: 0,
     setup: { subsReady: owner.ready > cfg.pubs ? 1 : 0, subsFailed: sub.state === 'failed' ? 1 : 0, pubsReady: Math.min(owner.ready, cfg.pubs), pubsFailed: 0, seconds: 0 },

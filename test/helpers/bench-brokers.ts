@@ -11,16 +11,22 @@ import { fileURLToPath } from 'node:url';
 import { cpuSeconds, statusKb } from '../../src/bench/limits.js';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
-export type BrokerKind = 'midge' | 'mosquitto' | 'aedes' | 'midge-persist' | 'midge-fsync' | 'mosquitto-persist';
+export type BrokerKind = 'midge' | 'mosquitto' | 'aedes' | 'midge-persist' | 'midge-fsync' | 'mosquitto-persist' | 'midge-ws' | 'mosquitto-ws';
 
 /** The program a kind runs: the `-persist`/`-fsync` kinds are Midge or mosquitto with `persistence true`. */
 export function baseKind(kind: BrokerKind): 'midge' | 'mosquitto' | 'aedes' {
-  return kind === 'midge-persist' || kind === 'midge-fsync' ? 'midge' : kind === 'mosquitto-persist' ? 'mosquitto' : kind;
+  return kind === 'midge-persist' || kind === 'midge-fsync' || kind === 'midge-ws' ? 'midge'
+    : kind === 'mosquitto-persist' || kind === 'mosquitto-ws' ? 'mosquitto' : kind;
+}
+
+/** The `-ws` kinds: a `protocol websockets` listener beside the TCP one (`wsPort`). */
+export function usesWebSockets(kind: BrokerKind): boolean {
+  return kind === 'midge-ws' || kind === 'mosquitto-ws';
 }
 
 /** Whether a kind keeps a store (persistence true). */
 export function persists(kind: BrokerKind): boolean {
-  return kind !== baseKind(kind);
+  return kind !== baseKind(kind) && !usesWebSockets(kind);
 }
 
 export const MIDGE_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -31,6 +37,8 @@ export interface BrokerHandle {
   kind: BrokerKind;
   pid: number;
   port: number;
+  /** the `-ws` kinds: the port of the `protocol websockets` listener */
+  wsPort: number | undefined;
   log: string;
   /** the persistent kinds: where the store is */
   dataDir: string | undefined;
@@ -156,9 +164,16 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
     persistence = `persistence true\npersistence_location ${dataDir}/`;
     if (kind === 'midge-fsync') persistence += '\nmidge_persistence_fsync true';
   }
-  const text = opts.defaults === true
+  let text = opts.defaults === true
     ? `listener ${port} 127.0.0.1\nallow_anonymous true\n${persistence}\n${opts.extraConfig ?? ''}\n`
     : brokerConfig(port, opts.extraConfig, persistence);
+  let wsPort: number | undefined;
+  if (usesWebSockets(kind)) {
+    do wsPort = await freePort(); while (wsPort === port);
+    // mosquitto 2.0.11 hands the address to libwebsockets as an interface: an IP address is ignored
+    // (it would listen on every interface), the interface name `lo` keeps it on loopback
+    text += `listener ${wsPort} ${baseKind(kind) === 'mosquitto' ? 'lo' : '127.0.0.1'}\nprotocol websockets\n`;
+  }
   writeFileSync(conf, text, { mode: 0o644 });
   const log = join(opts.dir, `${kind}-${port}.log`);
   const fd = openSync(log, 'w');
@@ -189,7 +204,7 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
     }
   };
   const handle: BrokerHandle = {
-    kind, pid, port, log, dataDir, spawnedAt,
+    kind, pid, port, wsPort, log, dataDir, spawnedAt,
     alive: () => !exited,
     rssKb: () => statusKb(pid, 'VmRSS'),
     hwmKb: () => statusKb(pid, 'VmHWM'),
@@ -215,7 +230,7 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 10_000);
   for (;;) {
     if (exited) throw new Error(`${kind} exited before listening on ${port}: ${logs().slice(-2000)}`);
-    if (await accepts(port)) return handle;
+    if (await accepts(port) && (wsPort === undefined || await accepts(wsPort))) return handle;
     if (Date.now() > deadline) {
       await handle.stop();
       throw new Error(`${kind} did not listen on ${port} within ${opts.readyTimeoutMs ?? 10_000} ms: ${logs().slice(-2000)}`);
