@@ -3,8 +3,10 @@
  * (`createBroker({ listeners: [{ protocol: 'websockets', ... }] })`, in this process).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +16,7 @@ import { killAll } from '../helpers/proc.js';
 import { closeAllClients, collect, connect as mqttjs } from '../helpers/mqttjs.js';
 import { midgeCli } from '../security/_util.js';
 import { makePki, type Pki } from '../security/_pki.js';
-import { openWs, startWsBroker, upgradeStatus } from './_ws.js';
+import { connectPacket, openWs, startWsBroker, upgradeStatus } from './_ws.js';
 
 const T = { timeout: 20_000 };
 let dir: string;
@@ -91,6 +93,35 @@ describe('config errors name the file and the line', () => {
     const client = await mqttjs(b.wsPorts[0]!, { protocol: 'wss', path: '/mqtt', ...tls, cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), clientId: 'cert-ws' });
     await b.broker.waitForLog(/New client connected from 127\.0\.0\.1:\d+ as cert-ws \(p2, c1, k60, u'client1'\)\./);
     await client.endAsync();
+  });
+});
+
+describe('SIGHUP', () => {
+  test('reloads the certificate of a wss:// listener: a new handshake gets the new certificate, an open WebSocket stays', T, async () => {
+    const crt = join(dir, 'ws.crt');
+    const key = join(dir, 'ws.key');
+    copyFileSync(pki.serverCert, crt);
+    copyFileSync(pki.serverKey, key);
+    const b = await startWsBroker([[`certfile ${crt}`, `keyfile ${key}`]], [], true);
+    const tlsOpts = { ca: readFileSync(pki.ca), servername: 'localhost' };
+    const before = await openWs(b.wsPorts[0]!, ['mqtt'], tlsOpts, 'wss');
+    before.ws.send(connectPacket('before-reload'));
+    await before.waitFor('CONNACK', () => (before.bytes().length >= 4 ? true : undefined));
+    const served = (): Promise<string> => new Promise((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: b.wsPorts[0]!, ...tlsOpts }, () => { resolve(s.getPeerX509Certificate()!.fingerprint256); s.destroy(); });
+      s.on('error', reject);
+    });
+    assert.equal(await served(), new X509Certificate(readFileSync(pki.serverCert)).fingerprint256);
+    copyFileSync(pki.serverCert2, crt);
+    copyFileSync(pki.serverKey2, key);
+    process.kill(b.broker.pid, 'SIGHUP');
+    await b.broker.waitForLog(/Reloaded password, ACL and certificate files\./);
+    assert.equal(await served(), new X509Certificate(readFileSync(pki.serverCert2)).fingerprint256);
+    assert.equal(before.closed, undefined, 'the open WebSocket stays');
+    before.ws.send(Buffer.from([0xc0, 0x00]));
+    await before.waitFor('PINGRESP', () => (before.bytes().length >= 6 ? true : undefined));
+    assert.deepEqual([...before.bytes().subarray(4)], [0xd0, 0x00]);
+    before.ws.close();
   });
 });
 
