@@ -289,7 +289,9 @@ describe('per_listener_settings over WebSockets', () => {
   let pb: WsBroker;
   before(async () => {
     pki = await makePki();
-    pb = await startWsBroker([['allow_anonymous false', `password_file ${pki.passwd}`]], [], false,
+    const acl = join(dir, 'ws.acl');
+    writeFileSync(acl, 'user mqtt\ntopic readwrite plss/#\n');
+    pb = await startWsBroker([['allow_anonymous false', `password_file ${pki.passwd}`, `acl_file ${acl}`]], [], false,
       { head: ['per_listener_settings true'], tcp: ['allow_anonymous true'] });
   });
   after(() => pki.remove());
@@ -303,5 +305,16 @@ describe('per_listener_settings over WebSockets', () => {
     await tcp.publishAsync('plss', 'from tcp', { qos: 1 });
     const [m] = await collect(ok, 1);
     assert.equal(m!.payload, 'from tcp');
+  });
+
+  test("the WebSocket listener's acl_file: mqtt may publish to plss/#, not to secret (a TCP subscriber to # sees only the first)", T, async () => {
+    const ws = { protocol: 'ws' as const, path: '/mqtt', reconnectPeriod: 0 };
+    const tcp = await mqttjs(pb.port, { clientId: 'acl-watch' });
+    await tcp.subscribeAsync('#', { qos: 1 });
+    const user = await mqttjs(pb.wsPorts[0]!, { ...ws, clientId: 'acl-ws', username: 'mqtt', password: 'test' });
+    await user.publishAsync('secret', 'denied', { qos: 1 });
+    await user.publishAsync('plss/ok', 'allowed', { qos: 1 });
+    const [m] = await collect(tcp, 1);
+    assert.deepEqual([m!.topic, m!.payload], ['plss/ok', 'allowed']);
   });
 });
