@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { encode } from '../codec/index.js';
 import type { ConnectPacket, Packet, Properties, ProtocolVersion, PublishPacket, QoS, Subscription, Will } from '../codec/types.js';
-import { isValidTopicName, type SubscriptionTrie } from '../topic/index.js';
+import { isShareError, isValidTopicFilter, isValidTopicName, parseSharedSubscription, type SubscriptionTrie } from '../topic/index.js';
 import { Connection, type ConnectionInfo } from './connection.js';
 import type { PendingAuth } from './handlers/auth.js';
 import { Logger, silentLogger } from './log.js';
@@ -19,6 +19,7 @@ import { listenAll, type Listener } from '../transport/listen.js';
 import { Recorder, fromStored } from './recorder.js';
 import type { StoredMessage, StoredSubscription } from '../store/store.js';
 import { realClock, type Clock, type ClockTimer } from '../util/clock.js';
+import { Traffic } from './traffic.js';
 
 export interface BrokerEvents {
   /** a client's CONNECT was accepted */
@@ -95,6 +96,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   get subs(): SubscriptionTrie<SubEntry | SharedGroup> { return this.router.subs; }
   /** @internal */
   readonly connections = new Set<Connection>();
+  /** @internal plain counters that metrics read at scrape time (packets by type, PUBLISH by QoS, refusals) */
+  readonly traffic = new Traffic();
   /** v5 topic aliases a client may use towards us (mosquitto's max_topic_alias) */
   topicAliasMaximum = 10;
   private listeners_: Listener[] = [];
@@ -142,6 +145,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       maxInflightBytes: this.opts.maxInflightBytes,
       queueQos0: this.opts.queueQos0Messages,
       counters: this.stats,
+      traffic: this.traffic,
       onDrop: (sess) => log.info(`Outgoing messages are being dropped for client ${sess.clientId}.`),
     };
     this.sys = new SysPublisher(this);
@@ -268,6 +272,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.started === undefined && this.opts.store === undefined) void this.start();
     this.stats.socketConnections++;
     const conn = new Connection(this, socket, info);
+    this.traffic.connectionsTotal++;
     const max = this.opts.globalMaxConnections;
     if (max > 0 && this.connections.size >= max) {
       // closed at once, before any packet is read (mosquitto 2.1)
@@ -318,6 +323,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** preConnect said no: the socket is closed without a word to the peer. */
   private refuseSocket(conn: Connection, info: ConnectionInfo, why: string): void {
+    this.traffic.refuse('pre_connect');
     this.log.conn(`Client connection from ${info.remoteAddress}:${info.remotePort} denied: ${why}.`);
     conn.close('denied', false, '');
     conn.socket.destroy();
@@ -569,6 +575,237 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.retained.expire(now);
     this.sessions.expire(now);
   }
+
+  // ---- administration (the HTTP admin API and embedders): read and change state from outside MQTT ----
+
+  /** The addresses the MQTT listeners are bound to (after `listen()`). */
+  get listenerAddresses(): Array<{ host: string; port: number }> {
+    return this.listeners_.map((l) => l.address);
+  }
+
+  /** The connected clients (CONNACK sent, not yet gone), in connection order. */
+  clientList(): ClientSummary[] {
+    const out: ClientSummary[] = [];
+    for (const c of this.connections) if (c.state === 'connected') out.push(clientSummary(c));
+    return out;
+  }
+
+  /** One connected client by id, or undefined. */
+  clientInfo(clientId: string): ClientSummary | undefined {
+    const c = this.connectedClient(clientId);
+    return c === undefined ? undefined : clientSummary(c);
+  }
+
+  /**
+   * Disconnect a connected client (MQTT 5: DISCONNECT 0x98 administrative action first). Its will is
+   * published, as for any end the client did not ask for. False when no such client is connected.
+   */
+  disconnectClient(clientId: string): boolean {
+    const c = this.connectedClient(clientId);
+    if (c === undefined) return false;
+    if (c.protocolVersion === 5) c.writePacket({ type: 'disconnect', reasonCode: 0x98 });
+    c.close('disconnected by an administrator', true, `Client ${c.who} disconnected by an administrator.`);
+    return true;
+  }
+
+  /** Every session (connected clients' and durable offline ones), in client id order of creation. */
+  sessionList(): SessionSummary[] {
+    const out: SessionSummary[] = [];
+    for (const s of this.sessions.values()) out.push(sessionSummary(s));
+    return out;
+  }
+
+  /** One session by client id, with its subscriptions, or undefined. */
+  sessionInfo(clientId: string): (SessionSummary & { subscriptions: SubscriptionSummary[] }) | undefined {
+    const s = this.sessions.get(clientId);
+    if (s === undefined) return undefined;
+    return { ...sessionSummary(s), subscriptions: subscriptionsOf(s) };
+  }
+
+  /**
+   * End a session: its client (if connected) is disconnected first, then the session, its subscriptions,
+   * queue and in-flight messages go (a will waiting for its delay is published now). False when unknown.
+   */
+  deleteSession(clientId: string): boolean {
+    if (!this.sessions.has(clientId)) return false;
+    this.disconnectClient(clientId);
+    const s = this.sessions.get(clientId);
+    if (s !== undefined) this.discardSession(s);
+    return true;
+  }
+
+  /** The subscriptions of a session, or undefined when there is no such session. */
+  subscriptionsOf(clientId: string): SubscriptionSummary[] | undefined {
+    const s = this.sessions.get(clientId);
+    return s === undefined ? undefined : subscriptionsOf(s);
+  }
+
+  /**
+   * Subscribe a session to a filter as its client could (`$share/GROUP/FILTER` included); matching
+   * retained messages are sent to a connected client per `retainHandling`. Throws a TypeError for a bad
+   * filter or QoS. Returns undefined when there is no such session, else whether it replaced one.
+   */
+  addSubscription(clientId: string, sub: { filter: string; qos?: QoS; noLocal?: boolean; retainAsPublished?: boolean; retainHandling?: 0 | 1 | 2 }): boolean | undefined {
+    const filter = sub.filter;
+    if (typeof filter !== 'string' || !isValidTopicFilter(filter) || isShareError(parseSharedSubscription(filter))) {
+      throw new TypeError(`invalid topic filter ${JSON.stringify(filter)}`);
+    }
+    const qos = sub.qos ?? 0;
+    if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`invalid QoS ${String(qos)} (0, 1 or 2)`);
+    const rh = sub.retainHandling ?? 0;
+    if (rh !== 0 && rh !== 1 && rh !== 2) throw new TypeError(`invalid retainHandling ${String(rh)} (0, 1 or 2)`);
+    if (sub.noLocal === true && filter.startsWith('$share/')) throw new TypeError('noLocal is not allowed on a shared subscription');
+    const s = this.sessions.get(clientId);
+    if (s === undefined) return undefined;
+    const entry: SubEntry = { session: s, filter, qos, noLocal: sub.noLocal === true, retainAsPublished: sub.retainAsPublished === true, retainHandling: rh };
+    const existed = this.subscribe(s, entry);
+    if (s.online && (rh === 0 || (rh === 1 && !existed))) this.sendRetained(s, entry);
+    return existed;
+  }
+
+  /** Remove a session's subscription. Undefined when there is no such session, else whether it had one. */
+  removeSubscription(clientId: string, filter: string): boolean | undefined {
+    const s = this.sessions.get(clientId);
+    return s === undefined ? undefined : this.unsubscribe(s, filter);
+  }
+
+  /** The retained messages matching a topic filter, unexpired, one at a time. Throws a TypeError for a bad filter. */
+  retainedMessages(filter: string): Iterable<Message> {
+    if (typeof filter !== 'string' || !isValidTopicFilter(filter)) throw new TypeError(`invalid topic filter ${JSON.stringify(filter)}`);
+    return this.retained.browse(filter);
+  }
+
+  /** The retained message of a topic (unexpired), or undefined. */
+  retainedMessage(topic: string): Message | undefined {
+    const m = this.retained.get(topic);
+    return m === undefined || (m.expiresAt !== undefined && m.expiresAt <= this.clock.now()) ? undefined : m;
+  }
+
+  /** Remove a topic's retained message (as an empty retained PUBLISH would, without delivering one). False when none. */
+  deleteRetained(topic: string): boolean {
+    if (!this.retained.has(topic)) return false;
+    this.retained.clear(topic);
+    return true;
+  }
+
+  /**
+   * What metrics read at scrape time: counters and gauges, computed by walking the sessions (never on
+   * the message path). Counters only grow.
+   */
+  metricsSnapshot(): MetricsSnapshot {
+    let queued = 0, queuedBytes = 0, inflight = 0, inflightBytes = 0, online = 0;
+    for (const s of this.sessions.values()) {
+      const n = s.stateCounts;
+      queued += n.queued; queuedBytes += n.queuedBytes; inflight += n.inflight; inflightBytes += n.inflightBytes;
+      if (s.online) online++;
+    }
+    return {
+      stats: this.stats, traffic: this.traffic, connectionsOpen: this.connections.size, sessions: this.sessions.size,
+      sessionsOnline: online, subscriptions: this.subs.size, retained: this.retained.size, retainedBytes: this.retained.bytes,
+      queued, queuedBytes, inflight, inflightBytes, storeCommitSeconds: this.recorder?.commitSeconds,
+      storeCommits: this.recorder?.counters,
+    };
+  }
+
+  private connectedClient(clientId: string): Connection | undefined {
+    const c = this.sessions.get(clientId)?.outlet;
+    return c instanceof Connection && c.state === 'connected' ? c : undefined;
+  }
+}
+
+/** A connected client, as `clientList()` / `clientInfo()` describe it. */
+export interface ClientSummary {
+  id: string;
+  username?: string;
+  remoteAddress: string;
+  remotePort: number;
+  listenerPort?: number;
+  /** 3 (3.1), 4 (3.1.1) or 5 */
+  protocolVersion: ProtocolVersion;
+  /** when the connection was accepted, ms since the epoch (the broker's clock) */
+  connectedAt: number;
+  /** seconds, 0 = none */
+  keepalive: number;
+  subscriptions: number;
+  queued: number;
+  inflight: number;
+}
+
+/** A session, as `sessionList()` / `sessionInfo()` describe it. */
+export interface SessionSummary {
+  clientId: string;
+  username?: string;
+  connected: boolean;
+  protocolVersion: ProtocolVersion;
+  /** seconds the session outlives its connection; 4294967295 = forever */
+  expiryInterval: number;
+  /** when its client went away, ms since the epoch; absent while connected */
+  disconnectedAt?: number;
+  subscriptionCount: number;
+  queued: number;
+  queuedBytes: number;
+  inflight: number;
+  inflightBytes: number;
+}
+
+/** One subscription of a session. */
+export interface SubscriptionSummary {
+  filter: string;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId?: number;
+}
+
+/** @internal What metrics read at scrape time (see Broker.metricsSnapshot). */
+export interface MetricsSnapshot {
+  stats: Readonly<BrokerStats>;
+  traffic: Traffic;
+  connectionsOpen: number;
+  sessions: number;
+  sessionsOnline: number;
+  subscriptions: number;
+  retained: number;
+  retainedBytes: number;
+  queued: number;
+  queuedBytes: number;
+  inflight: number;
+  inflightBytes: number;
+  storeCommitSeconds: Recorder['commitSeconds'] | undefined;
+  storeCommits: Recorder['counters'] | undefined;
+}
+
+function clientSummary(c: Connection): ClientSummary {
+  const s = c.session;
+  const n = s?.stateCounts;
+  const out: ClientSummary = {
+    id: c.id, remoteAddress: c.remoteAddress, remotePort: c.remotePort, protocolVersion: c.protocolVersion,
+    connectedAt: c.connectedAt, keepalive: c.keepaliveMs / 1000, subscriptions: s?.hasSubscriptions ? s.subscriptions.size : 0,
+    queued: n?.queued ?? 0, inflight: n?.inflight ?? 0,
+  };
+  if (c.username !== undefined) out.username = c.username;
+  if (c.listenerPort !== undefined) out.listenerPort = c.listenerPort;
+  return out;
+}
+
+function sessionSummary(s: Session): SessionSummary {
+  const n = s.stateCounts;
+  const out: SessionSummary = {
+    clientId: s.clientId, connected: s.online, protocolVersion: s.protocolVersion, expiryInterval: s.expiryInterval,
+    subscriptionCount: s.hasSubscriptions ? s.subscriptions.size : 0, ...n,
+  };
+  if (s.username !== undefined) out.username = s.username;
+  if (s.disconnectedAt !== undefined) out.disconnectedAt = s.disconnectedAt;
+  return out;
+}
+
+function subscriptionsOf(s: Session): SubscriptionSummary[] {
+  if (!s.hasSubscriptions) return [];
+  return [...s.subscriptions.values()].map((e) => ({
+    filter: e.filter, qos: e.qos, noLocal: e.noLocal, retainAsPublished: e.retainAsPublished, retainHandling: e.retainHandling,
+    ...(e.subscriptionId !== undefined ? { subscriptionId: e.subscriptionId } : {}),
+  }));
 }
 
 /** What `broker.publish()` takes from the application. */

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { Parser } from '../codec/index.js';
 import type { Packet, ProtocolVersion, QoS, Will } from '../codec/types.js';
+import { PACKET_TYPE_CODES } from './traffic.js';
 import type { Broker } from './broker.js';
 import type { LogFields } from './log.js';
 import type { Outlet, Session } from './session.js';
@@ -173,6 +174,7 @@ export class Connection implements Outlet, ClientInfo {
   onPacket(p: Packet): void {
     if (this.state === 'closed') return;
     this.broker.stats.messagesReceived++;
+    this.broker.traffic.packetsIn[PACKET_TYPE_CODES[p.type]!]!++;
     if (this.busy) {
       // an async step (CONNECT authentication, an async hook) is running: keep the order, bounded
       const pending = (this.pending ??= []);
@@ -278,6 +280,7 @@ export class Connection implements Outlet, ClientInfo {
     const stats = this.broker.stats;
     stats.bytesSent += buf.length;
     stats.packetsSent++;
+    this.broker.traffic.packetsOut[buf[0]! >> 4]!++;
   }
 
   /**

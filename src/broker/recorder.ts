@@ -2,6 +2,7 @@ import { compact } from '../store/compact.js';
 import type { Change, Store, StoredMessage } from '../store/store.js';
 import type { Logger } from './log.js';
 import type { Message } from './types.js';
+import { LatencyHistogram } from './traffic.js';
 
 /**
  * A connection whose output waits for a commit: its acknowledgements (and everything written after
@@ -35,6 +36,8 @@ export class Recorder {
   nextSeq = 1;
   /** commits done, changes written (for $SYS-style counters and tests) */
   readonly counters = { commits: 0, changes: 0, failures: 0 };
+  /** how long the store took for each successful commit (for metrics) */
+  readonly commitSeconds = new LatencyHistogram();
 
   constructor(readonly store: Store, private readonly log: Logger) {}
 
@@ -114,7 +117,9 @@ export class Recorder {
     if (changes.length === 0) return;
     for (let attempt = 0; ; attempt++) {
       try {
+        const t0 = performance.now();
         await this.store.commit(changes);
+        this.commitSeconds.observe((performance.now() - t0) / 1000);
         this.counters.commits++;
         this.counters.changes += changes.length;
         if (this.failing) {

@@ -95,6 +95,13 @@ export class RetainedMessages {
     this.expiring.delete(topic);
   }
 
+  /** The retained messages matching `filter` (a valid filter), unexpired, one at a time (admin API). */
+  *browse(filter: string): Generator<Message, void, undefined> {
+    for (const [, msg] of this.tree.cursor(filter)) {
+      if (msg.expiresAt === undefined || msg.expiresAt > this.env.clock.now()) yield msg;
+    }
+  }
+
   /** Remove the retained messages whose message expiry interval has passed (from the sweep). */
   expire(now: number): void {
     if (this.expiring.size === 0) return;

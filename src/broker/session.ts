@@ -5,6 +5,7 @@ import { PacketIdAllocator } from './packet-id.js';
 import { encodePublish } from './publish-encoder.js';
 import type { SharedGroup } from './shared.js';
 import type { Recorder } from './recorder.js';
+import type { Traffic } from './traffic.js';
 
 /**
  * The connection side of a session, as the session sees it: somewhere to put bytes.
@@ -108,6 +109,8 @@ export interface SessionEnv extends SessionLimits {
   onDrop(session: Session): void;
   /** the durable store's change recorder (persistence on); sessions with an expiry record their changes */
   recorder?: Recorder;
+  /** the broker's plain metrics counters (PUBLISH out by QoS) */
+  readonly traffic?: Traffic;
 }
 
 /**
@@ -192,6 +195,11 @@ export class Session {
   }
 
   get online(): boolean { return this.outlet !== null; }
+
+  /** messages queued, messages in flight, and their payload bytes (read by metrics and the admin API; allocates nothing) */
+  get stateCounts(): { queued: number; queuedBytes: number; inflight: number; inflightBytes: number } {
+    return { queued: this.queue_?.length ?? 0, queuedBytes: this.queuedBytes, inflight: this.inflight_?.size ?? 0, inflightBytes: this.inflightBytes };
+  }
 
   /** subscriptions by filter */
   get subscriptions(): Map<string, SubEntry> { return (this.subs_ ??= new Map()); }
@@ -339,6 +347,8 @@ export class Session {
     const counters = this.env.counters;
     counters.messagesSent++;
     counters.publishBytesSent += msg.payload.length;
+    const t = this.env.traffic;
+    if (t !== undefined) { t.publishOut[qos]!++; t.publishBytesOut[qos]! += msg.payload.length; }
   }
 
   private block(out: Outlet): void {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ConnectPacket, Properties } from '../../codec/types.js';
 import { MalformedPacketError, ProtocolError } from '../../codec/errors.js';
 import { checkMessage } from '../checks.js';
+import { refusalReason } from '../traffic.js';
 import type { Connection } from '../connection.js';
 import type { AuthResult } from '../types.js';
 import { startEnhancedAuth } from './auth.js';
@@ -39,6 +40,7 @@ export function logLevel(v: number): number { return v === 3 ? 1 : v === 4 ? 2 :
 
 export function refuse(conn: Connection, code3: number, code5: number, why: string, properties?: Properties): void {
   const reasonCode = conn.protocolVersion === 5 ? code5 : code3;
+  conn.broker.traffic.refuse(refusalReason(code5));
   conn.writePacket(properties !== undefined && conn.protocolVersion === 5
     ? { type: 'connack', sessionPresent: false, reasonCode, properties }
     : { type: 'connack', sessionPresent: false, reasonCode });

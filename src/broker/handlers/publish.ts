@@ -13,6 +13,8 @@ export function handlePublish(conn: Connection, p: PublishPacket): void {
   const stats = broker.stats;
   stats.publishReceived++;
   stats.publishBytesReceived += p.payload.length;
+  broker.traffic.publishIn[p.qos]!++;
+  broker.traffic.publishBytesIn[p.qos]! += p.payload.length;
   if (log.verbose) {
     log.debug(`Received PUBLISH from ${conn.logId} (d${+p.dup}, q${p.qos}, r${+p.retain}, m${p.packetId ?? 0}, '${p.topic}', ... (${p.payload.length} bytes))`);
   }
