@@ -1,7 +1,10 @@
 /**
  * Midge's public surface. Everything else is internal.
  */
-export { createBroker, Broker, type BrokerEvents, type BrokerStats, type PublishInput } from './broker/broker.js';
+export {
+  createBroker, Broker, type BrokerEvents, type BrokerStats, type PublishInput, type ClientSummary, type SessionSummary, type SubscriptionSummary,
+} from './broker/broker.js';
+export { startHttpListener, type HttpListener, type HttpListenerOptions, type HttpAuthOptions } from './http/server.js';
 export { defaultBrokerOptions, type BrokerOptions, type ListenerOptions } from './broker/options.js';
 export type {
   BrokerHooks, ClientInfo, Message as BrokerMessage, AuthResult, AuthExchange, AuthStep, SessionInfo, ForwardMessage, ConnectionInfo,

@@ -13,6 +13,8 @@ import { loadSecurity } from '../auth/config.js';
 import { loadTlsOptions, reloadTlsListener, type ListenerTls } from '../transport/tls.js';
 import type { ListenerSpec } from '../transport/listen.js';
 import { shorten } from '../util/text.js';
+import { startConfiguredHttp } from '../http/config.js';
+import type { HttpListener } from '../http/server.js';
 
 const USAGE = `midge broker is an MQTT v5.0/v3.1.1/v3.1 broker (mosquitto-compatible).
 
@@ -224,9 +226,11 @@ export async function run(argv: string[]): Promise<number> {
   };
   process.on('SIGHUP', onHup);
   const removePid = (): void => { if (cfg.pidFile !== undefined) try { unlinkSync(cfg.pidFile); } catch { /* already gone */ } };
+  let httpListeners: HttpListener[] = [];
   try {
     const bound = await broker.listen();
     security.setBoundPorts(bound.map((a) => a.port));
+    httpListeners = await startConfiguredHttp(broker, cfg, logger);
     dropPrivileges(cfg.user, logger);
   } catch (err) {
     logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));
@@ -249,7 +253,7 @@ export async function run(argv: string[]): Promise<number> {
       process.off('SIGHUP', onHup);
       clearInterval(pruneTimer);
       removePid();
-      broker.close().then(() => 0, () => 1).then((code) => {
+      Promise.all(httpListeners.map((h) => h.close())).then(() => broker.close()).then(() => 0, () => 1).then((code) => {
         log.close();
         resolve(code);
       });

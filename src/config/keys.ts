@@ -4,7 +4,7 @@
  */
 import { shorten } from '../util/text.js';
 import { ConfigError } from './errors.js';
-import type { BrokerConfig, ListenerConfig } from './options.js';
+import type { BrokerConfig, HttpListenerConfig, ListenerConfig } from './options.js';
 
 export interface Loc {
   readonly file: string;
@@ -25,7 +25,11 @@ export interface Scope {
   /** Sets per_listener_settings, which must come before any security key. */
   setPerListenerSettings(value: boolean, at: Loc): void;
   /** Records where a listener's certfile / keyfile was given, for the pair check at the end. */
-  tlsKey(l: ListenerConfig, key: 'certfile' | 'keyfile', at: Loc): void;
+  tlsKey(l: ListenerConfig | HttpListenerConfig, key: 'certfile' | 'keyfile', at: Loc): void;
+  /** Starts a new HTTP listener (`http_listener PORT [ADDRESS]`): certfile / keyfile after it apply to it. */
+  addHttpListener(port: number, address: string | undefined, at: Loc): void;
+  /** The HTTP listener when `http_listener` is the last listener line, else undefined. */
+  httpListener(): HttpListenerConfig | undefined;
   /** First use of a repeatable list key replaces its default; later ones append. */
   firstUse(key: 'log_type' | 'log_dest'): boolean;
   /** Reads `include_dir DIR`. */
@@ -160,12 +164,12 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['certfile', {
     arity: 'rest',
     where: 'listener',
-    apply: (s, v, at) => { const l = s.listener(at); l.certfile = v; s.tlsKey(l, 'certfile', at); },
+    apply: (s, v, at) => { const l = s.httpListener() ?? s.listener(at); l.certfile = v; s.tlsKey(l, 'certfile', at); },
   }],
   ['keyfile', {
     arity: 'rest',
     where: 'listener',
-    apply: (s, v, at) => { const l = s.listener(at); l.keyfile = v; s.tlsKey(l, 'keyfile', at); },
+    apply: (s, v, at) => { const l = s.httpListener() ?? s.listener(at); l.keyfile = v; s.tlsKey(l, 'keyfile', at); },
   }],
   ['crlfile', perListener('crlfile', str, 'rest')],
   ['tls_version', perListener('tlsVersion', (k, v, at) => oneOf(k, v, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1'], at))],
@@ -264,4 +268,15 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   // Midge's own limits of the retained store (-1 or 0 = no limit)
   ['midge_max_retained_messages', global('maxRetainedMessages', int(-1, INT32_MAX))],
   ['midge_max_retained_bytes', global('maxRetainedBytes', int(-1, Number.MAX_SAFE_INTEGER))],
+  // Midge's HTTP listener: metrics and the admin API (docs/http.md); certfile / keyfile after it make it HTTPS
+  ['http_listener', {
+    arity: 'listener',
+    apply: (s, v, at) => {
+      const [portText, address] = v.split(' ') as [string, string | undefined];
+      s.addHttpListener(parseInteger('http_listener port', portText, 0, 65535, at), address, at);
+    },
+  }],
+  ['http_admin_user', { arity: 'one', apply: (s, v) => { if (!s.config.httpAdminUsers.includes(v)) s.config.httpAdminUsers.push(v); } }],
+  ['http_token_file', global('httpTokenFile', str, 'rest')],
+  ['http_metrics_token_file', global('httpMetricsTokenFile', str, 'rest')],
 ]);

@@ -38,6 +38,17 @@ export interface ListenerConfig {
   aclFile?: string;
 }
 
+/** `http_listener PORT [ADDRESS]` (Midge only): the HTTP listener of metrics and the admin API (docs/http.md). */
+export interface HttpListenerConfig {
+  /** 0 asks the OS for a free port (tests) */
+  port: number;
+  /** default 127.0.0.1 (loopback only) */
+  bindAddress?: string;
+  /** `certfile` / `keyfile` after the `http_listener` line: HTTPS */
+  certfile?: string;
+  keyfile?: string;
+}
+
 export interface BrokerConfig {
   /**
    * `listener PORT [ADDRESS]` entries in file order. Per-listener keys apply to the last `listener`;
@@ -139,6 +150,14 @@ export interface BrokerConfig {
    * AUTH exchange), and for a re-authentication to finish. Default 30.
    */
   connectTimeout: number;
+  /** `http_listener PORT [ADDRESS]`, repeatable (Midge only): metrics and the admin API over HTTP. */
+  httpListeners: HttpListenerConfig[];
+  /** `http_admin_user NAME`, repeatable: users of the password file who may use the admin API. */
+  httpAdminUsers: string[];
+  /** `http_token_file PATH`: a file holding the bearer token of the admin API (and of /metrics). */
+  httpTokenFile?: string;
+  /** `http_metrics_token_file PATH`: a file holding a bearer token for /metrics only. */
+  httpMetricsTokenFile?: string;
   /** The files read, main file first, then `include_dir` files in the order read (for SIGHUP reload). */
   sources: string[];
 }
@@ -191,6 +210,8 @@ export function defaultBrokerConfig(): BrokerConfig {
     failedLoginDelayMax: 30_000,
     failedLoginHalfLife: 60,
     connectTimeout: 30,
+    httpListeners: [],
+    httpAdminUsers: [],
     sources: [],
   };
 }

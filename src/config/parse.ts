@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { shorten, shortenPath } from '../util/text.js';
 import { ConfigError } from './errors.js';
 import { KEYS, type Loc, type Scope } from './keys.js';
-import { defaultBrokerConfig, defaultListenerConfig, type BrokerConfig, type ListenerConfig } from './options.js';
+import { defaultBrokerConfig, defaultListenerConfig, type BrokerConfig, type HttpListenerConfig, type ListenerConfig } from './options.js';
 import { OBSOLETE_KEYS, UNSUPPORTED_KEYS, UNSUPPORTED_PREFIXES } from './unsupported.js';
 
 const locations = new WeakMap<object, Map<string, Loc>>();
@@ -23,7 +23,7 @@ const locations = new WeakMap<object, Map<string, Loc>>();
  * Where a key was last given for this config (global keys) or listener (listener keys, and security keys
  * with per_listener_settings true): for errors found after parsing, such as "not supported by Midge yet".
  */
-export function keyLocation(target: BrokerConfig | ListenerConfig, key: string): Loc | undefined {
+export function keyLocation(target: BrokerConfig | ListenerConfig | HttpListenerConfig, key: string): Loc | undefined {
   return locations.get(target)?.get(key);
 }
 
@@ -65,7 +65,9 @@ class Parser implements Scope {
   readonly config = defaultBrokerConfig();
   private readonly explicit: ListenerConfig[] = [];
   private defaultL: ListenerConfig | undefined;
-  private readonly info = new Map<ListenerConfig, ListenerInfo>();
+  private readonly info = new Map<ListenerConfig | HttpListenerConfig, ListenerInfo>();
+  /** the HTTP listener while `http_listener` is the last listener line (certfile / keyfile apply to it) */
+  private http: HttpListenerConfig | undefined;
   private firstSecurity: { key: string; at: Loc } | undefined;
   private readonly used = new Set<string>();
   private depth = 0;
@@ -102,6 +104,10 @@ class Parser implements Scope {
       throw new ConfigError(`Unknown configuration variable "${shorten(key)}"`, at.file, at.line);
     }
     if (rest === '') throw new ConfigError(`Empty ${key} value`, at.file, at.line);
+    if (this.http !== undefined && key !== 'certfile' && key !== 'keyfile' && key !== 'port' && key !== 'bind_address' &&
+        (def.where === 'listener' || (def.where === 'security' && this.config.perListenerSettings)) && key !== 'listener') {
+      throw new ConfigError(`${key} does not apply to an http_listener (only certfile and keyfile do); put it after a listener line`, at.file, at.line);
+    }
     let value = rest;
     if (def.arity !== 'rest') {
       const tokens = rest.split(/[ \t]+/);
@@ -113,6 +119,8 @@ class Parser implements Scope {
     }
     def.apply(this, value, at, key);
     if (key === 'port' || key === 'bind_address') record(this.defaultListener(at), key, at);
+    else if (key === 'http_listener') record(this.http!, 'http_listener', at);
+    else if (this.http !== undefined && def.where === 'listener') record(this.http, key, at);
     else if (def.where === 'listener' || (def.where === 'security' && this.config.perListenerSettings)) record(this.listener(at), key, at);
     else record(this.config, key, at);
     if (key === 'log_type' || key === 'log_dest') record(this.config, `${key} ${value.split(/[ \t]/)[0]}`, at);
@@ -144,6 +152,18 @@ class Parser implements Scope {
       }
     }
     this.config.listeners = all;
+    const http = new Set<string>();
+    for (const h of this.config.httpListeners) {
+      const info = this.info.get(h)!;
+      if ((h.certfile === undefined) !== (h.keyfile === undefined)) {
+        const has = h.certfile !== undefined ? 'certfile' : 'keyfile';
+        const at = info[has]!;
+        throw new ConfigError(`The http_listener on port ${h.port} has a ${has} but no ${has === 'certfile' ? 'keyfile' : 'certfile'}; HTTPS needs both`, at.file, at.line);
+      }
+      const id = `${h.port} ${h.bindAddress ?? ''}`;
+      if (h.port !== 0 && http.has(id)) throw new ConfigError(`Duplicate http_listener on port ${h.port}`, info.at.file, info.at.line);
+      http.add(id);
+    }
     return this.config;
   }
 
@@ -161,7 +181,20 @@ class Parser implements Scope {
     return this.defaultL;
   }
 
+  addHttpListener(port: number, address: string | undefined, at: Loc): void {
+    const h: HttpListenerConfig = { port };
+    if (address !== undefined) h.bindAddress = address;
+    this.config.httpListeners.push(h);
+    this.info.set(h, { at });
+    this.http = h;
+  }
+
+  httpListener(): HttpListenerConfig | undefined {
+    return this.http;
+  }
+
   addListener(port: number, address: string | undefined, at: Loc): void {
+    this.http = undefined;
     const l = defaultListenerConfig(port);
     if (address !== undefined) l.bindAddress = address;
     this.explicit.push(l);
@@ -181,7 +214,7 @@ class Parser implements Scope {
     this.config.perListenerSettings = value;
   }
 
-  tlsKey(l: ListenerConfig, key: 'certfile' | 'keyfile', at: Loc): void {
+  tlsKey(l: ListenerConfig | HttpListenerConfig, key: 'certfile' | 'keyfile', at: Loc): void {
     this.info.get(l)![key] = at;
   }
 
