@@ -11,13 +11,19 @@ import { COMMIT_BUCKETS, PACKET_TYPE_NAMES } from '../broker/traffic.js';
 
 type PromClient = typeof import('prom-client');
 
-const registries = new WeakMap<Broker, Promise<Registry>>();
+interface Metrics { registry: Registry; /** forget the snapshot of the previous scrape */ fresh(): void }
+
+const registries = new WeakMap<Broker, Promise<Metrics>>();
 
 /**
  * The metrics registry of a broker (one per broker, shared by its HTTP listeners). prom-client is
  * loaded on first use, so that an application that never serves metrics never loads it.
  */
-export function metricsRegistry(broker: Broker): Promise<Registry> {
+export async function metricsRegistry(broker: Broker): Promise<Registry> {
+  return (await metricsOf(broker)).registry;
+}
+
+function metricsOf(broker: Broker): Promise<Metrics> {
   let r = registries.get(broker);
   if (r === undefined) {
     r = import('prom-client').then((prom) => createRegistry(prom, broker));
@@ -28,22 +34,18 @@ export function metricsRegistry(broker: Broker): Promise<Registry> {
 
 /** The registry's text exposition format (what `GET /metrics` answers). */
 export async function renderMetrics(broker: Broker): Promise<{ contentType: string; body: string }> {
-  const r = await metricsRegistry(broker);
-  return { contentType: r.contentType, body: await r.metrics() };
+  const m = await metricsOf(broker);
+  m.fresh();
+  return { contentType: m.registry.contentType, body: await m.registry.metrics() };
 }
 
-function createRegistry(prom: PromClient, broker: Broker): Registry {
+function createRegistry(prom: PromClient, broker: Broker): Metrics {
   const { Counter, Gauge, Registry, collectDefaultMetrics } = prom;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // one snapshot per scrape: the first collect() of a scrape takes it, the others reuse it
   let snap: MetricsSnapshot | undefined;
-  let taken = 0;
-  const now = (): MetricsSnapshot => {
-    const t = Date.now();
-    if (snap === undefined || t - taken > 50) { snap = broker.metricsSnapshot(); taken = t; }
-    return snap;
-  };
+  const now = (): MetricsSnapshot => (snap ??= broker.metricsSnapshot());
   const registers = [registry];
   const gauge = (name: string, help: string, read: (s: MetricsSnapshot) => number): void => {
     new Gauge({ name, help, registers, collect() { this.set(read(now())); } });
@@ -109,7 +111,7 @@ function createRegistry(prom: PromClient, broker: Broker): Registry {
     counter('midge_store_commit_failures_total', 'Store commits that failed (and were retried).', (s) => s.storeCommits?.failures ?? 0);
     registry.registerMetric(commitHistogram(() => now().storeCommitSeconds) as never);
   }
-  return registry;
+  return { registry, fresh: () => { snap = undefined; } };
 }
 
 /** A histogram read from the recorder's plain buckets (prom-client's Histogram can only observe). */
