@@ -689,7 +689,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * What metrics read at scrape time: counters and gauges, computed by walking the sessions (never on
+   * @internal What metrics read at scrape time: counters and gauges, computed by walking the sessions (never on
    * the message path). Counters only grow.
    */
   metricsSnapshot(): MetricsSnapshot {

@@ -177,6 +177,11 @@ const TABLE: Record<string, Honoured> = {
   midge_failed_login_delay_max: { how: 'applied', lines: () => ['midge_failed_login_delay_max 9000'], check: (b) => assert.equal(b.sec.throttle!.opts.maxDelayMs, 9000) },
   midge_failed_login_half_life: { how: 'applied', lines: () => ['midge_failed_login_half_life 5'], check: (b) => assert.equal(b.sec.throttle!.opts.halfLifeMs, 5000) },
   midge_connect_timeout: { how: 'applied', lines: () => ['midge_connect_timeout 7'], check: (b) => assert.equal(b.opts.connectTimeout, 7) },
+  // the HTTP listener: opened by `midge broker` from these (src/http/config.ts; test/http starts brokers with them)
+  http_listener: { how: 'applied', lines: () => ['http_listener 8080'], check: (b) => assert.deepEqual(b.cfg.httpListeners, [{ port: 8080 }]) },
+  http_admin_user: { how: 'applied', lines: () => ['http_admin_user ops'], check: (b) => assert.deepEqual(b.cfg.httpAdminUsers, ['ops']) },
+  http_token_file: { how: 'applied', lines: () => ['http_token_file /etc/midge/token'], check: (b) => assert.equal(b.cfg.httpTokenFile, '/etc/midge/token') },
+  http_metrics_token_file: { how: 'applied', lines: () => ['http_metrics_token_file /etc/midge/mt'], check: (b) => assert.equal(b.cfg.httpMetricsTokenFile, '/etc/midge/mt') },
 };
 
 describe('every key the parser accepts is applied or refused', () => {
