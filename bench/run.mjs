@@ -10,13 +10,15 @@
 //   LAT_REPEAT at least this many runs of lat_q0 and lat_q1 (default 4; QUICK: 1)
 //   SCENARIOS  comma list (default: all; see SCENARIOS below)
 //   BROKERS    comma list of midge,mosquitto,aedes,midge-persist,midge-fsync,mosquitto-persist,
-//              midge-ws,mosquitto-ws (default: all); each scenario runs with those of its own brokers
-//              that are listed: the WebSocket scenarios (ws_*) with midge-ws and mosquitto-ws (the
+//              midge-ws,mosquitto-ws,midge-http (default: all); each scenario runs with those of its own
+//              brokers that are listed: the WebSocket scenarios (ws_*) with midge-ws and mosquitto-ws (the
 //              load over their `protocol websockets` listener, `midge bench --ws`) beside midge and
 //              mosquitto over TCP;
 //              the durable-store scenarios (persist_*) with midge-persist (persistence true),
 //              midge-fsync (+ midge_persistence_fsync true), midge (in memory) and mosquitto-persist
-//              (persistence true: in memory between autosaves); the others with midge, mosquitto, aedes
+//              (persistence true: in memory between autosaves); the cost-of-metrics scenarios (metrics_*)
+//              with midge and midge-http (an http_listener, /metrics scraped every second during the run);
+//              the others with midge, mosquitto, aedes
 //   OFFLINE_N  persist_offline_q1: messages queued for the offline subscriber (default 100000; QUICK: 10000)
 //   CONNS      idle connections for `conns` (default 20000, capped by `ulimit -n`)
 //   QUICK=1    a short smoke run: DURATION=1, REPEAT=1, CONNS=2000, smaller p2p and retained
@@ -33,6 +35,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { get as httpGet } from 'node:http';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
@@ -72,7 +75,7 @@ rmSync(SNAP, { recursive: true, force: true });
 cpSync(join(ROOT, 'dist/src'), join(SNAP, 'dist/src'), { recursive: true });
 cpSync(join(ROOT, 'dist/test/helpers/bench-brokers.js'), join(SNAP, 'dist/test/helpers/bench-brokers.js'));
 cpSync(join(HERE, 'aedes-server.mjs'), join(SNAP, 'bench/aedes-server.mjs'));
-const { startBroker, MIDGE_MAIN } = await import(pathToFileURL(join(SNAP, 'dist/test/helpers/bench-brokers.js')).href);
+const { startBroker, freePort, MIDGE_MAIN } = await import(pathToFileURL(join(SNAP, 'dist/test/helpers/bench-brokers.js')).href);
 const { allProcessCpu, openFileLimit, otherCpuSeconds } = await import(pathToFileURL(join(SNAP, 'dist/src/bench/limits.js')).href);
 for (const cmd of [['broker', '--help'], ['bench', '--help']]) {
   const r = spawnSync(process.execPath, [MIDGE_MAIN, ...cmd], { encoding: 'utf8', timeout: 20_000 });
@@ -94,10 +97,13 @@ const NAMES = {
   midge: 'Midge', mosquitto: 'Mosquitto', aedes: 'Aedes',
   'midge-persist': 'Midge persist', 'midge-fsync': 'Midge persist+fsync', 'mosquitto-persist': 'Mosquitto persist',
   'midge-ws': 'Midge WS', 'mosquitto-ws': 'Mosquitto WS',
+  'midge-http': 'Midge + /metrics 1/s',
 };
 const CLASSIC = ['midge', 'mosquitto', 'aedes'];
 const DURABLE = ['midge-persist', 'midge-fsync', 'midge', 'mosquitto-persist'];
 const WS = ['midge-ws', 'midge', 'mosquitto-ws', 'mosquitto'];
+/** the cost of metrics: Midge without an HTTP listener against Midge with one, scraped every second */
+const METRICS = ['midge', 'midge-http'];
 const BROKERS = (env.BROKERS ?? Object.keys(NAMES).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 const OUT = env.OUT ?? join(HERE, 'results');
 const NODE_ARGS = (env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
@@ -186,6 +192,18 @@ const SCENARIOS = {
       { name: 'delivered after reconnect', dir: 1, get: (r) => r.gen.offline?.received, absMin: Math.ceil(OFFLINE_N / OFFLINE_PUBS) * OFFLINE_PUBS },
     ],
   },
+  metrics_fanin_q0: {
+    title: 'cost of metrics: fan-in QoS 0 (10 → 1, flood, window 1000), http_listener on and /metrics scraped every second vs off',
+    args: ['run', '--pubs', '10', '--subs', '1', '--topics', '10', '--wildcard', '-q', '0', ...common],
+    brokers: METRICS,
+    metrics: [{ name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, vsOff: 0.97 }],
+  },
+  metrics_fanout_q0: {
+    title: 'cost of metrics: fan-out QoS 0 (1 → 100, flood, window 1000), http_listener on and /metrics scraped every second vs off',
+    args: ['run', '--pubs', '1', '--subs', '100', ...common],
+    brokers: METRICS,
+    metrics: [{ name: 'msgs/s', dir: 1, get: (r) => r.gen.msgsPerS, vsOff: 0.97 }],
+  },
   retained: {
     title: `retained burst (${RETAINED} retained messages to one '#' subscriber)`,
     args: ['run', '--pubs', '4', '--retained', String(RETAINED), '-d', '60', '-s', '64'],
@@ -226,6 +244,7 @@ for (const b of BROKERS) {
 const brokersOf = (scenario) => (SCENARIOS[scenario].brokers ?? CLASSIC).filter((b) => BROKERS.includes(b));
 const isDurable = (scenario) => SCENARIOS[scenario].brokers === DURABLE;
 const isWs = (scenario) => SCENARIOS[scenario].brokers === WS;
+const isMetrics = (scenario) => SCENARIOS[scenario].brokers === METRICS;
 
 // ------------------------------------------------------------------ running
 
@@ -294,9 +313,17 @@ async function runOne(scenario, kind, rep) {
   const sc = SCENARIOS[scenario];
   const rec = { scenario, broker: kind, rep };
   let broker;
+  let scraper;
   try {
     rec.quiet = await waitForQuiet();
-    broker = await startBroker(kind, { dir: work, nodeArgs: kind.startsWith('midge') ? NODE_ARGS : [] });
+    if (kind === 'midge-http') {
+      // Midge with an http_listener; /metrics is scraped every second from before the load until its end
+      const httpPort = await freePort();
+      broker = await startBroker('midge', { dir: work, nodeArgs: NODE_ARGS, extraConfig: `http_listener ${httpPort} 127.0.0.1` });
+      scraper = scrapeEverySecond(httpPort);
+    } else {
+      broker = await startBroker(kind, { dir: work, nodeArgs: kind.startsWith('midge') ? NODE_ARGS : [] });
+    }
     current = { broker };
     await sleep(1000);
     rec.port = broker.port;
@@ -325,10 +352,37 @@ async function runOne(scenario, kind, rep) {
     rec.error = err instanceof Error ? err.message : String(err);
   } finally {
     current = undefined;
+    if (scraper) {
+      const s = scraper.stop();
+      rec.scrapes = s.ok;
+      rec.scrapeFailures = s.failed;
+      rec.scrapeMsMax = s.maxMs;
+      if (s.ok === 0 && !rec.error) rec.error = 'no successful /metrics scrape';
+    }
     if (broker) await broker.stop();
     if (broker?.dataDir !== undefined) rmSync(broker.dataDir, { recursive: true, force: true });
   }
   return rec;
+}
+
+/** GET /metrics every second (bounded by its own timeout); stop() tells how many answered 200. */
+function scrapeEverySecond(port) {
+  const st = { ok: 0, failed: 0, maxMs: 0 };
+  const once = () => {
+    const t0 = Date.now();
+    const req = httpGet({ host: '127.0.0.1', port, path: '/metrics', timeout: 5000, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) st.ok++; else st.failed++;
+        st.maxMs = Math.max(st.maxMs, Date.now() - t0);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => { st.failed++; });
+  };
+  const timer = setInterval(once, 1000);
+  once();
+  return { stop: () => { clearInterval(timer); return st; } };
 }
 
 /** Disk use of a directory in KiB (the store at the end of a run, before the broker stops). */
@@ -375,7 +429,7 @@ function buildTable(records) {
   lines.push('| scenario | metric | Midge | Mosquitto | Aedes | Midge / Mosquitto | Midge / Aedes | target | met |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---|:---:|');
   const verdicts = [];
-  for (const scenario of selected.filter((s) => !isDurable(s) && !isWs(s))) {
+  for (const scenario of selected.filter((s) => !isDurable(s) && !isWs(s) && !isMetrics(s))) {
     const sc = SCENARIOS[scenario];
     for (const m of sc.metrics) {
       const val = {};
@@ -490,6 +544,28 @@ function buildWsTable(records) {
   return { table: lines.join('\n'), verdicts };
 }
 
+/** The cost of metrics: Midge with an http_listener scraped every second against Midge without (target >= 97%). */
+function buildMetricsTable(records) {
+  const lines = [];
+  lines.push('| scenario | metric | Midge (no HTTP) | Midge + /metrics 1/s | on / off | runs (on) | scrapes ok / failed, slowest ms | target | met |');
+  lines.push('|---|---|---:|---:|---:|---:|---|---|:---:|');
+  const verdicts = [];
+  for (const scenario of selected.filter(isMetrics)) {
+    for (const m of SCENARIOS[scenario].metrics) {
+      const off = median(records.filter((r) => r.scenario === scenario && r.broker === 'midge' && r.gen).map((r) => m.get(r)));
+      const onRecs = records.filter((r) => r.scenario === scenario && r.broker === 'midge-http' && r.gen);
+      const on = median(onRecs.map((r) => m.get(r)));
+      const r = ratio(on, off);
+      const ok = r === undefined ? undefined : r >= m.vsOff;
+      const verdict = ok === undefined ? '?' : ok ? 'yes' : 'NO';
+      verdicts.push({ scenario, metric: m.name, verdict });
+      const scrapes = `${onRecs.reduce((a, x) => a + (x.scrapes ?? 0), 0)} / ${onRecs.reduce((a, x) => a + (x.scrapeFailures ?? 0), 0)}, ${Math.max(0, ...onRecs.map((x) => x.scrapeMsMax ?? 0))}`;
+      lines.push(`| ${scenario} | ${m.name} ↑ | ${fmt(off)} | ${fmt(on)} | ${fmtRatio(r)} | ${onRecs.length} | ${scrapes} | on ≥ ${m.vsOff * 100}% of off | ${verdict} |`);
+    }
+  }
+  return { table: lines.join('\n'), verdicts };
+}
+
 function resourceTable(records) {
   const lines = [];
   lines.push('| scenario | broker | runs | peak RSS MiB | broker CPU s | store KiB at end | lost (gaps) | undelivered at end | errors | generator CPU % (window) | other processes CPU s |');
@@ -565,10 +641,12 @@ try {
 const classic = buildTable(records);
 const durable = buildDurableTable(records);
 const wsTable = buildWsTable(records);
-const verdicts = [...classic.verdicts, ...durable.verdicts, ...wsTable.verdicts];
-const hasClassic = selected.some((s) => !isDurable(s) && !isWs(s));
+const metricsCost = buildMetricsTable(records);
+const verdicts = [...classic.verdicts, ...durable.verdicts, ...wsTable.verdicts, ...metricsCost.verdicts];
+const hasClassic = selected.some((s) => !isDurable(s) && !isWs(s) && !isMetrics(s));
 const hasWs = selected.some(isWs);
 const hasDurable = selected.some(isDurable);
+const hasMetrics = selected.some(isMetrics);
 const md = [
   `Run ${started.toISOString()} (commit ${m.commit}): ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB RAM; node ${m.node}; ${m.mosquitto}; aedes ${m.aedes}.`,
   `DURATION=${DURATION} s measured (+${WARMUP} s warmup) per run, REPEAT=${REPEAT} (latency scenarios: ${Math.max(REPEAT, LAT_REPEAT)}; brokers alternating, a fresh broker per run), values are medians.`
@@ -577,6 +655,7 @@ const md = [
   ...(hasClassic ? [classic.table, ''] : []),
   ...(hasWs ? ['MQTT over WebSockets (the `-ws` brokers: the load over their `protocol websockets` listener, `midge bench --ws`; the others over TCP):', '', wsTable.table, ''] : []),
   ...(hasDurable ? ['Durable store (Midge `persistence true`; Mosquitto `persistence true` keeps its state in memory between autosaves):', '', durable.table, ''] : []),
+  ...(hasMetrics ? ['Cost of metrics (Midge with an `http_listener`, `GET /metrics` every second during the run, against Midge without one):', '', metricsCost.table, ''] : []),
   resourceTable(records),
   '',
 ].join('\n');
