@@ -272,9 +272,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.started === undefined && this.opts.store === undefined) void this.start();
     this.stats.socketConnections++;
     const conn = new Connection(this, socket, info);
-    this.traffic.connectionsTotal++;
     const max = this.opts.globalMaxConnections;
     if (max > 0 && this.connections.size >= max) {
+      this.traffic.refuse('global_max_connections');
       // closed at once, before any packet is read (mosquitto 2.1)
       this.log.conn(`Client connection from ${info.remoteAddress} denied: global_max_connections exceeded.`);
       conn.close('denied', false, '');

@@ -1,7 +1,7 @@
 /**
  * Plain counters for metrics (the HTTP listener's `/metrics` reads them at scrape time): packets in and
- * out by type, PUBLISH messages and payload bytes in and out by QoS, connections accepted and refused by
- * reason. Incrementing one is a typed-array or property add on the hot path: no allocation, no call.
+ * out by type, PUBLISH messages and payload bytes in and out by QoS, connections refused by reason
+ * (the broker's `stats` has the rest). Incrementing one is a typed-array or property add on the hot path: no allocation, no call.
  */
 export class Traffic {
   /** packets received, by MQTT control packet type (1 CONNECT .. 15 AUTH) */
@@ -16,8 +16,6 @@ export class Traffic {
   readonly publishOut = new Float64Array(3);
   /** payload bytes of the PUBLISH packets sent, by QoS */
   readonly publishBytesOut = new Float64Array(3);
-  /** connections handed to the broker (every listener and handle()) */
-  connectionsTotal = 0;
   /** connections refused, by reason (a short snake_case word such as `not_authorized`) */
   readonly refused = new Map<string, number>();
 

@@ -81,7 +81,7 @@ function createRegistry(prom: PromClient, broker: Broker): Metrics {
   gauge('midge_clients_connected', 'Clients connected now (CONNACK sent).', (s) => s.stats.clientsConnected);
   gauge('midge_clients_maximum', 'The most clients connected at once since the start.', (s) => s.stats.clientsMaximum);
   gauge('midge_connections_open', 'Network connections open now, including those before CONNACK.', (s) => s.connectionsOpen);
-  counter('midge_connections_total', 'Network connections accepted by the broker since the start.', (s) => s.traffic.connectionsTotal);
+  counter('midge_connections_total', 'Network connections accepted by the broker since the start.', (s) => s.stats.socketConnections);
   labelled('midge_connections_refused_total', 'Connections refused, by reason (CONNACK refusals, global_max_connections, pre_connect).', 'reason',
     (s) => s.traffic.refused.entries());
   // traffic
