@@ -14,7 +14,7 @@ import { loadTlsOptions, reloadTlsListener, type ListenerTls } from '../transpor
 import type { ListenerSpec } from '../transport/listen.js';
 import { shorten } from '../util/text.js';
 import { startConfiguredHttp } from '../http/config.js';
-import type { HttpListener } from '../http/server.js';
+import type { ConfiguredHttp } from '../http/config.js';
 
 const USAGE = `midge broker is an MQTT v5.0/v3.1.1/v3.1 broker (mosquitto-compatible).
 
@@ -221,20 +221,22 @@ export async function run(argv: string[]): Promise<number> {
   // SIGHUP's default action ends the process: handle it from the start; a reload waits for startup
   let started!: () => void;
   let reloading = new Promise<void>((r) => { started = r; });
+  let http: ConfiguredHttp | undefined;
   const onHup = (): void => {
-    reloading = reloading.then(() => reload(flags, cfg, planned, security, log)).then((next) => { if (next) cfg = next; });
+    reloading = reloading.then(() => reload(flags, cfg, planned, security, log)).then((next) => { if (next) cfg = next; })
+      .then(() => http?.reload(cfg));
   };
   process.on('SIGHUP', onHup);
   const removePid = (): void => { if (cfg.pidFile !== undefined) try { unlinkSync(cfg.pidFile); } catch { /* already gone */ } };
-  let httpListeners: HttpListener[] = [];
   try {
     const bound = await broker.listen();
     security.setBoundPorts(bound.map((a) => a.port));
-    httpListeners = await startConfiguredHttp(broker, cfg, logger);
+    http = await startConfiguredHttp(broker, cfg, logger);
     dropPrivileges(cfg.user, logger);
   } catch (err) {
     logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));
     process.off('SIGHUP', onHup);
+    await Promise.all((http?.listeners ?? []).map((h) => h.close()));
     await broker.close();
     removePid();
     log.close();
@@ -253,7 +255,7 @@ export async function run(argv: string[]): Promise<number> {
       process.off('SIGHUP', onHup);
       clearInterval(pruneTimer);
       removePid();
-      Promise.all(httpListeners.map((h) => h.close())).then(() => broker.close()).then(() => 0, () => 1).then((code) => {
+      Promise.all((http?.listeners ?? []).map((h) => h.close())).then(() => broker.close()).then(() => 0, () => 1).then((code) => {
         log.close();
         resolve(code);
       });

@@ -50,9 +50,19 @@ export async function loadHttpAuth(cfg: BrokerConfig): Promise<HttpAuthOptions> 
   return auth;
 }
 
+export interface ConfiguredHttp {
+  listeners: HttpListener[];
+  /**
+   * SIGHUP: read the token and password files again (the listeners stay as they are). A file that fails
+   * leaves the previous credentials in force, with an error logged.
+   */
+  reload(cfg: BrokerConfig): Promise<void>;
+}
+
 /** Opens every `http_listener` of the config (none: nothing). Closes those already open if one fails. */
-export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log: Logger): Promise<HttpListener[]> {
-  if (cfg.httpListeners.length === 0) return [];
+export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log: Logger): Promise<ConfiguredHttp> {
+  if (cfg.httpListeners.length === 0) return { listeners: [], reload: () => Promise.resolve() };
+  // one object shared by every listener: a reload changes it in place
   const auth = await loadHttpAuth(cfg);
   const open: HttpListener[] = [];
   try {
@@ -72,5 +82,17 @@ export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log
     throw err;
   }
   log.debug(`${open.length} http listener(s) open.`);
-  return open;
+  const reload = async (next: BrokerConfig): Promise<void> => {
+    try {
+      const fresh = await loadHttpAuth(next);
+      delete auth.token;
+      delete auth.metricsToken;
+      delete auth.verifyUser;
+      Object.assign(auth, fresh);
+      log.info('Reloaded the http_listener credentials.');
+    } catch (err) {
+      log.error(`Reload failed for the http_listener credentials, keeping the previous ones: ${(err instanceof Error ? err.message : String(err)).replace(/^Error: /, '')}`);
+    }
+  };
+  return { listeners: open, reload };
 }

@@ -138,6 +138,34 @@ describe('a metrics token beyond loopback', () => {
   });
 });
 
+describe('SIGHUP re-reads the token and password files', () => {
+  after(() => stopAllBrokers());
+
+  test('a new token replaces the old one; a bad token file keeps the previous credentials', T, async () => {
+    const tokenFile = join(dir, 'token-hup');
+    const passwd = join(dir, 'passwd-hup');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    writeFileSync(passwd, `admin:${await hashPassword(ADMIN_PW)}\n`);
+    const b = await startHttpBroker(['listener {port} 127.0.0.1', 'allow_anonymous true', `password_file ${passwd}`,
+      'http_listener 0 127.0.0.2', 'http_admin_user admin', `http_token_file ${tokenFile}`]);
+    assert.equal((await request(`${b.http}/api/v1/clients`, { headers: bearer(TOKEN) })).status, 200);
+    const NEW = 'tok-rotated-1122334455667788';
+    writeFileSync(tokenFile, `${NEW}\n`);
+    writeFileSync(passwd, `admin:${await hashPassword(WRONG)}\n`);
+    b.kill('SIGHUP');
+    await b.waitForLog(/Reloaded the http_listener credentials/);
+    assert.equal((await request(`${b.http}/api/v1/clients`, { headers: bearer(TOKEN) })).status, 401);
+    assert.equal((await request(`${b.http}/api/v1/clients`, { headers: bearer(NEW) })).status, 200);
+    assert.equal((await request(`${b.http}/api/v1/clients`, { headers: basic('admin', ADMIN_PW) })).status, 401);
+    assert.equal((await request(`${b.http}/api/v1/clients`, { headers: basic('admin', WRONG) })).status, 200);
+    writeFileSync(tokenFile, 'short\n');
+    b.kill('SIGHUP');
+    await b.waitForLog(/Reload failed for the http_listener credentials, keeping the previous ones: http_token_file .* at least 16 characters/);
+    assert.equal((await request(`${b.http}/api/v1/clients`, { headers: bearer(NEW) })).status, 200);
+    assert.ok(!b.logs().includes(NEW) && !b.logs().includes(TOKEN) && !b.logs().includes('short\n'));
+  });
+});
+
 describe('loopback and configuration errors', () => {
   afterEach(() => stopAllBrokers());
 
