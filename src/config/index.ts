@@ -5,3 +5,4 @@ export { defaultBrokerConfig, defaultListenerConfig } from './options.js';
 export type { BrokerConfig, ListenerConfig } from './options.js';
 export { checkSupported, type SupportWarning } from './support.js';
 export { createConfiguredLogger, type ConfiguredLogger } from './logging.js';
+export { parseBridgeTopic, type BridgeConfig, type BridgeTopic, type BridgeAddress, type BridgeDirection } from './bridge.js';

@@ -3,6 +3,8 @@
  * `createBroker(options)` takes the same object. Keys named in the comments are the mosquitto.conf keys.
  */
 
+import type { BridgeConfig } from './bridge.js';
+
 export interface ListenerConfig {
   /** `listener PORT` / `port PORT`: 0..65535; 0 asks the OS for a free port (meant for tests). */
   port: number;
@@ -158,6 +160,8 @@ export interface BrokerConfig {
   httpTokenFile?: string;
   /** `http_metrics_token_file PATH`: a file holding a bearer token for /metrics only. */
   httpMetricsTokenFile?: string;
+  /** `connection NAME` blocks in file order (docs/bridges.md). */
+  bridges: BridgeConfig[];
   /** The files read, main file first, then `include_dir` files in the order read (for SIGHUP reload). */
   sources: string[];
 }
@@ -212,6 +216,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     connectTimeout: 30,
     httpListeners: [],
     httpAdminUsers: [],
+    bridges: [],
     sources: [],
   };
 }

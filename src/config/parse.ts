@@ -16,6 +16,7 @@ import { ConfigError } from './errors.js';
 import { KEYS, type Loc, type Scope } from './keys.js';
 import { defaultBrokerConfig, defaultListenerConfig, type BrokerConfig, type HttpListenerConfig, type ListenerConfig } from './options.js';
 import { OBSOLETE_KEYS, UNSUPPORTED_KEYS, UNSUPPORTED_PREFIXES } from './unsupported.js';
+import { applyBridgeKey, defaultBridgeConfig, finishBridge, isBridgeKey, type BridgeConfig, type BridgeScope } from './bridge.js';
 
 const locations = new WeakMap<object, Map<string, Loc>>();
 
@@ -61,7 +62,7 @@ interface ListenerInfo {
   keyfile?: Loc;
 }
 
-class Parser implements Scope {
+class Parser implements Scope, BridgeScope {
   readonly config = defaultBrokerConfig();
   private readonly explicit: ListenerConfig[] = [];
   private defaultL: ListenerConfig | undefined;
@@ -71,6 +72,7 @@ class Parser implements Scope {
   private firstSecurity: { key: string; at: Loc } | undefined;
   private readonly used = new Set<string>();
   private depth = 0;
+  private currentBridge: BridgeConfig | undefined;
 
   constructor(private readonly mainFile: string) {
     this.config.sources.push(mainFile);
@@ -92,6 +94,10 @@ class Parser implements Scope {
     const sp = line.search(/[ \t]/);
     const key = sp < 0 ? line : line.slice(0, sp);
     const rest = sp < 0 ? '' : line.slice(sp).replace(/^[ \t]+/, '');
+    if (isBridgeKey(key)) {
+      applyBridgeKey(this, key, rest, at);
+      return;
+    }
     const def = KEYS.get(key);
     if (def === undefined) {
       if (UNSUPPORTED_KEYS.has(key) || UNSUPPORTED_PREFIXES.some((p) => key.startsWith(p))) {
@@ -164,7 +170,26 @@ class Parser implements Scope {
       if (h.port !== 0 && http.has(id)) throw new ConfigError(`Duplicate http_listener on port ${h.port}`, info.at.file, info.at.line);
       http.add(id);
     }
+    for (const b of this.config.bridges) finishBridge(b);
     return this.config;
+  }
+
+  // BridgeScope
+
+  addBridge(name: string, at: Loc): void {
+    const other = this.config.bridges.find((b) => b.name === name);
+    if (other !== undefined) {
+      throw new ConfigError(`Duplicate bridge name "${shorten(name)}" (the first is at ${other.at.file}:${other.at.line})`, at.file, at.line);
+    }
+    this.currentBridge = defaultBridgeConfig(name, at);
+    this.config.bridges.push(this.currentBridge);
+  }
+
+  bridge(key: string, at: Loc): BridgeConfig {
+    if (this.currentBridge === undefined) {
+      throw new ConfigError(`The bridge option "${key}" must come after a "connection NAME" line`, at.file, at.line);
+    }
+    return this.currentBridge;
   }
 
   // Scope

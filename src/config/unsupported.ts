@@ -15,17 +15,9 @@ export const UNSUPPORTED_KEYS: ReadonlySet<string> = new Set([
   // Listener TLS and PSK options
   'ciphers_tls1.3', 'dhparamfile', 'disable_client_cert_date_checks', 'psk_hint', 'tls_engine',
   'tls_engine_kpass_sha1', 'tls_keyform',
-  // Bridges
-  'connection', 'address', 'addresses', 'bridge_alpn', 'bridge_attempt_unsubscribe', 'bridge_bind_address',
-  'bridge_cafile', 'bridge_capath', 'bridge_certfile', 'bridge_ciphers', 'bridge_ciphers_tls1.3',
-  'bridge_identity', 'bridge_insecure', 'bridge_keyfile', 'bridge_max_packet_size',
-  'bridge_max_topic_alias', 'bridge_outgoing_retain', 'bridge_protocol_version', 'bridge_psk',
-  'bridge_receive_maximum', 'bridge_reload_type', 'bridge_require_ocsp', 'bridge_session_expiry_interval',
-  'bridge_tcp_keepalive', 'bridge_tcp_user_timeout', 'bridge_tls_use_os_certs', 'bridge_tls_version',
-  'cleansession', 'clientid', 'idle_timeout', 'keepalive_interval', 'local_cleansession',
-  'local_clientid', 'local_password', 'local_username', 'notification_topic', 'notifications',
-  'notifications_local_only', 'password', 'remote_clientid', 'remote_password', 'remote_username',
-  'restart_timeout', 'round_robin', 'start_type', 'threshold', 'topic', 'try_private', 'username',
+  // Bridges (the rest are supported: bridge.ts; bridge_psk and bridge_identity are refused there)
+  'bridge_ciphers_tls1.3', 'bridge_max_topic_alias', 'bridge_reload_type', 'bridge_require_ocsp',
+  'bridge_tcp_keepalive', 'bridge_tcp_user_timeout', 'bridge_tls_use_os_certs',
 ]);
 
 /** Key prefixes of plugin options (`auth_opt_db_host`, `plugin_opt_foo`): plugins are not supported yet. */
