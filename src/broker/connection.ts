@@ -29,6 +29,8 @@ export interface ConnectionInfo {
 class Extras {
   /** the broker made up the client id (zero-length id in CONNECT) */
   assignedId = false;
+  /** CONNECT had the bridge bit (0x80) in its protocol level: mosquitto's try_private */
+  isBridge = false;
   auth: PendingAuth | undefined = undefined;
   authMethod: string | undefined = undefined;
   outgoingAliasMax = 0;
@@ -78,6 +80,9 @@ export class Connection implements Outlet, ClientInfo {
   /** the broker made up the client id (zero-length id in CONNECT) */
   get assignedId(): boolean { return this.x?.assignedId ?? false; }
   set assignedId(v: boolean) { if (v || this.x !== undefined) this.extras.assignedId = v; }
+  /** a bridge that said so in CONNECT (try_private): its 3.x subscriptions are No Local and Retain As Published */
+  get isBridge(): boolean { return this.x?.isBridge ?? false; }
+  set isBridge(v: boolean) { if (v || this.x !== undefined) this.extras.isBridge = v; }
   /** an MQTT 5 AUTH exchange in progress */
   get auth(): PendingAuth | undefined { return this.x?.auth; }
   set auth(v: PendingAuth | undefined) { if (v !== undefined || this.x !== undefined) this.extras.auth = v; }

@@ -15,6 +15,7 @@ import type { ListenerSpec } from '../transport/listen.js';
 import { shorten } from '../util/text.js';
 import { startConfiguredHttp } from '../http/config.js';
 import type { ConfiguredHttp } from '../http/config.js';
+import { BridgeManager } from '../bridge/index.js';
 
 const USAGE = `midge broker is an MQTT v5.0/v3.1.1/v3.1 broker (mosquitto-compatible).
 
@@ -29,7 +30,8 @@ Usage: midge broker [-c config_file] [-d] [-h] [-p port] [-v]
       any logging options given in the config file.
  --test-config : test config file and exit
 
-SIGHUP reloads the password, ACL and certificate files named in the config file (and reopens the log file).
+SIGHUP reloads the password, ACL and certificate files named in the config file (and reopens the log file),
+and starts, stops or restarts the bridges whose connection blocks were added, removed or changed.
 `;
 
 export interface Flags { config?: string; ports: number[]; verbose: boolean; testConfig: boolean }
@@ -222,8 +224,9 @@ export async function run(argv: string[]): Promise<number> {
   let started!: () => void;
   let reloading = new Promise<void>((r) => { started = r; });
   let http: ConfiguredHttp | undefined;
+  const bridges = new BridgeManager(broker, logger);
   const onHup = (): void => {
-    reloading = reloading.then(() => reload(flags, cfg, planned, security, log)).then((next) => { if (next) cfg = next; })
+    reloading = reloading.then(() => reload(flags, cfg, planned, security, log, bridges)).then((next) => { if (next) cfg = next; })
       .then(() => http?.reload(cfg));
   };
   process.on('SIGHUP', onHup);
@@ -243,6 +246,7 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   logger.info(`${opts.version} running`);
+  await bridges.apply(cfg.bridges);
   started();
   // per_listener_settings: a durable session keeps the ACL of the listener it last connected on
   broker.on('disconnect', (client) => security.forget(client, broker.sessions.has(client.id)));
@@ -255,7 +259,7 @@ export async function run(argv: string[]): Promise<number> {
       process.off('SIGHUP', onHup);
       clearInterval(pruneTimer);
       removePid();
-      Promise.all((http?.listeners ?? []).map((h) => h.close())).then(() => broker.close()).then(() => 0, () => 1).then((code) => {
+      bridges.close().catch(() => undefined).then(() => Promise.all((http?.listeners ?? []).map((h) => h.close()))).then(() => broker.close()).then(() => 0, () => 1).then((code) => {
         log.close();
         resolve(code);
       });
@@ -272,7 +276,7 @@ export async function run(argv: string[]): Promise<number> {
  * now in force when it changed.
  */
 async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], security: Security,
-  log: ConfiguredLogger): Promise<BrokerConfig | undefined> {
+  log: ConfiguredLogger, bridges: BridgeManager): Promise<BrokerConfig | undefined> {
   const logger = log.logger;
   logger.info('Reloading config.');
   try {
@@ -288,6 +292,8 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
       logger.error(`Reload failed, keeping the previous configuration: ${String(err instanceof Error ? err.message : err).replace(/^Error: /, '')}`);
       return undefined;
     }
+    // bridges follow the file whatever else happens (they need no restart of the listeners)
+    await bridges.apply(cfg.bridges);
   }
   const layout = (c: BrokerConfig): string => JSON.stringify(c.listeners.map((l) => [l.port, l.bindAddress, l.certfile !== undefined, l.protocol]));
   if (flags.ports.length === 0 && layout(cfg) !== layout(current)) {

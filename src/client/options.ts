@@ -75,6 +75,11 @@ export interface ConnectOptions {
   localAddress?: string;
   /** messages kept while no 'message' listener exists, default 1000 (oldest dropped) */
   unclaimedLimit?: number;
+  /**
+   * 3.1 / 3.1.1: announce a bridge (the 0x80 bit of the protocol level, mosquitto's `try_private`): a broker
+   * that knows it does not send the bridge's own messages back to it and keeps retained flags as published
+   */
+  bridge?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -171,6 +176,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
     state.auth = { method: options.auth.method, ...(options.auth.data !== undefined ? { data: toBuffer(options.auth.data) } : {}) };
   }
   if (options.autoTopicAlias === true) state.autoTopicAlias = true;
+  if (options.bridge === true && version !== 5) state.bridge = true;
 
   const resolved: ResolvedOptions = {
     scheme, host, port, transport,

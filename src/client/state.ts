@@ -93,6 +93,7 @@ export class ClientState {
       clean: o.clean, keepalive: o.keepalive, clientId: o.clientId,
     };
     if (o.will) connect.will = o.will;
+    if (o.bridge === true) connect.bridge = true;
     if (o.username !== undefined) connect.username = o.username;
     if (o.password !== undefined) connect.password = o.password;
     if (o.protocolVersion === 5) {

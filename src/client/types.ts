@@ -65,6 +65,8 @@ export interface ClientStateOptions {
   queueLimit: number;
   /** re-subscribe after a reconnect that did not resume a session */
   resubscribe: boolean;
+  /** 3.x: set the bridge bit (0x80) of the protocol level, as mosquitto's bridges do (try_private) */
+  bridge?: boolean;
 }
 
 /** 5.0 properties a client may put on CONNECT (authentication ones: prefer the `auth` option). */

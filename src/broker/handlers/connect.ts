@@ -18,6 +18,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
   const broker = conn.broker;
   broker.stats.connectsReceived++;
   conn.protocolVersion = p.protocolVersion;
+  if (p.bridge === true) conn.isBridge = true;
   conn.state = 'connecting';
   if (!validate(conn, p)) return;
   if (broker.opts.serverReference !== undefined) {
@@ -201,7 +202,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   }
   conn.state = 'connected';
   const user = conn.username !== undefined ? `, u'${conn.username}'` : '';
-  if (broker.log.connOn) broker.log.conn(`New client connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`, conn.logFields);
+  if (broker.log.connOn) broker.log.conn(`New ${conn.isBridge ? 'bridge' : 'client'} connected from ${conn.remoteAddress}:${conn.remotePort} as ${conn.id} (p${logLevel(p.protocolVersion)}, c${+p.clean}, k${keepalive}${user}).`, conn.logFields);
   if (p.will !== undefined) {
     broker.log.debug(`Will message specified (${p.will.payload.length} bytes) (r${+p.will.retain}, q${p.will.qos}).`);
     broker.log.debug(`\t${p.will.topic}`);

@@ -63,10 +63,12 @@ function apply(conn: Connection, p: SubscribePacket, allowed: boolean[], subId: 
       return;
     }
     const qos = Math.min(s.qos, 2) as QoS;
+    // mosquitto: a 3.x bridge (try_private) gets its own messages not back, and retained flags as published
+    const bridge3 = !v5 && conn.isBridge;
     const entry: SubEntry = {
       session, filter: s.topic, qos,
-      noLocal: s.noLocal ?? false,
-      retainAsPublished: s.retainAsPublished ?? false,
+      noLocal: bridge3 || (s.noLocal ?? false),
+      retainAsPublished: bridge3 || (s.retainAsPublished ?? false),
       retainHandling: s.retainHandling ?? 0,
       subscriptionId: subId,
     };
