@@ -28,6 +28,8 @@ export interface BrokerOptions {
    * `allow_anonymous true` are added when the text has no `listener` / `allow_anonymous` line. */
   config?: string;
   verbose?: boolean;
+  /** listen on this port instead of a free one (to restart a broker where it was) */
+  port?: number;
 }
 
 export interface MidgeOptions extends BrokerOptions {
@@ -64,7 +66,7 @@ export function startBroker(opts: BrokerOptions = {}): Promise<BrokerProcess> {
 }
 
 export function startMidge(opts: MidgeOptions = {}): Promise<BrokerProcess> {
-  return startOnFreePort((port, dir) => {
+  return startOnFreePort(opts.port, (port, dir) => {
     // as the `midge` bin starts it (src/cli/node-flags.ts)
     const args = [...NODE_FLAGS, MIDGE_MAIN, 'broker'];
     if (opts.config === undefined) args.push('-p', String(port));
@@ -76,7 +78,7 @@ export function startMidge(opts: MidgeOptions = {}): Promise<BrokerProcess> {
 }
 
 export function startMosquitto(opts: BrokerOptions = {}): Promise<BrokerProcess> {
-  return startOnFreePort((port, dir) => {
+  return startOnFreePort(opts.port, (port, dir) => {
     const args = ['-c', writeConfig(dir, opts.config ?? '', port)];
     if (opts.verbose === true) args.push('-v');
     return spawnTracked(MOSQUITTO, args);
@@ -93,7 +95,8 @@ function writeConfig(dir: string, text: string, port: number): string {
 }
 
 /** Picks a port and starts; when the port was taken meanwhile (the process dies saying so), tries again. */
-async function startOnFreePort(spawnOn: (port: number, dir: string) => ChildProcess): Promise<BrokerProcess> {
+async function startOnFreePort(fixed: number | undefined, spawnOn: (port: number, dir: string) => ChildProcess): Promise<BrokerProcess> {
+  if (fixed !== undefined) return launch(fixed, spawnOn);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     try {
