@@ -37,6 +37,9 @@ export interface LocalLinkOptions {
   name: string;
 }
 
+/** QoS 1/2 messages from the broker the bridge holds unacknowledged at most (the rest wait in its session queue). */
+const HELD_MAX = 100;
+
 type Waiter = { resolve(p: Packet): void; reject(e: Error): void };
 
 export class LocalLink {
@@ -72,7 +75,8 @@ export class LocalLink {
     mine.on('end', () => this.close('closed by the broker'));
     mine.on('error', () => this.close('closed by the broker'));
     this.broker.handle(theirs, { remoteAddress: `bridge/${this.o.name}`, remotePort: 0 });
-    const props: Properties = { sessionExpiryInterval: this.o.clean ? 0 : 0xffffffff };
+    // the receive maximum bounds what the bridge holds while the remote is away (the broker queues the rest)
+    const props: Properties = { sessionExpiryInterval: this.o.clean ? 0 : 0xffffffff, receiveMaximum: HELD_MAX };
     const connect: Packet = {
       type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: this.o.clean, keepalive: 0,
       clientId: this.o.clientId, properties: props,
