@@ -224,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
   let started!: () => void;
   let reloading = new Promise<void>((r) => { started = r; });
   let http: ConfiguredHttp | undefined;
-  const bridges = new BridgeManager(broker, logger);
+  const bridges = new BridgeManager(broker, logger, cfg.sysInterval);
   const onHup = (): void => {
     reloading = reloading.then(() => reload(flags, cfg, planned, security, log, bridges)).then((next) => { if (next) cfg = next; })
       .then(() => http?.reload(cfg));

@@ -10,11 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMidge, startMosquitto, stopAllBrokers } from '../helpers/broker-process.js';
 import { freePort } from '../helpers/ports.js';
+import { killAll } from '../helpers/proc.js';
 import { logLines, publishLines, sleep, subscribe, until } from './_helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'midge-bridge-durable-'));
 after(async () => {
   await stopAllBrokers();
+  await killAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -9,11 +9,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMidge, startMosquitto, stopAllBrokers, type BrokerProcess } from '../helpers/broker-process.js';
+import { killAll } from '../helpers/proc.js';
 import { logLines, publish, retained, sleep, subscribe, until } from './_helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'midge-bridge-'));
 after(async () => {
   await stopAllBrokers();
+  await killAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -68,17 +70,20 @@ describe('bridges to Midge', { timeout: 90_000 }, () => {
   test('SIGHUP adds a bridge, then removes it: messages flow only while it is configured; clients stay connected', async () => {
     const remote = await startMosquitto({ verbose: true });
     const file = join(dir, 'hup.conf');
-    writeFileSync(file, 'allow_anonymous true\n');
+    writeFileSync(file, 'allow_anonymous true\nsys_interval 1\n');
     const local = await startMidge({ verbose: true, args: ['-c', file] });
     const bystander = await subscribe(local, ['h/#'], { qos: 1 });
     const rsub = await subscribe(remote, ['h/#'], { qos: 1 });
-    writeFileSync(file, ['allow_anonymous true', 'connection hup', `address 127.0.0.1:${remote.port}`, 'remote_clientid edge-hup',
+    writeFileSync(file, ['allow_anonymous true', 'sys_interval 1', 'connection hup', `address 127.0.0.1:${remote.port}`, 'remote_clientid edge-hup',
       'restart_timeout 1', 'topic h/# out 1'].join('\n'));
     local.kill('SIGHUP');
     await until('bridge added', 10_000, () => logLines(local, /Bridge hup connected to/).length === 1);
     await until('local subscription', 5000, () => logLines(local, /local\.edge-hup 1 h\/#/).length === 1);
     await publish(local, 'h/1', 'one');
     assert.deepEqual(await rsub.waitForLines(1, 5000), ['1 0 h/1 one']);
+    // the bridge's counters in $SYS (sys_interval 1)
+    await until('$SYS counters', 5000, async () => (await retained(local, '$SYS/broker/bridge/hup/messages/sent')) === '1');
+    assert.equal(await retained(local, '$SYS/broker/bridge/hup/state'), 'connected');
     writeFileSync(file, 'allow_anonymous true\n');
     local.kill('SIGHUP');
     await until('bridge removed', 10_000, () => logLines(local, /Bridge hup stopped\./).length === 1);
@@ -87,6 +92,7 @@ describe('bridges to Midge', { timeout: 90_000 }, () => {
     await sleep(1000);
     assert.deepEqual(rsub.lines, ['1 0 h/1 one'], 'nothing crosses once the bridge is gone');
     assert.equal(await retained(remote, '$SYS/broker/connection/edge-hup/state'), '0');
+    assert.equal(await retained(local, '$SYS/broker/bridge/hup/state'), undefined, 'its $SYS topics are cleared');
     assert.deepEqual(bystander.lines, ['1 0 h/1 one', '1 0 h/2 two'], 'the local subscriber stayed connected through both reloads');
     bystander.kill();
     rsub.kill();

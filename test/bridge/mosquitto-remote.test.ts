@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startMidge, startMosquitto, stopAllBrokers, type BrokerProcess } from '../helpers/broker-process.js';
 import { freePort } from '../helpers/ports.js';
-import { run } from '../helpers/proc.js';
+import { killAll, run } from '../helpers/proc.js';
 import { makePki, type Pki } from '../security/_pki.js';
 import { logLines, publish, publishLines, retained, sleep, subscribe, until } from './_helpers.js';
 
@@ -18,6 +18,7 @@ const dirs: string[] = [];
 let pki: Pki | undefined;
 after(async () => {
   await stopAllBrokers();
+  await killAll();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   pki?.remove();
 });

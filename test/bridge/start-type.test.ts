@@ -5,9 +5,13 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMidge, startMosquitto, stopAllBrokers } from '../helpers/broker-process.js';
 import { freePort } from '../helpers/ports.js';
+import { killAll } from '../helpers/proc.js';
 import { logLines, publish, retained, sleep, subscribe, until } from './_helpers.js';
 
-after(stopAllBrokers);
+after(async () => {
+  await stopAllBrokers();
+  await killAll();
+});
 
 describe('start types', { timeout: 60_000 }, () => {
   test('lazy, threshold 3, idle_timeout 2: no connection for 2 queued messages, connects at the 3rd and delivers them in order, stops when idle', async () => {
