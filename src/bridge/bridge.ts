@@ -190,6 +190,14 @@ export class Bridge {
       e.ack();
     };
     if (topic === undefined) { done(); return; }
+    const max = this.cfg.maxPacketSize;
+    if (max > 0 && publishSize(topic, p) > max) {
+      // bridge_max_packet_size: never sent (MQTT 5 brokers' own limit is the client library's to keep)
+      this.stats.dropped++;
+      this.log.warning(`Bridge ${this.cfg.name}: a message on '${topic}' is over bridge_max_packet_size ${max}; dropped.`);
+      done();
+      return;
+    }
     e.via = client;
     const props = client.protocolVersion === 5 ? forwardProps(p.properties) : undefined;
     client.publish(topic, p.payload, {
@@ -489,6 +497,12 @@ export class Bridge {
     }
     this.log.info(`Bridge ${this.cfg.name} stopped.`);
   }
+}
+
+/** The size of a PUBLISH without properties: fixed header, topic, packet id, payload. */
+function publishSize(topic: string, p: PublishPacket): number {
+  const remaining = 2 + Buffer.byteLength(topic) + (p.qos > 0 ? 2 : 0) + p.payload.length;
+  return 1 + (remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4) + remaining;
 }
 
 function tlsName(v: BridgeConfig['tlsVersion']): 'TLSv1.3' | 'TLSv1.2' | 'TLSv1.1' {

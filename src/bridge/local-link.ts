@@ -1,8 +1,8 @@
 /**
  * The local side of a bridge: an in-process MQTT 5.0 connection to the broker (an in-memory duplex pair
  * handed to `broker.handle`, no socket), so that the bridge is an ordinary client of its broker: its client
- * id and username go through the authenticate hook and the ACLs, its session queues what the remote cannot
- * take yet (bounded by the usual limits, durable with persistence).
+ * id and username (local_username) are what the ACLs and the hooks see (as in mosquitto, no password is
+ * checked: the connection is `trusted`), and its session queues what the remote cannot take yet (bounded by the usual limits, durable with persistence).
  *
  * Unlike the client library, it acknowledges a message only when the bridge says so (after the remote
  * broker has taken it), so the broker keeps a message in flight, and queues the ones behind it, until
@@ -74,7 +74,7 @@ export class LocalLink {
     mine.on('close', () => this.close('closed by the broker'));
     mine.on('end', () => this.close('closed by the broker'));
     mine.on('error', () => this.close('closed by the broker'));
-    this.broker.handle(theirs, { remoteAddress: `bridge/${this.o.name}`, remotePort: 0 });
+    this.broker.handle(theirs, { remoteAddress: `bridge/${this.o.name}`, remotePort: 0, trusted: true });
     // the receive maximum bounds what the bridge holds while the remote is away (the broker queues the rest)
     const props: Properties = { sessionExpiryInterval: this.o.clean ? 0 : 0xffffffff, receiveMaximum: HELD_MAX };
     const connect: Packet = {

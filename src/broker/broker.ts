@@ -290,7 +290,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const pre = this.hooks.preConnect;
     let verdict: boolean | Promise<boolean> = true;
-    if (pre !== undefined) {
+    if (pre !== undefined && info.trusted !== true) {
       try {
         verdict = pre(info);
       } catch (err) {

@@ -20,6 +20,11 @@ export interface ConnectionInfo {
   certificate?: { subject?: string; cn?: string };
   /** the username proven by the client certificate, when the listener uses it as the username */
   certificateIdentity?: string;
+  /**
+   * @internal the broker's own in-process connection (a bridge's local side): no preConnect or authenticate
+   * hook, as mosquitto does not authenticate its bridges locally; the ACL and the other hooks apply
+   */
+  trusted?: boolean;
 }
 
 /**
@@ -31,6 +36,8 @@ class Extras {
   assignedId = false;
   /** CONNECT had the bridge bit (0x80) in its protocol level: mosquitto's try_private */
   isBridge = false;
+  /** see ConnectionInfo.trusted */
+  trusted = false;
   auth: PendingAuth | undefined = undefined;
   authMethod: string | undefined = undefined;
   outgoingAliasMax = 0;
@@ -82,6 +89,8 @@ export class Connection implements Outlet, ClientInfo {
   set assignedId(v: boolean) { if (v || this.x !== undefined) this.extras.assignedId = v; }
   /** a bridge that said so in CONNECT (try_private): its 3.x subscriptions are No Local and Retain As Published */
   get isBridge(): boolean { return this.x?.isBridge ?? false; }
+  /** the broker's own in-process connection (ConnectionInfo.trusted) */
+  get trusted(): boolean { return this.x?.trusted ?? false; }
   set isBridge(v: boolean) { if (v || this.x !== undefined) this.extras.isBridge = v; }
   /** an MQTT 5 AUTH exchange in progress */
   get auth(): PendingAuth | undefined { return this.x?.auth; }
@@ -114,6 +123,7 @@ export class Connection implements Outlet, ClientInfo {
       this.extras.certificate = info.certificate;
       this.extras.certificateIdentity = info.certificateIdentity;
     }
+    if (info.trusted === true) this.extras.trusted = true;
     this.lastActivity = this.connectedAt = broker.clock.now();
     const max = broker.opts.maxPacketSize;
     this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });

@@ -12,10 +12,11 @@ let subCounter = 0;
  * mosquitto_sub on `broker`, printing `QOS RETAIN TOPIC PAYLOAD` per message;
  * resolves once the broker has logged the subscription of its last filter (brokers run with -v).
  */
-export async function subscribe(broker: BrokerProcess, topics: string[], opts: { qos?: number; id?: string; clean?: boolean } = {}): Promise<LineProcess> {
+export async function subscribe(broker: BrokerProcess, topics: string[], opts: { qos?: number; id?: string; clean?: boolean; extra?: string[] } = {}): Promise<LineProcess> {
   const id = opts.id ?? `bsub${process.pid}-${subCounter++}`;
   const args = ['-h', '127.0.0.1', '-p', String(broker.port), '-i', id, '-q', String(opts.qos ?? 2), '-F', '%q %r %t %p'];
   if (opts.clean === false) args.push('-c');
+  if (opts.extra !== undefined) args.push(...opts.extra);
   for (const t of topics) args.push('-t', t);
   const before = broker.logs().length;
   const sub = spawnLines('mosquitto_sub', args);

@@ -110,7 +110,9 @@ async function authenticate(conn: Connection, p: ConnectPacket): Promise<boolean
   conn.username = username;
   const hook = broker.hooks.authenticate;
   let result: AuthResult;
-  if (hook !== undefined) {
+  if (conn.trusted) {
+    result = { ok: true }; // the broker's own connection (a bridge's local side): its username is for the ACLs
+  } else if (hook !== undefined) {
     // a throw or a rejection is a HookError: logged naming the hook, this client refused (handlers/errors.ts)
     const r = await callHook('authenticate', () => hook(conn, username, p.password));
     result = typeof r === 'boolean' ? { ok: r } : r;
