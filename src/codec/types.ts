@@ -63,7 +63,7 @@ export interface ConnectPacket {
   username?: string;
   password?: Buffer;
   properties?: Properties;
-  /** 3.1.1 bridge extension: high bit of the protocol level byte (0x80). Carried, not interpreted. */
+  /** 3.1.1 bridge extension: high bit of the protocol level byte (0x80), mosquitto's try_private (the broker reads it). */
   bridge?: boolean;
 }
 

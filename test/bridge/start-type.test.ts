@@ -13,7 +13,7 @@ after(async () => {
   await killAll();
 });
 
-describe('start types', { timeout: 60_000 }, () => {
+describe('start types and limits', { timeout: 60_000 }, () => {
   test('lazy, threshold 3, idle_timeout 2: no connection for 2 queued messages, connects at the 3rd and delivers them in order, stops when idle', async () => {
     const remote = await startMosquitto({ verbose: true });
     const rsub = await subscribe(remote, ['z/#'], { qos: 1 });
@@ -47,5 +47,24 @@ describe('start types', { timeout: 60_000 }, () => {
     assert.equal(logLines(local, /Connecting bridge one/).length, 1, 'one attempt only');
     assert.equal(logLines(local, /Bridge one has start_type once: not restarting\./).length, 1);
     await local.stop();
+  });
+
+  test('bridge_max_packet_size 100 (3.1.1 remote): a 200-byte message is dropped with a warning, the next small one crosses', async () => {
+    const remote = await startMosquitto({ verbose: true });
+    const rsub = await subscribe(remote, ['mp/#'], { qos: 1 });
+    const local = await startMidge({
+      verbose: true,
+      config: ['connection mp', `address 127.0.0.1:${remote.port}`, 'bridge_max_packet_size 100', 'topic mp/# out 1'].join('\n'),
+    });
+    await until('bridge up', 10_000, () => logLines(local, /Bridge mp connected to/).length === 1);
+    await publish(local, 'mp/big', 'x'.repeat(200));
+    await publish(local, 'mp/small', 'fits');
+    assert.deepEqual(await rsub.waitForLines(1, 5000), ['1 0 mp/small fits']);
+    await sleep(500);
+    assert.equal(rsub.lines.length, 1);
+    assert.equal(logLines(local, /a message on 'mp\/big' is over bridge_max_packet_size 100; dropped\./).length, 1);
+    rsub.kill();
+    await local.stop();
+    await remote.stop();
   });
 });
