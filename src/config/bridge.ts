@@ -310,5 +310,10 @@ export function finishBridge(b: BridgeConfig, host: string = hostname()): void {
   }
   if (b.remoteClientId === '') b.remoteClientId = `${host}.${b.name}`;
   if (b.localClientId === '') b.localClientId = `local.${b.remoteClientId}`;
-  if (b.notificationTopic === '') b.notificationTopic = `$SYS/broker/connection/${b.remoteClientId}/state`;
+  if (b.notificationTopic === '') {
+    b.notificationTopic = `$SYS/broker/connection/${b.remoteClientId}/state`;
+    if (b.notifications && !isValidTopicName(b.notificationTopic)) {
+      throw err(`Bridge ${b.name}: its notification topic ${shorten(b.notificationTopic)} is not a valid topic (the remote client id has + or #); set notification_topic or notifications false`, b.at);
+    }
+  }
 }

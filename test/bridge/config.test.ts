@@ -182,6 +182,8 @@ describe('bad bridge configuration: an error naming file and line', () => {
     [['connection a', 'address h', 'topic #', 'bridge_certfile c.crt'], 'Bridge a needs both bridge_certfile and bridge_keyfile, or neither', 1],
     [['connection a', 'address h', 'topic #', 'bridge_insecure true'], 'Bridge a has TLS options but no bridge_cafile or bridge_capath (one of them turns TLS on)', 1],
     [['connection'], 'Empty connection value', 1],
+    [['connection a', 'address h', 'topic #', 'remote_clientid edge+1'],
+      'Bridge a: its notification topic $SYS/broker/connection/edge+1/state is not a valid topic (the remote client id has + or #); set notification_topic or notifications false', 1],
   ];
   for (const [lines, detail, line] of BAD) {
     test(`"${lines.join(' | ')}" fails at line ${line}: ${detail}`, () => {

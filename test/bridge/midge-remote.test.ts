@@ -67,13 +67,13 @@ describe('bridges to Midge', { timeout: 90_000 }, () => {
     await noLoops(a, b);
   });
 
-  test('SIGHUP adds a bridge, then removes it: messages flow only while it is configured; clients stay connected', async () => {
+  test('SIGHUP adds a bridge, changes its topic (h/# to k/#), then removes it: messages flow as configured; clients stay connected', async () => {
     const remote = await startMosquitto({ verbose: true });
     const file = join(dir, 'hup.conf');
     writeFileSync(file, 'allow_anonymous true\nsys_interval 1\n');
     const local = await startMidge({ verbose: true, args: ['-c', file] });
     const bystander = await subscribe(local, ['h/#'], { qos: 1 });
-    const rsub = await subscribe(remote, ['h/#'], { qos: 1 });
+    const rsub = await subscribe(remote, ['h/#', 'k/#'], { qos: 1 });
     writeFileSync(file, ['allow_anonymous true', 'sys_interval 1', 'connection hup', `address 127.0.0.1:${remote.port}`, 'remote_clientid edge-hup',
       'restart_timeout 1', 'topic h/# out 1'].join('\n'));
     local.kill('SIGHUP');
@@ -84,16 +84,26 @@ describe('bridges to Midge', { timeout: 90_000 }, () => {
     // the bridge's counters in $SYS (sys_interval 1)
     await until('$SYS counters', 5000, async () => (await retained(local, '$SYS/broker/bridge/hup/messages/sent')) === '1');
     assert.equal(await retained(local, '$SYS/broker/bridge/hup/state'), 'connected');
+    const conf = (topic: string): string => ['allow_anonymous true', 'sys_interval 1', 'connection hup', `address 127.0.0.1:${remote.port}`,
+      'remote_clientid edge-hup', 'restart_timeout 1', `topic ${topic} out 1`].join('\n');
+    writeFileSync(file, conf('k/#'));
+    local.kill('SIGHUP');
+    await until('bridge restarted', 10_000, () => logLines(local, /Bridge hup connected to/).length === 2);
+    assert.equal(logLines(local, /Bridge hup changed in the configuration: restarting it\./).length, 1);
+    await until('new local subscription', 5000, () => logLines(local, /local\.edge-hup 1 k\/#/).length === 1);
+    await publish(local, 'h/3', 'no-longer');
+    await publish(local, 'k/1', 'now');
+    assert.deepEqual(await rsub.waitForLines(2, 5000), ['1 0 h/1 one', '1 0 k/1 now'], 'the old topic stopped, the new one crosses');
     writeFileSync(file, 'allow_anonymous true\n');
     local.kill('SIGHUP');
     await until('bridge removed', 10_000, () => logLines(local, /Bridge hup stopped\./).length === 1);
     await publish(local, 'h/2', 'two');
-    await bystander.waitForLines(2, 5000);
+    await bystander.waitForLines(3, 5000);
     await sleep(1000);
-    assert.deepEqual(rsub.lines, ['1 0 h/1 one'], 'nothing crosses once the bridge is gone');
+    assert.deepEqual(rsub.lines, ['1 0 h/1 one', '1 0 k/1 now'], 'nothing crosses once the bridge is gone');
     assert.equal(await retained(remote, '$SYS/broker/connection/edge-hup/state'), '0');
     assert.equal(await retained(local, '$SYS/broker/bridge/hup/state'), undefined, 'its $SYS topics are cleared');
-    assert.deepEqual(bystander.lines, ['1 0 h/1 one', '1 0 h/2 two'], 'the local subscriber stayed connected through both reloads');
+    assert.deepEqual(bystander.lines, ['1 0 h/1 one', '1 0 h/3 no-longer', '1 0 h/2 two'], 'the local subscriber stayed connected through the reloads');
     bystander.kill();
     rsub.kill();
   });
