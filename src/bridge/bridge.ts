@@ -6,7 +6,8 @@
  * Delivery: a QoS 1/2 message from the local broker is acknowledged to it only once the remote broker has
  * acknowledged it, so while the remote is away the local broker keeps it in flight and queues what follows
  * (in the bridge's local session: bounded by max_queued_messages, durable with persistence); when the remote
- * is back they go out in order. Loop prevention: local subscriptions are No Local; remote ones are No Local
+ * is back they go out in order. The remote client keeps its session state across reconnects, so a QoS 2
+ * flow cut short resumes where it was (PUBREL again, not a second PUBLISH). Loop prevention: local subscriptions are No Local; remote ones are No Local
  * over 5.0, and over 3.x the CONNECT carries the bridge bit (try_private), which mosquitto and Midge read as
  * "do not send a bridge its own messages back".
  */
@@ -96,6 +97,8 @@ export class Bridge {
   private lazyTimer: NodeJS.Timeout | undefined;
   private localTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** the client library is trying to reconnect (its next failure is logged as one) */
+  private attempting = false;
   private tryPrivateOk = true;
   private lastActivity = Date.now();
   private readonly pending: Outgoing[] = [];
@@ -269,6 +272,12 @@ export class Bridge {
     return o;
   }
 
+  /**
+   * A new remote client: its first connection is tried once (a failure waits `restart_timeout`, then a new
+   * client); once connected, the client library reconnects by itself (automatic start type) with the delays
+   * and addresses `retry` chooses, keeping its session state, so QoS 1/2 flows in flight resume on the next
+   * connection (the same packet ids; a QoS 2 PUBREL is sent again, not the PUBLISH).
+   */
   private connectRemote(): void {
     if (this.stopped || this.remote !== undefined) return;
     clearTimeout(this.restartTimer);
@@ -280,16 +289,27 @@ export class Bridge {
     this.log.info(`Connecting bridge ${c.name} (${address})`);
     let client: MqttClient;
     try {
-      client = new MqttClient(resolveOptions(this.url(), this.connectOptions()));
+      const o = this.connectOptions();
+      if (c.startType === 'automatic') o.reconnect = { strategy: (_attempt, err) => this.retry(err) };
+      client = new MqttClient(resolveOptions(this.url(), o));
     } catch (err) {
       this.log.error(`Error creating bridge: ${(err as Error).message}.`);
       this.failed();
       return;
     }
     this.remote = client;
+    let up = false;
     client.on('message', (m) => this.fromRemote(m));
+    client.on('connect', () => { up = true; this.attempting = false; this.established(client); });
+    client.on('offline', (err) => { if (up) this.disconnected(client, err); });
+    client.on('reconnect', () => {
+      this.attempting = true;
+      this.stats.state = 'connecting';
+      this.log.info(`Connecting bridge ${c.name} (${this.addressText()})`);
+    });
+    client.once('end', () => { if (up) this.ended(client); });
     this.log.debug(`Bridge ${c.remoteClientId} sending CONNECT`);
-    client.start().then(() => this.established(client), (err: unknown) => {
+    client.start().catch((err: unknown) => {
       if (this.remote !== client) return;
       this.remote = undefined;
       const e = err as Error & { code?: string };
@@ -303,6 +323,18 @@ export class Bridge {
     });
   }
 
+  /** The client library's reconnect strategy (automatic start type): the next address, after `restart_timeout`. */
+  private retry(err: Error | undefined): { delay: number; host: string; port: number } {
+    if (this.attempting && err !== undefined) this.log.error(`Error creating bridge: ${describeError(err as Error & { code?: string })}.`);
+    this.advanceAddress();
+    const delay = this.restartDelay;
+    this.restartDelay = nextRestartDelay(this.cfg, this.restartDelay);
+    this.stats.address = this.addressText();
+    this.log.info(`Bridge ${this.cfg.name} restarting in ${delay} s (${this.addressText()}).`);
+    const a = this.cfg.addresses[this.addrIndex]!;
+    return { delay: delay * 1000, host: a.host, port: a.port };
+  }
+
   private established(client: MqttClient): void {
     if (this.remote !== client) return;
     if (this.stopped) { void client.end({ force: true }); return; }
@@ -313,8 +345,6 @@ export class Bridge {
     this.restartDelay = c.restartBase;
     this.log.debug(`Received CONNACK on connection ${c.localClientId}.`);
     this.log.info(`Bridge ${c.name} connected to ${this.addressText()} as ${c.remoteClientId}.`);
-    client.once('offline', (err) => this.lost(client, err));
-    client.once('end', () => this.lost(client, undefined));
     const v5 = c.protocolVersion === 5;
     const ins = c.topics.filter((t) => t.direction !== 'out');
     const outsOnly = c.topics.filter((t) => t.direction === 'out');
@@ -335,7 +365,7 @@ export class Bridge {
       this.notifyLocal('1');
       if (!c.notificationsLocalOnly) client.publish(c.notificationTopic, '1', { qos: 1, retain: true }).catch(() => undefined);
     }
-    // what waited for the remote goes first, in order
+    // what waited for the remote goes next, in order (what the client had in flight it has sent again already)
     for (const e of this.pending) if (e.via === undefined) this.forward(e, client);
     if (!c.roundRobin && this.addrIndex !== 0) this.probePrimary(client);
     if (c.startType === 'lazy') this.watchIdle(client);
@@ -356,23 +386,29 @@ export class Bridge {
     link.publish(topic, m.payload, m.qos as QoS, m.retain, props).catch(() => { this.stats.dropped++; });
   }
 
-  private lost(client: MqttClient, err: Error | undefined): void {
-    if (this.remote !== client) return;
-    this.remote = undefined;
+  /** The remote connection is gone; with the automatic start type the client reconnects by itself (retry). */
+  private disconnected(client: MqttClient, err: Error | undefined): void {
+    if (this.remote !== client || this.stats.state !== 'connected') return;
     clearInterval(this.probeTimer);
     clearInterval(this.lazyTimer);
-    const c = this.cfg;
-    if (this.stats.state === 'connected') {
-      this.log.info(`Bridge ${c.name} disconnected from ${this.addressText()}${err !== undefined ? ` (${describeError(err)})` : ''}.`);
-    }
+    this.log.info(`Bridge ${this.cfg.name} disconnected from ${this.addressText()}${err !== undefined ? ` (${describeError(err)})` : ''}.`);
     this.stats.state = 'disconnected';
-    if (c.notifications) this.notifyLocal('0');
+    if (this.cfg.notifications) this.notifyLocal('0');
+  }
+
+  /** The remote client is done for good (start type once or lazy, an idle stop, a switch back to the main address). */
+  private ended(client: MqttClient): void {
+    if (this.remote !== client) return;
+    this.disconnected(client, undefined);
+    this.remote = undefined;
+    this.stats.state = 'disconnected';
+    // what it had in flight was rejected: sent again by the next client
     for (const e of this.pending) if (e.via === client) e.via = undefined;
     if (this.stopped) return;
-    this.advanceAddress();
+    const c = this.cfg;
     if (c.startType === 'lazy') { this.watchLazy(); return; }
     if (c.startType === 'once') { this.log.info(`Bridge ${c.name} has start_type once: not restarting.`); return; }
-    this.scheduleRestart();
+    this.connectRemote(); // automatic: only a switch back to the main address ends a client
   }
 
   private failed(): void {
@@ -392,6 +428,7 @@ export class Bridge {
   private scheduleRestart(): void {
     const delay = this.restartDelay;
     this.restartDelay = nextRestartDelay(this.cfg, this.restartDelay);
+    this.stats.address = this.addressText();
     this.log.info(`Bridge ${this.cfg.name} restarting in ${delay} s (${this.addressText()}).`);
     this.restartTimer = setTimeout(() => this.connectRemote(), delay * 1000);
     this.restartTimer.unref();
@@ -407,9 +444,10 @@ export class Bridge {
         if (!ok || this.remote !== client || this.stopped) return;
         clearInterval(this.probeTimer);
         this.log.info(`Bridge ${this.cfg.name}: the main address ${this.addressText(0)} is back; reconnecting to it.`);
-        this.addrIndex = this.cfg.addresses.length - 1; // lost() advances to 0
-        this.restartDelay = 0;
-        void client.end({ force: true });
+        this.addrIndex = 0;
+        this.restartDelay = this.cfg.restartBase;
+        // a clean end lets what is in flight finish first; ended() connects the next client, to the main address
+        void client.end({ timeout: 5000 });
       };
       s.once('connect', () => done(true));
       s.once('error', () => done(false));

@@ -324,7 +324,16 @@ export class MqttClient extends EventEmitter {
       return this.finish();
     }
     if (error && this.listenerCount('error') > 0) this.emitSafe('error', error);
-    const delay = this.backoff.next();
+    const strategy = this.options.reconnect.strategy;
+    let delay: number;
+    if (strategy !== undefined) {
+      this.backoff.next(); // counts the attempt
+      const choice = strategy(this.backoff.attempts, reason);
+      delay = Math.max(0, choice.delay);
+      if (choice.host !== undefined) this.home = { host: choice.host, port: choice.port ?? this.home.port };
+    } else {
+      delay = this.backoff.next();
+    }
     this.target = this.home;
     this.redirected = false;
     this.reconnectTimer = setTimeout(() => {

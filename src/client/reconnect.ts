@@ -8,6 +8,13 @@ export interface ReconnectOptions {
   factor?: number;
   /** ± fraction of random spread, 0..1 (default 0.1), so that many clients do not retry in step */
   jitter?: number;
+  /**
+   * Chooses every reconnection instead of the backoff above: `delay` in ms and, optionally, another server
+   * to connect to from then on (a bridge's list of addresses). `attempt` counts from 1 since the last
+   * successful connection; `error` is why the last connection (or attempt) ended (ConnectionLostError when the
+   * broker just closed it).
+   */
+  strategy?: (attempt: number, error: Error) => { delay: number; host?: string; port?: number };
 }
 
 export class Backoff {
