@@ -2,7 +2,8 @@
  * The local side of a bridge: an in-process MQTT 5.0 connection to the broker (an in-memory duplex pair
  * handed to `broker.handle`, no socket), so that the bridge is an ordinary client of its broker: its client
  * id and username (local_username) are what the ACLs and the hooks see (as in mosquitto, no password is
- * checked: the connection is `trusted`), and its session queues what the remote cannot take yet (bounded by the usual limits, durable with persistence).
+ * checked: the connection is `trusted`), and its session queues what the remote cannot take yet (bounded
+ * by the usual limits, durable with persistence).
  *
  * Unlike the client library, it acknowledges a message only when the bridge says so (after the remote
  * broker has taken it), so the broker keeps a message in flight, and queues the ones behind it, until
@@ -202,7 +203,8 @@ export class LocalLink {
           if (p.qos === 1) this.send({ type: 'puback', packetId: id!, reasonCode: 0 });
           else if (p.qos === 2) this.send({ type: 'pubrec', packetId: id!, reasonCode: 0 });
         };
-        this.onMessage(p, ack);
+        // held until the remote has it: its own bytes, not a view of a buffer the broker may share or reuse
+        this.onMessage({ ...p, payload: Buffer.from(p.payload) }, ack);
         break;
       }
       case 'pubrel': this.send({ type: 'pubcomp', packetId: p.packetId, reasonCode: 0 }); break;
