@@ -314,7 +314,11 @@ export class Session {
     }
   }
 
-  private sendNew(out: Outlet, msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup): boolean {
+  /**
+   * `fromStoredQueue`: the message leaves a queue entry that is in the store, in this same turn (so the
+   * store holds the message until then, and the in-flight entry can refer to it without recording it again).
+   */
+  private sendNew(out: Outlet, msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup, fromStoredQueue = false): boolean {
     const id = this.ids.allocate(this.inflight);
     if (id === 0) return false;
     ownPayload(msg);
@@ -324,7 +328,8 @@ export class Session {
     const rec = this.rec;
     if (rec !== undefined) {
       entry.stored = true;
-      rec.add({ op: 'inflight', clientId: this.clientId, ref: { packetId: id, messageId: rec.message(msg), qos, retain, subIds, state: 'publish' } });
+      const messageId = fromStoredQueue && msg.storeId !== undefined ? msg.storeId : rec.message(msg);
+      rec.add({ op: 'inflight', clientId: this.clientId, ref: { packetId: id, messageId, qos, retain, subIds, state: 'publish' } });
     }
     this.send(out, msg, qos, retain, id, false, subIds, now);
     return true;
@@ -378,7 +383,7 @@ export class Session {
           continue;
         }
         if (this.inflight.size >= window || !this.bytesRoom()) return;
-        if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share)) return;
+        if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share, q.seq !== undefined)) return;
         this.dequeue(queue);
       }
       this.dropping = false;
