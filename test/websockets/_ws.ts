@@ -3,7 +3,7 @@
  * on free 127.0.0.1 ports, and a raw WebSocket client (the `ws` package) that records what it gets.
  */
 import { WebSocket, type ClientOptions } from 'ws';
-import { freePort } from '../helpers/ports.js';
+import { accepts, freePort } from '../helpers/ports.js';
 import { startMidge, type BrokerProcess } from '../helpers/broker-process.js';
 import { Waiters } from '../helpers/proc.js';
 
@@ -33,6 +33,14 @@ export async function startWsBroker(websockets: string[][], extra: string[] = []
   lines.push(...extra);
   if (!lines.some((l) => l.startsWith('allow_anonymous'))) lines.push('allow_anonymous true');
   const broker = await startMidge({ config: lines.join('\n'), verbose });
+  // startMidge waits for the first (TCP) listener; the WebSocket listeners open after it
+  for (const p of wsPorts) {
+    const deadline = Date.now() + 10_000;
+    while (!(await accepts(p))) {
+      if (Date.now() > deadline) throw new Error(`the WebSocket listener on port ${p} did not accept connections within 10 s`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
   return { broker, port: broker.port, wsPorts };
 }
 
