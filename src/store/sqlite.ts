@@ -292,7 +292,18 @@ export interface FoldOptions {
   foldBytes?: number;
   /** at the latest this long after the first change not folded yet, in ms (default 1000) */
   foldMs?: number;
+  /**
+   * 'journal': every commit goes to the journal; 'direct': every commit is applied to the tables
+   * at once; 'auto' (default): the journal while folds cancel most of what they fold, direct while
+   * they do not (see SqliteStore)
+   */
+  mode?: 'auto' | 'journal' | 'direct';
 }
+
+/** auto mode: a fold that writes more than this share of its changes switches to direct commits */
+const DIRECT_ABOVE = 0.5;
+/** auto mode: direct commits before the journal is tried again */
+const DIRECT_SPELL = 2000;
 
 /**
  * Opens (creating if needed) and migrates the database file, folds what its journal holds (the
@@ -488,8 +499,12 @@ export class SqliteStore implements Store {
   private foldTimer: NodeJS.Timeout | undefined;
   /** the last fold failed: commits wait until one succeeds (memory stays bounded) */
   private foldFailed = false;
-  /** folds done, changes folded, changes written to the tables after compaction, failed folds, references found dangling */
-  readonly folds = { count: 0, changes: 0, written: 0, failures: 0, dangling: 0 };
+  /** folds done, changes folded, changes written to the tables after compaction, failed folds, references found dangling, direct commits */
+  readonly folds = { count: 0, changes: 0, written: 0, failures: 0, dangling: 0, direct: 0 };
+  private readonly mode: 'auto' | 'journal' | 'direct';
+  /** commits are applied to the tables at once (no journal) for this many more commits */
+  private directLeft = 0;
+  private readonly directTx: (changes: readonly Change[]) => void;
 
   /** Use openSqliteStore(). `db` is open, locked and migrated. */
   constructor(
@@ -503,6 +518,9 @@ export class SqliteStore implements Store {
       this.apply(changes, meta);
       this.s.journalDrop.run(upTo);
     });
+    this.directTx = db.transaction((changes: readonly Change[]) => this.apply(compact(changes), metaOf(changes)));
+    this.mode = opts.mode ?? 'auto';
+    if (this.mode === 'direct') this.directLeft = Infinity;
     this.foldChanges = opts.foldChanges ?? 50_000;
     this.foldBytes = opts.foldBytes ?? 16 * 1024 * 1024;
     this.foldMs = opts.foldMs ?? 1000;
@@ -569,6 +587,9 @@ export class SqliteStore implements Store {
     this.folds.count++;
     this.folds.changes += all.length;
     this.folds.written += changes.length;
+    // Little cancelled out (a queue for an offline client, retained messages): writing the tables at
+    // once costs less than journaling it and folding it later; the journal is tried again after a while.
+    if (this.mode === 'auto' && all.length >= 1000 && changes.length > all.length * DIRECT_ABOVE) this.directLeft = DIRECT_SPELL;
     this.pending = [];
     this.pendingIds.clear();
     this.pendingChanges = 0;
@@ -738,6 +759,13 @@ export class SqliteStore implements Store {
       if (blob === undefined || changes.length === 0) return;
       if (this.foldFailed) this.fold();
       this.refsStored(changes);
+      if (this.directLeft > 0) {
+        this.fold(); // what is journaled goes first
+        this.directLeft--;
+        this.directTx(changes);
+        this.folds.direct++;
+        return;
+      }
       this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
       this.pending.push(blob);
       this.pendingChanges += changes.length;
