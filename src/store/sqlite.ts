@@ -619,8 +619,10 @@ export class SqliteStore implements Store {
   }
 
   /** fold() for the timer: a failure is retried by the next commit, which reports it */
+  private foldSoon = false;
   private foldLater = (): void => {
     this.foldTimer = undefined;
+    this.foldSoon = false;
     try {
       this.fold();
     } catch {
@@ -775,7 +777,14 @@ export class SqliteStore implements Store {
         this.pendingIds.add(c.msg.id);
       }
       if (this.pendingChanges >= this.foldChanges || this.pendingBytes >= this.foldBytes) {
-        this.foldLater();
+        // after this commit has answered (on the worker: after its reply is posted); at once when
+        // commits come faster than the event loop turns (a caller committing in a loop)
+        if (this.pendingChanges >= 2 * this.foldChanges) {
+          this.foldLater();
+        } else if (!this.foldSoon) {
+          this.foldSoon = true;
+          setImmediate(this.foldLater);
+        }
       } else if (this.foldTimer === undefined) {
         this.foldTimer = setTimeout(this.foldLater, this.foldMs);
         this.foldTimer.unref();
