@@ -28,6 +28,12 @@ export class SqliteThreadStore implements Store {
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private dead: StoreError | undefined;
   private closing: Promise<void> | undefined;
+  /** the client ids of the last loadSessions, in order, and windows fetched ahead (see loadWindow) */
+  private sessionOrder: string[] = [];
+  private readonly sessionIndex = new Map<string, number>();
+  private readonly windows = new Map<string, Window>();
+  /** incremented by every commit: windows fetched across one are not kept */
+  private epoch = 0;
 
   private constructor(
     private readonly worker: Worker,
@@ -89,6 +95,8 @@ export class SqliteThreadStore implements Store {
   }
 
   commit(changes: readonly Change[]): Promise<void> {
+    if (this.windows.size > 0) this.windows.clear();
+    this.epoch++;
     if (changes.length === 0) return this.call({ op: 'commit' });
     const blob = encodeChanges(changes);
     // the encoder's buffer is not pooled: it moves to the worker without a copy
@@ -103,11 +111,28 @@ export class SqliteThreadStore implements Store {
     return (await this.call<StoredSession | null | undefined>({ op: 'loadSession', clientId })) ?? undefined;
   }
 
+  /**
+   * A broker restoring its sessions asks for the window of every session that loadSessions gave, in
+   * that order: one round trip per window would cost more than the reads. So a window is fetched with
+   * those of the next sessions (WINDOW_BATCH per round trip) and the others are kept until asked for;
+   * every commit drops what is kept (it may change a window).
+   */
   async loadWindow(clientId: string): Promise<Window> {
-    const w = await this.call<Window>({ op: 'loadWindow', clientId });
-    for (const e of w.inflight) e.message = fixMessage(e.message);
-    for (const e of w.queued) e.message = fixMessage(e.message);
-    return w;
+    const kept = this.windows.get(clientId);
+    if (kept !== undefined) {
+      this.windows.delete(clientId);
+      return kept;
+    }
+    const at = this.sessionIndex.get(clientId);
+    const ids = at === undefined ? [clientId] : this.sessionOrder.slice(at, at + WINDOW_BATCH);
+    const epoch = this.epoch;
+    const ws = await this.call<Window[]>({ op: 'loadWindows', clientIds: ids });
+    for (const w of ws) {
+      for (const e of w.inflight) e.message = fixMessage(e.message);
+      for (const e of w.queued) e.message = fixMessage(e.message);
+    }
+    if (epoch === this.epoch) for (let i = 1; i < ids.length; i++) this.windows.set(ids[i]!, ws[i]!);
+    return ws[0]!;
   }
 
   async loadWills(): Promise<StoredWill[]> {
@@ -120,7 +145,13 @@ export class SqliteThreadStore implements Store {
   }
 
   loadSessions(): AsyncIterable<StoredSession> {
-    return this.iterate<StoredSession>('sessions', (x) => x);
+    this.sessionOrder = [];
+    this.sessionIndex.clear();
+    return this.iterate<StoredSession>('sessions', (x) => {
+      this.sessionIndex.set(x.clientId, this.sessionOrder.length);
+      this.sessionOrder.push(x.clientId);
+      return x;
+    });
   }
 
   loadSubscriptions(): AsyncIterable<{ clientId: string; sub: StoredSubscription }> {
@@ -134,13 +165,13 @@ export class SqliteThreadStore implements Store {
     });
   }
 
-  /** Pages of an iterator that lives in the worker (1000 items per round trip). */
+  /** Pages of an iterator that lives in the worker (5000 items per round trip). */
   private async *iterate<T>(kind: 'sessions' | 'subscriptions' | 'retained', fix: (x: T) => T): AsyncIterable<T> {
     const iter = await this.call<number>({ op: 'open', kind });
     let done = false;
     try {
       while (!done) {
-        const page = await this.call<{ items: T[]; done: boolean }>({ op: 'next', iter, max: 1000 });
+        const page = await this.call<{ items: T[]; done: boolean }>({ op: 'next', iter, max: 5000 });
         done = page.done;
         for (const x of page.items) yield fix(x);
       }
@@ -168,6 +199,9 @@ export class SqliteThreadStore implements Store {
     return this.closing;
   }
 }
+
+/** windows per round trip when a restoring broker walks its sessions */
+const WINDOW_BATCH = 500;
 
 /** a request without its id */
 type Body = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;

@@ -13,6 +13,7 @@ export type Request =
   | { id: number; op: 'commit'; blob?: Uint8Array }
   | { id: number; op: 'loadMeta' | 'loadWills' | 'close' | 'stats' | 'messageCount' }
   | { id: number; op: 'loadSession' | 'loadWindow'; clientId: string }
+  | { id: number; op: 'loadWindows'; clientIds: string[] }
   | { id: number; op: 'open'; kind: 'sessions' | 'subscriptions' | 'retained' }
   | { id: number; op: 'next'; iter: number; max: number }
   | { id: number; op: 'end'; iter: number };
@@ -57,6 +58,11 @@ async function handle(r: Request): Promise<unknown> {
     case 'loadWills': return store.loadWills();
     case 'loadSession': return store.loadSession(r.clientId);
     case 'loadWindow': return store.loadWindow(r.clientId);
+    case 'loadWindows': {
+      const out = [];
+      for (const c of r.clientIds) out.push(await store.loadWindow(c));
+      return out;
+    }
     case 'stats': return { folds: store.folds };
     case 'messageCount': return store.messageCount();
     case 'open': {
