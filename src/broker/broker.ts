@@ -583,6 +583,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.listeners_.map((l) => l.address);
   }
 
+  /** The listeners with what they speak: `mqtt` (TCP) or `websockets`, and whether TLS is on. */
+  get listenerDetails(): Array<{ host: string; port: number; protocol: 'mqtt' | 'websockets'; tls: boolean }> {
+    return this.listeners_.map((l) => ({ ...l.address, protocol: l.protocol ?? 'mqtt', tls: l.tls ?? false }));
+  }
+
   /** The connected clients (CONNACK sent, not yet gone), in connection order. */
   clientList(): ClientSummary[] {
     const out: ClientSummary[] = [];

@@ -140,7 +140,7 @@ export const ROUTES: readonly Route[] = [
       version: broker.opts.version.replace(/^midge version /, ''),
       uptimeSeconds: Math.floor((broker.clock.now() - broker.stats.startedAt) / 1000),
       startedAt: new Date(broker.stats.startedAt).toISOString(),
-      listeners: broker.listenerAddresses.map((a) => ({ protocol: 'mqtt', host: a.host, port: a.port })),
+      listeners: broker.listenerDetails.map((a) => ({ protocol: a.protocol, host: a.host, port: a.port, tls: a.tls })),
       httpListeners: httpListeners().map((a) => ({ protocol: a.tls ? 'https' : 'http', host: a.host, port: a.port })),
       clientsConnected: m.stats.clientsConnected,
       sessions: m.sessions,

@@ -18,6 +18,9 @@ export interface ListenerSpec extends ListenerOptions {
 
 export interface Listener {
   address: { host: string; port: number };
+  /** what the listener speaks (the dashboard's console needs a WebSocket listener's port) */
+  protocol?: 'mqtt' | 'websockets';
+  tls?: boolean;
   close(): Promise<void>;
 }
 
@@ -59,6 +62,8 @@ async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Lo
       log.info(`Opening ${websockets ? 'websockets' : family} listen socket on port ${addr.port}.`);
       resolve({
         address: { host: addr.address, port: addr.port },
+        protocol: websockets ? 'websockets' : 'mqtt',
+        tls: spec.tls !== undefined,
         // stop accepting at once; the broker ends the connections that are open (server.close's
         // callback would wait for every one of them)
         close: () => {

@@ -43,7 +43,7 @@ describe('admin API', () => {
     assert.equal(r.status, 200);
     assert.match(r.json.version, /^\d+\.\d+\.\d+/);
     assert.equal(typeof r.json.uptimeSeconds, 'number');
-    assert.deepEqual(r.json.listeners, [{ protocol: 'mqtt', host: '127.0.0.1', port: b.port }]);
+    assert.deepEqual(r.json.listeners, [{ protocol: 'mqtt', host: '127.0.0.1', port: b.port, tls: false }]);
     assert.equal(r.json.httpListeners[0].protocol, 'http');
     assert.equal(`http://127.0.0.1:${r.json.httpListeners[0].port}`, b.http);
     assertError(await api('/broker', 'DELETE'), 405);

@@ -210,7 +210,7 @@ describe('HTTPS', () => {
     const info = await request(`${b.http}/api/v1/broker`, { ca });
     assert.equal(info.json.httpListeners[0].protocol, 'https');
     // the MQTT listener before it stayed plain TCP: its TLS keys went to the http_listener
-    assert.deepEqual(info.json.listeners, [{ protocol: 'mqtt', host: '127.0.0.1', port: b.port }]);
+    assert.deepEqual(info.json.listeners, [{ protocol: 'mqtt', host: '127.0.0.1', port: b.port, tls: false }]);
     // plain HTTP to the HTTPS port gets no answer
     await assert.rejects(request(b.http.replace('https:', 'http:') + '/metrics'));
   });
