@@ -9,6 +9,7 @@ command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3-paho-mqtt)
 [ -x /usr/bin/redis-server ] || need+=(redis-server)  # the Redis store tests start /usr/bin/redis-server
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/chromium ] || need+=(chromium)  # the dashboard tests drive /usr/bin/chromium with playwright-core (no browser download)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update

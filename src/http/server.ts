@@ -1,6 +1,6 @@
 /**
- * The HTTP listener (docs/http.md): Prometheus metrics at `/metrics` and the JSON admin API at
- * `/api/v1/...`, on node:http or node:https, no framework. One per `http_listener` line; embedders call
+ * The HTTP listener (docs/http.md): Prometheus metrics at `/metrics`, the JSON admin API at
+ * `/api/v1/...` and the web dashboard at `/`, on node:http or node:https, no framework. One per `http_listener` line; embedders call
  * `startHttpListener(broker, options)`.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -12,6 +12,7 @@ import { ApiError, ROUTES, type ApiContext, type ApiResult } from './api.js';
 import { renderMetrics } from './metrics.js';
 import { OPENAPI } from './openapi.js';
 import { maskSecrets } from './mask.js';
+import { dashboardFile } from './dashboard.js';
 
 export type { HttpAuthOptions } from './auth.js';
 
@@ -160,6 +161,13 @@ async function answer(req: IncomingMessage, method: string, url: URL, ctx: ApiCo
     if (path === '/api/v1/openapi.json') {
       if (method !== 'GET') throw methodNotAllowed(['GET']);
       return { status: 200, body: OPENAPI };
+    }
+    if (!path.startsWith('/api/')) {
+      const file = dashboardFile(path);
+      if (file !== undefined) {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(['GET']);
+        return file;
+      }
     }
     for (const r of ROUTES) {
       const m = r.pattern.exec(path);

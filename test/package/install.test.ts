@@ -55,12 +55,14 @@ after(async () => {
 
 test('the tarball holds the built library and bin, the docs, and no tests, maps or scripts', () => {
   for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
-    'dist/src/bench/worker.js', 'dist/src/bench/pacer.js', 'docs/ARCHITECTURE.md']) {
+    'dist/src/bench/worker.js', 'dist/src/bench/pacer.js', 'docs/ARCHITECTURE.md', 'dist/browser/midge-client.js',
+    'dist/dashboard/index.html', 'dist/dashboard/dashboard.js', 'dist/dashboard/midge-client.js']) {
     assert.ok(packed.includes(f), `${f} is missing from the tarball`);
   }
   const stray = packed.filter((f) =>
     !(f === 'package.json' || f === 'README.md' || f === 'LICENSE' || f.startsWith('docs/') ||
-      (f.startsWith('dist/src/') && (f.endsWith('.js') || f.endsWith('.d.ts')))));
+      (f.startsWith('dist/src/') && !f.startsWith('dist/src/browser/') && (f.endsWith('.js') || f.endsWith('.d.ts'))) ||
+      f === 'dist/browser/midge-client.js' || f.startsWith('dist/dashboard/')));
   assert.deepEqual(stray, [], 'files outside the shipped set');
   assert.ok(packed.length < 400, `${packed.length} files`);
 });
