@@ -186,10 +186,12 @@ function clientRow(c) {
 
 async function loadTopics() {
   try {
-    const r = await getJson('/api/v1/retained?filter=%23&limit=1000');
-    $('topics-total').textContent = `(${r.total}${r.total > r.items.length ? `, ${r.items.length} shown` : ''})`;
+    // '#' does not match $SYS topics: they are asked for apart
+    const [r, sys] = await Promise.all(['#', '$SYS/#'].map((f) => getJson(`/api/v1/retained?filter=${encodeURIComponent(f)}&limit=1000`)));
+    const total = r.total + sys.total, shown = r.items.length + sys.items.length;
+    $('topics-total').textContent = `(${total}${total > shown ? `, ${shown} shown` : ''})`;
     const root = { children: new Map() };
-    for (const m of r.items) {
+    for (const m of [...r.items, ...sys.items]) {
       let node = root;
       for (const level of m.topic.split('/')) {
         if (!node.children.has(level)) node.children.set(level, { children: new Map() });
@@ -271,8 +273,8 @@ $('subscribe-form').addEventListener('submit', async (ev) => {
   if (!client) return;
   const filter = $('sub-filter').value;
   try {
-    await client.subscribe(filter, { qos: Number($('sub-qos').value) });
-    log(`subscribed to ${filter}`);
+    const granted = await client.subscribe(filter, { qos: Number($('sub-qos').value) });
+    log(`subscribed to ${filter} (granted QoS ${granted})`);
   } catch (err) {
     log(`subscribe ${filter} failed: ${err.message}`);
   }
