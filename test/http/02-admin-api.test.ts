@@ -249,8 +249,18 @@ describe('admin API', () => {
     assertError(await api('/publish', 'POST', { topic: 't', payload: 'x'.repeat(1024 * 1024 + 10) }), 413);
   });
 
-  test('unknown paths are 404 with a JSON error, / included', T, async () => {
-    assertError(await request(`${b.http}/`), 404);
+  test('unknown paths are 404 with a JSON error; / is the dashboard and only its files are served', T, async () => {
+    const home = await request(`${b.http}/`);
+    assert.equal(home.status, 200);
+    assert.match(String(home.headers['content-type']), /^text\/html/);
+    assert.match(home.text, /<title>Midge dashboard<\/title>/);
+    const js = await request(`${b.http}/dashboard.js`);
+    assert.equal(js.status, 200);
+    assert.match(String(js.headers['content-type']), /^text\/javascript/);
+    assertError(await request(`${b.http}/`, { method: 'POST', body: '{}' }), 405);
+    assertError(await request(`${b.http}/nothing.html`), 404);
+    assertError(await request(`${b.http}/%2e%2e%2fpackage.json`), 404);
+    assertError(await request(`${b.http}/dashboard/index.html`), 404);
     assertError(await api('/nothing'), 404);
     assertError(await api('/clients/a/b/c'), 404);
   });
