@@ -51,7 +51,9 @@ const dash = join(root, 'dist/dashboard');
 mkdirSync(dash, { recursive: true });
 cpSync(join(root, 'dashboard'), dash, { recursive: true });
 cpSync(out, join(dash, 'midge-client.js'));
+const polyfills = Object.entries(Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.inputs ?? {})
+  .filter(([p]) => p.includes('node_modules/')).reduce((s, [, v]) => s + v.bytesInOutput, 0);
 const bytes = statSync(out).size;
 const gz = gzipSync(readFileSync(out)).length;
 writeFileSync(join(root, 'dist/browser/size.json'), JSON.stringify({ bytes, gzip: gz }) + '\n');
-console.log(`browser: dist/browser/midge-client.js ${(bytes / 1024).toFixed(1)} KiB (${(gz / 1024).toFixed(1)} KiB gzip), dashboard in dist/dashboard/`);
+console.log(`browser: dist/browser/midge-client.js ${(bytes / 1024).toFixed(1)} KiB (${(gz / 1024).toFixed(1)} KiB gzip, polyfills ${(polyfills / 1024).toFixed(1)} KiB), dashboard in dist/dashboard/`);
