@@ -10,6 +10,9 @@ export interface BenchConfig {
   mode: BenchMode;
   host: string;
   port: number;
+  /** run: where the subscribers connect (default: host and port); for a bridge between two brokers */
+  subHost?: string;
+  subPort?: number;
   /** connect over WebSocket (ws://HOST:PORT/mqtt, subprotocol mqtt) instead of plain TCP */
   ws: boolean;
   /** MQTT protocol level: 4 = 3.1.1, 5 = 5.0 */
@@ -94,6 +97,8 @@ Usage: midge bench pub  [options]   publishers only (-c N)
 Connection:
   -h, --host HOST         broker address (default 127.0.0.1; nothing else is ever contacted)
   -p, --port PORT         default 1883
+      --sub-host HOST     run: the subscribers connect here instead (default: --host), e.g. the
+      --sub-port PORT     remote broker of a bridge, while the publishers use --host/--port
       --ws                MQTT over WebSocket: ws://HOST:PORT/mqtt, subprotocol mqtt (default: TCP)
   -V, --protocol 4|5      MQTT 3.1.1 (4, default) or 5.0
   -u, --username U        -P, --password P
@@ -166,6 +171,11 @@ function def(names: string[], set: Setter): void {
 
 def(['-h', '--host'], (c, v) => { c.host = v; });
 def(['-p', '--port'], (c, v) => { c.port = num('--port', 1, 65535)(v); });
+def(['--sub-host'], (c, v) => {
+  if (v === '') throw new Error('bad value for --sub-host: empty');
+  c.subHost = v;
+});
+def(['--sub-port'], (c, v) => { c.subPort = num('--sub-port', 1, 65535)(v); });
 def(['-V', '--protocol'], (c, v) => {
   const n = v === 'mqttv311' ? 4 : v === 'mqttv5' ? 5 : num('--protocol', 4, 5)(v);
   c.protocol = n as 4 | 5;
@@ -252,8 +262,14 @@ function validate(c: BenchConfig): void {
     if (c.retained > 0) throw new Error('--offline and --retained do not go together');
     if (c.count < 1) throw new Error('--offline needs --limit N (messages per publisher)');
   }
+  if ((c.subHost !== undefined || c.subPort !== undefined) && c.mode !== 'run') throw new Error('--sub-host and --sub-port are for run');
   if (c.persistent && c.mode === 'conn') throw new Error('--persistent is for run, pub and sub');
   if (c.mode !== 'run') c.window = 0; // the window needs the subscribers in this process
+}
+
+/** Where the subscribers connect: --sub-host/--sub-port, each defaulting to --host/--port. */
+export function subEndpoint(c: BenchConfig): { host: string; port: number } {
+  return { host: c.subHost ?? c.host, port: c.subPort ?? c.port };
 }
 
 /** The topic publisher `i` publishes to. */

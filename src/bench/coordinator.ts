@@ -5,7 +5,7 @@
  * deadline is finished and reported as timed out.
  */
 import { Worker } from 'node:worker_threads';
-import { defaultWorkers, slotOf, slotsPerPub, type BenchConfig } from './config.js';
+import { defaultWorkers, slotOf, slotsPerPub, subEndpoint, type BenchConfig } from './config.js';
 import { LatencyRecorder, type LatencySummary } from './histogram.js';
 import { openFileLimit } from './limits.js';
 import {
@@ -28,6 +28,9 @@ export interface BenchResult {
   mode: string;
   host: string;
   port: number;
+  /** where the subscribers connected (--sub-host/--sub-port; else host and port) */
+  subHost: string;
+  subPort: number;
   /** 'tcp', or 'ws' with --ws */
   transport: 'tcp' | 'ws';
   protocol: number;
@@ -376,7 +379,7 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     };
   }
   return {
-    mode: cfg.mode, host: cfg.host, port: cfg.port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
+    mode: cfg.mode, host: cfg.host, port: cfg.port, subHost: subEndpoint(cfg).host, subPort: subEndpoint(cfg).port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
     topics: cfg.topics, wildcard: cfg.wildcard, qos: cfg.qos, size: cfg.size, rate: cfg.rate, window: cfg.window,
     inflight: cfg.inflight, warmupS: cfg.warmup, durationS: cfg.duration, workers: nw, setup,
     sent: c.sentWin, sentPerS: per(c.sentWin), received: c.receivedWin, msgsPerS: per(c.receivedWin),

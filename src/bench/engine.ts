@@ -10,7 +10,7 @@
  */
 import { Client, type ClientOwner, type FailKind } from './client.js';
 import {
-  isLoopback, pubTopic, receiversOf, slotOf, slotsPerPub, subFilter, type BenchConfig,
+  isLoopback, pubTopic, receiversOf, slotOf, slotsPerPub, subEndpoint, subFilter, type BenchConfig,
 } from './config.js';
 import { LatencyRecorder } from './histogram.js';
 import type { Assignment, Counters, FromWorker, Ready, SharedTables, Timeline } from './protocol.js';
@@ -100,9 +100,10 @@ export class Engine implements ClientOwner {
       ...(cfg.password !== undefined ? { password: cfg.password } : {}),
     };
     const id = (role: string, i: number): string => `${cfg.clientIdPrefix}${process.pid}-${role}${i}`;
+    const subAt = subEndpoint(cfg);
     for (const j of a.subs) {
       const s = new Client(this, 'sub', j, {
-        ...base, clientId: id('s', j), filter: subFilter(cfg, j), qos: cfg.qos, ...this.source(j), ...(cfg.persistent ? { clean: false } : {}),
+        ...base, ...subAt, clientId: id('s', j), filter: subFilter(cfg, j), qos: cfg.qos, ...this.source(j, subAt.host), ...(cfg.persistent ? { clean: false } : {}),
       });
       s.local = this.subs.length;
       // --offline: every publisher that reaches it sends --limit messages
@@ -131,9 +132,9 @@ export class Engine implements ClientOwner {
   }
 
   /** Connections to a 127.x host are spread over source addresses (conn mode, or --src-ips). */
-  private source(n: number): { localAddress?: string } {
+  private source(n: number, host = this.cfg.host): { localAddress?: string } {
     const cfg = this.cfg;
-    if (!isLoopback(cfg.host) || cfg.host === 'localhost') return {};
+    if (!isLoopback(host) || host === 'localhost') return {};
     let k = cfg.srcIps;
     // about 100 connections per source address: bind() then finds a free port at once (node cannot
     // set IP_BIND_ADDRESS_NO_PORT, which lets the C loadgen leave the port to connect())

@@ -39,7 +39,7 @@ export function summary(r: BenchResult & { retained?: RetainedResult }): string 
     out.push(`  cleared       ${k.cleared ? 'yes' : 'no'}`);
   } else if (r.offline !== undefined) {
     const k = r.offline;
-    out.push(`midge bench run --offline: ${n(r.pubs)} pub × ${n(r.subs)} persistent sub, ${n(r.topics)} topic(s)${r.wildcard ? ' (subscribers on /#)' : ''}, QoS ${r.qos}, ${r.size} B, inflight ${r.inflight}; ${r.host}:${r.port}`);
+    out.push(`midge bench run --offline: ${n(r.pubs)} pub × ${n(r.subs)} persistent sub, ${n(r.topics)} topic(s)${r.wildcard ? ' (subscribers on /#)' : ''}, QoS ${r.qos}, ${r.size} B, inflight ${r.inflight}; ${r.subHost !== r.host || r.subPort !== r.port ? `publishers ${r.host}:${r.port}, subscribers ${r.subHost}:${r.subPort}` : `${r.host}:${r.port}`}`);
     out.push(`  published     ${n(k.published)}, acknowledged ${n(k.acked)} in ${k.publishSeconds} s: ${n(k.publishPerS)} msgs/s   PUBACK ${lat(r.ackLatencyUs)}`);
     out.push(`  reconnected   ${k.sessionPresent} of ${r.subs} with the session present`);
     out.push(`  drained       ${n(k.received)} of ${n(k.expected)} in ${k.drainSeconds} s (from the reconnect): ${n(k.drainPerS)} msgs/s`);
@@ -50,7 +50,9 @@ export function summary(r: BenchResult & { retained?: RetainedResult }): string 
       : r.mode === 'pub' ? `${n(r.pubs)} publisher(s), ${n(r.topics)} topic(s)` : `${n(r.subs)} subscriber(s)`;
     const extra = [r.window > 0 ? `window ${n(r.window)}` : '', r.qos > 0 ? `inflight ${r.inflight}` : ''].filter((s) => s !== '').join(', ');
     const what = r.mode === 'sub' ? `QoS ${r.qos} subscription` : `QoS ${r.qos}, ${r.size} B, ${load}${extra !== '' ? `, ${extra}` : ''}`;
-    out.push(`midge bench ${r.mode}: ${who}, ${what}; ${r.transport === 'ws' ? `ws://${r.host}:${r.port}/mqtt` : `${r.host}:${r.port}`}`);
+    const at = (host: string, port: number): string => (r.transport === 'ws' ? `ws://${host}:${port}/mqtt` : `${host}:${port}`);
+    const split = r.subHost !== r.host || r.subPort !== r.port;
+    out.push(`midge bench ${r.mode}: ${who}, ${what}; ${split ? `publishers ${at(r.host, r.port)}, subscribers ${at(r.subHost, r.subPort)}` : at(r.host, r.port)}`);
     out.push(`  ${r.durationS} s measured after ${r.warmupS} s warmup, ${r.workers} worker(s); setup ${r.setup.seconds} s`
       + ` (${r.setup.subsReady} subs, ${r.setup.pubsReady} pubs ready; ${r.setup.subsFailed + r.setup.pubsFailed} failed)`);
     if (r.pubs > 0) out.push(`  sent          ${n(r.sent)} (${n(r.sentPerS)} msgs/s)`);

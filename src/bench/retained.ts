@@ -8,7 +8,7 @@
 import { encode } from '../codec/index.js';
 import type { PublishPacket, QoS } from '../codec/types.js';
 import { Client, type ClientOwner, type FailKind } from './client.js';
-import type { BenchConfig } from './config.js';
+import { subEndpoint, type BenchConfig } from './config.js';
 import type { BenchResult } from './coordinator.js';
 import { LatencyRecorder } from './histogram.js';
 import { nowNs } from './stamp.js';
@@ -106,7 +106,7 @@ export async function runRetained(cfg: BenchConfig): Promise<BenchResult & { ret
     ...(cfg.password !== undefined ? { password: cfg.password } : {}),
   };
   const pubs = Array.from({ length: cfg.pubs }, (_, i) => new Client(owner, 'pub', i, { ...base, clientId: `${cfg.clientIdPrefix}${process.pid}-rp${i}` }));
-  const sub = new Client(owner, 'sub', 0, { ...base, clientId: `${cfg.clientIdPrefix}${process.pid}-rs0`, filter: cfg.retainedFilter, qos: cfg.qos });
+  const sub = new Client(owner, 'sub', 0, { ...base, ...subEndpoint(cfg), clientId: `${cfg.clientIdPrefix}${process.pid}-rs0`, filter: cfg.retainedFilter, qos: cfg.qos });
   const setupDeadline = t0 + cfg.setupTimeout * 1e9;
   const result: RetainedResult = { stored: 0, storeSeconds: 0, storedPerS: 0, received: 0, burstSeconds: 0, firstMs: 0, cleared: false };
   let lastError = '';
@@ -159,7 +159,7 @@ export async function runRetained(cfg: BenchConfig): Promise<BenchResult & { ret
   const burstRate = result.burstSeconds > 0 ? Math.round(result.received / result.burstSeconds) : 0;
   const empty = new LatencyRecorder().summary();
   return {
-    mode: 'run', host: cfg.host, port: cfg.port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: 1, topics: cfg.retained,
+    mode: 'run', host: cfg.host, port: cfg.port, subHost: subEndpoint(cfg).host, subPort: subEndpoint(cfg).port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: 1, topics: cfg.retained,
     wildcard: true, qos: cfg.qos, size: cfg.size, rate: 0, window: 0, inflight: cfg.inflight, warmupS: 0,
     durationS: result.burstSeconds, workers: 0,
     setup: { subsReady: owner.ready > cfg.pubs ? 1 : 0, subsFailed: sub.state === 'failed' ? 1 : 0, pubsReady: Math.min(owner.ready, cfg.pubs), pubsFailed: 0, seconds: 0 },

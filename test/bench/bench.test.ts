@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Parser } from '../../src/codec/index.js';
 import type { Packet } from '../../src/codec/types.js';
-import { parseArgs, receiversOf, slotOf, slotsPerPub, type BenchConfig } from '../../src/bench/config.js';
+import { parseArgs, receiversOf, slotOf, slotsPerPub, subEndpoint, type BenchConfig } from '../../src/bench/config.js';
 import { LatencyRecorder } from '../../src/bench/histogram.js';
 import { PublishBatcher, readStamp } from '../../src/bench/stamp.js';
 import { runBench } from '../../src/bench/coordinator.js';
+import { summary } from '../../src/bench/report.js';
 import { startBroker, type BrokerHandle } from '../helpers/bench-brokers.js';
 
 describe('latency recorder', () => {
@@ -141,6 +142,18 @@ describe('flags', () => {
     assert.equal(parseArgs('run', ['--window=10']).window, 10);
   });
 
+  test('--sub-host and --sub-port: the subscribers elsewhere, for run only; by default where the publishers are', () => {
+    const d = parseArgs('run', ['-p', '1884']);
+    assert.deepEqual(subEndpoint(d), { host: '127.0.0.1', port: 1884 });
+    const c = parseArgs('run', ['-p', '1884', '--sub-port', '1885']);
+    assert.deepEqual([c.host, c.port, subEndpoint(c)], ['127.0.0.1', 1884, { host: '127.0.0.1', port: 1885 }]);
+    assert.deepEqual(subEndpoint(parseArgs('run', ['--sub-host=127.0.0.9'])), { host: '127.0.0.9', port: 1883 });
+    assert.throws(() => parseArgs('run', ['--sub-port', '0']), /--sub-port/);
+    assert.throws(() => parseArgs('run', ['--sub-host', '']), /--sub-host/);
+    assert.throws(() => parseArgs('pub', ['--sub-port', '1885']), /are for run/);
+    assert.throws(() => parseArgs('sub', ['--sub-host', '127.0.0.1']), /are for run/);
+  });
+
   test('--persistent and --offline: offline implies persistent, needs run and --limit', () => {
     assert.equal(parseArgs('run', []).persistent, false);
     assert.equal(parseArgs('run', ['--persistent']).persistent, true);
@@ -223,5 +236,41 @@ describe('midge bench run against a Midge broker', { timeout: 30_000 }, () => {
     assert.ok(r.msgsPerS > 1000, `${r.msgsPerS} msgs/s`);
     // Little's law: in flight <= 4 × 50 messages, so the mean latency is bounded by 200 / throughput
     assert.ok(r.latencyUs.mean <= (200 / r.msgsPerS) * 1e6 * 1.5 + 5000, `mean ${r.latencyUs.mean} µs at ${r.msgsPerS} msgs/s`);
+  });
+});
+
+describe('midge bench run --sub-port: publishers on one broker, subscribers on another (a bridge)', { timeout: 60_000 }, () => {
+  let dir: string;
+  let remote: BrokerHandle;
+  let local: BrokerHandle;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'midge-bench-test-'));
+    remote = await startBroker('midge', { dir });
+    local = await startBroker('midge', { dir, extraConfig: `connection up\naddress 127.0.0.1:${remote.port}\ntopic bench/# out 1\nrestart_timeout 1` });
+  });
+  after(async () => {
+    await local?.stop();
+    await remote?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('QoS 1 over the bridge: the subscribers on the remote receive every message once; without --sub-port one endpoint', async () => {
+    // the bridge connects in the background: a short probe run until it carries messages (bounded)
+    const probe = parseArgs('run', ['-p', String(local.port), '--sub-port', String(remote.port), '-q', '1', '-r', '200', '-d', '0.3', '--warmup', '0', '--drain', '0.5', '-w', '1']);
+    let ready = false;
+    for (let i = 0; i < 20 && !ready; i++) ready = (await runBench(probe)).receivedTotal > 0;
+    assert.ok(ready, 'the bridge never carried a message');
+    const cfg = parseArgs('run', ['-p', String(local.port), '--sub-port', String(remote.port), '--pubs', '2', '--subs', '2', '-q', '1', '-r', '2000', '-d', '1', '--warmup', '0.2', '--drain', '1', '-w', '2']);
+    const r = await runBench(cfg);
+    assert.deepEqual([r.host, r.port, r.subHost, r.subPort], ['127.0.0.1', local.port, '127.0.0.1', remote.port]);
+    assert.equal(r.errors.total, 0, String(r.errors.last));
+    assert.ok(r.sentTotal > 1000, `sent ${r.sentTotal}`);
+    assert.deepEqual([r.lost, r.dups, r.missing], [0, 0, 0]);
+    assert.equal(r.receivedTotal, r.sentTotal * 2);
+    assert.match(summary(r), new RegExp(`publishers 127\\.0\\.0\\.1:${local.port}, subscribers 127\\.0\\.0\\.1:${remote.port}`));
+    // the same load with everything on the remote (no bridge there): delivered directly
+    const direct = await runBench(parseArgs('run', ['-p', String(remote.port), '-r', '500', '-d', '0.3', '--warmup', '0', '-w', '1']));
+    assert.ok(direct.receivedTotal > 0);
+    assert.match(summary(direct), new RegExp(`; 127\\.0\\.0\\.1:${remote.port}$`, 'm'));
   });
 });
