@@ -255,6 +255,9 @@ export class Bridge {
     const o: ConnectOptions = {
       clientId: c.remoteClientId, clean: c.cleanSession, keepalive: c.keepalive, protocolVersion: c.protocolVersion,
       reconnect: false, connectTimeout: Math.max(5, c.keepalive) * 1000, resubscribe: false,
+      // a message from the remote is acknowledged once the local broker has it (committed, with
+      // persistence): a crash before that leaves it with the remote, which sends it again
+      manualAck: true,
     };
     if (c.remoteUsername !== undefined) o.username = c.remoteUsername;
     if (c.remotePassword !== undefined) o.password = c.remotePassword;
@@ -376,14 +379,18 @@ export class Bridge {
     this.lastActivity = Date.now();
     const topic = mapIncoming(this.cfg.topics, m.topic);
     const link = this.local;
-    if (topic === undefined) return;
+    if (topic === undefined) {
+      m.ack?.();
+      return;
+    }
     if (link === undefined || link.closed) {
+      // not acknowledged: the remote sends it again when the bridge reconnects
       this.stats.dropped++;
       return;
     }
     this.stats.messagesIn++;
     const props = forwardProps(m.properties);
-    link.publish(topic, m.payload, m.qos as QoS, m.retain, props).catch(() => { this.stats.dropped++; });
+    link.publish(topic, m.payload, m.qos as QoS, m.retain, props).then(() => m.ack?.(), () => { this.stats.dropped++; });
   }
 
   /** The remote connection is gone; with the automatic start type the client reconnects by itself (retry). */

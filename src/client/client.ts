@@ -455,6 +455,16 @@ export class MqttClient extends EventEmitter {
    * `unclaimedLimit` (oldest dropped), and handed to the first one that is added.
    */
   private deliver(message: Message): void {
+    const token = message.ackToken;
+    if (token !== undefined) {
+      delete message.ackToken;
+      let done = false;
+      message.ack = () => {
+        if (done) return;
+        done = true;
+        this.apply(this.state.acknowledge(token, Date.now()));
+      };
+    }
     if (this.listenerCount('message') > 0) {
       this.emitSafe('message', message);
       return;

@@ -80,6 +80,11 @@ export interface ConnectOptions {
    * that knows it does not send the bridge's own messages back to it and keeps retained flags as published
    */
   bridge?: boolean;
+  /**
+   * Acknowledge incoming QoS 1/2 messages yourself (`message.ack()`), e.g. after storing them, instead
+   * of on receipt (default false): a message that was not acknowledged is sent again after a reconnect.
+   */
+  manualAck?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -177,6 +182,7 @@ export function resolveOptions(url: string | URL, options: ConnectOptions = {}):
   }
   if (options.autoTopicAlias === true) state.autoTopicAlias = true;
   if (options.bridge === true && version !== 5) state.bridge = true;
+  if (options.manualAck === true) state.manualAck = true;
 
   const resolved: ResolvedOptions = {
     scheme, host, port, transport,

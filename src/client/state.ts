@@ -42,6 +42,10 @@ export class ClientState {
   private readonly inflight = new Map<number, Flow>();          // outgoing QoS 1/2 by packet id
   private readonly queue = new Deque<Queued>();
   private readonly incomingQos2 = new Set<number>();             // PUBREC sent, PUBREL not yet seen
+  /** manualAck: QoS 2 ids delivered whose PUBREC waits for the application */
+  private readonly awaitingAck = new Set<number>();
+  /** connections that reached CONNACK: a manual QoS 1 acknowledgement belongs to one of them */
+  private connections = 0;
   private readonly controls: ControlFlows;
   private aliasesIn = new IncomingAliases(0);
   private aliasesOut = new OutgoingAliases(0);
@@ -315,6 +319,7 @@ export class ClientState {
       return actions;
     }
     this.status = 'connected';
+    this.connections++;
     this.auth.token++;
     this.server = connackInfo(packet);
     if (this.server.assignedClientIdentifier !== undefined) this.clientId = this.server.assignedClientIdentifier;
@@ -324,7 +329,10 @@ export class ClientState {
     this.window = Math.min(this.options.maxInflight, this.server.receiveMaximum);
     this.aliasesOut = new OutgoingAliases(this.version === 5 ? this.server.topicAliasMaximum : 0);
     actions.push({ type: 'connected', connack: packet });
-    if (!packet.sessionPresent) this.incomingQos2.clear();
+    if (!packet.sessionPresent) {
+      this.incomingQos2.clear();
+      this.awaitingAck.clear();
+    }
     this.lastSentAt = now;
     const resendControls = this.controls.connected(actions, packet.sessionPresent, this.options.resubscribe);
     // [MQTT-4.4.0-1] re-send unacknowledged PUBLISH (with DUP) and PUBREL, in their original order;
@@ -355,6 +363,8 @@ export class ClientState {
     if (p.properties) message.properties = p.properties;
     if (p.qos === 0) {
       actions.push({ type: 'message', message });
+    } else if (this.options.manualAck === true) {
+      this.onPublishManual(actions, message, p.packetId!, p.qos, now);
     } else if (p.qos === 1) {
       this.send(actions, this.ack('puback', p.packetId!), now);
       actions.push({ type: 'message', message });
@@ -372,6 +382,44 @@ export class ClientState {
     } else {
       this.send(actions, this.ack('pubrec', p.packetId!), now);
     }
+  }
+
+  /**
+   * manualAck: the message goes to the application with an acknowledgement token; its PUBACK/PUBREC
+   * is sent by acknowledge(). QoS 2: delivered once; a re-sent PUBLISH that waits for its
+   * acknowledgement is not answered yet.
+   */
+  private onPublishManual(actions: Action[], message: Message, packetId: number, qos: 1 | 2, now: number): void {
+    if (qos === 2) {
+      if (this.incomingQos2.has(packetId)) {
+        if (!this.awaitingAck.has(packetId)) this.send(actions, this.ack('pubrec', packetId), now);
+        return;
+      }
+      const receiveMaximum = this.version === 5 ? (this.options.properties?.receiveMaximum ?? 65535) : 65535;
+      if (this.incomingQos2.size >= receiveMaximum) {
+        this.protocolError(actions, 0x93, `more than ${receiveMaximum} QoS 2 messages in flight`, now);
+        return;
+      }
+      this.incomingQos2.add(packetId);
+      this.awaitingAck.add(packetId);
+    }
+    message.ackToken = { connection: this.connections, packetId, qos };
+    actions.push({ type: 'message', message });
+  }
+
+  /**
+   * manualAck: the application has the message: send its PUBACK (QoS 1, on the connection it came
+   * on; after a reconnect the broker sends it again) or PUBREC (QoS 2, once).
+   */
+  acknowledge(token: { connection: number; packetId: number; qos: 1 | 2 }, now: number): Action[] {
+    const actions: Action[] = [];
+    if (this.status !== 'connected') return actions;
+    if (token.qos === 1) {
+      if (token.connection === this.connections) this.send(actions, this.ack('puback', token.packetId), now);
+    } else if (this.awaitingAck.delete(token.packetId)) {
+      this.send(actions, this.ack('pubrec', token.packetId), now);
+    }
+    return actions;
   }
 
   private onAuth(actions: Action[], p: AuthPacket, now: number): void {

@@ -16,6 +16,14 @@ export interface Message {
   /** the packet identifier of a QoS 1/2 message */
   packetId?: number;
   properties?: Properties;
+  /**
+   * With `manualAck`: acknowledge this QoS 1/2 message (PUBACK / PUBREC) once it is safe with you;
+   * until then the broker keeps it in flight and sends it again after a reconnect. Acknowledge in
+   * the order the messages came [MQTT-4.6.0-2]. Absent without `manualAck` and for QoS 0.
+   */
+  ack?: () => void;
+  /** @internal manualAck: what acknowledge() needs */
+  ackToken?: { connection: number; packetId: number; qos: 1 | 2 };
 }
 
 export interface OutgoingMessage {
@@ -42,6 +50,8 @@ export type Action =
 
 export interface ClientStateOptions {
   protocolVersion: ProtocolVersion;
+  /** QoS 1/2 messages are acknowledged by the application (Message.ack), not on receipt */
+  manualAck?: boolean;
   clientId: string;
   clean: boolean;
   /** seconds, 0 = off */

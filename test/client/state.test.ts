@@ -366,3 +366,52 @@ describe('ending', () => {
     assert.ok(close?.error instanceof ConnectionLostError);
   });
 });
+
+describe('manualAck: the application acknowledges incoming QoS 1/2', () => {
+  const pub = (qos: 1 | 2, packetId: number, dup = false): PublishPacket =>
+    ({ type: 'publish', topic: 't', payload: Buffer.from('m'), qos, retain: false, dup, packetId });
+  const tokenOf = (actions: Action[]): { connection: number; packetId: number; qos: 1 | 2 } => {
+    const [m] = ofType(actions, 'message');
+    assert.ok(m?.message.ackToken, 'the message carries an acknowledgement token');
+    return m.message.ackToken;
+  };
+
+  test('QoS 1: no PUBACK on receipt; acknowledge() sends it once', () => {
+    const s = connected({ manualAck: true });
+    const a = s.handle(pub(1, 7), 1);
+    assert.deepEqual(sent(a), [], 'nothing sent on receipt');
+    const t = tokenOf(a);
+    assert.deepEqual(sent(s.acknowledge(t, 2)), [{ type: 'puback', packetId: 7 }]);
+  });
+
+  test('QoS 1: an acknowledgement from before a reconnect is not sent on the new connection (the broker sends the message again)', () => {
+    const s = connected({ manualAck: true, clean: false });
+    const t = tokenOf(s.handle(pub(1, 7), 1));
+    s.connectionLost();
+    s.open(2);
+    s.handle({ type: 'connack', sessionPresent: true, reasonCode: 0 }, 3);
+    assert.deepEqual(sent(s.acknowledge(t, 4)), []);
+    const again = s.handle(pub(1, 7, true), 5);
+    assert.deepEqual(sent(s.acknowledge(tokenOf(again), 6)), [{ type: 'puback', packetId: 7 }]);
+  });
+
+  test('QoS 2: delivered once; a re-sent PUBLISH is not answered before acknowledge(), which sends PUBREC once', () => {
+    const s = connected({ manualAck: true });
+    const first = s.handle(pub(2, 9), 1);
+    assert.deepEqual(sent(first), []);
+    const dup = s.handle(pub(2, 9, true), 2);
+    assert.deepEqual(ofType(dup, 'message'), [], 'not delivered twice');
+    assert.deepEqual(sent(dup), [], 'no PUBREC while the application has not acknowledged');
+    const t = tokenOf(first);
+    assert.deepEqual(sent(s.acknowledge(t, 3)), [{ type: 'pubrec', packetId: 9 }]);
+    assert.deepEqual(sent(s.acknowledge(t, 4)), [], 'once');
+    assert.deepEqual(sent(s.handle(pub(2, 9, true), 5)), [{ type: 'pubrec', packetId: 9 }], 'after it: a re-sent PUBLISH gets its PUBREC');
+  });
+
+  test('without manualAck the PUBACK goes out on receipt and the message has no token', () => {
+    const s = connected();
+    const a = s.handle(pub(1, 3), 1);
+    assert.deepEqual(sent(a), [{ type: 'puback', packetId: 3 }]);
+    assert.equal(ofType(a, 'message')[0]?.message.ackToken, undefined);
+  });
+});
