@@ -234,7 +234,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const bound = await broker.listen();
     security.setBoundPorts(bound.map((a) => a.port));
-    http = await startConfiguredHttp(broker, cfg, logger);
+    http = await startConfiguredHttp(broker, cfg, logger, () => [...bridges.stats()].map(([name, s]) => ({ name, ...s })));
     dropPrivileges(cfg.user, logger);
   } catch (err) {
     logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));

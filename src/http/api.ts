@@ -37,6 +37,8 @@ export interface ApiContext {
   config: () => unknown;
   /** the HTTP listeners' addresses, for GET /api/v1/broker */
   httpListeners: () => Array<{ host: string; port: number; tls: boolean }>;
+  /** the bridges (GET /api/v1/bridges) */
+  bridges: () => Array<{ name: string }>;
 }
 
 type Handler = (ctx: ApiContext, req: ApiRequest) => ApiResult | Promise<ApiResult>;
@@ -150,6 +152,7 @@ export const ROUTES: readonly Route[] = [
     },
   }),
   route('/api/v1/config', { GET: ({ config }) => ok(config()) }),
+  route('/api/v1/bridges', { GET: ({ bridges }) => ok({ items: bridges() }) }),
   route('/api/v1/clients', {
     GET: ({ broker }, { query }) => {
       const search = query.get('search');

@@ -11,7 +11,7 @@ import { keyLocation } from '../config/parse.js';
 import { checkPassword, loadPasswordFile } from '../auth/password-file.js';
 import { shortenPath } from '../util/text.js';
 import type { HttpAuthOptions } from './auth.js';
-import { startHttpListener, type HttpListener } from './server.js';
+import { startHttpListener, type BridgeInfo, type HttpListener } from './server.js';
 
 /** A token file's first line, trimmed; an empty or unreadable file is an error naming the key (never the contents). */
 function readToken(path: string, key: string, cfg: BrokerConfig): string {
@@ -60,7 +60,7 @@ export interface ConfiguredHttp {
 }
 
 /** Opens every `http_listener` of the config (none: nothing). Closes those already open if one fails. */
-export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log: Logger): Promise<ConfiguredHttp> {
+export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log: Logger, bridges?: () => BridgeInfo[]): Promise<ConfiguredHttp> {
   if (cfg.httpListeners.length === 0) return { listeners: [], reload: () => Promise.resolve() };
   // one object shared by every listener: a reload changes it in place
   const auth = await loadHttpAuth(cfg);
@@ -75,7 +75,7 @@ export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log
           throw new Error(`Error: Unable to load the certificate or key of the http_listener on port ${h.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
         }
       }
-      open.push(await startHttpListener(broker, { port: h.port, host: h.bindAddress ?? '127.0.0.1', tls, auth, config: cfg }));
+      open.push(await startHttpListener(broker, { port: h.port, host: h.bindAddress ?? '127.0.0.1', tls, auth, config: cfg, ...(bridges ? { bridges } : {}) }));
     }
   } catch (err) {
     await Promise.all(open.map((l) => l.close()));

@@ -38,6 +38,9 @@ export const OPENAPI = {
     '/api/v1/config': {
       get: { summary: 'The configuration in force, secrets masked ("***")', responses: { 200: answer('configuration'), 401: error } },
     },
+    '/api/v1/bridges': {
+      get: { summary: 'The bridges (connection blocks) with their state, remote address and message counts', responses: { 200: answer('{ items: [{ name, state, address, connects, messagesOut, messagesIn, dropped }] }'), 401: error } },
+    },
     '/api/v1/clients': {
       get: { summary: 'Connected clients', parameters: [limit, offset, search], responses: { 200: answer('a page of clients', pageOf('#/components/schemas/Client')), 400: error, 401: error } },
     },

@@ -29,6 +29,21 @@ export interface HttpListenerOptions {
   config?: unknown;
   /** the largest request body accepted, bytes (default 1 MiB); larger ones get 413 */
   maxBodyBytes?: number;
+  /** the bridges and their state, for GET /api/v1/bridges (default: none) */
+  bridges?: () => BridgeInfo[];
+}
+
+/** A bridge as GET /api/v1/bridges lists it (`connection NAME` of the configuration). */
+export interface BridgeInfo {
+  name: string;
+  /** 'connected' | 'connecting' | 'disconnected' | 'stopped' */
+  state: string;
+  /** the remote address in use, or the next one tried */
+  address: string;
+  connects: number;
+  messagesOut: number;
+  messagesIn: number;
+  dropped: number;
 }
 
 export interface HttpListener {
@@ -56,6 +71,7 @@ export async function startHttpListener(broker: Broker, options: HttpListenerOpt
     broker,
     config: configView,
     httpListeners: () => [...(listenersOf.get(broker) ?? [])].map((l) => ({ ...l.address, tls: l.tls })),
+    bridges: options.bridges ?? (() => []),
   };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     serve(req, res, ctx, loopback, auth, maxBody).catch((err: unknown) => {
