@@ -13,21 +13,7 @@ import { Duplex } from 'node:stream';
 import { Parser, encode } from '../codec/index.js';
 import type { Packet, Properties, PublishPacket, QoS } from '../codec/types.js';
 import type { Broker } from '../broker/broker.js';
-
-/** Two Duplex ends where what one writes the other reads. */
-export function duplexPair(): [Duplex, Duplex] {
-  let a!: Duplex;
-  let b!: Duplex;
-  const make = (other: () => Duplex): Duplex => new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) { other().push(chunk); cb(); },
-    final(cb) { other().push(null); cb(); },
-    destroy(err, cb) { const o = other(); if (!o.destroyed) o.push(null); cb(err); },
-  });
-  a = make(() => b);
-  b = make(() => a);
-  return [a, b];
-}
+import { duplexPair } from '../util/duplex-pair.js';
 
 export interface LocalLinkOptions {
   clientId: string;

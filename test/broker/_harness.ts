@@ -8,21 +8,9 @@ import type { Packet, ProtocolVersion, ConnectPacket } from '../../src/codec/typ
 import { createBroker, type Broker } from '../../src/broker/broker.js';
 import type { BrokerOptions } from '../../src/broker/options.js';
 import { Logger } from '../../src/broker/log.js';
+import { duplexPair } from '../../src/util/duplex-pair.js';
+export { duplexPair };
 
-/** Node 20 has no stream.duplexPair: two Duplex ends where what one writes the other reads. */
-export function duplexPair(): [Duplex, Duplex] {
-  let a!: Duplex;
-  let b!: Duplex;
-  const make = (other: () => Duplex): Duplex => new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) { other().push(chunk); cb(); },
-    final(cb) { other().push(null); cb(); },
-    destroy(err, cb) { const o = other(); if (!o.destroyed) o.push(null); cb(err); },
-  });
-  a = make(() => b);
-  b = make(() => a);
-  return [a, b];
-}
 
 export interface TestBroker { broker: Broker; logs: string[] }
 
