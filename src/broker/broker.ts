@@ -198,6 +198,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const meta = await store.loadMeta();
     rec.nextMessageId = meta.lastMessageId + 1;
     rec.nextSeq = meta.lastSeq + 1;
+    if (this.opts.bus !== undefined) return this.joinCluster(rec, t0);
     const now = this.clock.now();
     // one Message object per stored message, however many queues refer to it
     const messages = new Map<number, Message>();
@@ -256,6 +257,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     await rec.drain();
     this.log.info(`Store: restored ${this.sessions.size} sessions, ${subs} subscriptions, ${queued} queued and in-flight messages and ${this.retained.size} retained messages in ${Date.now() - t0} ms.`);
+  }
+
+  /**
+   * A node of a cluster: its sessions come on demand (a CONNECT claims one from the store, or from the node
+   * that owns it); what it needs to route is the cluster's retained messages and subscription index.
+   */
+  private async joinCluster(rec: Recorder, t0: number): Promise<void> {
+    const store = this.opts.store!;
+    const now = this.clock.now();
+    const expired: string[] = [];
+    for await (const { topic, message: m } of store.loadRetained()) {
+      if (m.expiresAt !== undefined && m.expiresAt <= now) { expired.push(topic); continue; }
+      this.retained.store(fromStored(m), false);
+    }
+    this.recorder = rec;
+    this.sessionEnv.recorder = rec;
+    for (const topic of expired) rec.add({ op: 'unretain', topic });
+    await this.opts.bus!.start(this);
+    await rec.drain();
+    this.log.info(`Store: ${this.retained.size} retained messages loaded from the cluster in ${Date.now() - t0} ms.`);
   }
 
   /** Start the broker (start()) and the configured listeners (default: 127.0.0.1:1883). Resolves with the bound addresses. */
@@ -346,6 +367,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     // everything recorded (the sessions' disconnect times among it) is committed before the store closes
     if (this.recorder !== undefined) await this.recorder.drain();
+    await this.opts.bus?.close();
     await this.opts.store?.close();
   }
 
@@ -398,6 +420,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const will = conn.will;
     conn.will = undefined;
+    this.opts.bus?.connectionEnded(conn);
     if (abnormal && will !== undefined) {
       const delay = conn.protocolVersion === 5 ? will.properties?.willDelayInterval ?? 0 : 0;
       if (delay > 0 && s !== undefined && this.sessions.get(s.clientId) === s) {
@@ -459,7 +482,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
   publishMessage(msg: Message, from?: ClientInfo): boolean {
     // an empty payload clears the retained message [MQTT-3.3.1-10]; it is still delivered now
     if (msg.retain) this.retained.onPublish(msg);
-    const matched = this.router.route(msg);
+    const bus = this.opts.bus;
+    const skip = bus === undefined ? undefined : bus.route(msg);
+    const matched = this.router.route(msg, skip === undefined ? undefined : { skip });
     if (this.listenerCount('publish') > 0) this.emitSafely('publish', msg, from);
     return matched;
   }
@@ -690,6 +715,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   deleteRetained(topic: string): boolean {
     if (!this.retained.has(topic)) return false;
     this.retained.clear(topic);
+    this.opts.bus?.retainCleared(topic);
     return true;
   }
 

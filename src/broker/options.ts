@@ -1,3 +1,4 @@
+import type { Bus } from '../cluster/bus.js';
 import type { BrokerHooks } from './types.js';
 import type { Logger } from './log.js';
 import type { Store } from '../store/store.js';
@@ -118,6 +119,11 @@ export interface BrokerOptions {
   hooks: BrokerHooks;
   logger?: Logger;
   store?: Store;
+  /**
+   * The cluster bus (src/cluster; `openCluster`): with it the broker is one node of a cluster whose state is
+   * in the bus's Redis store, which must be `store` too.
+   */
+  bus?: Bus;
   /** version string for $SYS/broker/version and the log */
   version: string;
   /** the broker's time and timers (keepalive, expiry, will delay, $SYS); default: the real clock */

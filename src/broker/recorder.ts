@@ -34,6 +34,18 @@ export class Recorder {
   private batch = 1;
   nextMessageId = 1;
   nextSeq = 1;
+  /**
+   * In a cluster, message ids are unique cluster-wide: they come in blocks reserved in Redis (useIds);
+   * the next block is asked for when half of this one is used.
+   */
+  private idEnd = Infinity;
+  private idLow = Infinity;
+  private spareIds: { first: number; size: number } | undefined;
+  private reserving = false;
+  reserveIds: (() => Promise<number>) | undefined;
+  private idBlock = 0;
+  /** the cluster bus's ops of this turn, committed with its changes (undefined: none) */
+  extraOps: (() => Array<string | Buffer> | undefined) | undefined;
   /** commits done, changes written (for $SYS-style counters and tests) */
   readonly counters = { commits: 0, changes: 0, failures: 0 };
   /** how long the store took for each successful commit (for metrics) */
@@ -55,6 +67,7 @@ export class Recorder {
     let id = msg.storeId;
     if (id === undefined) {
       id = this.nextMessageId++;
+      if (id >= this.idLow) id = this.nextId(id);
       msg.storeId = id;
     }
     if (msg.storeBatch !== this.batch) {
@@ -62,6 +75,42 @@ export class Recorder {
       this.add({ op: 'message', msg: toStored(id, msg) });
     }
     return id;
+  }
+
+  /** Hand out message ids from [first, first + size) (a block reserved for this node). */
+  useIds(first: number, size: number): void {
+    this.idBlock = size;
+    this.nextMessageId = first;
+    this.idEnd = first + size;
+    this.idLow = first + Math.floor(size / 2);
+  }
+
+  /** Past the middle of the block: the next one is reserved; at its end, the next one is used. */
+  private nextId(id: number): number {
+    if (!this.reserving && this.spareIds === undefined && this.reserveIds !== undefined) {
+      this.reserving = true;
+      this.reserveIds().then(
+        (first) => { this.spareIds = { first, size: this.idBlock }; this.reserving = false; },
+        (err: unknown) => {
+          this.reserving = false;
+          this.log.error(`Store: reserving message ids failed: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+    }
+    if (id < this.idEnd) return id;
+    const spare = this.spareIds;
+    if (spare === undefined) {
+      // not expected (half a block is over 500,000 messages): ids past the block would collide, so fail loudly
+      throw new Error('no message ids left: the next block was not reserved in time');
+    }
+    this.spareIds = undefined;
+    this.useIds(spare.first, spare.size);
+    return this.nextMessageId++;
+  }
+
+  /** Something outside the change list (the cluster bus's ops) waits for this turn's commit. */
+  touch(): void {
+    if (!this.scheduled) this.schedule();
   }
 
   /** `h`'s output from now on waits for this turn's commit. */
@@ -87,16 +136,17 @@ export class Recorder {
     if (this.committing !== undefined) {
       // one commit at a time, in order: this turn's set follows the one in progress
       await this.committing.catch(() => undefined);
-      if (this.changes.length === 0 && this.holders.length === 0) return;
+      if (this.changes.length === 0 && this.holders.length === 0 && !this.scheduledExtra()) return;
     }
     const changes = this.changes;
     const holders = this.holders;
+    const extra = this.extraOps?.();
     this.changes = [];
     this.holders = [];
     this.batch++;
     // what each holder held when the commit started belongs to it; later output waits for the next one
     const cuts = holders.map((h) => h.held?.length ?? 0);
-    const run = this.write(changes);
+    const run = this.write(changes, extra);
     this.committing = run;
     try {
       await run;
@@ -112,13 +162,13 @@ export class Recorder {
   }
 
   /** Write one change set, retrying until the store takes it (acknowledgements wait meanwhile). */
-  private async write(recorded: Change[]): Promise<void> {
+  private async write(recorded: Change[], extra: Array<string | Buffer> | undefined): Promise<void> {
     const changes = compact(recorded);
-    if (changes.length === 0) return;
+    if (changes.length === 0 && extra === undefined) return;
     for (let attempt = 0; ; attempt++) {
       try {
         const t0 = performance.now();
-        await this.store.commit(changes);
+        await (extra === undefined ? this.store.commit(changes) : this.store.commit(changes, extra));
         this.commitSeconds.observe((performance.now() - t0) / 1000);
         this.counters.commits++;
         this.counters.changes += changes.length;
@@ -138,9 +188,16 @@ export class Recorder {
     }
   }
 
+  /** the bus has ops waiting (they are taken by the next commit) */
+  private scheduledExtra(): boolean {
+    return this.extraPending?.() === true;
+  }
+
+  extraPending: (() => boolean) | undefined;
+
   /** Wait for everything recorded so far to be committed (close, tests). */
   async drain(): Promise<void> {
-    for (let i = 0; i < 100 && (this.scheduled || this.committing !== undefined || this.changes.length > 0 || this.holders.length > 0); i++) {
+    for (let i = 0; i < 100 && (this.scheduled || this.committing !== undefined || this.changes.length > 0 || this.holders.length > 0 || this.scheduledExtra()); i++) {
       await this.commit();
     }
   }

@@ -40,7 +40,13 @@ export class RetainedMessages {
   has(topic: string): boolean { return this.tree.has(topic); }
 
   /** A PUBLISH with the retain flag: stored, replaced or (empty payload) cleared [MQTT-3.3.1-10]. */
-  onPublish(msg: Message): void {
+  onPublish(msg: Message, record = true): void {
+    if (!record) {
+      // another node of the cluster retained it (and its store has it already): this node's tree follows
+      if (msg.payload.length === 0) this.clear(msg.topic, false);
+      else this.store(msg, false);
+      return;
+    }
     if (msg.payload.length === 0) { this.clear(msg.topic); return; }
     const opts = this.env.opts;
     // with a retained limit: $SYS is always retained; a will (or a PUBLISH let through while its
@@ -73,10 +79,10 @@ export class RetainedMessages {
   }
 
   /** Store (or replace) a retained message; restoring from the store comes here too. */
-  store(msg: Message): void {
+  store(msg: Message, record = true): void {
     ownPayload(msg);
     const old = this.tree.set(msg.topic, msg);
-    const rec = this.env.recorder;
+    const rec = record ? this.env.recorder : undefined;
     // $SYS topics are the broker's own, published anew every sys_interval: not kept across a restart
     if (rec !== undefined && !isSysTopic(msg.topic)) rec.add({ op: 'retain', topic: msg.topic, messageId: rec.message(msg) });
     this.bytes_ += msg.payload.length - (old?.payload.length ?? 0);
@@ -85,12 +91,12 @@ export class RetainedMessages {
   }
 
   /** Every removal of a retained message (cleared, expired) comes here, so that the counts stay right. */
-  clear(topic: string): void {
+  clear(topic: string, record = true): void {
     this.bytes_ -= this.tree.get(topic)?.payload.length ?? 0;
     // a deletion ends a refusing episode: the next refusal is logged again
     if (this.tree.delete(topic)) {
       this.full = false;
-      if (!isSysTopic(topic)) this.env.recorder?.add({ op: 'unretain', topic });
+      if (record && !isSysTopic(topic)) this.env.recorder?.add({ op: 'unretain', topic });
     }
     this.expiring.delete(topic);
   }

@@ -7,6 +7,12 @@ import type { BrokerHooks, Message } from './types.js';
 import type { PublishInput } from './broker.js';
 import type { Clock } from '../util/clock.js';
 
+/** Which shared groups a routing delivers to, in a cluster (see Router.route). */
+export interface SharedSelect {
+  only?: ReadonlySet<string>;
+  skip?: ReadonlySet<string>;
+}
+
 /** What the router needs from the broker that owns it. */
 export interface RouterEnv {
   readonly hooks: BrokerHooks;
@@ -32,6 +38,11 @@ export class Router {
   private groups = 0;
   private sharedMembers = 0;
   private readonly visitBound: (e: SubEntry | SharedGroup) => void;
+  /**
+   * The cluster bus's view of the trie: called when a filter (a `$share/G/F` counts as its own) gets its
+   * first subscription here or loses its last one (per session entry: the bus counts them).
+   */
+  onFilter: ((filter: string, added: boolean) => void) | undefined;
 
   constructor(private readonly env: RouterEnv) {
     this.visitBound = (e) => this.visit(e);
@@ -52,8 +63,9 @@ export class Router {
       const before = group.members.length;
       group.add(entry);
       this.sharedMembers += group.members.length - before;
-    } else {
-      this.subs.set(entry.filter, session.clientId, entry);
+      if (group.members.length > before) this.onFilter?.(entry.filter, true);
+    } else if (this.subs.set(entry.filter, session.clientId, entry)) {
+      this.onFilter?.(entry.filter, true);
     }
   }
 
@@ -61,10 +73,13 @@ export class Router {
   remove(session: Session, entry: SubEntry): void {
     const group = entry.share;
     if (group === undefined) {
-      this.subs.delete(entry.filter, session.clientId);
+      if (this.subs.delete(entry.filter, session.clientId)) this.onFilter?.(entry.filter, false);
       return;
     }
-    if (group.remove(session)) this.sharedMembers--;
+    if (group.remove(session)) {
+      this.sharedMembers--;
+      this.onFilter?.(entry.filter, false);
+    }
     if (group.members.length === 0 && this.subs.delete(group.filter, `$share/${group.group}`)) this.groups--;
   }
 
@@ -73,8 +88,13 @@ export class Router {
   /** members of shared groups (mosquitto's shared_subscriptions/count) */
   get sharedSubscriptionCount(): number { return this.sharedMembers; }
 
-  /** Deliver to every matching session; false when no subscription matched. */
-  route(msg: Message): boolean {
+  /**
+   * Deliver to every matching session; false when no subscription matched. In a cluster, `shared` says which
+   * shared groups (`$share/G/F`) this node delivers the message to (`only`) or leaves to another node
+   * (`skip`), and `onlySessions` limits delivery to those sessions (a dead node's inbox, replayed to the
+   * sessions adopted from it).
+   */
+  route(msg: Message, shared?: SharedSelect, onlySessions?: ReadonlySet<Session>): boolean {
     this.stamp++;
     this.routeMsg = msg;
     const targets = this.targets;
@@ -86,6 +106,7 @@ export class Router {
     const fwd = this.env.hooks.authorizeForward;
     for (let i = 0; i < targets.length; i++) {
       const s = targets[i]!;
+      if (onlySessions !== undefined && !onlySessions.has(s)) continue;
       if (read !== undefined && !this.mayRead(s, msg)) continue;
       let m = msg;
       if (fwd !== undefined) {
@@ -98,15 +119,19 @@ export class Router {
       s.deliver(m, qos, s.routeRap && m.retain, s.routeSubIds, now);
     }
     targets.length = 0;
-    if (this.sharedTargets.length > 0) this.routeShared(msg, now);
+    if (this.sharedTargets.length > 0) this.routeShared(msg, now, shared);
     return true;
   }
 
   /** Each matching shared group delivers to one member, independently of its non-shared subscriptions. */
-  private routeShared(msg: Message, now: number): void {
+  private routeShared(msg: Message, now: number, shared: SharedSelect | undefined): void {
     const read = this.env.hooks.authorizeRead;
     const fwd = this.env.hooks.authorizeForward;
     for (const group of this.sharedTargets) {
+      if (shared !== undefined) {
+        const key = `$share/${group.group}/${group.filter}`;
+        if (shared.only !== undefined ? !shared.only.has(key) : shared.skip?.has(key) === true) continue;
+      }
       const m = group.pick(msg.origin);
       if (m === undefined) continue;
       if (read !== undefined && !this.mayRead(m.session, msg)) continue;

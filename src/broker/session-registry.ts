@@ -98,7 +98,10 @@ export class SessionRegistry extends Map<string, Session> {
       for (const entry of s.subscriptions.values()) b.router.remove(s, entry);
       s.subscriptions.clear();
     }
-    if (this.get(s.clientId) === s) this.delete(s.clientId);
+    if (this.get(s.clientId) === s) {
+      this.delete(s.clientId);
+      b.opts.bus?.sessionEnded(s.clientId);
+    }
   }
 
   /** Sessions whose expiry interval has passed since their client went away end (from the sweep). */

@@ -55,7 +55,8 @@ const SCHEMA = 1;
 const COMMIT_LUA = `
 local P = ARGV[1]
 local n = #ARGV
-local ARITY = { M = 2, S = 2, D = 1, B = 3, U = 2, E = 4, Q = 2, F = 4, G = 2, ['2'] = 2, ['3'] = 2, R = 2, X = 1, W = 2, V = 1 }
+local ARITY = { M = 2, S = 2, D = 1, B = 3, U = 2, E = 4, Q = 2, F = 4, G = 2, ['2'] = 2, ['3'] = 2, R = 2, X = 1, W = 2, V = 1,
+  Y = 2, C = 2, I = 2, J = 2, L = 3, K = 2, O = 2, H = 2 }
 local known = {}
 local i = 2
 while i <= n do
@@ -179,6 +180,24 @@ while i <= n do
     redis.call('HSET', P .. 'wills', x, y)
   elseif op == 'V' then
     redis.call('HDEL', P .. 'wills', x)
+  -- the cluster's ops (src/cluster/redis-bus.ts): forwards, inbox cursor, subscription index, live wills, owners
+  elseif op == 'Y' then
+    redis.call('XADD', P .. 'in:' .. x, '*', 'd', y)
+  elseif op == 'C' then
+    redis.call('SET', P .. 'cur:' .. x, y)
+    redis.call('XTRIM', P .. 'in:' .. x, 'MINID', y)
+  elseif op == 'I' then
+    if redis.call('SADD', P .. 'idx:' .. x, y) == 1 then redis.call('PUBLISH', P .. 'bus', 'i+' .. x .. '\\n' .. y) end
+  elseif op == 'J' then
+    if redis.call('SREM', P .. 'idx:' .. x, y) == 1 then redis.call('PUBLISH', P .. 'bus', 'i-' .. x .. '\\n' .. y) end
+  elseif op == 'L' then
+    redis.call('HSET', P .. 'lwill:' .. x, y, z)
+  elseif op == 'K' then
+    redis.call('HDEL', P .. 'lwill:' .. x, y)
+  elseif op == 'O' then
+    redis.call('HSET', P .. 'owner', x, y)
+  elseif op == 'H' then
+    if redis.call('HGET', P .. 'owner', x) == y then redis.call('HDEL', P .. 'owner', x) end
   end
   i = i + 1 + ARITY[op]
 end
@@ -247,7 +266,7 @@ redis.call('HSET', meta, 'reserved' .. ARGV[2], string.format('%.0f', last + ton
 return string.format('%.0f', last + 1)
 `;
 
-type Arg = string | Buffer;
+export type Arg = string | Buffer;
 
 interface Scripts {
   midgeCommit(...args: Arg[]): Promise<number>;
@@ -389,7 +408,7 @@ function unpackWithPayload(b: Buffer): { header: Record<string, unknown>; payloa
   return { header: JSON.parse(b.toString('utf8', 4, 4 + n)) as Record<string, unknown>, payload: Buffer.from(b.subarray(4 + n)) };
 }
 
-function encodeMessage(m: StoredMessage): Buffer {
+export function encodeMessage(m: StoredMessage): Buffer {
   const h: Record<string, unknown> = { t: m.topic, q: m.qos, r: m.retain ? 1 : 0 };
   const p = encodeProps(m.properties);
   if (p !== null) h.p = p;
@@ -398,7 +417,7 @@ function encodeMessage(m: StoredMessage): Buffer {
   return packWithPayload(h, m.payload);
 }
 
-function decodeMessage(id: number, b: Buffer): StoredMessage {
+export function decodeMessage(id: number, b: Buffer): StoredMessage {
   const { header: h, payload } = unpackWithPayload(b);
   const m: StoredMessage = { id, topic: h.t as string, payload, qos: h.q as QoS, retain: h.r === 1 };
   const props = decodeProps((h.p as string | undefined) ?? null);
@@ -449,7 +468,7 @@ function splitSubKey(key: Buffer): { clientId: string; filter: string } {
   return { clientId: key.toString('utf8', colon + 1, colon + 1 + n), filter: key.toString('utf8', colon + 1 + n) };
 }
 
-function encodeWill(w: StoredWill): Buffer {
+export function encodeWill(w: StoredWill): Buffer {
   const h: Record<string, unknown> = { t: w.will.topic, q: w.will.qos, r: w.will.retain ? 1 : 0, f: w.fireAt };
   const p = encodeProps(w.will.properties);
   if (p !== null) h.p = p;
@@ -458,7 +477,7 @@ function encodeWill(w: StoredWill): Buffer {
   return packWithPayload(h, w.will.payload);
 }
 
-function decodeWill(clientId: string, b: Buffer): StoredWill {
+export function decodeWill(clientId: string, b: Buffer): StoredWill {
   const { header: h, payload } = unpackWithPayload(b);
   const w: StoredWill = { clientId, will: { topic: h.t as string, payload, qos: h.q as QoS, retain: h.r === 1 }, fireAt: h.f as number };
   const props = decodeProps((h.p as string | undefined) ?? null);
@@ -637,6 +656,26 @@ export class RedisStore implements Store {
     return v === null ? undefined : decodeSession(clientId, v);
   }
 
+  /** One client's subscriptions (the cluster loads a session on demand). */
+  async loadClientSubscriptions(clientId: string): Promise<StoredSubscription[]> {
+    const keys = await this.run('loadClientSubscriptions', () => this.client.smembersBuffer(`${this.prefix}subf:${clientId}`));
+    if (keys.length === 0) return [];
+    const vals = await this.run('loadClientSubscriptions', () => this.client.hmgetBuffer(`${this.prefix}subs`, ...keys));
+    const out: StoredSubscription[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const v = vals[i];
+      if (v === null || v === undefined) continue;
+      out.push(decodeSub(splitSubKey(keys[i]!).filter, v.toString('utf8')));
+    }
+    return out;
+  }
+
+  /** One client's delayed will, if any. */
+  async loadWill(clientId: string): Promise<StoredWill | undefined> {
+    const v = await this.run('loadWill', () => this.client.hgetBuffer(`${this.prefix}wills`, clientId));
+    return v === null ? undefined : decodeWill(clientId, v);
+  }
+
   async loadWindow(clientId: string): Promise<Window> {
     const [f, q, q2, bodies] = await this.run('loadWindow', () => this.client.midgeWindowBuffer(this.prefix, clientId));
     const byId = new Map<number, Buffer>();
@@ -680,9 +719,14 @@ export class RedisStore implements Store {
     return [...wills.values()];
   }
 
-  async commit(changes: readonly Change[]): Promise<void> {
+  /**
+   * `cluster`: the cluster bus's ops of the same turn (src/cluster/redis-bus.ts), as the script's
+   * arguments (op letter and its arguments), applied after the changes in the same script.
+   */
+  async commit(changes: readonly Change[], cluster?: readonly Arg[]): Promise<void> {
     if (this.closed) throw new StoreError(`redis store ${this.address} is closed`);
     const args = encodeArgs(this.prefix, changes);
+    if (cluster !== undefined) for (const a of cluster) args.push(a);
     this.messages = await this.run('commit', () => this.client.midgeCommit(...args));
   }
 

@@ -126,8 +126,11 @@ export interface Store {
   loadWindow(clientId: string): Promise<Window>;
   loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }>;
   loadWills(): Promise<StoredWill[]>;
-  /** apply the changes in order, as ONE transaction; resolves only when durable (per the store's sync setting) */
-  commit(changes: readonly Change[]): Promise<void>;
+  /**
+   * apply the changes in order, as ONE transaction; resolves only when durable (per the store's sync setting).
+   * `cluster`: the cluster bus's ops of the same turn (only the Redis store, which the cluster runs on, takes them).
+   */
+  commit(changes: readonly Change[], cluster?: ReadonlyArray<string | Buffer>): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -99,7 +99,7 @@ function runStep(conn: Connection, pending: PendingAuth, data: Buffer | undefine
     const props = { authenticationMethod: pending.method, ...(r.data !== undefined ? { authenticationData: r.data } : {}) };
     if (connect !== undefined) {
       conn.authMethod = pending.method;
-      accept(conn, connect, props);
+      return accept(conn, connect, props);
     } else {
       conn.writePacket({ type: 'auth', reasonCode: 0x00, properties: props });
     }

@@ -32,7 +32,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void {
   }
   conn.runAsync(authenticate(conn, p).then((ok) => {
     if (!ok || conn.state === 'closed') return;
-    accept(conn, p);
+    return accept(conn, p);
   }));
 }
 
@@ -164,8 +164,24 @@ function refusalCodes(conn: Connection, r: AuthResult): { code3: number; code5: 
   return { code3: 5, code5: 0x87 };
 }
 
-/** CONNECT accepted: session, will, CONNACK (with v5 properties), then the session's backlog. */
-export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): void {
+/**
+ * CONNECT accepted: session, will, CONNACK (with v5 properties), then the session's backlog. In a cluster the
+ * session is first claimed from the node that has it (a promise: the caller's async step waits for it).
+ */
+export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): Promise<void> | undefined {
+  const bus = conn.broker.opts.bus;
+  if (bus === undefined || conn.id.length === 0) { acceptNow(conn, p, extra); return undefined; }
+  return bus.claim(conn.id, p.clean).then(
+    () => { if (conn.state !== 'closed') acceptNow(conn, p, extra); },
+    (err: unknown) => {
+      if (conn.state === 'closed') return;
+      conn.broker.log.error(`Cluster: client ${conn.id}'s session could not be claimed: ${err instanceof Error ? err.message : String(err)}`);
+      refuse(conn, 3, 0x88, 'server unavailable (the cluster could not hand over its session)');
+    },
+  );
+}
+
+function acceptNow(conn: Connection, p: ConnectPacket, extra?: Properties): void {
   const broker = conn.broker;
   const opts = broker.opts;
   const v5 = p.protocolVersion === 5;
@@ -185,6 +201,7 @@ export function accept(conn: Connection, p: ConnectPacket, extra?: Properties): 
   conn.session = session;
   // the will lives as long as the connection (and its delay): not as a view of the CONNECT's chunk
   conn.will = p.will === undefined ? undefined : ownWill(p.will);
+  broker.opts.bus?.sessionOwned(conn);
 
   if (v5) {
     const cp = p.properties;
