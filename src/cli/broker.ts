@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
@@ -197,7 +198,21 @@ export async function run(argv: string[]): Promise<number> {
   }
   const logger = log.logger;
   if (flags.testConfig) { console.error('Configuration file is valid.'); log.close(); return 0; }
-  if (cfg.persistence) {
+  const cluster = clusterSettings(cfg, planned);
+  if (cluster !== undefined) {
+    // the cluster's state is in Redis: a node that cannot reach it does not start
+    try {
+      if (cfg.persistence) logger.info('Cluster: state is kept in Redis; persistence_file is not used.');
+      const { openCluster } = await import('../cluster/index.js');
+      const { store, bus } = await openCluster(cluster);
+      opts.store = store;
+      opts.bus = bus;
+    } catch (err) {
+      logger.error(`Cluster: cannot start node ${cluster.nodeId}: ${(err instanceof Error ? err.message : String(err)).replace(/^Error: /, '')}`);
+      log.close();
+      return 1;
+    }
+  } else if (cfg.persistence) {
     // never a broker that runs without the durability it was asked for: a store that cannot open ends it
     try {
       opts.store = await openPersistence(cfg, logger);
@@ -324,6 +339,15 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
   security.replace(secOpts);
   logger.info(`Reloaded password, ACL${tlsFailed ? '' : ' and certificate'} files.`);
   return cfg;
+}
+
+/** `cluster_redis` (or `--redis`): this node's settings; undefined without a cluster. */
+function clusterSettings(cfg: BrokerConfig, planned: Array<{ spec: { port: number } }>): { redis: string; nodeId: string; prefix: string } | undefined {
+  const c = cfg as BrokerConfig & { clusterRedis?: string; clusterNodeId?: string; clusterPrefix?: string };
+  const redis = c.clusterRedis;
+  if (redis === undefined) return undefined;
+  const port = planned[0]?.spec.port ?? 1883;
+  return { redis, nodeId: c.clusterNodeId ?? `${hostname()}:${port}`, prefix: c.clusterPrefix ?? 'midge:' };
 }
 
 /**
