@@ -155,6 +155,18 @@ export class SysPublisher {
     this.put('$SYS/broker/bytes/sent', st.bytesSent);
     this.put('$SYS/broker/publish/bytes/received', st.publishBytesReceived);
     this.put('$SYS/broker/publish/bytes/sent', st.publishBytesSent);
+    const bus = b.opts.bus;
+    if (bus !== undefined) {
+      // Midge-only: the cluster as this node sees it (node ids with '/', '+' or '#' are written with '_')
+      const bs = bus.stats;
+      this.put('$SYS/broker/cluster/node_id', bus.nodeId);
+      this.put('$SYS/broker/cluster/nodes', bs.nodes());
+      for (const [node, n] of bs.clientsByNode()) this.put(`$SYS/broker/cluster/nodes/${node.replace(/[/+#]/g, '_')}/clients/connected`, n);
+      this.put('$SYS/broker/cluster/bus/messages/sent', bs.messagesSent);
+      this.put('$SYS/broker/cluster/bus/messages/received', bs.messagesReceived);
+      this.put('$SYS/broker/cluster/bus/bytes/sent', bs.bytesSent);
+      this.put('$SYS/broker/cluster/bus/bytes/received', bs.bytesReceived);
+    }
     this.lastUpdate = now;
   }
 

@@ -355,6 +355,7 @@ export class RedisBus implements Bus {
       const owner = await this.cmd.hget(`${P}owner`, clientId);
       if (owner === null || owner === this.nodeId) break;
       const alive = (await this.cmd.exists(`${P}lease:${owner}`)) === 1;
+      dbg(`claim ${clientId}: owner ${owner} alive ${alive}`);
       if (!alive) {
         // a dead node: whoever adopts it (maybe this one) moves the session; wait for that, then ask again
         await this.adopt(owner, false);
@@ -525,6 +526,7 @@ export class RedisBus implements Bus {
     const P = this.prefix;
     const b = this.b;
     const won = await this.cmd.set(`${P}adopt:${node}`, this.nodeId, 'PX', 60_000, 'NX');
+    dbg(`adopt ${node}: won ${won}`);
     if (won === null) return;
     this.adopting.add(node);
     try {
@@ -562,12 +564,14 @@ export class RedisBus implements Bus {
         }
         wills++;
       }
+      dbg(`adopt ${node}: ${adopted.size} sessions, ${wills} wills`);
       if (!self) {
         // the others stop forwarding to it (they route to the sessions' new home from now on), then its inbox is read
         await b.recorder?.drain();
         await this.control({ t: 'gone', node });
         await sleep(200);
       }
+      dbg(`adopt ${node}: gone sent`);
       let inbox = 0;
       if (!self) {
         let from = (await this.cmd.get(`${P}cur:${node}`)) ?? '-';
@@ -631,6 +635,11 @@ function willOwner(clientId: string, username: string | undefined, listenerPort:
     id: clientId, username, listenerPort, remoteAddress: `node ${node}`, remotePort: 0, protocolVersion: 5,
     logId: clientId, who: `${clientId} [node ${node}]`,
   };
+}
+
+const DEBUG = process.env.MIDGE_CLUSTER_DEBUG === '1';
+function dbg(m: string): void {
+  if (DEBUG) console.error(`${new Date().toISOString()} cluster: ${m}`);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -111,6 +111,24 @@ function createRegistry(prom: PromClient, broker: Broker): Metrics {
     counter('midge_store_commit_failures_total', 'Store commits that failed (and were retried).', (s) => s.storeCommits?.failures ?? 0);
     registry.registerMetric(commitHistogram(() => now().storeCommitSeconds) as never);
   }
+  // the cluster: only on a node of one
+  const bus = broker.opts.bus;
+  if (bus !== undefined) {
+    const bs = bus.stats;
+    new Gauge({ name: 'midge_cluster_nodes', help: 'Live nodes of the cluster, this one included.', registers, collect() { this.set(bs.nodes()); } });
+    new Gauge({
+      name: 'midge_cluster_clients_connected', help: 'Clients connected to each live node, as the nodes last reported.', labelNames: ['node'], registers,
+      collect() { this.reset(); for (const [node, n] of bs.clientsByNode()) this.set({ node }, n); },
+    });
+    new Counter({
+      name: 'midge_cluster_bus_messages_total', help: 'Messages forwarded to other nodes (sent) and from them (received).', labelNames: ['direction'], registers,
+      collect() { this.reset(); this.inc({ direction: 'sent' }, bs.messagesSent); this.inc({ direction: 'received' }, bs.messagesReceived); },
+    });
+    new Counter({
+      name: 'midge_cluster_bus_bytes_total', help: 'Bytes of the messages forwarded between nodes, by direction.', labelNames: ['direction'], registers,
+      collect() { this.reset(); this.inc({ direction: 'sent' }, bs.bytesSent); this.inc({ direction: 'received' }, bs.bytesReceived); },
+    });
+  }
   return { registry, fresh: () => { snap = undefined; } };
 }
 
