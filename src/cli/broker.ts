@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
@@ -342,12 +343,22 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
 }
 
 /** `cluster_redis` (or `--redis`): this node's settings; undefined without a cluster. */
-function clusterSettings(cfg: BrokerConfig, planned: Array<{ spec: { port: number } }>): { redis: string; nodeId: string; prefix: string } | undefined {
+function clusterSettings(cfg: BrokerConfig, planned: Array<{ spec: { port: number } }>): { redis: string; nodeId: string; prefix: string; config: Record<string, string> } | undefined {
   const c = cfg as BrokerConfig & { clusterRedis?: string; clusterNodeId?: string; clusterPrefix?: string };
   const redis = c.clusterRedis;
   if (redis === undefined) return undefined;
   const port = planned[0]?.spec.port ?? 1883;
-  return { redis, nodeId: c.clusterNodeId ?? `${hostname()}:${port}`, prefix: c.clusterPrefix ?? 'midge:' };
+  // what every node should share, compared at join: the password and ACL files' contents
+  const config: Record<string, string> = {};
+  for (const [key, file] of [['password_file', cfg.passwordFile], ['acl_file', cfg.aclFile]] as const) {
+    if (file === undefined) continue;
+    try {
+      config[key] = `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16)}`;
+    } catch {
+      config[key] = 'unreadable';
+    }
+  }
+  return { redis, nodeId: c.clusterNodeId ?? `${hostname()}:${port}`, prefix: c.clusterPrefix ?? 'midge:', config };
 }
 
 /**

@@ -13,6 +13,8 @@ export interface ClusterOptions {
   prefix?: string;
   /** node lease in ms (default 3000): a node silent this long is adopted by another */
   leaseMs?: number;
+  /** what should be the same on every node (name -> digest), compared at join (see RedisBusOptions.config) */
+  config?: Record<string, string>;
 }
 
 /**
@@ -21,6 +23,7 @@ export interface ClusterOptions {
  */
 export async function openCluster(opts: ClusterOptions): Promise<{ store: RedisStore; bus: Bus }> {
   const store = await openRedisStore({ url: opts.redis, ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}) });
-  const bus = new RedisBus(store, { nodeId: opts.nodeId, ...(opts.leaseMs !== undefined ? { leaseMs: opts.leaseMs } : {}) });
+  const bus = new RedisBus(store, { nodeId: opts.nodeId, ...(opts.leaseMs !== undefined ? { leaseMs: opts.leaseMs } : {}),
+    ...(opts.config !== undefined ? { config: opts.config } : {}) });
   return { store, bus };
 }

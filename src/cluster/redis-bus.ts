@@ -21,6 +21,11 @@ export interface RedisBusOptions {
   nodeId: string;
   /** how long a node's lease lives without renewal (default 3000 ms; renewed every third of it) */
   leaseMs?: number;
+  /**
+   * what should be the same on every node (e.g. `password_file` -> a digest of its contents): compared with the
+   * other nodes' at join, a difference is logged
+   */
+  config?: Record<string, string>;
 }
 
 interface RemoteEntry { node: string; group: string | undefined }
@@ -70,12 +75,14 @@ export class RedisBus implements Bus {
   private rr = 0;
   private spareIds: Promise<number> | undefined;
   private readonly liveWills = new Set<string>();
+  private readonly config: Record<string, string>;
   readonly stats: BusStats;
 
   constructor(readonly store: RedisStore, opts: RedisBusOptions) {
     this.nodeId = opts.nodeId;
     this.prefix = store.prefix;
     this.leaseMs = opts.leaseMs ?? 3000;
+    this.config = opts.config ?? {};
     this.cmd = store.client;
     const self = this;
     this.stats = {
@@ -122,6 +129,12 @@ export class RedisBus implements Bus {
         await sleep(250);
       }
       await this.adopt(this.nodeId, true);
+      // another node may have started adopting the previous run first: let it finish before joining anew
+      const wait = Date.now() + 60_000;
+      while ((await this.cmd.exists(`${P}adopt:${this.nodeId}`)) === 1) {
+        if (Date.now() > wait) throw new Error(`node ${this.nodeId}'s previous run is still being adopted by another node`);
+        await sleep(100);
+      }
     }
 
     this.sub = this.cmd.duplicate({ connectionName: 'midge-bus', enableOfflineQueue: true });
@@ -131,7 +144,7 @@ export class RedisBus implements Bus {
     await this.sub.subscribe(`${P}bus`);
     this.sub.on('ready', () => { void this.sub?.subscribe(`${P}bus`).catch(() => undefined); });
 
-    await this.cmd.hset(`${P}nodes`, this.nodeId, JSON.stringify({ pid: process.pid, started: Date.now() }));
+    await this.cmd.hset(`${P}nodes`, this.nodeId, this.nodeInfo());
     await this.cmd.set(`${P}lease:${this.nodeId}`, '1', 'PX', this.leaseMs);
     for (const n of await this.cmd.hkeys(`${P}nodes`)) {
       if (n === this.nodeId) continue;
@@ -149,10 +162,24 @@ export class RedisBus implements Bus {
     log.info(`Cluster: node ${this.nodeId} joined (${this.live.size + 1} nodes).`);
   }
 
-  /** Another node is live: take its subscription index. */
+  private nodeInfo(): string {
+    return JSON.stringify({ pid: process.pid, started: this.broker?.stats.startedAt ?? 0, config: this.config });
+  }
+
+  /** Another node is live: take its subscription index (and say so when its configuration differs). */
   private async join(node: string): Promise<void> {
     if (node === this.nodeId) return;
+    const known = this.live.has(node);
     this.live.add(node);
+    if (!known) {
+      const info = await this.cmd.hget(`${this.prefix}nodes`, node);
+      const theirs = (info === null ? {} : (JSON.parse(info) as { config?: Record<string, string> }).config) ?? {};
+      for (const key of new Set([...Object.keys(this.config), ...Object.keys(theirs)])) {
+        if (this.config[key] !== theirs[key]) {
+          this.b.log.warning(`Cluster: node ${node} has a different ${key} than this node (${theirs[key] ?? 'none'} there, ${this.config[key] ?? 'none'} here).`);
+        }
+      }
+    }
     const filters = await this.cmd.smembers(`${this.prefix}idx:${node}`);
     for (const f of filters) this.indexAdd(node, f);
   }
@@ -484,7 +511,7 @@ export class RedisBus implements Bus {
     const P = this.prefix;
     try {
       await this.cmd.set(`${P}lease:${this.nodeId}`, '1', 'PX', this.leaseMs);
-      await this.cmd.hset(`${P}nodes`, this.nodeId, JSON.stringify({ pid: process.pid, started: this.broker?.stats.startedAt ?? 0 }));
+      await this.cmd.hset(`${P}nodes`, this.nodeId, this.nodeInfo());
       if (this.down) {
         this.down = false;
         this.graceUntil = Date.now() + this.leaseMs * 2;
@@ -505,7 +532,9 @@ export class RedisBus implements Bus {
     } catch (err) {
       if (!this.down && !this.closed) {
         this.down = true;
-        this.b.log.error(`Cluster: Redis unavailable (${err instanceof Error ? err.message : String(err)}); QoS 1/2 acknowledgements and new connections wait for it.`);
+        const status = this.cmd.status;
+        const why = status !== 'ready' ? `not connected: ${status}` : err instanceof Error ? err.message : String(err);
+        this.b.log.error(`Cluster: Redis unavailable (${this.store.address}, ${why}); QoS 1/2 acknowledgements wait for it and new connections are refused.`);
       }
     }
   }
