@@ -64,15 +64,21 @@ export class Recorder {
    * records it; the store keeps one copy, freed with its last reference. Returns its id.
    */
   message(msg: Message): number {
+    const id = this.idOf(msg);
+    if (msg.storeBatch !== this.batch) {
+      msg.storeBatch = this.batch;
+      this.add({ op: 'message', msg: toStored(id, msg) });
+    }
+    return id;
+  }
+
+  /** The message's store id, given now if it has none (a cluster forwards it with its id, unique cluster-wide). */
+  idOf(msg: Message): number {
     let id = msg.storeId;
     if (id === undefined) {
       id = this.nextMessageId++;
       if (id >= this.idLow) id = this.nextId(id);
       msg.storeId = id;
-    }
-    if (msg.storeBatch !== this.batch) {
-      msg.storeBatch = this.batch;
-      this.add({ op: 'message', msg: toStored(id, msg) });
     }
     return id;
   }

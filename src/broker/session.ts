@@ -153,6 +153,13 @@ export class Session {
   /** the session has a row in the durable store */
   stored = false;
 
+  /**
+   * @internal In a cluster, for a few seconds after the session moved to this node: the ids of the messages
+   * it was given, so that one that reaches it twice in the hand-over (directly and through the previous node)
+   * is delivered once. Undefined otherwise (one check per delivery).
+   */
+  recentIds: Set<number> | undefined = undefined;
+
   constructor(readonly clientId: string, private readonly env: SessionEnv) {}
 
   /** the recorder, when this session's changes are durable (persistence on, and the session outlives its connection) */
@@ -222,6 +229,11 @@ export class Session {
 
   /** Deliver (or queue) a message at an already-computed QoS. */
   deliver(msg: Message, qos: QoS, retain: boolean, subIds: number[] | undefined, now: number, share?: SharedGroup): void {
+    const recent = this.recentIds;
+    if (recent !== undefined && msg.storeId !== undefined) {
+      if (recent.has(msg.storeId)) return;
+      recent.add(msg.storeId);
+    }
     // no expiry check here: onward delivery of a message starts now (even with expiry 0) [MQTT-3.3.2-5];
     // queued copies are checked when they leave the queue, retained ones before they are offered
     const out = this.outlet;

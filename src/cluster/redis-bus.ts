@@ -10,10 +10,13 @@ import type { RedisStore } from '../store/redis.js';
 import { decodeWill, encodeWill } from '../store/redis.js';
 import type { StoredSession, StoredSubscription, Window } from '../store/store.js';
 import { SubscriptionTrie, isShareError, parseSharedSubscription } from '../topic/index.js';
+import { topicMatches } from '../topic/validate.js';
 import type { Bus, BusStats } from './bus.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
 
 const NEVER = 0xffffffff;
+/** how long a moved session's messages are passed on by its previous node, and deduplicated by its new one */
+const MOVED_MS = 10_000;
 /** message ids are reserved from Redis in blocks this large (ids are unique cluster-wide) */
 const ID_BLOCK = 1 << 20;
 
@@ -76,6 +79,11 @@ export class RedisBus implements Bus {
   private spareIds: Promise<number> | undefined;
   private readonly liveWills = new Set<string>();
   private readonly config: Record<string, string>;
+  /**
+   * sessions this node gave to another node in the last MOVED_MS: a message that reaches this node for one of
+   * them (forwarded here before the sender knew of the move) is passed on to the session's new node
+   */
+  private readonly moved = new Map<string, { node: string; filters: string[]; until: number }>();
   readonly stats: BusStats;
 
   constructor(readonly store: RedisStore, opts: RedisBusOptions) {
@@ -284,6 +292,8 @@ export class RedisBus implements Bus {
     // a retained message (or its removal) goes to every node: each keeps the cluster's retained tree
     if (msg.retain) for (const n of this.live) targets.add(n);
     if (targets.size === 0) return skip;
+    // its id, unique in the cluster: every node that stores it stores it under this id, once
+    this.b.recorder?.idOf(msg);
     for (const node of targets) {
       const matched = nodes?.has(node) === true;
       const g = designated?.get(node);
@@ -364,10 +374,37 @@ export class RedisBus implements Bus {
       return;
     }
     const b = this.b;
+    if (env.client !== undefined) {
+      const s = b.sessions.get(env.client);
+      if (s !== undefined && (only === undefined || only.has(s))) b.router.route(env.msg, { only: EMPTY }, new Set([s]));
+      else if (s === undefined) this.passOn(env.msg, env.client);
+      return;
+    }
     if (env.msg.retain && only === undefined) b.retained.onPublish(env.msg, false);
     if (env.retainOnly) return;
     const groups = env.groups === undefined ? EMPTY : new Set(env.groups);
     b.router.route(env.msg, { only: groups }, only);
+    if (this.moved.size > 0 && only === undefined) this.passOnMoved(env.msg);
+  }
+
+  /** A forwarded message that matches a session this node just gave away: on to the session's new node. */
+  private passOnMoved(msg: Message): void {
+    const now = Date.now();
+    for (const [client, m] of this.moved) {
+      if (m.until < now) { this.moved.delete(client); continue; }
+      if (this.b.sessions.has(client)) continue;
+      if (m.filters.some((f) => topicMatches(f, msg.topic))) this.passOn(msg, client);
+    }
+  }
+
+  private passOn(msg: Message, client: string): void {
+    const m = this.moved.get(client);
+    if (m === undefined || m.until < Date.now() || m.node === this.nodeId) return;
+    const buf = encodeEnvelope(msg, undefined, false, client);
+    this.ops.push('Y', m.node, buf);
+    this.stats.messagesSent++;
+    this.stats.bytesSent += buf.length;
+    this.touch();
   }
 
   // ---- sessions across nodes ----
@@ -377,27 +414,68 @@ export class RedisBus implements Bus {
     if (b.sessions.has(clientId)) return;
     const P = this.prefix;
     const deadline = Date.now() + this.leaseMs * 2 + 5000;
-    for (;;) {
-      if (Date.now() > deadline) throw new Error(`the node that owns client ${clientId}'s session did not release it`);
-      const owner = await this.cmd.hget(`${P}owner`, clientId);
-      if (owner === null || owner === this.nodeId) break;
-      const alive = (await this.cmd.exists(`${P}lease:${owner}`)) === 1;
-      dbg(`claim ${clientId}: owner ${owner} alive ${alive}`);
-      if (!alive) {
-        // a dead node: whoever adopts it (maybe this one) moves the session; wait for that, then ask again
-        await this.adopt(owner, false);
-        await this.waitAdopted(owner, deadline);
-        continue;
+    // While the session moves here, messages that its subscriptions match must not fall between the two nodes:
+    // a stand-in session (not recorded) holds this node's index entries for them from before the other node lets
+    // go until the session is loaded; what it caught and the stored queue lacks is then queued (by message id).
+    let standIn: Session | undefined;
+    try {
+      for (;;) {
+        if (Date.now() > deadline) throw new Error(`the node that owns client ${clientId}'s session did not release it`);
+        const owner = await this.cmd.hget(`${P}owner`, clientId);
+        if (owner === null || owner === this.nodeId) break;
+        const alive = (await this.cmd.exists(`${P}lease:${owner}`)) === 1;
+        dbg(`claim ${clientId}: owner ${owner} alive ${alive}`);
+        if (!alive) {
+          // a dead node: whoever adopts it (maybe this one) moves the session; wait for that, then ask again
+          await this.adopt(owner, false);
+          await this.waitAdopted(owner, deadline);
+          continue;
+        }
+        if (standIn === undefined && !clean) {
+          standIn = new Session(clientId, b.sessionEnv);
+          standIn.disconnectedAt = Date.now();
+          standIn.expiryInterval = NEVER;
+          for (const sub of await this.store.loadClientSubscriptions(clientId)) b.router.add(standIn, subEntry(standIn, sub));
+          await b.recorder?.drain();
+        }
+        if (await this.askRelease(owner, clientId, clean)) break;
       }
-      if (await this.askRelease(owner, clientId, clean)) break;
+      if (b.sessions.has(clientId)) return;
+      const st = await this.store.loadSession(clientId);
+      if (st === undefined || b.sessions.has(clientId)) return;
+      const subs = await this.store.loadClientSubscriptions(clientId);
+      const w = await this.store.loadWindow(clientId);
+      if (b.sessions.has(clientId)) return;
+      const s = this.restoreSession(st, subs, w, Date.now());
+      this.moved.delete(clientId);
+      if (standIn !== undefined) {
+        // what the stand-in caught and the stored window lacks is queued; later copies (passed on by the previous
+        // node) are recognised by their ids for MOVED_MS
+        const recent = new Set<number>();
+        for (const e of w.inflight) recent.add(e.messageId);
+        for (const q of w.queued) recent.add(q.messageId);
+        s.recentIds = recent;
+        setTimeout(() => { s.recentIds = undefined; }, MOVED_MS).unref();
+        const now = Date.now();
+        for (const q of standIn.queue) s.deliver(q.msg, q.qos, q.retain, q.subIds, now);
+      }
+    } finally {
+      if (standIn !== undefined) this.dropStandIn(standIn);
     }
-    if (b.sessions.has(clientId)) return;
-    const st = await this.store.loadSession(clientId);
-    if (st === undefined || b.sessions.has(clientId)) return;
-    const subs = await this.store.loadClientSubscriptions(clientId);
-    const w = await this.store.loadWindow(clientId);
-    if (b.sessions.has(clientId)) return;
-    this.restoreSession(st, subs, w, Date.now());
+  }
+
+  /**
+   * The stand-in's entries leave the router. A plain entry that the loaded session replaced (same client id key)
+   * is the session's now and stays; a shared group membership is per session object and goes.
+   */
+  private dropStandIn(standIn: Session): void {
+    const b = this.b;
+    const real = b.sessions.get(standIn.clientId);
+    for (const e of standIn.subscriptions.values()) {
+      if (e.share === undefined && real !== undefined && real.subscriptions.has(e.filter)) continue;
+      b.router.remove(standIn, e);
+    }
+    standIn.subscriptions.clear();
   }
 
   private askRelease(owner: string, clientId: string, clean: boolean): Promise<boolean> {
@@ -429,6 +507,11 @@ export class RedisBus implements Bus {
         }
         const still = b.sessions.get(c.client);
         if (still !== undefined) {
+          if (!c.clean) {
+            const filters: string[] = [];
+            if (still.hasSubscriptions) for (const e of still.subscriptions.values()) if (e.share === undefined) filters.push(e.filter);
+            if (filters.length > 0) this.moved.set(c.client, { node: c.from, filters, until: Date.now() + MOVED_MS });
+          }
           if (c.clean) b.wills.fireNow(c.client);
           else b.wills.cancel(c.client);
           if (still.hasSubscriptions) for (const e of still.subscriptions.values()) b.router.remove(still, e);
@@ -453,14 +536,7 @@ export class RedisBus implements Bus {
     s.disconnectedAt = st.disconnectedAt ?? now;
     s.stored = true;
     b.sessions.set(st.clientId, s);
-    for (const sub of subs) {
-      const entry: SubEntry = {
-        session: s, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished,
-        retainHandling: sub.retainHandling, ...(sub.subscriptionId !== undefined ? { subscriptionId: sub.subscriptionId } : {}),
-      };
-      s.subscriptions.set(entry.filter, entry);
-      b.router.add(s, entry);
-    }
+    for (const sub of subs) b.router.add(s, subEntry(s, sub));
     const messages = new Map<number, Message>();
     const message = (m: (typeof w.queued)[number]['message']): Message => {
       let msg = messages.get(m.id);
@@ -653,6 +729,16 @@ export class RedisBus implements Bus {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+
+/** A stored subscription as the session's entry (in its map; the caller adds it to the router). */
+function subEntry(s: Session, sub: StoredSubscription): SubEntry {
+  const entry: SubEntry = {
+    session: s, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished,
+    retainHandling: sub.retainHandling, ...(sub.subscriptionId !== undefined ? { subscriptionId: sub.subscriptionId } : {}),
+  };
+  s.subscriptions.set(entry.filter, entry);
+  return entry;
+}
 
 function fieldValue(fields: Buffer[], name: string): Buffer | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString('latin1') === name) return fields[i + 1];
