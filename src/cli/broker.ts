@@ -15,13 +15,15 @@ import { loadSecurity } from '../auth/config.js';
 import { loadTlsOptions, reloadTlsListener, type ListenerTls } from '../transport/tls.js';
 import type { ListenerSpec } from '../transport/listen.js';
 import { shorten } from '../util/text.js';
+import { nodeIdProblem, redisUrlProblem } from '../config/cluster.js';
+import { redactRedisUrl } from '../store/redis-url.js';
 import { startConfiguredHttp } from '../http/config.js';
 import type { ConfiguredHttp } from '../http/config.js';
 import { BridgeManager } from '../bridge/index.js';
 
 const USAGE = `midge broker is an MQTT v5.0/v3.1.1/v3.1 broker (mosquitto-compatible).
 
-Usage: midge broker [-c config_file] [-d] [-h] [-p port] [-v]
+Usage: midge broker [-c config_file] [-d] [-h] [-p port] [-v] [--redis URL] [--node-id NAME]
 
  -c : specify the broker config file.
  -d : put the broker into the background after starting (not supported: use your service manager).
@@ -31,14 +33,26 @@ Usage: midge broker [-c config_file] [-d] [-h] [-p port] [-v]
  -v : verbose mode - enable all logging types. This overrides
       any logging options given in the config file.
  --test-config : test config file and exit
+ --redis URL : run as a node of a cluster whose state is in this Redis (sets cluster_redis,
+               overriding the config file): redis://[user:pass@]HOST[:PORT][/DB], rediss://...
+               (TLS) or redis+sentinel://[user:pass@]H1:P1[,H2:P2...]/MASTERNAME[/DB]
+ --node-id NAME : this node's name in the cluster (sets cluster_node_id; default: the host name
+                  and the port of the first listener)
 
 SIGHUP reloads the password, ACL and certificate files named in the config file (and reopens the log file),
 and starts, stops or restarts the bridges whose connection blocks were added, removed or changed.
 `;
 
-export interface Flags { config?: string; ports: number[]; verbose: boolean; testConfig: boolean }
+export interface Flags {
+  config?: string; ports: number[]; verbose: boolean; testConfig: boolean;
+  /** --redis URL: cluster_redis, overriding the config file */
+  redis?: string;
+  /** --node-id NAME: cluster_node_id, overriding the config file */
+  nodeId?: string;
+}
 
-function parseFlags(argv: string[]): Flags | string {
+/** The command line, or the error message (mosquitto's style) for a bad one. */
+export function parseFlags(argv: string[]): Flags | string {
   const f: Flags = { ports: [], verbose: false, testConfig: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -53,6 +67,22 @@ function parseFlags(argv: string[]): Flags | string {
         const port = /^\d+$/.test(v) ? Number(v) : NaN;
         if (!(port >= 0 && port <= 65535)) return `Error: Invalid port specified (${v}).`;
         f.ports.push(port);
+        break;
+      }
+      case '--redis': {
+        if (i + 1 >= argv.length) return 'Error: --redis argument given, but no Redis URL specified.';
+        const v = argv[++i]!;
+        const why = redisUrlProblem(v);
+        if (why !== undefined) return `Error: Invalid Redis URL specified (${shorten(redactRedisUrl(v))}): ${why}.`;
+        f.redis = v;
+        break;
+      }
+      case '--node-id': {
+        if (i + 1 >= argv.length) return 'Error: --node-id argument given, but no node id specified.';
+        const v = argv[++i]!;
+        const why = nodeIdProblem(v);
+        if (why !== undefined) return `Error: Invalid node id specified (${shorten(v)}): ${why}.`;
+        f.nodeId = v;
         break;
       }
       case '-v': case '--verbose': f.verbose = true; break;
@@ -154,9 +184,14 @@ export function optionsFromConfig(cfg: BrokerConfig, planned: Planned[], logger:
   return o;
 }
 
-/** Reads the config file (or the defaults) and checks that Midge can honour all of it. */
-function loadConfig(flags: Flags, warn: (msg: string) => void): BrokerConfig {
+/**
+ * Reads the config file (or the defaults), applies the command line's overrides (--redis, --node-id)
+ * and checks that Midge can honour all of it.
+ */
+export function loadConfig(flags: Flags, warn: (msg: string) => void): BrokerConfig {
   const cfg = flags.config !== undefined ? parseConfigFile(flags.config) : defaultBrokerConfig();
+  if (flags.redis !== undefined) cfg.clusterRedis = flags.redis;
+  if (flags.nodeId !== undefined) cfg.clusterNodeId = flags.nodeId;
   for (const w of checkSupported(cfg)) warn(`${w.message}${w.at !== undefined ? ` (${w.at.file}:${w.at.line})` : ''}.`);
   return cfg;
 }
@@ -310,6 +345,12 @@ async function reload(flags: Flags, current: BrokerConfig, planned: Planned[], s
     }
     // bridges follow the file whatever else happens (they need no restart of the listeners)
     await bridges.apply(cfg.bridges);
+    if (cfg.clusterRedis !== current.clusterRedis || cfg.clusterNodeId !== current.clusterNodeId || cfg.clusterPrefix !== current.clusterPrefix) {
+      logger.warning('The cluster settings (cluster_redis, cluster_node_id, cluster_prefix) changed in the config file; they are not reloaded (restart the broker).');
+      cfg.clusterRedis = current.clusterRedis;
+      cfg.clusterNodeId = current.clusterNodeId;
+      cfg.clusterPrefix = current.clusterPrefix;
+    }
   }
   const layout = (c: BrokerConfig): string => JSON.stringify(c.listeners.map((l) => [l.port, l.bindAddress, l.certfile !== undefined, l.protocol]));
   if (flags.ports.length === 0 && layout(cfg) !== layout(current)) {

@@ -4,6 +4,8 @@
  */
 import { shorten } from '../util/text.js';
 import { ConfigError } from './errors.js';
+import { nodeIdProblem, prefixProblem, redisUrlProblem } from './cluster.js';
+import { redactRedisUrl } from '../store/redis-url.js';
 import type { BrokerConfig, HttpListenerConfig, ListenerConfig } from './options.js';
 
 export interface Loc {
@@ -279,4 +281,20 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['http_admin_user', { arity: 'one', apply: (s, v) => { if (!s.config.httpAdminUsers.includes(v)) s.config.httpAdminUsers.push(v); } }],
   ['http_token_file', global('httpTokenFile', str, 'rest')],
   ['http_metrics_token_file', global('httpMetricsTokenFile', str, 'rest')],
+  // Midge's cluster on Redis (docs/cluster.md): the errors show the URL without its password
+  ['cluster_redis', {
+    arity: 'one',
+    apply: (s, v, at, key) => {
+      const why = redisUrlProblem(v);
+      if (why !== undefined) throw new ConfigError(`Invalid ${key} value (${shorten(redactRedisUrl(v))}): ${why}`, at.file, at.line);
+      s.config.clusterRedis = v;
+    },
+  }],
+  ['cluster_node_id', { arity: 'one', apply: (s, v, at, key) => { s.config.clusterNodeId = checked(key, v, nodeIdProblem(v), at); } }],
+  ['cluster_prefix', { arity: 'one', apply: (s, v, at, key) => { s.config.clusterPrefix = checked(key, v, prefixProblem(v), at); } }],
 ]);
+
+function checked(key: string, value: string, why: string | undefined, at: Loc): string {
+  if (why !== undefined) throw new ConfigError(`Invalid ${key} value (${shorten(value)}): ${why}`, at.file, at.line);
+  return value;
+}

@@ -160,6 +160,16 @@ export interface BrokerConfig {
   httpTokenFile?: string;
   /** `http_metrics_token_file PATH`: a file holding a bearer token for /metrics only. */
   httpMetricsTokenFile?: string;
+  /**
+   * `cluster_redis URL` (Midge only; `--redis URL` on the command line overrides it): the Redis of the
+   * cluster, `redis://`, `rediss://` or `redis+sentinel://` (checked when parsed). Unset = one node,
+   * nothing about Redis is loaded.
+   */
+  clusterRedis?: string;
+  /** `cluster_node_id NAME` (`--node-id`): unset = the host name and the first listener's port. */
+  clusterNodeId?: string;
+  /** `cluster_prefix PREFIX`: the prefix of every key of the cluster in Redis; default 'midge:'. */
+  clusterPrefix: string;
   /** `connection NAME` blocks in file order (docs/bridges.md). */
   bridges: BridgeConfig[];
   /** The files read, main file first, then `include_dir` files in the order read (for SIGHUP reload). */
@@ -216,6 +226,7 @@ export function defaultBrokerConfig(): BrokerConfig {
     connectTimeout: 30,
     httpListeners: [],
     httpAdminUsers: [],
+    clusterPrefix: 'midge:',
     bridges: [],
     sources: [],
   };

@@ -81,6 +81,11 @@ export function checkSupported(cfg: BrokerConfig): SupportWarning[] {
       byPort.set(l.port, l);
     }
   }
+  if (cfg.clusterRedis === undefined) {
+    for (const [set, key] of [[cfg.clusterNodeId !== undefined, 'cluster_node_id'], [keyLocation(cfg, 'cluster_prefix') !== undefined, 'cluster_prefix']] as const) {
+      if (set) warnings.push({ message: `${key} without cluster_redis changes nothing: this broker is a single node`, at: keyLocation(cfg, key) });
+    }
+  }
   if (cfg.failedLoginDelay > 0 && cfg.failedLoginDelayMax < cfg.failedLoginDelay) {
     fail(`midge_failed_login_delay_max (${cfg.failedLoginDelayMax}) must not be less than midge_failed_login_delay (${cfg.failedLoginDelay})`,
       cfg, keyLocation(cfg, 'midge_failed_login_delay_max') !== undefined ? 'midge_failed_login_delay_max' : 'midge_failed_login_delay');

@@ -33,7 +33,37 @@ const cases: Array<[string, () => Promise<string[]>, RegExp]> = [
   ['a config with an unknown key', async () => ['-c', conf('unknown.conf', 'allow_anonymous true\nbogus_key 1\n')], /Unknown configuration variable "bogus_key".*unknown\.conf:2/],
   ['a config with a malformed value', async () => ['-c', conf('badval.conf', `listener ${await freePort()} 127.0.0.1\nmax_inflight_messages lots\n`)], /max_inflight_messages.*badval\.conf:2/],
   ['a config with a port out of range', async () => ['-c', conf('badport.conf', 'listener 99999\n')], /badport\.conf:1/],
+  ['--redis without a URL', async () => ['--redis'], /--redis argument given, but no Redis URL specified/],
+  ['--redis with an http:// URL', async () => ['--redis', 'http://127.0.0.1:6379'], /Invalid Redis URL specified \(http:\/\/127\.0\.0\.1:6379\): the scheme must be redis, rediss or redis\+sentinel/],
+  ['--redis with port 0', async () => ['--redis', 'redis://127.0.0.1:0'], /Invalid Redis URL specified .*the port must be a number from 1 to 65535, not "0"/],
+  ['--redis with a database that is not a number', async () => ['--redis', 'redis://127.0.0.1:6379/db'], /the database must be a non-negative integer, not "db"/],
+  ['--redis sentinel without a master name', async () => ['--redis', 'redis+sentinel://127.0.0.1:26379'], /the master name is missing/],
+  ['--node-id without a name', async () => ['--node-id'], /--node-id argument given, but no node id specified/],
+  ['--node-id with an empty name', async () => ['--node-id', ''], /Invalid node id specified \(\): a node id must not be empty/],
+  ['--node-id with a space', async () => ['--node-id', 'a b'], /Invalid node id specified \(a b\): a node id must not contain whitespace/],
+  ['--node-id of 129 bytes', async () => ['--node-id', 'n'.repeat(129)], /a node id is at most 128 bytes \(this one has 129\)/],
+  ['a config with cluster_redis on port 70000', async () => ['-c', conf('badredis.conf', 'allow_anonymous true\ncluster_redis redis://127.0.0.1:70000\n')], /Invalid cluster_redis value .*badredis\.conf:2/],
 ];
+
+test('midge broker --redis with a bad URL never prints the password', async () => {
+  for (const url of ['redis://admin:hunter2@127.0.0.1:0', 'redis+sentinel://admin:hunter2@s1:26379', 'rediss://hunter2@h/x']) {
+    const r = await midge(['--redis', url]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /Invalid Redis URL specified/);
+    assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
+  }
+});
+
+test('midge broker --redis and --node-id with good values pass --test-config, and the help names them', async () => {
+  const r = await midge(['--redis', 'redis+sentinel://u:p@127.0.0.1:26379,127.0.0.1:26380/mymaster/1', '--node-id', 'node-a', '--test-config']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /Configuration file is valid/);
+  const h = await midge(['--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /--redis URL/);
+  assert.match(h.stdout, /--node-id NAME/);
+  assert.match(h.stdout, /redis\+sentinel:\/\//);
+});
 
 for (const [name, args, message] of cases) {
   test(`midge broker refuses ${name} with a clear message and exit code 1`, async () => {

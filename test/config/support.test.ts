@@ -182,6 +182,10 @@ const TABLE: Record<string, Honoured> = {
   http_admin_user: { how: 'applied', lines: () => ['http_admin_user ops'], check: (b) => assert.deepEqual(b.cfg.httpAdminUsers, ['ops']) },
   http_token_file: { how: 'applied', lines: () => ['http_token_file /etc/midge/token'], check: (b) => assert.equal(b.cfg.httpTokenFile, '/etc/midge/token') },
   http_metrics_token_file: { how: 'applied', lines: () => ['http_metrics_token_file /etc/midge/mt'], check: (b) => assert.equal(b.cfg.httpMetricsTokenFile, '/etc/midge/mt') },
+  // the cluster: `midge broker` opens the Redis store and bus from these (test/cluster starts nodes with them)
+  cluster_redis: { how: 'applied', lines: () => ['cluster_redis redis://127.0.0.1:6390/2'], check: (b) => assert.equal(b.cfg.clusterRedis, 'redis://127.0.0.1:6390/2') },
+  cluster_node_id: { how: 'applied', lines: () => ['cluster_redis redis://h', 'cluster_node_id node-a'], check: (b) => assert.equal(b.cfg.clusterNodeId, 'node-a') },
+  cluster_prefix: { how: 'applied', lines: () => ['cluster_redis redis://h', 'cluster_prefix eu:'], check: (b) => assert.equal(b.cfg.clusterPrefix, 'eu:') },
 };
 
 describe('every key the parser accepts is applied or refused', () => {
