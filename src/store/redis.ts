@@ -2,6 +2,7 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { QoS } from '../codec/types.js';
 import { decodeProps, encodeProps } from './encode.js';
+import { redactRedisUrl, redisOptionsFromUrl, RedisUrlError } from './redis-url.js';
 import {
   StoreError,
   type Change,
@@ -277,7 +278,10 @@ interface Scripts {
 type Client = RedisClient & Scripts;
 
 export interface RedisStoreOptions {
-  /** `redis://[user:pass@]HOST[:PORT][/DB]` or `rediss://...` (TLS) */
+  /**
+   * `redis://[user:pass@]HOST[:PORT][/DB]`, `rediss://...` (TLS) or
+   * `redis+sentinel://[user:pass@]H1[:P1][,H2[:P2]...]/MASTERNAME[/DB]` (see redis-url.ts)
+   */
   url: string;
   /** prefix of every key (default `midge:`): deployments sharing a Redis need different prefixes */
   prefix?: string;
@@ -291,21 +295,24 @@ export interface RedisStoreOptions {
   pageSize?: number;
 }
 
-/** The URL as an address for messages: scheme, host, port and database, never the user or password. */
-export function redisAddress(url: string): string {
-  let u: URL;
+export { redisOptionsFromUrl, redactRedisUrl, RedisUrlError } from './redis-url.js';
+
+/** `redisOptionsFromUrl`, its RedisUrlError turned into a StoreError (never showing the credentials). */
+function urlOptions(url: string): { options: RedisOptions; address: string } {
   try {
-    u = new URL(url);
-  } catch {
-    throw new StoreError('redis store: the URL is not valid (expected redis://[user:pass@]HOST:PORT[/DB] or rediss://...)');
+    return redisOptionsFromUrl(url);
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw new StoreError(`redis store: invalid URL ${redactRedisUrl(url)}: ${err.message}`);
+    throw err;
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new StoreError(`redis store: the URL must start with redis:// or rediss://, not ${u.protocol}//`);
-  }
-  const db = u.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d+$/.test(db)) throw new StoreError(`redis store: the database in the URL must be a number, not ${JSON.stringify(db)}`);
-  const host = u.hostname === '' ? 'localhost' : u.hostname;
-  return `${u.protocol}//${host}:${u.port === '' ? '6379' : u.port}${db === '' ? '' : `/${db}`}`;
+}
+
+/**
+ * The URL as an address for messages: scheme, host(s), port(s), master name (Sentinel) and database,
+ * never the user or password. A URL that is not valid is a StoreError saying why.
+ */
+export function redisAddress(url: string): string {
+  return urlOptions(url).address;
 }
 
 /**
@@ -314,7 +321,7 @@ export function redisAddress(url: string): string {
  * the address (never the password).
  */
 export async function openRedisStore(opts: RedisStoreOptions): Promise<RedisStore> {
-  const address = redisAddress(opts.url);
+  const { options: fromUrl, address } = urlOptions(opts.url);
   let Redis: typeof RedisClient;
   try {
     Redis = (await import('ioredis')).Redis;
@@ -323,6 +330,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<RedisStor
   }
   const commandTimeout = opts.commandTimeoutMs ?? 5000;
   const options: RedisOptions = {
+    ...fromUrl,
     lazyConnect: true,
     connectTimeout: opts.connectTimeoutMs ?? 5000,
     // A command without a reply (a Redis that hangs) is rejected after this: nothing waits forever.
@@ -345,7 +353,13 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<RedisStor
     connectionName: 'midge-store',
   };
   if (opts.tls !== undefined && address.startsWith('rediss:')) options.tls = opts.tls;
-  const client = new Redis(opts.url, options) as Client;
+  if (options.sentinels !== undefined) {
+    // the Sentinels too: a hanging one is given up after the connect timeout, and they are asked again
+    // in the background (at most 2 s apart) while none answers, as the master is
+    options.sentinelRetryStrategy = (times) => Math.min(times * 100, 2000);
+    options.sentinelCommandTimeout = options.connectTimeout;
+  }
+  const client = new Redis(options) as Client;
   let lastError: Error | undefined;
   // Without a listener ioredis prints every connection error; the store reports them through its promises.
   client.on('error', (err: Error) => (lastError = err));

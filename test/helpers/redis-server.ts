@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -111,4 +111,77 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface RedisSentinel {
+  readonly port: number;
+  readonly pid: number;
+  /** redis+sentinel://127.0.0.1:PORT/NAME */
+  readonly url: string;
+  /** SIGTERM, then SIGKILL after 5 s; removes the directory */
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Sentinel (`redis-server sentinel.conf --sentinel`) on a free loopback port, monitoring the
+ * master `name` at 127.0.0.1:masterPort with quorum 1 (`authPass`: the master's password). Its config
+ * file (Sentinel rewrites it) is in a temp directory; resolves when it monitors the master.
+ */
+export async function startSentinel(masterPort: number, name = 'mymaster', authPass?: string): Promise<RedisSentinel> {
+  if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing: the Sentinel tests need Debian's redis-server`);
+  const dir = await mkdtemp(join(tmpdir(), 'midge-sentinel-'));
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const conf = join(dir, 'sentinel.conf');
+    await writeFile(conf, [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+      ...(authPass !== undefined ? [`sentinel auth-pass ${name} ${authPass}`] : []), '',
+    ].join('\n'));
+    const child = spawnTracked(REDIS_SERVER, [conf, '--sentinel'], { cwd: dir });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`sentinel on port ${port} not monitoring ${name} within 10 s: ${out}`));
+        }, 10_000);
+        const onData = (b: Buffer): void => {
+          out += b.toString();
+          if (out.includes(`+monitor master ${name}`)) {
+            clearTimeout(timer);
+            child.stdout!.off('data', onData);
+            child.stdout!.resume();
+            child.stderr!.resume();
+            resolve();
+          }
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+        child.once('exit', (code, signal) => {
+          clearTimeout(timer);
+          reject(new Error(`sentinel on port ${port} exited (${code ?? signal}) before it was ready: ${out}`));
+        });
+      });
+    } catch (err) {
+      lastErr = err;
+      continue;
+    }
+    return {
+      port,
+      pid: child.pid!,
+      url: `redis+sentinel://127.0.0.1:${port}/${name}`,
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          process.kill(child.pid!, 'SIGTERM');
+          const timer = setTimeout(() => child.exitCode === null && child.signalCode === null && process.kill(child.pid!, 'SIGKILL'), 5000);
+          await exitOf(child);
+          clearTimeout(timer);
+        }
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw lastErr;
 }

@@ -62,8 +62,10 @@ describe('RedisStore', () => {
     assert.equal(redisAddress('redis://user:s3cret@redis.example:6390/4'), 'redis://redis.example:6390/4');
     assert.equal(redisAddress('rediss://:s3cret@10.0.0.1/0'), 'rediss://10.0.0.1:6379/0');
     assert.equal(redisAddress('redis://[::1]:7000'), 'redis://[::1]:7000');
-    assert.throws(() => redisAddress('http://x:1'), (e: unknown) => e instanceof StoreError && /redis:\/\/ or rediss:\/\//.test(e.message));
-    assert.throws(() => redisAddress('redis://x:1/abc'), (e: unknown) => e instanceof StoreError && /must be a number/.test(e.message));
+    assert.equal(redisAddress('redis+sentinel://u:s3cret@s1,s2:26380/mymaster/3'), 'redis+sentinel://s1:26379,s2:26380/mymaster/3');
+    assert.throws(() => redisAddress('http://x:1'), (e: unknown) => e instanceof StoreError && /must be redis, rediss or redis\+sentinel, not http/.test(e.message));
+    assert.throws(() => redisAddress('redis://x:1/abc'), (e: unknown) => e instanceof StoreError && /must be a non-negative integer/.test(e.message));
+    assert.throws(() => redisAddress('redis://u:s3cret@x:0'), (e: unknown) => e instanceof StoreError && /port/.test(e.message) && !/s3cret/.test(e.message));
     assert.throws(() => redisAddress('not a url'), StoreError);
   });
 
