@@ -171,11 +171,14 @@ test('the library imports from an ES module as `midge`: an embedded broker and a
     for await (const m of client.messages('pkg/lib')) { console.log(m.topic, m.payload.toString()); break; }
     await client.end();
     await broker.close();
+    // the cluster's entry point (it loads ioredis only when a cluster is opened)
+    const cluster = await import('midge/cluster');
+    console.log(typeof cluster.openCluster);
   `;
   writeFileSync(join(app, 'lib.mjs'), script);
   const r = await run(process.execPath, [join(app, 'lib.mjs')], { timeoutMs: CMD_MS, env });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, 'pkg/lib hello\n');
+  assert.equal(r.stdout, 'pkg/lib hello\nfunction\n');
 });
 
 test('a TypeScript consumer type-checks against the shipped declarations', async () => {
