@@ -292,6 +292,11 @@ export class RedisBus implements Bus {
     // a retained message (or its removal) goes to every node: each keeps the cluster's retained tree
     if (msg.retain) for (const n of this.live) targets.add(n);
     if (targets.size === 0) return skip;
+    if (msg.qos === 0 && !msg.retain && this.b.recorder?.isFailing === true) {
+      // Redis is away: QoS 0 (at most once) is not held for it, so that waiting forwards cannot fill the memory
+      this.b.stats.dropped++;
+      return skip;
+    }
     // its id, unique in the cluster: every node that stores it stores it under this id, once
     this.b.recorder?.idOf(msg);
     for (const node of targets) {
