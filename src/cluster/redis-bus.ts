@@ -299,10 +299,12 @@ export class RedisBus implements Bus {
     }
     // its id, unique in the cluster: every node that stores it stores it under this id, once
     this.b.recorder?.idOf(msg);
+    let plain: Buffer | undefined;
     for (const node of targets) {
       const matched = nodes?.has(node) === true;
       const g = designated?.get(node);
-      const buf = encodeEnvelope(msg, g, !matched && g === undefined);
+      // the common case (matched, no group chosen) is encoded once for every node
+      const buf = matched && g === undefined ? (plain ??= encodeEnvelope(msg, undefined, false)) : encodeEnvelope(msg, g, !matched && g === undefined);
       this.ops.push('Y', node, buf);
       this.stats.messagesSent++;
       this.stats.bytesSent += buf.length;
