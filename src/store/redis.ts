@@ -270,7 +270,8 @@ return string.format('%.0f', last + 1)
 export type Arg = string | Buffer;
 
 interface Scripts {
-  midgeCommit(...args: Arg[]): Promise<number>;
+  /** one array, not spread: a turn's change set can hold hundreds of thousands of arguments (ioredis flattens it) */
+  midgeCommit(args: Arg[]): Promise<number>;
   midgeWindowBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
   midgePageBuffer(...args: Arg[]): Promise<[Buffer[], Array<Buffer | null>, Array<Buffer | null>?]>;
   midgeReserve(...args: Arg[]): Promise<string>;
@@ -741,7 +742,8 @@ export class RedisStore implements Store {
     if (this.closed) throw new StoreError(`redis store ${this.address} is closed`);
     const args = encodeArgs(this.prefix, changes);
     if (cluster !== undefined) for (const a of cluster) args.push(a);
-    this.messages = await this.run('commit', () => this.client.midgeCommit(...args));
+    // passed as one array: spreading a large set (a flood's forwards) overflows the call stack
+    this.messages = await this.run('commit', () => this.client.midgeCommit(args));
   }
 
   /** Quits politely when Redis answers within a second, then drops the connection: never hangs. */

@@ -183,6 +183,23 @@ describe('RedisStore', () => {
     }
   });
 
+  test('a commit with 600,000 arguments (a flood\'s forwards in one turn) goes through: no call stack overflow', async () => {
+    const s = await open();
+    const m = msg();
+    const ops: Array<string | Buffer> = [];
+    const body = Buffer.alloc(64, 1);
+    for (let i = 0; i < 200_000; i++) ops.push('Y', 'big', body);
+    await s.commit([{ op: 'message', msg: m }, { op: 'retain', topic: 't', messageId: m.id }], ops);
+    const r = raw();
+    try {
+      await r.connect();
+      assert.equal(await r.xlen(`${s.prefix}in:big`), 200_000);
+      assert.equal(await r.hget(`${s.prefix}r`, 't'), String(m.id));
+    } finally {
+      r.disconnect();
+    }
+  });
+
   test('payloads and wills are binary-safe: all 256 byte values, stored as raw bytes', async () => {
     const s = await open();
     const all = Buffer.alloc(512);
