@@ -12,7 +12,7 @@ import type { StoredSession, StoredSubscription, Window } from '../store/store.j
 import { SubscriptionTrie, isShareError, parseSharedSubscription } from '../topic/index.js';
 import { topicMatches } from '../topic/validate.js';
 import type { Bus, BusStats } from './bus.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, joinBatch, splitBatch } from './envelope.js';
 
 const NEVER = 0xffffffff;
 /** how long a moved session's messages are passed on by its previous node, and deduplicated by its new one */
@@ -60,6 +60,8 @@ export class RedisBus implements Bus {
   private sub: RedisClient | undefined;
   private reader: RedisClient | undefined;
   private ops: Array<string | Buffer> = [];
+  /** this turn's forwards, per node: one stream entry each */
+  private batches = new Map<string, Buffer[]>();
   /** other live nodes */
   private readonly live = new Set<string>();
   private readonly remote = new SubscriptionTrie<RemoteEntry>();
@@ -122,7 +124,7 @@ export class RedisBus implements Bus {
     const log = broker.log;
     const rec = broker.recorder!;
     rec.extraOps = () => this.takeOps();
-    rec.extraPending = () => this.ops.length > 0;
+    rec.extraPending = () => this.ops.length > 0 || this.batches.size > 0;
     rec.reserveIds = () => this.store.reserveIds('messageId', ID_BLOCK);
     const first = await this.store.reserveIds('messageId', ID_BLOCK);
     rec.useIds(first, ID_BLOCK);
@@ -137,12 +139,12 @@ export class RedisBus implements Bus {
         await sleep(250);
       }
       await this.adopt(this.nodeId, true);
-      // another node may have started adopting the previous run first: let it finish before joining anew
-      const wait = Date.now() + 60_000;
-      while ((await this.cmd.exists(`${P}adopt:${this.nodeId}`)) === 1) {
-        if (Date.now() > wait) throw new Error(`node ${this.nodeId}'s previous run is still being adopted by another node`);
-        await sleep(100);
-      }
+    }
+    // another node may be adopting a previous run of this node (its inbox among it): let it finish first
+    const wait = Date.now() + 60_000;
+    while ((await this.cmd.exists(`${P}adopt:${this.nodeId}`)) === 1) {
+      if (Date.now() > wait) throw new Error(`node ${this.nodeId}'s previous run is still being adopted by another node`);
+      await sleep(100);
     }
 
     this.sub = this.cmd.duplicate({ connectionName: 'midge-bus', enableOfflineQueue: true });
@@ -305,7 +307,7 @@ export class RedisBus implements Bus {
       const g = designated?.get(node);
       // the common case (matched, no group chosen) is encoded once for every node
       const buf = matched && g === undefined ? (plain ??= encodeEnvelope(msg, undefined, false)) : encodeEnvelope(msg, g, !matched && g === undefined);
-      this.ops.push('Y', node, buf);
+      this.forward(node, buf);
       this.stats.messagesSent++;
       this.stats.bytesSent += buf.length;
     }
@@ -316,7 +318,7 @@ export class RedisBus implements Bus {
   retainCleared(topic: string): void {
     if (this.live.size === 0) return;
     const buf = encodeEnvelope({ topic, payload: Buffer.alloc(0), qos: 0, retain: true }, undefined, true);
-    for (const node of this.live) this.ops.push('Y', node, buf);
+    for (const node of this.live) this.forward(node, buf);
     this.touch();
   }
 
@@ -332,7 +334,17 @@ export class RedisBus implements Bus {
     }
   }
 
+  private forward(node: string, envelope: Buffer): void {
+    const list = this.batches.get(node);
+    if (list === undefined) this.batches.set(node, [envelope]);
+    else list.push(envelope);
+  }
+
   takeOps(): Array<string | Buffer> | undefined {
+    if (this.batches.size > 0) {
+      for (const [node, list] of this.batches) this.ops.push('Y', node, joinBatch(list));
+      this.batches.clear();
+    }
     if (this.ops.length === 0) return undefined;
     const ops = this.ops;
     this.ops = [];
@@ -360,12 +372,14 @@ export class RedisBus implements Bus {
         this.lastId = id.toString('latin1');
         const data = fieldValue(fields, 'd');
         if (data === undefined) continue;
-        this.stats.messagesReceived++;
         this.stats.bytesReceived += data.length;
-        try {
-          this.deliver(data, undefined);
-        } catch (err) {
-          this.b.log.error(`Cluster: a forwarded message could not be delivered: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        for (const one of splitBatch(data)) {
+          this.stats.messagesReceived++;
+          try {
+            this.deliver(one, undefined, undefined);
+          } catch (err) {
+            this.b.log.error(`Cluster: a forwarded message could not be delivered: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+          }
         }
       }
       this.ops.push('C', this.nodeId, this.lastId);
@@ -373,8 +387,11 @@ export class RedisBus implements Bus {
     }
   }
 
-  /** A forwarded message: apply its retained part, route it here (only to `only`'s sessions when given). */
-  private deliver(data: Buffer, only: Set<Session> | undefined): void {
+  /**
+   * A forwarded message: apply its retained part, route it here. Replaying a dead node's inbox: only to the
+   * sessions adopted from it (`only`), and on to the node that one of them moved to since (`onlyIds`).
+   */
+  private deliver(data: Buffer, only: Set<Session> | undefined, onlyIds: Set<string> | undefined): void {
     const env = decodeEnvelope(data);
     if (env === undefined) {
       this.b.log.warning('Cluster: skipped a forwarded message of an unknown format (a newer node?).');
@@ -391,15 +408,15 @@ export class RedisBus implements Bus {
     if (env.retainOnly) return;
     const groups = env.groups === undefined ? EMPTY : new Set(env.groups);
     b.router.route(env.msg, { only: groups }, only);
-    if (this.moved.size > 0 && only === undefined) this.passOnMoved(env.msg);
+    if (this.moved.size > 0) this.passOnMoved(env.msg, onlyIds);
   }
 
   /** A forwarded message that matches a session this node just gave away: on to the session's new node. */
-  private passOnMoved(msg: Message): void {
+  private passOnMoved(msg: Message, onlyIds: Set<string> | undefined): void {
     const now = Date.now();
     for (const [client, m] of this.moved) {
       if (m.until < now) { this.moved.delete(client); continue; }
-      if (this.b.sessions.has(client)) continue;
+      if (this.b.sessions.has(client) || (onlyIds !== undefined && !onlyIds.has(client))) continue;
       if (m.filters.some((f) => topicMatches(f, msg.topic))) this.passOn(msg, client);
     }
   }
@@ -408,7 +425,7 @@ export class RedisBus implements Bus {
     const m = this.moved.get(client);
     if (m === undefined || m.until < Date.now() || m.node === this.nodeId) return;
     const buf = encodeEnvelope(msg, undefined, false, client);
-    this.ops.push('Y', m.node, buf);
+    this.forward(m.node, buf);
     this.stats.messagesSent++;
     this.stats.bytesSent += buf.length;
     this.touch();
@@ -602,16 +619,19 @@ export class RedisBus implements Bus {
       }
       await this.control({ t: 'clients', node: this.nodeId, n: this.b.stats.clientsConnected });
       const nodes = await this.cmd.hkeys(`${P}nodes`);
+      const listed = new Set(nodes);
       for (const n of nodes) {
         if (n === this.nodeId) continue;
         const alive = (await this.cmd.exists(`${P}lease:${n}`)) === 1;
         if (alive) {
           if (!this.live.has(n)) await this.join(n);
         } else if (Date.now() >= this.graceUntil) {
-          this.forget(n);
+          // forwarding to it goes on (its inbox is replayed by its adopter) until the adoption says it is gone
           void this.adopt(n, false);
         }
       }
+      // a node adopted while this one missed the announcement
+      for (const n of [...this.live]) if (!listed.has(n)) this.forget(n);
     } catch (err) {
       if (!this.down && !this.closed) {
         this.down = true;
@@ -622,10 +642,11 @@ export class RedisBus implements Bus {
     }
   }
 
+  /** Until the adopter of `node` has taken its sessions (it then removes the node from `P nodes`). */
   private async waitAdopted(node: string, deadline: number): Promise<void> {
     while (Date.now() < deadline) {
-      if ((await this.cmd.exists(`${this.prefix}adopt:${node}`)) === 0 && (await this.cmd.hexists(`${this.prefix}nodes`, node)) === 0) return;
-      await sleep(100);
+      if ((await this.cmd.hexists(`${this.prefix}nodes`, node)) === 0) return;
+      await sleep(50);
     }
   }
 
@@ -645,6 +666,7 @@ export class RedisBus implements Bus {
       const now = Date.now();
       const owners = await this.cmd.hgetall(`${P}owner`);
       const adopted = new Set<Session>();
+      const adoptedIds = new Set<string>();
       for (const [clientId, owner] of Object.entries(owners)) {
         if (owner !== node || b.sessions.has(clientId)) continue;
         const st = await this.store.loadSession(clientId);
@@ -654,7 +676,16 @@ export class RedisBus implements Bus {
         if (b.sessions.has(clientId)) continue;
         const s = this.restoreSession(st, subs, w, now);
         if (st.disconnectedAt === undefined) b.sessions.record(s);
+        if (!self) {
+          // a message that reaches it both here and through the dead node's inbox is delivered once
+          const recent = new Set<number>();
+          for (const e of w.inflight) recent.add(e.messageId);
+          for (const q of w.queued) recent.add(q.messageId);
+          s.recentIds = recent;
+          setTimeout(() => { s.recentIds = undefined; }, MOVED_MS).unref();
+        }
         adopted.add(s);
+        adoptedIds.add(clientId);
         const dw = await this.store.loadWill(clientId);
         if (dw !== undefined) {
           b.wills.delay(clientId, dw.will, willOwner(dw.clientId, dw.username, dw.listenerPort, node), Math.max(0, dw.fireAt - now), dw.fireAt, false);
@@ -676,36 +707,42 @@ export class RedisBus implements Bus {
         }
         wills++;
       }
+      // the sessions are here (and this node's index says so) before anyone stops forwarding to the dead node
+      await b.recorder?.drain();
       dbg(`adopt ${node}: ${adopted.size} sessions, ${wills} wills`);
-      if (!self) {
-        // the others stop forwarding to it (they route to the sessions' new home from now on), then its inbox is read
-        await b.recorder?.drain();
+      if (self) {
+        await this.cmd.del(`${P}lwill:${node}`);
+      } else {
+        // clients of the dead node waiting in CONNECT go on now; the others stop forwarding to it
+        await this.cmd.del(`${P}lwill:${node}`, `${P}lease:${node}`);
+        await this.cmd.hdel(`${P}nodes`, node);
         await this.control({ t: 'gone', node });
-        await sleep(200);
+        this.forget(node);
       }
-      dbg(`adopt ${node}: gone sent`);
       let inbox = 0;
       if (!self) {
+        // its inbox, to the sessions adopted from it, until nothing more arrives for a second (what other nodes
+        // forwarded before they heard that it is gone), at most 10 s
         let from = (await this.cmd.get(`${P}cur:${node}`)) ?? '-';
-        for (let page = 0; page < 10_000; page++) {
+        let quietSince = Date.now();
+        const until = Date.now() + 10_000;
+        while (Date.now() < until && Date.now() - quietSince < 1000) {
           const start = from === '-' ? '-' : `(${from}`;
           const entries = await this.cmd.xrangeBuffer(`${P}in:${node}`, start, '+', 'COUNT', 1000);
-          if (entries.length === 0) break;
+          if (entries.length === 0) { await sleep(100); continue; }
+          quietSince = Date.now();
           for (const [id, fields] of entries) {
             from = id.toString('latin1');
             const data = fieldValue(fields, 'd');
             if (data === undefined) continue;
-            inbox++;
-            this.deliver(data, adopted);
+            for (const one of splitBatch(data)) {
+              inbox++;
+              this.deliver(one, adopted, adoptedIds);
+            }
           }
         }
-      }
-      await b.recorder?.drain();
-      if (self) {
-        await this.cmd.del(`${P}lwill:${node}`);
-      } else {
-        await this.cmd.del(`${P}in:${node}`, `${P}cur:${node}`, `${P}idx:${node}`, `${P}lwill:${node}`, `${P}lease:${node}`);
-        await this.cmd.hdel(`${P}nodes`, node);
+        await b.recorder?.drain();
+        await this.cmd.del(`${P}in:${node}`, `${P}cur:${node}`, `${P}idx:${node}`);
       }
       await this.cmd.del(`${P}adopt:${node}`);
       b.log.info(self

@@ -1,7 +1,7 @@
 // The forwarded-message envelope and the router's shared-group selection: the pure parts of the cluster.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeEnvelope, encodeEnvelope } from '../../src/cluster/envelope.js';
+import { decodeEnvelope, encodeEnvelope, joinBatch, splitBatch } from '../../src/cluster/envelope.js';
 import { Router } from '../../src/broker/router.js';
 import { Session, type SessionEnv, type SubEntry } from '../../src/broker/session.js';
 import { silentLogger } from '../../src/broker/log.js';
@@ -41,6 +41,23 @@ test('an envelope of an unknown version or too short is refused (undefined), not
   assert.equal(decodeEnvelope(newer), undefined);
   assert.equal(decodeEnvelope(Buffer.alloc(0)), undefined);
   assert.equal(decodeEnvelope(Buffer.from([1, 0])), undefined);
+  // cut short: the payload length points past the end
+  assert.equal(decodeEnvelope(good.subarray(0, good.length - 1)), undefined);
+  // a topic length past the end, QoS 3
+  const bad = Buffer.from(good);
+  bad.writeUInt16LE(60000, 3);
+  assert.equal(decodeEnvelope(bad), undefined);
+  const q3 = Buffer.from(good);
+  q3[2] = 3;
+  assert.equal(decodeEnvelope(q3), undefined);
+});
+
+test('a batch (one stream entry per node and turn) gives back its envelopes in order; a truncated tail is left out', () => {
+  const envs = [0, 1, 2].map((i) => encodeEnvelope({ topic: `t/${i}`, payload: Buffer.alloc(i * 10, i), qos: 1, retain: false }, undefined, false));
+  const batch = joinBatch(envs);
+  assert.deepEqual([...splitBatch(batch)].map((b) => decodeEnvelope(b)!.msg.topic), ['t/0', 't/1', 't/2']);
+  assert.deepEqual([...splitBatch(batch.subarray(0, batch.length - 3))].map((b) => decodeEnvelope(b)!.msg.topic), ['t/0', 't/1']);
+  assert.deepEqual([...splitBatch(Buffer.alloc(0))], []);
 });
 
 function env(): SessionEnv {
