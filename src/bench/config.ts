@@ -13,6 +13,10 @@ export interface BenchConfig {
   /** run: where the subscribers connect (default: host and port); for a bridge between two brokers */
   subHost?: string;
   subPort?: number;
+  /** `-p P1,P2,...`: publisher i connects to port P(i mod k) (a cluster's nodes); `port` is P1 */
+  pubPorts?: number[];
+  /** `--sub-port P1,P2,...` (run): subscriber j connects to port P(j mod k); `subPort` is P1 */
+  subPorts?: number[];
   /** connect over WebSocket (ws://HOST:PORT/mqtt, subprotocol mqtt) instead of plain TCP */
   ws: boolean;
   /** MQTT protocol level: 4 = 3.1.1, 5 = 5.0 */
@@ -96,9 +100,11 @@ Usage: midge bench pub  [options]   publishers only (-c N)
 
 Connection:
   -h, --host HOST         broker address (default 127.0.0.1; nothing else is ever contacted)
-  -p, --port PORT         default 1883
+  -p, --port PORT         default 1883; a comma list P1,P2,... spreads the publishers (and the
+                          subscribers without --sub-port): client i connects to P(i mod k)
       --sub-host HOST     run: the subscribers connect here instead (default: --host), e.g. the
-      --sub-port PORT     remote broker of a bridge, while the publishers use --host/--port
+      --sub-port PORT     remote broker of a bridge, while the publishers use --host/--port; a
+                          comma list spreads the subscribers over several brokers (cluster nodes)
       --ws                MQTT over WebSocket: ws://HOST:PORT/mqtt, subprotocol mqtt (default: TCP)
   -V, --protocol 4|5      MQTT 3.1.1 (4, default) or 5.0
   -u, --username U        -P, --password P
@@ -170,12 +176,23 @@ function def(names: string[], set: Setter): void {
 }
 
 def(['-h', '--host'], (c, v) => { c.host = v; });
-def(['-p', '--port'], (c, v) => { c.port = num('--port', 1, 65535)(v); });
+/** A port or a comma list of ports (the nodes of a cluster): the first, and the list when there are several. */
+function ports(name: string, v: string): [number, number[] | undefined] {
+  const list = v.split(',').map((x) => num(name, 1, 65535)(x));
+  return [list[0]!, list.length > 1 ? list : undefined];
+}
+def(['-p', '--port'], (c, v) => {
+  [c.port, c.pubPorts] = ports('--port', v);
+  if (c.pubPorts === undefined) delete c.pubPorts;
+});
 def(['--sub-host'], (c, v) => {
   if (v === '') throw new Error('bad value for --sub-host: empty');
   c.subHost = v;
 });
-def(['--sub-port'], (c, v) => { c.subPort = num('--sub-port', 1, 65535)(v); });
+def(['--sub-port'], (c, v) => {
+  [c.subPort, c.subPorts] = ports('--sub-port', v);
+  if (c.subPorts === undefined) delete c.subPorts;
+});
 def(['-V', '--protocol'], (c, v) => {
   const n = v === 'mqttv311' ? 4 : v === 'mqttv5' ? 5 : num('--protocol', 4, 5)(v);
   c.protocol = n as 4 | 5;
@@ -270,6 +287,18 @@ function validate(c: BenchConfig): void {
 /** Where the subscribers connect: --sub-host/--sub-port, each defaulting to --host/--port. */
 export function subEndpoint(c: BenchConfig): { host: string; port: number } {
   return { host: c.subHost ?? c.host, port: c.subPort ?? c.port };
+}
+
+/** The port of publisher `i` (a list given to -p spreads them). */
+export function pubPortOf(c: BenchConfig, i: number): number {
+  return c.pubPorts !== undefined ? c.pubPorts[i % c.pubPorts.length]! : c.port;
+}
+
+/** The port of subscriber `j`: --sub-port's list, else -p's list, else the one port. */
+export function subPortOf(c: BenchConfig, j: number): number {
+  if (c.subPorts !== undefined) return c.subPorts[j % c.subPorts.length]!;
+  if (c.subPort !== undefined) return c.subPort;
+  return pubPortOf(c, j);
 }
 
 /** The topic publisher `i` publishes to. */

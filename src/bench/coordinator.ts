@@ -31,6 +31,9 @@ export interface BenchResult {
   /** where the subscribers connected (--sub-host/--sub-port; else host and port) */
   subHost: string;
   subPort: number;
+  /** the lists given to -p / --sub-port (several brokers), when there were several ports */
+  pubPorts?: number[];
+  subPorts?: number[];
   /** 'tcp', or 'ws' with --ws */
   transport: 'tcp' | 'ws';
   protocol: number;
@@ -379,7 +382,9 @@ export async function runBench(cfg0: BenchConfig, hooks: BenchHooks = {}): Promi
     };
   }
   return {
-    mode: cfg.mode, host: cfg.host, port: cfg.port, subHost: subEndpoint(cfg).host, subPort: subEndpoint(cfg).port, transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
+    mode: cfg.mode, host: cfg.host, port: cfg.port, subHost: subEndpoint(cfg).host, subPort: subEndpoint(cfg).port,
+    ...(cfg.pubPorts !== undefined ? { pubPorts: cfg.pubPorts } : {}), ...(cfg.subPorts !== undefined ? { subPorts: cfg.subPorts } : {}),
+    transport: cfg.ws ? 'ws' : 'tcp', protocol: cfg.protocol, pubs: cfg.pubs, subs: cfg.subs,
     topics: cfg.topics, wildcard: cfg.wildcard, qos: cfg.qos, size: cfg.size, rate: cfg.rate, window: cfg.window,
     inflight: cfg.inflight, warmupS: cfg.warmup, durationS: cfg.duration, workers: nw, setup,
     sent: c.sentWin, sentPerS: per(c.sentWin), received: c.receivedWin, msgsPerS: per(c.receivedWin),

@@ -10,7 +10,7 @@
  */
 import { Client, type ClientOwner, type FailKind } from './client.js';
 import {
-  isLoopback, pubTopic, receiversOf, slotOf, slotsPerPub, subEndpoint, subFilter, type BenchConfig,
+  isLoopback, pubPortOf, pubTopic, receiversOf, slotOf, slotsPerPub, subEndpoint, subFilter, subPortOf, type BenchConfig,
 } from './config.js';
 import { LatencyRecorder } from './histogram.js';
 import type { Assignment, Counters, FromWorker, Ready, SharedTables, Timeline } from './protocol.js';
@@ -103,7 +103,7 @@ export class Engine implements ClientOwner {
     const subAt = subEndpoint(cfg);
     for (const j of a.subs) {
       const s = new Client(this, 'sub', j, {
-        ...base, ...subAt, clientId: id('s', j), filter: subFilter(cfg, j), qos: cfg.qos, ...this.source(j, subAt.host), ...(cfg.persistent ? { clean: false } : {}),
+        ...base, ...subAt, port: subPortOf(cfg, j), clientId: id('s', j), filter: subFilter(cfg, j), qos: cfg.qos, ...this.source(j, subAt.host), ...(cfg.persistent ? { clean: false } : {}),
       });
       s.local = this.subs.length;
       // --offline: every publisher that reaches it sends --limit messages
@@ -114,7 +114,7 @@ export class Engine implements ClientOwner {
       this.seen.push(new Uint32Array(0));
     }
     for (const i of a.pubs) {
-      const p = new Client(this, 'pub', i, { ...base, clientId: id('p', i), ...this.source(cfg.subs + i) });
+      const p = new Client(this, 'pub', i, { ...base, port: pubPortOf(cfg, i), clientId: id('p', i), ...this.source(cfg.subs + i) });
       p.local = this.pubs.length;
       this.pubs.push(p);
       this.batchers.push(new PublishBatcher({

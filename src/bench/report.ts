@@ -50,9 +50,12 @@ export function summary(r: BenchResult & { retained?: RetainedResult }): string 
       : r.mode === 'pub' ? `${n(r.pubs)} publisher(s), ${n(r.topics)} topic(s)` : `${n(r.subs)} subscriber(s)`;
     const extra = [r.window > 0 ? `window ${n(r.window)}` : '', r.qos > 0 ? `inflight ${r.inflight}` : ''].filter((s) => s !== '').join(', ');
     const what = r.mode === 'sub' ? `QoS ${r.qos} subscription` : `QoS ${r.qos}, ${r.size} B, ${load}${extra !== '' ? `, ${extra}` : ''}`;
-    const at = (host: string, port: number): string => (r.transport === 'ws' ? `ws://${host}:${port}/mqtt` : `${host}:${port}`);
-    const split = r.subHost !== r.host || r.subPort !== r.port;
-    out.push(`midge bench ${r.mode}: ${who}, ${what}; ${split ? `publishers ${at(r.host, r.port)}, subscribers ${at(r.subHost, r.subPort)}` : at(r.host, r.port)}`);
+    const at = (host: string, port: number | number[]): string => {
+      const ps = Array.isArray(port) ? port.join(',') : String(port);
+      return r.transport === 'ws' ? `ws://${host}:${ps}/mqtt` : `${host}:${ps}`;
+    };
+    const split = r.subHost !== r.host || r.subPort !== r.port || r.subPorts !== undefined;
+    out.push(`midge bench ${r.mode}: ${who}, ${what}; ${split ? `publishers ${at(r.host, r.pubPorts ?? r.port)}, subscribers ${at(r.subHost, r.subPorts ?? r.subPort)}` : at(r.host, r.pubPorts ?? r.port)}`);
     out.push(`  ${r.durationS} s measured after ${r.warmupS} s warmup, ${r.workers} worker(s); setup ${r.setup.seconds} s`
       + ` (${r.setup.subsReady} subs, ${r.setup.pubsReady} pubs ready; ${r.setup.subsFailed + r.setup.pubsFailed} failed)`);
     if (r.pubs > 0) out.push(`  sent          ${n(r.sent)} (${n(r.sentPerS)} msgs/s)`);

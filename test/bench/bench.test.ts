@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Parser } from '../../src/codec/index.js';
 import type { Packet } from '../../src/codec/types.js';
-import { parseArgs, receiversOf, slotOf, slotsPerPub, subEndpoint, type BenchConfig } from '../../src/bench/config.js';
+import { parseArgs, pubPortOf, receiversOf, slotOf, slotsPerPub, subEndpoint, subPortOf, type BenchConfig } from '../../src/bench/config.js';
 import { LatencyRecorder } from '../../src/bench/histogram.js';
 import { PublishBatcher, readStamp } from '../../src/bench/stamp.js';
 import { runBench } from '../../src/bench/coordinator.js';
@@ -140,6 +140,20 @@ describe('flags', () => {
     assert.equal(parseArgs('conn', ['-c', '7']).conns, 7);
     assert.equal(parseArgs('pub', ['--window', '10']).window, 0);
     assert.equal(parseArgs('run', ['--window=10']).window, 10);
+  });
+
+  test('-p and --sub-port lists spread the clients over brokers (cluster nodes): i mod k; bad items refused', () => {
+    const c = parseArgs('run', ['-p', '1884,1885', '--sub-port', '1886,1887,1888']);
+    assert.deepEqual([c.port, c.pubPorts, c.subPort, c.subPorts], [1884, [1884, 1885], 1886, [1886, 1887, 1888]]);
+    assert.deepEqual([0, 1, 2, 3].map((i) => pubPortOf(c, i)), [1884, 1885, 1884, 1885]);
+    assert.deepEqual([0, 1, 2, 3].map((j) => subPortOf(c, j)), [1886, 1887, 1888, 1886]);
+    const one = parseArgs('run', ['-p', '1884', '--sub-port', '1885']);
+    assert.deepEqual([one.pubPorts, one.subPorts, pubPortOf(one, 3), subPortOf(one, 3)], [undefined, undefined, 1884, 1885]);
+    const subs = parseArgs('sub', ['-c', '3', '-p', '1884,1885']);
+    assert.deepEqual([0, 1, 2].map((j) => subPortOf(subs, j)), [1884, 1885, 1884], 'without --sub-port, -p spreads the subscribers');
+    assert.throws(() => parseArgs('run', ['-p', '1884,']), /bad value for --port/);
+    assert.throws(() => parseArgs('run', ['-p', '1884,70000']), /bad value for --port: '70000'/);
+    assert.throws(() => parseArgs('run', ['--sub-port', 'a,1885']), /bad value for --sub-port: 'a'/);
   });
 
   test('--sub-host and --sub-port: the subscribers elsewhere, for run only; by default where the publishers are', () => {
@@ -272,5 +286,37 @@ describe('midge bench run --sub-port: publishers on one broker, subscribers on a
     const direct = await runBench(parseArgs('run', ['-p', String(remote.port), '-r', '500', '-d', '0.3', '--warmup', '0', '-w', '1']));
     assert.ok(direct.receivedTotal > 0);
     assert.match(summary(direct), new RegExp(`; 127\\.0\\.0\\.1:${remote.port}$`, 'm'));
+  });
+});
+
+describe('midge bench run with port lists: clients spread over two independent brokers', { timeout: 60_000 }, () => {
+  let dir: string;
+  let a: BrokerHandle;
+  let b: BrokerHandle;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'midge-bench-test-'));
+    a = await startBroker('midge', { dir });
+    b = await startBroker('midge', { dir });
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('-p A,B --sub-port A,B with 2 topics: each pair meets on its broker, all delivered; -p A,B --sub-port A: publisher 1 (on B) never reaches the subscriber', async () => {
+    const common = ['-q', '1', '-r', '400', '-d', '0.5', '--warmup', '0', '--drain', '0.5', '-w', '1'];
+    const paired = await runBench(parseArgs('run', ['-p', `${a.port},${b.port}`, '--sub-port', `${a.port},${b.port}`, '--pubs', '2', '--subs', '2', '--topics', '2', ...common]));
+    assert.equal(paired.errors.total, 0, String(paired.errors.last));
+    assert.ok(paired.sentTotal > 50, `sent ${paired.sentTotal}`);
+    assert.deepEqual([paired.lost, paired.dups, paired.missing], [0, 0, 0]);
+    assert.equal(paired.receivedTotal, paired.sentTotal);
+    assert.deepEqual([paired.pubPorts, paired.subPorts], [[a.port, b.port], [a.port, b.port]]);
+    assert.match(summary(paired), new RegExp(`publishers 127\\.0\\.0\\.1:${a.port},${b.port}, subscribers 127\\.0\\.0\\.1:${a.port},${b.port}`));
+    // one topic, the subscriber on A: what publisher 1 sends to B is never delivered (no bridge between them)
+    const crossed = await runBench(parseArgs('run', ['-p', `${a.port},${b.port}`, '--sub-port', String(a.port), '--pubs', '2', '--subs', '1', ...common, '--window', '0']));
+    assert.ok(crossed.sentTotal > 50, `sent ${crossed.sentTotal}`);
+    assert.ok(crossed.receivedTotal > 0 && crossed.receivedTotal < crossed.sentTotal, `received ${crossed.receivedTotal} of ${crossed.sentTotal}`);
+    assert.ok(crossed.missing > 0, `missing ${crossed.missing}`);
   });
 });
