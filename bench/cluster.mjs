@@ -412,6 +412,8 @@ async function failoverOnce(rep) {
     if (received.size < 50) throw new Error(`the subscriber on the victim received ${received.size} messages before the kill`);
     await sleep(500);
     const logLen = survivors.map((s) => s.logs().length);
+    rec.seqAtKill = seq;
+    rec.receivedBeforeKill = received.size;
     const t0 = Date.now();
     await victim.kill();
     live.nodes.delete(victim);
@@ -464,11 +466,14 @@ async function failoverOnce(rep) {
     rec.published = seq;
     rec.acked = acked.size;
     rec.received = received.size;
-    rec.lost = [...acked].filter((s) => !received.has(s)).length;
+    const lostSeqs = [...acked].filter((s) => !received.has(s)).sort((a, b) => a - b);
+    rec.lost = lostSeqs.length;
+    if (lostSeqs.length > 0) rec.lostSeqs = lostSeqs.slice(0, 50);
     rec.dups = dups;
     rec.survivorCpuS = survivors.map((s) => r2(s.cpuS()));
     const adoptLine = survivors.map((s) => /Cluster: node n1 is gone[^\n]*/.exec(s.logs())?.[0]).find(Boolean);
     if (adoptLine) rec.adoptLine = adoptLine;
+    if (rec.lost > 0) rec.logs = c.nodes.map((n) => n.logs().slice(-3000));
     session.close();
     pub.close();
   } catch (err) {
@@ -615,7 +620,7 @@ try {
       for (let rep = 1; rep <= FAILOVER_REPEAT; rep++) {
         const rec = await failoverOnce(rep);
         records.push(rec);
-        console.error(`failover #${rep}: ${rec.error ? `ERROR ${rec.error.split('\n')[0]}` : `adoption logged ${rec.adoptionLoggedMs} ms, CONNACK ${rec.connackMs} ms (session present ${rec.sessionPresent}), first message ${rec.firstMessageMs} ms, ${rec.attempts} attempt(s), acked ${rec.acked}, received ${rec.received}, lost ${rec.lost}, dups ${rec.dups}`}`);
+        console.error(`failover #${rep}: ${rec.error ? `ERROR ${rec.error.split('\n')[0]}` : `adoption logged ${rec.adoptionLoggedMs} ms, CONNACK ${rec.connackMs} ms (session present ${rec.sessionPresent}), first message ${rec.firstMessageMs} ms, ${rec.attempts} attempt(s), acked ${rec.acked}, received ${rec.received}, lost ${rec.lost}${rec.lostSeqs ? ` (seqs ${rec.lostSeqs.slice(0, 10).join(",")}; seq at kill ${rec.seqAtKill}, received before kill ${rec.receivedBeforeKill})` : ""}, dups ${rec.dups}`}`);
       }
       continue;
     }
