@@ -16,6 +16,7 @@
 //   RATE        msgs/s of the latency scenarios (default 2000)
 //   FAILOVER_REPEAT  kills per failover measurement (default 3; QUICK: 1)
 //   FAILOVER_NODES   nodes of the failover cluster (default 2, at most 3)
+//   RECONNECT_DELAY  ms from the kill to the subscriber's first reconnect attempt (default 0: at once)
 //   QUIET_WAIT  before each run, wait up to this many seconds (default 10; QUICK: 0) until other
 //               processes use less than QUIET_CPU (default 0.25) of a core; their CPU during each run
 //               is reported either way ("others CPU s")
@@ -75,6 +76,7 @@ const REPEAT = knob('REPEAT', QUICK ? 1 : 2, 1, 20);
 const RATE = knob('RATE', 2000, 1, 1e6);
 const FAILOVER_REPEAT = knob('FAILOVER_REPEAT', QUICK ? 1 : 3, 1, 20);
 const FAILOVER_NODES = knob('FAILOVER_NODES', 2, 2, 3);
+const RECONNECT_DELAY = knob('RECONNECT_DELAY', 0, 0, 60_000);
 const QUIET_WAIT = knob('QUIET_WAIT', QUICK ? 0 : 10, 0, 600, false);
 const QUIET_CPU = knob('QUIET_CPU', 0.25, 0, 2, false);
 const OUT = env.OUT ?? join(HERE, 'results');
@@ -423,6 +425,7 @@ async function failoverOnce(rep) {
       if (goneAt === 0 && survivors.some((s, i) => /Cluster: node n1 is gone/.test(s.logs().slice(logLen[i])))) goneAt = Date.now();
     }, 20);
     // the reconnect loop: survivors in turn, each attempt bounded
+    if (RECONNECT_DELAY > 0) await sleep(RECONNECT_DELAY);
     firstAt = 0;
     let attempts = 0;
     let session;
@@ -664,7 +667,7 @@ const md = [
 ].join('\n');
 mkdirSync(OUT, { recursive: true });
 const stamp = started.toISOString().replace(/[:.]/g, '-');
-writeFileSync(join(OUT, `cluster-${stamp}.json`), JSON.stringify({ machine: m, env: { DURATION, REPEAT, QUICK, RATE, CONFIGS: BASE_CONFIGS, SCENARIOS: SELECTED, FAILOVER_REPEAT, FAILOVER_NODES }, records }, null, 1));
+writeFileSync(join(OUT, `cluster-${stamp}.json`), JSON.stringify({ machine: m, env: { DURATION, REPEAT, QUICK, RATE, CONFIGS: BASE_CONFIGS, SCENARIOS: SELECTED, FAILOVER_REPEAT, FAILOVER_NODES, RECONNECT_DELAY }, records }, null, 1));
 writeFileSync(join(OUT, 'cluster-latest.md'), md);
 process.stdout.write(`\n${md}`);
 const failed = records.filter((r) => r.error).length;
