@@ -451,7 +451,8 @@ export class RedisBus implements Bus {
         dbg(`claim ${clientId}: owner ${owner} alive ${alive}`);
         if (!alive) {
           // a dead node: whoever adopts it (maybe this one) moves the session; wait for that, then ask again
-          await this.adopt(owner, false);
+          // (not awaited: the adoption's replay of the inbox goes on after the sessions are taken)
+          void this.adopt(owner, false);
           await this.waitAdopted(owner, deadline);
           continue;
         }
