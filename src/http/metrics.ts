@@ -17,7 +17,8 @@ const registries = new WeakMap<Broker, Promise<Metrics>>();
 
 /**
  * The metrics registry of a broker (one per broker, shared by its HTTP listeners). prom-client is
- * loaded on first use, so that an application that never serves metrics never loads it.
+ * loaded on first use (when the broker's first HTTP listener starts), so that an application that never
+ * serves metrics never loads it.
  */
 export async function metricsRegistry(broker: Broker): Promise<Registry> {
   return (await metricsOf(broker)).registry;
