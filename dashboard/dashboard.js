@@ -1,6 +1,6 @@
 // The Midge dashboard: polls /metrics (charts) and the admin API (/api/v1/...) every second or two, and
 // talks MQTT over WebSockets with the project's browser client (./midge-client.js). Plain JS, no CDN.
-import { connect } from './midge-client.js';
+import { connect, ConnectionRefusedError } from './midge-client.js';
 
 const $ = (id) => document.getElementById(id);
 const POINTS = 60;
@@ -239,6 +239,16 @@ function log(text) {
   ol.scrollTop = ol.scrollHeight;
 }
 
+/** the WebSocket URL of the console (from the broker's listeners), once known */
+let consoleUrl;
+
+/** The refusal notice under the console's login form; no text hides it. */
+function showRefused(text) {
+  const p = $('console-refused');
+  p.textContent = text ?? '';
+  p.hidden = text === undefined;
+}
+
 async function startConsole(info) {
   const status = $('console-status');
   const pageTls = location.protocol === 'https:';
@@ -250,23 +260,75 @@ async function startConsole(info) {
   }
   const wildcard = pick.host === '0.0.0.0' || pick.host === '::' || pick.host === '';
   const host = wildcard ? location.hostname : pick.host.includes(':') ? `[${pick.host}]` : pick.host;
-  const url = `${pick.tls ? 'wss' : 'ws'}://${host}:${pick.port}/mqtt`;
-  setStatus(status, `connecting to ${url}…`);
+  consoleUrl = `${pick.tls ? 'wss' : 'ws'}://${host}:${pick.port}/mqtt`;
+  // without a login first; a broker with allow_anonymous false refuses, and the page says so
+  await connectConsole(undefined, undefined);
+}
+
+/**
+ * (Re)connects the console's client, with a user name and password when given. They go to the client's
+ * connect() only: never stored (no localStorage, no cookie), never shown, never logged; the client keeps
+ * them in memory for its reconnects until the page is closed or another login replaces it.
+ */
+async function connectConsole(username, password) {
+  const status = $('console-status');
+  const section = $('console');
+  if (consoleUrl === undefined) return;
+  const url = consoleUrl;
+  const old = client;
+  client = undefined;
+  section.dataset.connected = 'false';
+  delete section.dataset.refused;
+  if (old) await old.end({ force: true }).catch(() => {});
+  const who = username ? ` as user ${username}` : '';
+  setStatus(status, `connecting to ${url}${who}…`);
+  showRefused(undefined);
+  const options = { clientId: `dashboard-${Math.random().toString(16).slice(2, 10)}`, keepalive: 30 };
+  if (username) options.username = username;
+  if (password) options.password = password;
+  let c;
   try {
-    client = await connect(url, { clientId: `dashboard-${Math.random().toString(16).slice(2, 10)}`, keepalive: 30 });
+    c = await connect(url, options);
   } catch (err) {
-    setStatus(status, `${url}: ${err.message}`, false);
+    if (err instanceof ConnectionRefusedError) {
+      section.dataset.refused = String(err.returnCode);
+      setStatus(status, `refused by the broker (CONNACK ${err.returnCode})`, false);
+      showRefused(`The broker refused the connection${who}: ${err.message} (CONNACK code ${err.returnCode}). `
+        + (username || password ? 'Check the user name and password, then press connect.' : 'It may require a login: enter a user name and password, then press connect.'));
+    } else {
+      setStatus(status, `${url}: ${err.message}`, false);
+    }
     return;
   }
-  setStatus(status, `connected to ${url} as ${client.clientId}`, true);
-  client.on('offline', () => setStatus(status, 'offline, reconnecting…', false));
-  client.on('connect', () => setStatus(status, `connected to ${url} as ${client.clientId}`, true));
-  client.on('error', () => {});
-  client.on('message', (m) => {
+  client = c;
+  const connected = `connected to ${url} as ${c.clientId}${username ? ` (user ${username})` : ''}`;
+  setStatus(status, connected, true);
+  // the events of a client that a new login replaced change nothing
+  c.on('offline', () => { if (client === c) setStatus(status, 'offline, reconnecting…', false); });
+  c.on('connect', () => { if (client === c) setStatus(status, connected, true); });
+  c.on('error', () => {});
+  c.on('message', (m) => {
+    if (client !== c) return;
     log(`${m.topic} ${m.retain ? '(retained) ' : ''}q${m.qos}: ${new TextDecoder().decode(m.payload)}`);
   });
-  $('console').dataset.connected = 'true';
+  section.dataset.connected = 'true';
 }
+
+$('connect-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const username = $('mqtt-username').value.trim();
+  const pw = $('mqtt-password');
+  const password = pw.value;
+  // the password leaves the page's DOM at once; the client holds it (in memory) for its reconnects
+  pw.value = '';
+  const button = $('connect-button');
+  button.disabled = true;
+  try {
+    await connectConsole(username || undefined, password || undefined);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 $('subscribe-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
