@@ -15,6 +15,25 @@ interface Metrics { registry: Registry; /** forget the snapshot of the previous 
 
 const registries = new WeakMap<Broker, Promise<Metrics>>();
 
+/** A bridge as the metrics read it (the HTTP listener's `bridges` option; docs/bridges.md). */
+export interface BridgeMetricsSource {
+  name: string;
+  /** 'connected' | 'connecting' | 'disconnected' | 'stopped' */
+  state: string;
+  connects: number;
+  messagesOut: number;
+  messagesIn: number;
+  dropped: number;
+}
+
+/** where each broker's bridges come from (set by the first HTTP listener that is given them) */
+const bridgeSources = new WeakMap<Broker, () => BridgeMetricsSource[]>();
+
+/** The metrics of `broker` include these bridges (`midge_bridge_*`); the first source given is kept. */
+export function setBridgeSource(broker: Broker, bridges: () => BridgeMetricsSource[]): void {
+  if (!bridgeSources.has(broker)) bridgeSources.set(broker, bridges);
+}
+
 /**
  * The metrics registry of a broker (one per broker, shared by its HTTP listeners). prom-client is
  * loaded on first use (when the broker's first HTTP listener starts), so that an application that never
@@ -106,6 +125,32 @@ function createRegistry(prom: PromClient, broker: Broker): Metrics {
   gauge('midge_subscriptions', 'Subscriptions (shared ones counted per group filter).', (s) => s.subscriptions);
   gauge('midge_sessions', 'Sessions: connected clients and durable sessions offline.', (s) => s.sessions);
   gauge('midge_sessions_connected', 'Sessions whose client is connected.', (s) => s.sessionsOnline);
+  // bridges (`connection` blocks of midge broker; an embedder's when it passes `bridges`): none, no series
+  let bridges: BridgeMetricsSource[] | undefined;
+  const bridgeList = (): BridgeMetricsSource[] => (bridges ??= bridgeSources.get(broker)?.() ?? []);
+  const bridgeGauge = (name: string, help: string, read: (b: BridgeMetricsSource) => number): void => {
+    new Gauge({
+      name, help, labelNames: ['bridge'], registers,
+      collect() {
+        this.reset();
+        for (const b of bridgeList()) this.set({ bridge: b.name }, read(b));
+      },
+    });
+  };
+  const bridgeCounter = (name: string, help: string, read: (b: BridgeMetricsSource) => number): void => {
+    new Counter({
+      name, help, labelNames: ['bridge'], registers,
+      collect() {
+        this.reset();
+        for (const b of bridgeList()) this.inc({ bridge: b.name }, read(b));
+      },
+    });
+  };
+  bridgeGauge('midge_bridge_up', 'A bridge: 1 while its connection to the remote broker is up, else 0.', (b) => (b.state === 'connected' ? 1 : 0));
+  bridgeCounter('midge_bridge_connects_total', 'A bridge: connections made to the remote broker.', (b) => b.connects);
+  bridgeCounter('midge_bridge_messages_sent_total', 'A bridge: messages sent to the remote broker.', (b) => b.messagesOut);
+  bridgeCounter('midge_bridge_messages_received_total', 'A bridge: messages received from the remote broker.', (b) => b.messagesIn);
+  bridgeCounter('midge_bridge_messages_dropped_total', 'A bridge: messages dropped (QoS 0 while the remote was away, too large, not taken).', (b) => b.dropped);
   // the durable store: only with persistence on
   if (broker.opts.store !== undefined) {
     counter('midge_store_commits_total', 'Store commits (one transaction per event-loop turn with changes).', (s) => s.storeCommits?.commits ?? 0);
@@ -130,7 +175,7 @@ function createRegistry(prom: PromClient, broker: Broker): Metrics {
       collect() { this.reset(); this.inc({ direction: 'sent' }, bs.bytesSent); this.inc({ direction: 'received' }, bs.bytesReceived); },
     });
   }
-  return { registry, fresh: () => { snap = undefined; } };
+  return { registry, fresh: () => { snap = undefined; bridges = undefined; } };
 }
 
 /** A histogram read from the recorder's plain buckets (prom-client's Histogram can only observe). */

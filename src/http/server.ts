@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Broker } from '../broker/broker.js';
 import { authorize, isLoopbackHost, type HttpAuthOptions } from './auth.js';
 import { ApiError, ROUTES, type ApiContext, type ApiResult } from './api.js';
-import { metricsRegistry, renderMetrics } from './metrics.js';
+import { metricsRegistry, renderMetrics, setBridgeSource } from './metrics.js';
 import { OPENAPI } from './openapi.js';
 import { maskSecrets } from './mask.js';
 import { dashboardFile } from './dashboard.js';
@@ -83,6 +83,7 @@ export async function startHttpListener(broker: Broker, options: HttpListenerOpt
   // prom-client is loaded and its default metrics (GC observer, event-loop delay monitor) start now, at
   // startup: not on the first scrape, which would stall a loaded broker's event loop for 50-200 ms, and
   // the GC and event-loop figures then cover the broker's whole life
+  if (options.bridges !== undefined) setBridgeSource(broker, options.bridges);
   await metricsRegistry(broker);
   const server = tls ? https.createServer({ cert: options.tls!.cert, key: options.tls!.key }, onRequest) : http.createServer(onRequest);
   server.headersTimeout = 10_000;

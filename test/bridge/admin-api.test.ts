@@ -1,12 +1,13 @@
 /**
- * The admin API lists the bridges (issue 13 with issue 14's HTTP listener): GET /api/v1/bridges.
+ * The admin API lists the bridges (issue 13 with issue 14's HTTP listener): GET /api/v1/bridges; and
+ * /metrics has the bridge gauges and counters (midge_bridge_*{bridge}).
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMidge, stopAllBrokers } from '../helpers/broker-process.js';
 import { freePort } from '../helpers/ports.js';
 import { killAll } from '../helpers/proc.js';
-import { request, startHttpBroker } from '../http/_util.js';
+import { request, scrape, startHttpBroker } from '../http/_util.js';
 import { publish, subscribe, until } from './_helpers.js';
 
 after(async () => {
@@ -43,6 +44,26 @@ describe('admin API: bridges', { timeout: 60_000 }, () => {
     assert.equal(down.address, `127.0.0.1:${closed}`);
     const spec = await request(`${local.http}/api/v1/openapi.json`);
     assert.ok('/api/v1/bridges' in spec.json.paths);
+    // the same figures on /metrics (Prometheus text, parsed), one series per bridge
+    const m = await scrape(local.http);
+    assert.equal(m.types.get('midge_bridge_up'), 'gauge');
+    assert.equal(m.types.get('midge_bridge_messages_sent_total'), 'counter');
+    assert.equal(m.get('midge_bridge_up', { bridge: 'up' }), 1);
+    assert.equal(m.get('midge_bridge_up', { bridge: 'down' }), 0);
+    assert.equal(m.get('midge_bridge_messages_sent_total', { bridge: 'up' }), 1);
+    assert.equal(m.get('midge_bridge_messages_sent_total', { bridge: 'down' }), 0);
+    assert.equal(m.get('midge_bridge_messages_received_total', { bridge: 'up' }), 0);
+    assert.equal(m.get('midge_bridge_messages_dropped_total', { bridge: 'up' }), 0);
+    assert.equal(m.get('midge_bridge_connects_total', { bridge: 'up' }), up.connects);
+    assert.equal(m.get('midge_bridge_connects_total', { bridge: 'down' }), 0);
+    assert.equal(m.samples.filter((x) => x.name === 'midge_bridge_up').length, 2, 'one series per bridge, no others');
     rsub.kill();
+  });
+
+  test('/metrics of a broker without bridges has the bridge families with no series', async () => {
+    const b = await startHttpBroker(['listener {port} 127.0.0.1', 'http_listener 0'], true);
+    const m = await scrape(b.http);
+    assert.equal(m.types.get('midge_bridge_up'), 'gauge');
+    assert.equal(m.samples.filter((x) => x.name.startsWith('midge_bridge_')).length, 0);
   });
 });
