@@ -608,6 +608,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.listeners_.map((l) => l.address);
   }
 
+  /**
+   * The open `protocol websockets` listener on `port`, with its HTTP(S) server: an HTTP listener can share
+   * it (`startHttpListener` with `shareWebSocketListener`). Undefined when there is none.
+   */
+  webSocketListener(port: number): { host: string; port: number; tls: boolean; server: import('node:http').Server } | undefined {
+    const l = this.listeners_.find((x) => x.protocol === 'websockets' && x.address.port === port && x.httpServer !== undefined);
+    return l === undefined ? undefined : { ...l.address, tls: l.tls ?? false, server: l.httpServer! };
+  }
+
   /** The listeners with what they speak: `mqtt` (TCP) or `websockets`, and whether TLS is on. */
   get listenerDetails(): Array<{ host: string; port: number; protocol: 'mqtt' | 'websockets'; tls: boolean }> {
     return this.listeners_.map((l) => ({ ...l.address, protocol: l.protocol ?? 'mqtt', tls: l.tls ?? false }));

@@ -49,6 +49,11 @@ export interface HttpListenerConfig {
   /** `certfile` / `keyfile` after the `http_listener` line: HTTPS */
   certfile?: string;
   keyfile?: string;
+  /**
+   * set by the parser when a `protocol websockets` listener has the same (non-zero) port: the HTTP listener
+   * is served by that listener's server (plain requests HTTP, upgrades MQTT), with its address and TLS
+   */
+  sharesWebSocketListener?: boolean;
 }
 
 export interface BrokerConfig {

@@ -169,6 +169,22 @@ class Parser implements Scope, BridgeScope {
       const id = `${h.port} ${h.bindAddress ?? ''}`;
       if (h.port !== 0 && http.has(id)) throw new ConfigError(`Duplicate http_listener on port ${h.port}`, info.at.file, info.at.line);
       http.add(id);
+      // the port of a WebSocket listener: one server for both (docs/http.md, "Sharing a WebSocket listener's port")
+      const ws = h.port === 0 ? undefined : all.find((l) => l.port === h.port && l.protocol === 'websockets');
+      if (ws !== undefined) {
+        const wsAt = this.info.get(ws)!.at;
+        const there = `the websockets listener on port ${h.port} (${wsAt.file}:${wsAt.line})`;
+        if (h.certfile !== undefined) {
+          throw new ConfigError(`The http_listener on port ${h.port} shares ${there}, so it takes that listener's TLS: give certfile and keyfile to the listener, not to the http_listener`, info.certfile!.file, info.certfile!.line);
+        }
+        if (ws.httpDir !== undefined) {
+          throw new ConfigError(`The http_listener on port ${h.port} shares ${there}, which has an http_dir: both would answer plain HTTP requests; remove one`, info.at.file, info.at.line);
+        }
+        if (h.bindAddress !== undefined && h.bindAddress !== ws.bindAddress) {
+          throw new ConfigError(`The http_listener on port ${h.port} shares ${there}, which is bound to ${ws.bindAddress ?? 'every address'}: give the http_listener no address (it takes the listener's) or the same one`, info.at.file, info.at.line);
+        }
+        h.sharesWebSocketListener = true;
+      }
     }
     for (const b of this.config.bridges) finishBridge(b);
     return this.config;

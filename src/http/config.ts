@@ -75,7 +75,9 @@ export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log
           throw new Error(`Error: Unable to load the certificate or key of the http_listener on port ${h.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}.`);
         }
       }
-      open.push(await startHttpListener(broker, { port: h.port, host: h.bindAddress ?? '127.0.0.1', tls, auth, config: cfg, ...(bridges ? { bridges } : {}) }));
+      open.push(await startHttpListener(broker, h.sharesWebSocketListener === true
+        ? { port: h.port, shareWebSocketListener: true, auth, config: cfg, ...(bridges ? { bridges } : {}) }
+        : { port: h.port, host: h.bindAddress ?? '127.0.0.1', tls, auth, config: cfg, ...(bridges ? { bridges } : {}) }));
     }
   } catch (err) {
     await Promise.all(open.map((l) => l.close()));

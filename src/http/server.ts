@@ -13,6 +13,7 @@ import { metricsRegistry, renderMetrics, setBridgeSource } from './metrics.js';
 import { OPENAPI } from './openapi.js';
 import { maskSecrets } from './mask.js';
 import { dashboardFile } from './dashboard.js';
+import { attachPlainRequestHandler } from '../transport/websocket.js';
 
 export type { HttpAuthOptions } from './auth.js';
 
@@ -29,8 +30,14 @@ export interface HttpListenerOptions {
   config?: unknown;
   /** the largest request body accepted, bytes (default 1 MiB); larger ones get 413 */
   maxBodyBytes?: number;
-  /** the bridges and their state, for GET /api/v1/bridges (default: none) */
+  /** the bridges and their state, for GET /api/v1/bridges and the midge_bridge_* metrics (default: none) */
   bridges?: () => BridgeInfo[];
+  /**
+   * Share the port of the broker's open `protocol websockets` listener on `port` instead of binding one:
+   * its plain HTTP requests come here (instead of its `http_dir`), its upgrades stay MQTT. The address
+   * and TLS are that listener's (`host` and `tls` must not be given); loopback or not follows its address.
+   */
+  shareWebSocketListener?: boolean;
 }
 
 /** A bridge as GET /api/v1/bridges lists it (`connection NAME` of the configuration). */
@@ -61,11 +68,18 @@ const listenersOf = new WeakMap<Broker, Set<HttpListener>>();
 
 /** Start an HTTP listener serving `broker`'s metrics and admin API. Resolves once it is bound. */
 export async function startHttpListener(broker: Broker, options: HttpListenerOptions): Promise<HttpListener> {
-  const host = options.host ?? '127.0.0.1';
+  const shared = options.shareWebSocketListener === true ? broker.webSocketListener(options.port) : undefined;
+  if (options.shareWebSocketListener === true) {
+    if (shared === undefined) throw new Error(`Unable to open the http_listener on port ${options.port}: the broker has no open websockets listener on that port to share.`);
+    if (options.tls !== undefined || (options.host !== undefined && options.host !== shared.host)) {
+      throw new Error(`Unable to open the http_listener on port ${options.port}: it shares the websockets listener there, whose address and TLS it takes (give neither host nor tls).`);
+    }
+  }
+  const host = shared?.host ?? options.host ?? '127.0.0.1';
   const loopback = isLoopbackHost(host);
   const auth = options.auth ?? {};
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
-  const tls = options.tls !== undefined;
+  const tls = shared !== undefined ? shared.tls : options.tls !== undefined;
   const configView = (): unknown => maskSecrets(options.config ?? publicOptions(broker));
   const ctx: ApiContext = {
     broker,
@@ -80,39 +94,49 @@ export async function startHttpListener(broker: Broker, options: HttpListenerOpt
       else res.destroy();
     });
   };
+  if (options.bridges !== undefined) setBridgeSource(broker, options.bridges);
   // prom-client is loaded and its default metrics (GC observer, event-loop delay monitor) start now, at
   // startup: not on the first scrape, which would stall a loaded broker's event loop for 50-200 ms, and
   // the GC and event-loop figures then cover the broker's whole life
-  if (options.bridges !== undefined) setBridgeSource(broker, options.bridges);
   await metricsRegistry(broker);
-  const server = tls ? https.createServer({ cert: options.tls!.cert, key: options.tls!.key }, onRequest) : http.createServer(onRequest);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new Error(`Unable to open the http_listener on ${host}:${options.port}: ${err.code === 'EADDRINUSE' ? 'Address already in use' : err.message}`));
+  let address: { host: string; port: number };
+  let stop: () => Promise<void>;
+  if (shared !== undefined) {
+    const detach = attachPlainRequestHandler(shared.server, onRequest);
+    address = { host: shared.host, port: shared.port };
+    stop = () => { detach(); return Promise.resolve(); };
+  } else {
+    const server = tls ? https.createServer({ cert: options.tls!.cert, key: options.tls!.key }, onRequest) : http.createServer(onRequest);
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new Error(`Unable to open the http_listener on ${host}:${options.port}: ${err.code === 'EADDRINUSE' ? 'Address already in use' : err.message}`));
+      });
+      server.listen({ port: options.port, host, exclusive: true }, () => resolve());
     });
-    server.listen({ port: options.port, host, exclusive: true }, () => resolve());
-  });
-  server.on('error', (err) => broker.log.error(`http_listener: ${err.message}`));
-  if (tls) server.on('tlsClientError', (err: Error) => broker.log.debug(`http_listener: TLS handshake failed: ${err.message}`));
-  const addr = server.address() as AddressInfo;
+    server.on('error', (err) => broker.log.error(`http_listener: ${err.message}`));
+    if (tls) server.on('tlsClientError', (err: Error) => broker.log.debug(`http_listener: TLS handshake failed: ${err.message}`));
+    const addr = server.address() as AddressInfo;
+    address = { host: addr.address, port: addr.port };
+    stop = () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
   const scheme = tls ? 'https' : 'http';
-  const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const urlHost = address.host.includes(':') ? `[${address.host}]` : address.host;
   let closed = false;
   const listener: HttpListener = {
-    address: { host: addr.address, port: addr.port },
+    address,
     tls,
-    url: `${scheme}://${urlHost}:${addr.port}`,
+    url: `${scheme}://${urlHost}:${address.port}`,
     close: () => {
       if (closed) return Promise.resolve();
       closed = true;
       listenersOf.get(broker)?.delete(listener);
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      return stop();
     },
   };
   let set = listenersOf.get(broker);
@@ -121,7 +145,8 @@ export async function startHttpListener(broker: Broker, options: HttpListenerOpt
   if (!loopback && auth.token === undefined && auth.verifyUser === undefined) {
     broker.log.warning(`The ${scheme} listener on ${host} is beyond loopback and has no admin credentials (http_token_file, http_admin_user): the admin API refuses every request.`);
   }
-  broker.log.info(`Opening ${scheme} listen socket on ${listener.url} (metrics and admin API${loopback ? ', loopback: no login' : ', login required'}).`);
+  const sharing = shared !== undefined ? `, sharing the websockets listener's port` : '';
+  broker.log.info(`Opening ${scheme} listen socket on ${listener.url} (metrics and admin API${loopback ? ', loopback: no login' : ', login required'}${sharing}).`);
   return listener;
 }
 

@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -21,6 +22,8 @@ export interface Listener {
   /** what the listener speaks (the dashboard's console needs a WebSocket listener's port) */
   protocol?: 'mqtt' | 'websockets';
   tls?: boolean;
+  /** a WebSocket listener's HTTP(S) server (an HTTP listener may share it) */
+  httpServer?: http.Server;
   close(): Promise<void>;
 }
 
@@ -64,6 +67,7 @@ async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Lo
         address: { host: addr.address, port: addr.port },
         protocol: websockets ? 'websockets' : 'mqtt',
         tls: spec.tls !== undefined,
+        ...(websockets ? { httpServer: server as http.Server } : {}),
         // stop accepting at once; the broker ends the connections that are open (server.close's
         // callback would wait for every one of them)
         close: () => {

@@ -31,6 +31,21 @@ const MAX_MQTT_PACKET = 268_435_460;
 /** Room in one WebSocket message beyond one packet of the largest size, for the packets beside it. */
 const MESSAGE_SLACK = 64 * 1024;
 
+/** A handler of the plain (not upgrade) HTTP requests of a WebSocket listener: an HTTP listener sharing its port. */
+export type PlainRequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+const plainHandlers = new WeakMap<http.Server, PlainRequestHandler>();
+
+/**
+ * Hands the plain HTTP requests of a WebSocket listener's server to `handler` instead of `http_dir`
+ * (upgrades stay MQTT). One handler per server; returns the function that detaches it.
+ */
+export function attachPlainRequestHandler(server: http.Server, handler: PlainRequestHandler): () => void {
+  if (plainHandlers.has(server)) throw new Error('an HTTP listener already shares this WebSocket listener');
+  plainHandlers.set(server, handler);
+  return () => { if (plainHandlers.get(server) === handler) plainHandlers.delete(server); };
+}
+
 export interface WebSocketLimits {
   /** max_packet_size (0 = none): a WebSocket message larger than it (plus some slack) is refused (1009) */
   maxPacketSize?: number;
@@ -111,7 +126,9 @@ export function createWebSocketServer(spec: ListenerOptions, onConnection: OnCon
   });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (spec.tls !== undefined && !peers.has(req.socket)) { req.socket.destroy(); return; }
-    serveStatic(spec.httpDir, req, res, log);
+    const shared = plainHandlers.get(server);
+    if (shared !== undefined) shared(req, res);
+    else serveStatic(spec.httpDir, req, res, log);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // a malformed request, headers over websockets_headers_size, or a client gone mid-request
