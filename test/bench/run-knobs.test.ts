@@ -12,6 +12,8 @@ for (const [name, value, expected] of [
   ['DURATION', '-1', /^DURATION=-1: expected a number from 0.1 to 3600$/m],
   ['CONNS', '1.5', /^CONNS=1.5: expected an integer from 1 to 1000000$/m],
   ['QUIET_CPU', 'lots', /^QUIET_CPU=lots: expected a number from 0 to 2$/m],
+  ['METRICS_REPEAT', '0', /^METRICS_REPEAT=0: expected an integer from 1 to 100$/m],
+  ['DISTURBED_S', '-2', /^DISTURBED_S=-2: expected a number from 0 to 1000$/m],
 ] as const) {
   test(`bench/run.mjs: ${name}=${value} is refused`, () => {
     const r = spawnSync(process.execPath, [RUN], { env: { ...process.env, [name]: value }, encoding: 'utf8', timeout: 60_000 });
