@@ -28,7 +28,15 @@ export class Recorder {
   private changes: Change[] = [];
   private holders: Holder[] = [];
   private scheduled = false;
-  private committing: Promise<void> | undefined;
+  /** commits not yet durable (or durable but behind one that is not), in order */
+  private queue: Batch[] = [];
+  /** per holder: how many of its held buffers commits in the queue claim, and the last one that holds it */
+  private claims = new Map<Holder, { claimed: number; last: Batch }>();
+  /** commits that may be in flight to the store at once (Store.pipeline; 1 when it says nothing) */
+  private readonly pipeline: number;
+  /** bumped by every failure: answers to commits issued before it are stale (they are issued again) */
+  private generation = 0;
+  private retryTimer = false;
   private failing = false;
   /** incremented per commit; a message recorded in this batch is not recorded again in it */
   private batch = 1;
@@ -51,7 +59,9 @@ export class Recorder {
   /** how long the store took for each successful commit (for metrics) */
   readonly commitSeconds = new LatencyHistogram();
 
-  constructor(readonly store: Store, private readonly log: Logger) {}
+  constructor(readonly store: Store, private readonly log: Logger) {
+    this.pipeline = Math.max(1, Math.floor(store.pipeline ?? 1));
+  }
 
   /** Record one change for this turn's commit. */
   add(c: Change): void {
@@ -136,61 +146,152 @@ export class Recorder {
     setImmediate(runCommit, this);
   }
 
-  /** Commit what this turn recorded; resolves when it is durable (and its output released). */
-  async commit(): Promise<void> {
+  /**
+   * Commit what this turn recorded; resolves when it is durable (and its output released). Up to
+   * `store.pipeline` commits are in flight at once; each turn's output is released only when its
+   * commit and every earlier one are durable.
+   */
+  commit(): Promise<void> {
     this.scheduled = false;
-    if (this.committing !== undefined) {
-      // one commit at a time, in order: this turn's set follows the one in progress
-      await this.committing.catch(() => undefined);
-      if (this.changes.length === 0 && this.holders.length === 0 && !this.scheduledExtra()) return;
+    if (this.changes.length === 0 && this.holders.length === 0 && !this.scheduledExtra()) {
+      // nothing new: wait for what is in flight
+      const last = this.queue[this.queue.length - 1];
+      return last === undefined ? Promise.resolve() : last.done;
     }
-    const changes = this.changes;
+    const recorded = this.changes;
     const holders = this.holders;
     const extra = this.extraOps?.();
     this.changes = [];
     this.holders = [];
     this.batch++;
-    // what each holder held when the commit started belongs to it; later output waits for the next one
-    const cuts = holders.map((h) => h.held?.length ?? 0);
-    const run = this.write(changes, extra);
-    this.committing = run;
-    try {
-      await run;
-    } finally {
-      if (this.committing === run) this.committing = undefined;
+    // a commit that waits for its turn to be issued takes this turn's changes too (group commit:
+    // while the store is busy, commits grow rather than queue up one per turn)
+    // (the cluster bus's ops of a turn go with its own commit: a commit carries one turn's at most)
+    let b = this.queue[this.queue.length - 1];
+    if (b !== undefined && b.state === 'queued' && (extra === undefined || b.extra === undefined)) {
+      for (const c of recorded) b.changes.push(c);
+      if (extra !== undefined) b.extra = extra;
+    } else {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => { resolve = r; });
+      b = { changes: recorded, extra, holders: [], cuts: [], state: 'queued', generation: 0, attempts: 0, t0: 0, written: 0, done, resolve };
+      this.queue.push(b);
     }
-    for (let i = 0; i < holders.length; i++) {
-      const h = holders[i]!;
-      // output after the cut that waits for no later commit goes out with it
-      if (this.holders.includes(h)) h.release(cuts[i]);
-      else h.release();
+    // what each holder held when the commit started (and no earlier commit claims) belongs to it;
+    // later output waits for the next one
+    for (const h of holders) {
+      const held = h.held?.length ?? 0;
+      const c = this.claims.get(h);
+      const mine = held - (c?.claimed ?? 0);
+      if (c === undefined) this.claims.set(h, { claimed: held, last: b });
+      else {
+        c.claimed = held;
+        c.last = b;
+      }
+      const at = b.holders.indexOf(h);
+      if (at >= 0) b.cuts[at] += mine;
+      else {
+        b.holders.push(h);
+        b.cuts.push(mine);
+      }
     }
+    this.pump();
+    return b.done;
   }
 
-  /** Write one change set, retrying until the store takes it (acknowledgements wait meanwhile). */
-  private async write(recorded: Change[], extra: Array<string | Buffer> | undefined): Promise<void> {
-    const changes = compact(recorded);
-    if (changes.length === 0 && extra === undefined) return;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const t0 = performance.now();
-        await (extra === undefined ? this.store.commit(changes) : this.store.commit(changes, extra));
-        this.commitSeconds.observe((performance.now() - t0) / 1000);
-        this.counters.commits++;
-        this.counters.changes += changes.length;
-        if (this.failing) {
-          this.failing = false;
-          this.log.info('Store: writes succeed again; acknowledgements resume.');
-        }
-        return;
-      } catch (err) {
-        this.counters.failures++;
-        if (!this.failing) {
-          this.failing = true;
-          this.log.error(`Store: commit failed, no acknowledgement is sent until it succeeds: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)).unref());
+  /** Issue queued commits, in order, while fewer than `pipeline` are in flight (one while failing). */
+  private pump(): void {
+    if (this.retryTimer) return;
+    const max = this.failing ? 1 : this.pipeline;
+    let inFlight = 0;
+    for (const b of this.queue) {
+      if (b.state === 'issued') inFlight++;
+      else if (b.state === 'queued') {
+        if (inFlight >= max && (b.changes.length > 0 || b.extra !== undefined)) break;
+        if (this.issue(b)) inFlight++;
       }
+    }
+    this.settle();
+  }
+
+  /** Hands `b` to the store; false when it has nothing to write (it is durable at once). */
+  private issue(b: Batch): boolean {
+    // what the set undoes itself is never written
+    const changes = b.changes.length === 0 ? b.changes : compact(b.changes);
+    if (changes.length === 0 && b.extra === undefined) {
+      b.state = 'durable'; // released in its turn's order
+      return false;
+    }
+    b.state = 'issued';
+    b.generation = this.generation;
+    b.t0 = performance.now();
+    b.written = changes.length;
+    let run: Promise<void>;
+    try {
+      run = b.extra === undefined ? this.store.commit(changes) : this.store.commit(changes, b.extra);
+    } catch (err) {
+      run = Promise.reject(err);
+    }
+    run.then(
+      () => this.succeeded(b),
+      (err: unknown) => this.failed(b, err),
+    );
+    return true;
+  }
+
+  private succeeded(b: Batch): void {
+    if (b.generation !== this.generation || b.state !== 'issued') return;
+    b.state = 'durable';
+    this.commitSeconds.observe((performance.now() - b.t0) / 1000);
+    this.counters.commits++;
+    this.counters.changes += b.written;
+    if (this.failing) {
+      this.failing = false;
+      this.log.info('Store: writes succeed again; acknowledgements resume.');
+    }
+    this.pump();
+  }
+
+  /**
+   * A commit failed: it and every commit issued after it (which a pipelining store refuses: it
+   * never applies a commit after one that failed) are issued again, in order, the failed one first
+   * and alone, after a backoff. Meanwhile nothing is acknowledged.
+   */
+  private failed(b: Batch, err: unknown): void {
+    if (b.generation !== this.generation || b.state !== 'issued') return;
+    this.generation++;
+    for (const x of this.queue) if (x.state === 'issued') x.state = 'queued';
+    this.counters.failures++;
+    if (!this.failing) {
+      this.failing = true;
+      this.log.error(`Store: commit failed, no acknowledgement is sent until it succeeds: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const wait = Math.min(1000, 50 * 2 ** b.attempts++);
+    this.retryTimer = true;
+    setTimeout(() => {
+      this.retryTimer = false;
+      this.pump();
+    }, wait).unref();
+  }
+
+  /** Release the output of the durable commits at the head of the queue, in order. */
+  private settle(): void {
+    while (this.queue.length > 0 && this.queue[0]!.state === 'durable') {
+      const b = this.queue.shift()!;
+      for (let i = 0; i < b.holders.length; i++) {
+        const h = b.holders[i]!;
+        const c = this.claims.get(h)!;
+        // output after the cut that waits for no later commit goes out with it
+        if (c.last === b && !this.holders.includes(h)) {
+          this.claims.delete(h);
+          h.release();
+        } else {
+          c.claimed -= b.cuts[i]!;
+          if (c.last === b) this.claims.delete(h);
+          h.release(b.cuts[i]);
+        }
+      }
+      b.resolve();
     }
   }
 
@@ -203,12 +304,33 @@ export class Recorder {
 
   /** Wait for everything recorded so far to be committed (close, tests). */
   async drain(): Promise<void> {
-    for (let i = 0; i < 100 && (this.scheduled || this.committing !== undefined || this.changes.length > 0 || this.holders.length > 0 || this.scheduledExtra()); i++) {
+    for (let i = 0; i < 100 && (this.scheduled || this.queue.length > 0 || this.changes.length > 0 || this.holders.length > 0 || this.scheduledExtra()); i++) {
       await this.commit();
     }
   }
 
   get isFailing(): boolean { return this.failing; }
+}
+
+/** One turn's commit. */
+interface Batch {
+  /** as recorded (compacted when issued) */
+  changes: Change[];
+  /** the cluster bus's ops of its turn (Recorder.extraOps), committed with it */
+  extra: Array<string | Buffer> | undefined;
+  /** changes written by the last issue (after compaction) */
+  written: number;
+  holders: Holder[];
+  /** per holder: how many of its held buffers are this commit's */
+  cuts: number[];
+  state: 'queued' | 'issued' | 'durable';
+  /** the Recorder's generation when it was issued */
+  generation: number;
+  /** failed attempts (the backoff grows with them) */
+  attempts: number;
+  t0: number;
+  done: Promise<void>;
+  resolve: () => void;
 }
 
 function runCommit(r: Recorder): void {

@@ -116,6 +116,14 @@ export interface Window {
 
 export interface Store {
   readonly kind: 'memory' | 'sqlite' | 'redis';
+  /**
+   * How many commits the caller may have in flight at once (default 1: the next commit is issued
+   * when the previous one has resolved). A store that says more than 1 applies commits in the order
+   * they were issued and never applies one issued after a commit that failed: every commit issued
+   * before the caller saw the failure is refused (rejected, not applied); the first commit issued
+   * after the caller saw it (the failed set again: the caller retries in order) is applied normally.
+   */
+  readonly pipeline?: number;
   /** the highest message id and queue seq ever stored (the broker continues above them) */
   loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }>;
   /** all sessions (metadata only) */

@@ -153,3 +153,82 @@ test('what a change set undoes itself is never written', () => {
   assert.equal((out[0] as { msg: { id: number } }).msg.id, 2, 'message 1 is referenced by nothing left');
   assert.equal((out[1] as { clientId: string }).clientId, 'c');
 });
+
+/**
+ * A store that lets 4 commits be in flight and keeps the Store.pipeline rule like the SQLite
+ * thread store: answers in order (a few ms later), and after a failure refuses everything until the
+ * first commit issued after the caller saw it.
+ */
+class PipeStore {
+  readonly kind = 'memory' as const;
+  readonly pipeline = 4;
+  readonly applied: string[] = [];
+  readonly refused: string[] = [];
+  readonly failOnce = new Set<string>();
+  maxInFlight = 0;
+  private inFlight = 0;
+  private blocked = false;
+  private resume = false;
+  private tail: Promise<void> = Promise.resolve();
+  commit(changes: readonly Change[]): Promise<void> {
+    const label = changes.map((c) => (c.op === 'unretain' ? c.topic : c.op)).join('+');
+    const resume = this.resume;
+    this.resume = false;
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const run = this.tail.then(() => new Promise<void>((resolve, reject) => setTimeout(() => {
+      this.inFlight--;
+      if (this.blocked && !resume) { this.refused.push(label); reject(new Error('refused')); return; }
+      if (this.failOnce.delete(label)) { this.blocked = true; this.resume = true; reject(new Error('disk full')); return; }
+      this.blocked = false;
+      this.applied.push(label);
+      resolve();
+    }, 3)));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+test('with a pipelining store, later turns commit while earlier ones are in flight; output is released in turn order', async () => {
+  const store = new PipeStore();
+  const r = new Recorder(store as unknown as Store, logger);
+  const c = new FakeConn();
+  for (let i = 1; i <= 3; i++) {
+    r.add({ op: 'unretain', topic: `t${i}` });
+    c.write(r, `ack${i}`, true);
+    c.write(r, `after${i}`);
+    await turn();
+  }
+  assert.ok(store.maxInFlight >= 2, `commits overlapped (max in flight ${store.maxInFlight})`);
+  await r.drain();
+  assert.deepEqual(store.applied, ['t1', 't2', 't3']);
+  assert.deepEqual(c.sent, ['ack1', 'after1', 'ack2', 'after2', 'ack3', 'after3']);
+  assert.equal(c.held, undefined);
+});
+
+test('with a pipelining store, a failed commit is retried first and those behind it follow in order; nothing is released early', async () => {
+  const store = new PipeStore();
+  store.failOnce.add('t1');
+  const r = new Recorder(store as unknown as Store, logger);
+  const c = new FakeConn();
+  logs.length = 0;
+  for (let i = 1; i <= 3; i++) {
+    r.add({ op: 'unretain', topic: `t${i}` });
+    c.write(r, `ack${i}`, true);
+    await turn();
+  }
+  // bounded: the backoff after one failure is 50 ms
+  const deadline = Date.now() + 3000;
+  while (store.applied.length < 3 && Date.now() < deadline) {
+    // ack2 and ack3 may never go before t1 is durable
+    if (!store.applied.includes('t1')) assert.deepEqual(c.sent, []);
+    await new Promise((x) => setTimeout(x, 5));
+  }
+  await r.drain();
+  assert.ok(store.refused.includes('t2'), `t2 was issued behind t1 and refused (refused: ${store.refused.join(',')})`);
+  assert.deepEqual(store.applied, ['t1', 't2', 't3'], 'applied once each, in order');
+  assert.deepEqual(c.sent, ['ack1', 'ack2', 'ack3']);
+  assert.equal(r.counters.failures, 1, 'only the real failure counts (refusals behind it are stale answers)');
+  assert.equal(logs.filter((l) => l.includes('commit failed')).length, 1);
+  assert.equal(r.isFailing, false);
+});
