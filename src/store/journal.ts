@@ -85,8 +85,39 @@ class Writer {
   }
 }
 
-/** Encodes a change set (the objects are not kept). */
-export function encodeChanges(changes: readonly Change[]): Buffer {
+/**
+ * What the SQLite store needs of a change set when it journals it (sqlite.ts `commitSync`), so that
+ * it does not decode the blob to learn it: how many changes, the bytes of their message payloads,
+ * the ids of the messages recorded, and the ids the set refers to (enqueue, inflight, retain).
+ */
+export interface SetSummary {
+  count: number;
+  bytes: number;
+  messageIds: ArrayLike<number>;
+  refIds: ArrayLike<number>;
+}
+
+/** The summary of a decoded set (see SetSummary). */
+export function summarize(changes: readonly Change[]): SetSummary {
+  const messageIds: number[] = [];
+  const refIds: number[] = [];
+  let bytes = 0;
+  for (const c of changes) {
+    if (c.op === 'message') {
+      messageIds.push(c.msg.id);
+      bytes += c.msg.payload.length;
+    } else if (c.op === 'enqueue' || c.op === 'inflight') refIds.push(c.ref.messageId);
+    else if (c.op === 'retain') refIds.push(c.messageId);
+  }
+  return { count: changes.length, bytes, messageIds, refIds };
+}
+
+/**
+ * Encodes a change set (the objects are not kept). With `ids`, also collects the set's SetSummary
+ * ids: the recorded message ids into `ids.messages`, the referenced ones into `ids.refs`, and the
+ * payload bytes into `ids.bytes`.
+ */
+export function encodeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Buffer {
   const w = new Writer(64 + changes.length * 48);
   w.u8(VERSION);
   for (const c of changes) {
@@ -94,6 +125,10 @@ export function encodeChanges(changes: readonly Change[]): Buffer {
     switch (c.op) {
       case 'message': {
         const m = c.msg;
+        if (ids !== undefined) {
+          ids.messages.push(m.id);
+          ids.bytes += m.payload.length;
+        }
         w.f64(m.id);
         w.str(m.topic);
         w.bytes(m.payload);
@@ -135,6 +170,7 @@ export function encodeChanges(changes: readonly Change[]): Buffer {
         break;
       case 'enqueue': {
         const r = c.ref;
+        ids?.refs.push(r.messageId);
         w.str(c.clientId);
         w.f64(r.seq);
         w.f64(r.messageId);
@@ -149,6 +185,7 @@ export function encodeChanges(changes: readonly Change[]): Buffer {
         break;
       case 'inflight': {
         const r = c.ref;
+        ids?.refs.push(r.messageId);
         w.str(c.clientId);
         w.u16(r.packetId);
         w.f64(r.messageId);
@@ -164,6 +201,7 @@ export function encodeChanges(changes: readonly Change[]): Buffer {
         w.u16(c.packetId);
         break;
       case 'retain':
+        ids?.refs.push(c.messageId);
         w.str(c.topic);
         w.f64(c.messageId);
         break;

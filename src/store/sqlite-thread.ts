@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Properties } from '../codec/types.js';
-import { encodeChanges } from './journal.js';
+import { decodeChanges, encodeChanges } from './journal.js';
 import type { SqliteStoreOptions } from './sqlite.js';
-import type { Request, WireError } from './sqlite-worker.js';
+import type { PageReply, Request, WireError, WireSummary } from './sqlite-worker.js';
 import {
   StoreError,
   type Change,
@@ -24,6 +24,13 @@ import {
  */
 export class SqliteThreadStore implements Store {
   readonly kind = 'sqlite' as const;
+  /**
+   * Commits in flight at once: the worker applies them in order and, after one fails, refuses the
+   * others until the caller's next commit (its retry) succeeds (Store.pipeline).
+   */
+  readonly pipeline = PIPELINE;
+  /** a commit failed: the next one issued is the caller's retry, which the worker applies */
+  private resume = false;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private dead: StoreError | undefined;
@@ -39,10 +46,11 @@ export class SqliteThreadStore implements Store {
     private readonly worker: Worker,
     readonly file: string,
   ) {
-    worker.on('message', (m: { id: number; ok?: unknown; err?: WireError }) => {
+    worker.on('message', (m: { id: number; ok?: unknown; err?: WireError; failed?: boolean }) => {
       const w = this.waiting.get(m.id);
       if (w === undefined) return;
       this.waiting.delete(m.id);
+      if (m.failed === true) this.resume = true;
       if (m.err !== undefined) w.reject(fromWire(m.err));
       else w.resolve(m.ok);
     });
@@ -97,10 +105,17 @@ export class SqliteThreadStore implements Store {
   commit(changes: readonly Change[]): Promise<void> {
     if (this.windows.size > 0) this.windows.clear();
     this.epoch++;
-    if (changes.length === 0) return this.call({ op: 'commit' });
-    const blob = encodeChanges(changes);
-    // the encoder's buffer is not pooled: it moves to the worker without a copy
-    return this.call({ op: 'commit', blob }, [blob.buffer as ArrayBuffer]);
+    const resume = this.resume;
+    this.resume = false;
+    if (changes.length === 0) return this.call({ op: 'commit', resume });
+    const collected = { messages: [] as number[], refs: [] as number[], bytes: 0 };
+    const blob = encodeChanges(changes, collected);
+    const ids = new Float64Array(collected.messages.length + collected.refs.length);
+    ids.set(collected.messages);
+    ids.set(collected.refs, collected.messages.length);
+    const set: WireSummary = { count: changes.length, bytes: collected.bytes, messages: collected.messages.length, ids };
+    // the encoder's buffer is not pooled: it moves to the worker without a copy (and so do the ids)
+    return this.call({ op: 'commit', blob, set, resume }, [blob.buffer as ArrayBuffer, ids.buffer]);
   }
 
   loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }> {
@@ -114,7 +129,7 @@ export class SqliteThreadStore implements Store {
   /**
    * A broker restoring its sessions asks for the window of every session that loadSessions gave, in
    * that order: one round trip per window would cost more than the reads. So a window is fetched with
-   * those of the next sessions (WINDOW_BATCH per round trip) and the others are kept until asked for;
+   * those of the next sessions (WINDOW_BATCH per round trip, read with three queries in all) and the others are kept until asked for;
    * every commit drops what is kept (it may change a window).
    */
   async loadWindow(clientId: string): Promise<Window> {
@@ -147,36 +162,55 @@ export class SqliteThreadStore implements Store {
   loadSessions(): AsyncIterable<StoredSession> {
     this.sessionOrder = [];
     this.sessionIndex.clear();
-    return this.iterate<StoredSession>('sessions', (x) => {
-      this.sessionIndex.set(x.clientId, this.sessionOrder.length);
-      this.sessionOrder.push(x.clientId);
-      return x;
+    const order = this.sessionOrder;
+    const index = this.sessionIndex;
+    return this.pages<StoredSession>('sessions', (page) => {
+      for (const x of page as StoredSession[]) {
+        index.set(x.clientId, order.length);
+        order.push(x.clientId);
+      }
+      return page as StoredSession[];
     });
   }
 
   loadSubscriptions(): AsyncIterable<{ clientId: string; sub: StoredSubscription }> {
-    return this.iterate<{ clientId: string; sub: StoredSubscription }>('subscriptions', (x) => x);
+    return this.pages<{ clientId: string; sub: StoredSubscription }>('subscriptions', (page) => page as Array<{ clientId: string; sub: StoredSubscription }>);
   }
 
   loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }> {
-    return this.iterate<{ topic: string; message: StoredMessage }>('retained', (x) => {
-      x.message = fixMessage(x.message);
-      return x;
+    return this.pages<{ topic: string; message: StoredMessage }>('retained', (page, blob) => {
+      // pairs of changes: the message, then its topic (see PageReply)
+      const changes = decodeChanges(toBuffer(blob!));
+      const out: Array<{ topic: string; message: StoredMessage }> = [];
+      for (let i = 0; i + 1 < changes.length; i += 2) {
+        const m = changes[i]!;
+        const t = changes[i + 1]!;
+        if (m.op !== 'message' || t.op !== 'retain') throw new StoreError(`database ${this.file}: a page of retained messages could not be read`);
+        out.push({ topic: t.topic, message: m.msg });
+      }
+      return out;
     });
   }
 
-  /** Pages of an iterator that lives in the worker (5000 items per round trip). */
-  private async *iterate<T>(kind: 'sessions' | 'subscriptions' | 'retained', fix: (x: T) => T): AsyncIterable<T> {
-    const iter = await this.call<number>({ op: 'open', kind });
-    let done = false;
+  /**
+   * A load, a page (PAGE items) per round trip; each page asks for the items after the last one's
+   * key, so nothing stays open in the worker between pages. The next page is asked for as soon as
+   * one arrives, so that the worker reads it while this thread takes in the one before.
+   */
+  private async *pages<T>(kind: 'sessions' | 'subscriptions' | 'retained', read: (items: unknown[], blob?: Uint8Array) => T[]): AsyncIterable<T> {
+    const ask = (after: string | [string, string] | undefined): Promise<PageReply> =>
+      this.call<PageReply>({ op: 'page', kind, max: PAGE, ...(after !== undefined ? { after } : {}) } as Body);
+    let next: Promise<PageReply> | undefined = ask(undefined);
     try {
-      while (!done) {
-        const page = await this.call<{ items: T[]; done: boolean }>({ op: 'next', iter, max: 5000 });
-        done = page.done;
-        for (const x of page.items) yield fix(x);
+      while (next !== undefined) {
+        const reply: PageReply = await next;
+        next = reply.done || reply.last === undefined ? undefined : ask(reply.last);
+        const items = 'blob' in reply ? read([], reply.blob) : read(reply.items);
+        for (const x of items) yield x;
       }
     } finally {
-      if (!done && this.dead === undefined) await this.call({ op: 'end', iter });
+      // a consumer that stops early: the page asked for ahead is not wanted (nor its failure)
+      next?.catch(() => undefined);
     }
   }
 
@@ -200,8 +234,14 @@ export class SqliteThreadStore implements Store {
   }
 }
 
+/** commits in flight to the worker at once */
+const PIPELINE = 2;
+
 /** windows per round trip when a restoring broker walks its sessions */
-const WINDOW_BATCH = 500;
+const WINDOW_BATCH = 2000;
+
+/** items per round trip of a load */
+const PAGE = 5000;
 
 /** a request without its id */
 type Body = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;

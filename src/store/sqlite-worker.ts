@@ -5,18 +5,43 @@
  * in order with `{ id, ok }` or `{ id, err }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeChanges } from './journal.js';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
-import { StoreError } from './store.js';
+import { StoreError, type Change } from './store.js';
+import { encodeChanges } from './journal.js';
 
 export type Request =
-  | { id: number; op: 'commit'; blob?: Uint8Array }
+  /** resume: the first commit after the caller saw a failure (see `blocked`) */
+  | { id: number; op: 'commit'; blob?: Uint8Array; set?: WireSummary; resume?: boolean }
   | { id: number; op: 'loadMeta' | 'loadWills' | 'close' | 'stats' | 'messageCount' }
   | { id: number; op: 'loadSession' | 'loadWindow'; clientId: string }
   | { id: number; op: 'loadWindows'; clientIds: string[] }
-  | { id: number; op: 'open'; kind: 'sessions' | 'subscriptions' | 'retained' }
-  | { id: number; op: 'next'; iter: number; max: number }
-  | { id: number; op: 'end'; iter: number };
+  /** a page of a load (see PageReply), after the key of the previous page's last item */
+  | { id: number; op: 'page'; kind: 'sessions'; after?: string; max: number }
+  | { id: number; op: 'page'; kind: 'subscriptions'; after?: [string, string]; max: number }
+  | { id: number; op: 'page'; kind: 'retained'; after?: string; max: number };
+
+/**
+ * A page of sessions or subscriptions as objects; a page of retained messages as one buffer in the
+ * journal's binary form (a `message` and a `retain` change per topic, journal.ts), moved to the
+ * broker's thread without a copy: cloning 100,000 messages one object and one payload at a time is
+ * what made restoring through the thread slow. `done`: there is nothing after this page.
+ */
+export type PageReply = ({ items: unknown[] } | { blob: Uint8Array; count: number }) & {
+  done: boolean;
+  /** the key of the page's last item (the next page is asked for after it) */
+  last?: string | [string, string];
+};
+
+/**
+ * A commit's SetSummary as it crosses to the worker (journal.ts): `ids` holds the recorded message
+ * ids (the first `messages`) and then the referenced ones; its buffer is transferred, not copied.
+ */
+export interface WireSummary {
+  count: number;
+  bytes: number;
+  messages: number;
+  ids: Float64Array;
+}
 
 export interface WireError {
   message: string;
@@ -26,8 +51,8 @@ export interface WireError {
 
 const port = parentPort!;
 const opts = workerData as SqliteStoreOptions;
-const iters = new Map<number, AsyncIterator<unknown>>();
-let nextIter = 1;
+/** buffers of the current answer that move to the broker's thread (set by handle) */
+let transfer: ArrayBuffer[] | undefined;
 
 function wireError(err: unknown): WireError {
   const e: WireError = { message: err instanceof Error ? err.message : String(err), store: err instanceof StoreError };
@@ -45,51 +70,67 @@ try {
   process.exit(0);
 }
 
+/**
+ * Set by a commit that failed: the broker may have issued later commits before it saw the failure
+ * (several are in flight at once), and none of them may be applied before the failed one is. So
+ * every commit is refused until one marked `resume` (the caller's retry of the failed one, the first
+ * commit it issues after seeing the failure) succeeds.
+ */
+let blocked = false;
+
+/** A commit not applied because an earlier one failed (answered with `refused`). */
+class Refused extends StoreError {}
+
+function commit(r: Extract<Request, { op: 'commit' }>): void {
+  if (blocked && r.resume !== true) {
+    throw new Refused(`database ${opts.file}: commit not applied: an earlier commit failed and has not been retried yet`);
+  }
+  try {
+    if (r.blob !== undefined && r.set !== undefined) {
+      const blob = Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength);
+      // the blob is journaled as it is; its summary says what the store checks and counts, so it is
+      // decoded only when it is folded (or applied to the tables at once)
+      const { count, bytes, messages, ids } = r.set;
+      store.commitSync(blob, { count, bytes, messageIds: ids.subarray(0, messages), refIds: ids.subarray(messages) });
+    }
+  } catch (err) {
+    blocked = true;
+    throw err;
+  }
+  blocked = false;
+}
+
 async function handle(r: Request): Promise<unknown> {
   switch (r.op) {
     case 'commit': {
-      if (r.blob === undefined) return undefined;
-      const blob = Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength);
-      // the decoded set is checked (references) and counted; the blob itself is what is journaled
-      store.commitSync(blob, decodeChanges(blob, false));
+      commit(r);
       return undefined;
     }
     case 'loadMeta': return store.loadMeta();
     case 'loadWills': return store.loadWills();
     case 'loadSession': return store.loadSession(r.clientId);
     case 'loadWindow': return store.loadWindow(r.clientId);
-    case 'loadWindows': {
-      const out = [];
-      for (const c of r.clientIds) out.push(await store.loadWindow(c));
-      return out;
-    }
+    case 'loadWindows': return store.loadWindows(r.clientIds);
     case 'stats': return { folds: store.folds };
     case 'messageCount': return store.messageCount();
-    case 'open': {
-      const it = (r.kind === 'sessions' ? store.loadSessions() : r.kind === 'subscriptions' ? store.loadSubscriptions() : store.loadRetained())[Symbol.asyncIterator]();
-      const id = nextIter++;
-      iters.set(id, it);
-      return id;
-    }
-    case 'next': {
-      const it = iters.get(r.iter);
-      if (it === undefined) return { items: [], done: true };
-      const items: unknown[] = [];
-      for (let i = 0; i < r.max; i++) {
-        const n = await it.next();
-        if (n.done === true) {
-          iters.delete(r.iter);
-          return { items, done: true };
-        }
-        items.push(n.value);
+    case 'page': {
+      if (r.kind === 'sessions') {
+        const items = store.sessionsPage(r.after, r.max);
+        const last = items[items.length - 1];
+        return { items, done: items.length < r.max, ...(last !== undefined ? { last: last.clientId } : {}) } satisfies PageReply;
       }
-      return { items, done: false };
-    }
-    case 'end': {
-      const it = iters.get(r.iter);
-      iters.delete(r.iter);
-      await it?.return?.();
-      return undefined;
+      if (r.kind === 'subscriptions') {
+        const items = store.subscriptionsPage(r.after, r.max);
+        const last = items[items.length - 1];
+        return { items, done: items.length < r.max, ...(last !== undefined ? { last: [last.clientId, last.sub.filter] } : {}) } satisfies PageReply;
+      }
+      const items = store.retainedPage(r.after, r.max);
+      const changes: Change[] = [];
+      for (const x of items) changes.push({ op: 'message', msg: x.message }, { op: 'retain', topic: x.topic, messageId: x.message.id });
+      const blob = encodeChanges(changes);
+      transfer = [blob.buffer as ArrayBuffer];
+      const last = items[items.length - 1];
+      return { blob, count: items.length, done: items.length < r.max, ...(last !== undefined ? { last: last.topic } : {}) } satisfies PageReply;
     }
     case 'close':
       await store.close();
@@ -102,10 +143,13 @@ let chain: Promise<void> = Promise.resolve();
 port.on('message', (r: Request) => {
   chain = chain.then(async () => {
     try {
+      transfer = undefined;
       const ok = await handle(r);
-      port.postMessage({ id: r.id, ok });
+      port.postMessage({ id: r.id, ok }, transfer);
     } catch (err) {
-      port.postMessage({ id: r.id, err: wireError(err) });
+      // a commit that failed (not one refused behind it): the caller's next commit retries it
+      const failed = r.op === 'commit' && !(err instanceof Refused);
+      port.postMessage({ id: r.id, err: wireError(err), ...(failed ? { failed } : {}) });
     }
     if (r.op === 'close') port.close();
   });

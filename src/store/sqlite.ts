@@ -4,7 +4,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { QoS } from '../codec/types.js';
 import { compact } from './compact.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
-import { decodeChanges, encodeChanges } from './journal.js';
+import { decodeChanges, encodeChanges, summarize, type SetSummary } from './journal.js';
 import {
   StoreError,
   type Change,
@@ -450,12 +450,13 @@ function prepare(db: Database) {
     // raw rows (arrays): half the cost of row objects
     subsPage: p(`SELECT client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id FROM subscriptions
       WHERE (client_id, filter) > (?, ?) ORDER BY client_id, filter LIMIT ?`).raw(),
-    // [packet_id, message_id, qos, retain, sub_ids, state, ...message] and [seq, message_id, qos, retain, sub_ids, ...message]
-    windowInflight: p(`SELECT i.packet_id, i.message_id, i.qos, i.retain, i.sub_ids, i.state, ${MSG_COLS}
-      FROM inflight i JOIN messages m ON m.id = i.message_id WHERE i.client_id = ? ORDER BY i.ord`).raw(),
-    windowQueue: p(`SELECT q.seq, q.message_id, q.qos, q.retain, q.sub_ids, ${MSG_COLS}
-      FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.client_id = ? ORDER BY q.seq`).raw(),
-    windowQos2: p('SELECT packet_id FROM incoming_qos2 WHERE client_id = ? ORDER BY packet_id').pluck(),
+    // windows of several sessions at once (? = JSON array of client ids), the client id first:
+    // [client_id, packet_id, message_id, qos, retain, sub_ids, state, ...message], [client_id, seq, message_id, qos, retain, sub_ids, ...message]
+    windowsInflight: p(`SELECT i.client_id, i.packet_id, i.message_id, i.qos, i.retain, i.sub_ids, i.state, ${MSG_COLS}
+      FROM inflight i JOIN messages m ON m.id = i.message_id WHERE i.client_id IN (SELECT value FROM json_each(?)) ORDER BY i.client_id, i.ord`).raw(),
+    windowsQueue: p(`SELECT q.client_id, q.seq, q.message_id, q.qos, q.retain, q.sub_ids, ${MSG_COLS}
+      FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.client_id IN (SELECT value FROM json_each(?)) ORDER BY q.client_id, q.seq`).raw(),
+    windowsQos2: p('SELECT client_id, packet_id FROM incoming_qos2 WHERE client_id IN (SELECT value FROM json_each(?)) ORDER BY client_id, packet_id').raw(),
     retainedPage: p(`SELECT r.topic, ${MSG_COLS} FROM retained r JOIN messages m ON m.id = r.message_id
       WHERE r.topic > ? ORDER BY r.topic LIMIT ?`).raw(),
     wills: p('SELECT * FROM wills ORDER BY client_id'),
@@ -602,18 +603,25 @@ export class SqliteStore implements Store {
    * is journaled. The broker records a message in every set that refers to it, so this costs a set
    * lookup per reference.
    */
-  private refsStored(changes: readonly Change[]): void {
+  private refsStored(set: SetSummary): void {
+    const refs = set.refIds;
+    if (refs.length === 0) return;
+    const recorded = set.messageIds;
     let inSet: Set<number> | undefined;
-    for (const c of changes) {
-      let id: number;
-      if (c.op === 'enqueue' || c.op === 'inflight') id = c.ref.messageId;
-      else if (c.op === 'retain') id = c.messageId;
-      else continue;
-      if (inSet === undefined) {
-        inSet = new Set();
-        for (const x of changes) if (x.op === 'message') inSet.add(x.msg.id);
+    for (let i = 0; i < refs.length; i++) {
+      const id = refs[i]!;
+      if (recorded.length <= 8) {
+        let found = false;
+        for (let j = 0; j < recorded.length; j++) if (recorded[j] === id) { found = true; break; }
+        if (found) continue;
+      } else {
+        if (inSet === undefined) {
+          inSet = new Set();
+          for (let j = 0; j < recorded.length; j++) inSet.add(recorded[j]!);
+        }
+        if (inSet.has(id)) continue;
       }
-      if (inSet.has(id) || this.pendingIds.has(id) || this.s.hasMessage.get(id) !== undefined) continue;
+      if (this.pendingIds.has(id) || this.s.hasMessage.get(id) !== undefined) continue;
       throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
     }
   }
@@ -652,47 +660,66 @@ export class SqliteStore implements Store {
   }
 
   /** Pages through a query by its key so that no statement is open while the consumer runs. */
-  private async *pages<R, T>(fetch: (after: R | undefined) => R[], key: (r: R) => string, map: (r: R) => T): AsyncIterable<T> {
-    let last: R | undefined;
+  private async *pages<T, K>(page: (after: K | undefined, max: number) => T[], key: (x: T) => K): AsyncIterable<T> {
+    let last: K | undefined;
     for (;;) {
-      let rows: R[];
-      try {
-        this.readable();
-        rows = fetch(last);
-      } catch (err) {
-        throw storeError(this.file, err, 'read');
-      }
-      for (const r of rows) yield map(r);
-      if (rows.length < PAGE) return;
-      const next = rows[rows.length - 1]!;
-      if (last !== undefined && key(next) === key(last)) throw new StoreError(`database ${this.file}: paging did not advance at ${key(next)}`);
+      const items = page(last, PAGE);
+      for (const x of items) yield x;
+      if (items.length < PAGE) return;
+      const next = key(items[items.length - 1]!);
+      if (last !== undefined && String(next) === String(last)) throw new StoreError(`database ${this.file}: paging did not advance at ${String(next)}`);
       last = next;
     }
   }
 
+  /** A read that sees every commit (it folds first); what it throws is a StoreError naming the file. */
+  private read<T>(fn: () => T): T {
+    try {
+      this.readable();
+      return fn();
+    } catch (err) {
+      throw storeError(this.file, err, 'read');
+    }
+  }
+
+  /**
+   * The sessions after client id `after` (all from the first when undefined), at most `max`, in
+   * client id order: a page of loadSessions (the store's thread asks for pages, not items).
+   */
+  sessionsPage(after: string | undefined, max: number): StoredSession[] {
+    return this.read(() => (after === undefined ? this.s.sessionsFirst.all(max) : this.s.sessionsPage.all(after, max)) as SessionRow[]).map(sessionFromRow);
+  }
+
+  /** A page of loadSubscriptions: after the key [clientId, filter], in that order. */
+  subscriptionsPage(after: readonly [string, string] | undefined, max: number): Array<{ clientId: string; sub: StoredSubscription }> {
+    const rows = this.read(() => this.s.subsPage.all(after?.[0] ?? '', after?.[1] ?? '', max) as unknown[][]);
+    return rows.map((r) => {
+      const sub: StoredSubscription = {
+        filter: r[1] as string,
+        qos: r[2] as QoS,
+        noLocal: r[3] !== 0,
+        retainAsPublished: r[4] !== 0,
+        retainHandling: r[5] as 0 | 1 | 2,
+      };
+      if (r[6] !== null) sub.subscriptionId = r[6] as number;
+      return { clientId: r[0] as string, sub };
+    });
+  }
+
+  /** A page of loadRetained: the topics after `after`, in topic order. */
+  retainedPage(after: string | undefined, max: number): Array<{ topic: string; message: StoredMessage }> {
+    const rows = this.read(() => this.s.retainedPage.all(after ?? '', max) as unknown[][]);
+    return rows.map((r) => ({ topic: r[0] as string, message: messageFromRaw(r, 1) }));
+  }
+
   loadSessions(): AsyncIterable<StoredSession> {
-    return this.pages<SessionRow, StoredSession>(
-      (after) => (after === undefined ? this.s.sessionsFirst.all(PAGE) : this.s.sessionsPage.all(after.client_id, PAGE)) as SessionRow[],
-      (r) => r.client_id,
-      sessionFromRow,
-    );
+    return this.pages((after: string | undefined, max) => this.sessionsPage(after, max), (x) => x.clientId);
   }
 
   loadSubscriptions(): AsyncIterable<{ clientId: string; sub: StoredSubscription }> {
-    return this.pages<unknown[], { clientId: string; sub: StoredSubscription }>(
-      (after) => this.s.subsPage.all(after?.[0] ?? '', after?.[1] ?? '', PAGE) as unknown[][],
-      (r) => `${r[0] as string}\0${r[1] as string}`,
-      (r) => {
-        const sub: StoredSubscription = {
-          filter: r[1] as string,
-          qos: r[2] as QoS,
-          noLocal: r[3] !== 0,
-          retainAsPublished: r[4] !== 0,
-          retainHandling: r[5] as 0 | 1 | 2,
-        };
-        if (r[6] !== null) sub.subscriptionId = r[6] as number;
-        return { clientId: r[0] as string, sub };
-      },
+    return this.pages(
+      (after: readonly [string, string] | undefined, max) => this.subscriptionsPage(after, max),
+      (x) => [x.clientId, x.sub.filter] as const,
     );
   }
 
@@ -708,29 +735,37 @@ export class SqliteStore implements Store {
 
   loadWindow(clientId: string): Promise<Window> {
     try {
-      this.readable();
-      const ref = (r: unknown[]): RefRow => ({ message_id: r[1] as number, qos: r[2] as number, retain: r[3] as number, sub_ids: r[4] as string | null });
-      const inflight = (this.s.windowInflight.all(clientId) as unknown[][]).map((r) => ({
-        ...inflightFromRow({ ...ref(r), packet_id: r[0] as number, state: r[5] as string }),
-        message: messageFromRaw(r, 6),
-      }));
-      const queued = (this.s.windowQueue.all(clientId) as unknown[][]).map((r) => ({
-        ...queuedFromRow({ ...ref(r), seq: r[0] as number }),
-        message: messageFromRaw(r, 5),
-      }));
-      const incomingQos2 = this.s.windowQos2.all(clientId) as number[];
-      return Promise.resolve({ inflight, queued, incomingQos2 });
+      return Promise.resolve(this.loadWindows([clientId])[0]!);
     } catch (err) {
-      return Promise.reject(storeError(this.file, err, 'read'));
+      return Promise.reject(err);
     }
   }
 
+  /**
+   * The windows of several sessions at once (loadWindow of each, in the order given): three queries
+   * for all of them rather than three per session (a restoring broker asks for every session's).
+   */
+  loadWindows(clientIds: readonly string[]): Window[] {
+    const out = new Map<string, Window>();
+    for (const c of clientIds) if (!out.has(c)) out.set(c, { inflight: [], queued: [], incomingQos2: [] });
+    this.read(() => {
+      const ids = JSON.stringify([...out.keys()]);
+      const ref = (r: unknown[], o: number): RefRow => ({ message_id: r[o + 1] as number, qos: r[o + 2] as number, retain: r[o + 3] as number, sub_ids: r[o + 4] as string | null });
+      // [client_id, packet_id, message_id, qos, retain, sub_ids, state, ...message]
+      for (const r of this.s.windowsInflight.all(ids) as unknown[][]) {
+        out.get(r[0] as string)!.inflight.push({ ...inflightFromRow({ ...ref(r, 1), packet_id: r[1] as number, state: r[6] as string }), message: messageFromRaw(r, 7) });
+      }
+      // [client_id, seq, message_id, qos, retain, sub_ids, ...message]
+      for (const r of this.s.windowsQueue.all(ids) as unknown[][]) {
+        out.get(r[0] as string)!.queued.push({ ...queuedFromRow({ ...ref(r, 1), seq: r[1] as number }), message: messageFromRaw(r, 6) });
+      }
+      for (const r of this.s.windowsQos2.all(ids) as unknown[][]) out.get(r[0] as string)!.incomingQos2.push(r[1] as number);
+    });
+    return clientIds.map((c) => out.get(c)!);
+  }
+
   loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }> {
-    return this.pages<unknown[], { topic: string; message: StoredMessage }>(
-      (after) => this.s.retainedPage.all(after?.[0] ?? '', PAGE) as unknown[][],
-      (r) => r[0] as string,
-      (r) => ({ topic: r[0] as string, message: messageFromRaw(r, 1) }),
-    );
+    return this.pages((after: string | undefined, max) => this.retainedPage(after, max), (x) => x.topic);
   }
 
   loadWills(): Promise<StoredWill[]> {
@@ -744,7 +779,8 @@ export class SqliteStore implements Store {
 
   commit(changes: readonly Change[]): Promise<void> {
     try {
-      this.commitSync(changes.length === 0 ? undefined : encodeChanges(changes), changes);
+      if (changes.length > 0) this.commitSync(encodeChanges(changes), summarize(changes), changes);
+      else this.check();
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
@@ -752,30 +788,30 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * commit() of a set that is already encoded (`blob` = encodeChanges(changes), or undefined for an
-   * empty set), synchronously; throws a StoreError. The store keeps `blob` (until the next fold).
+   * commit() of a set that is already encoded (`blob` = encodeChanges(changes), not empty), with
+   * its summary (`set`), synchronously; throws a StoreError. The store keeps `blob` (until the next
+   * fold). `changes` (the decoded set) is only needed when the commit goes straight to the tables:
+   * without it the blob is decoded then (the store's thread sends the blob and its summary only).
    */
-  commitSync(blob: Buffer | undefined, changes: readonly Change[]): void {
+  commitSync(blob: Buffer, set: SetSummary, changes?: readonly Change[]): void {
     try {
       this.check();
-      if (blob === undefined || changes.length === 0) return;
+      if (set.count === 0) return;
       if (this.foldFailed) this.fold();
-      this.refsStored(changes);
+      this.refsStored(set);
       if (this.directLeft > 0) {
         this.fold(); // what is journaled goes first
         this.directLeft--;
-        this.directTx(changes);
+        this.directTx(changes ?? decodeChanges(blob, false));
         this.folds.direct++;
         return;
       }
       this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
       this.pending.push(blob);
-      this.pendingChanges += changes.length;
-      for (const c of changes) {
-        if (c.op !== 'message') continue;
-        this.pendingBytes += c.msg.payload.length;
-        this.pendingIds.add(c.msg.id);
-      }
+      this.pendingChanges += set.count;
+      this.pendingBytes += set.bytes;
+      const ids = set.messageIds;
+      for (let i = 0; i < ids.length; i++) this.pendingIds.add(ids[i]!);
       if (this.pendingChanges >= this.foldChanges || this.pendingBytes >= this.foldBytes) {
         // after this commit has answered (on the worker: after its reply is posted); at once when
         // commits come faster than the event loop turns (a caller committing in a loop)

@@ -9,7 +9,7 @@ import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/s
 import { storeContract } from './contract.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { Change } from '../../src/store/store.js';
+import type { Change, Store, StoredMessage } from '../../src/store/store.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'midge-store-'));
 let n = 0;
@@ -82,5 +82,123 @@ describe('sqlite store: auto mode', () => {
     assert.equal(s.journalRows(), 0, 'direct commits leave nothing in the journal');
     assert.equal((await s.loadWindow('off')).queued.length, 3000);
     await s.close();
+  });
+});
+
+describe('sqlite store on its worker thread: commits in flight at once', () => {
+  const msg = (id: number) => ({ op: 'message' as const, msg: { id, topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false } });
+  const enqueue = (clientId: string, seq: number, messageId: number): Change => ({ op: 'enqueue', clientId, ref: { seq, messageId, qos: 1, retain: false } });
+  const session = (clientId: string): Change => ({ op: 'session', session: { clientId, protocolVersion: 4, expiryInterval: 100 } });
+
+  test('a commit issued behind one that fails is refused, not applied, until the failed one is retried; then both apply in order', async () => {
+    const s = await openSqliteThreadStore({ file: join(dir, `pipe-${++n}.db`) });
+    try {
+      assert.ok((s.pipeline ?? 1) > 1, 'the store lets several commits be in flight');
+      // bad inputs: a reference to message 7, which is not stored; then sets issued behind it
+      const bad = s.commit([session('a'), enqueue('a', 1, 7)]);
+      const behind1 = s.commit([session('b')]);
+      const behind2 = s.commit([msg(8), enqueue('b', 2, 8)]);
+      const results = await Promise.allSettled([bad, behind1, behind2]);
+      assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+      assert.match(String((results[0] as PromiseRejectedResult).reason), /message 7 is referenced but not stored/);
+      assert.match(String((results[1] as PromiseRejectedResult).reason), /an earlier commit failed/);
+      assert.equal(await s.loadSession('a'), undefined, 'the failed set left nothing');
+      assert.equal(await s.loadSession('b'), undefined, 'a set behind the failed one was not applied');
+      // the caller's retry (the first commit after it saw the failure) is applied; here it is fixed
+      await s.commit([msg(7), session('a'), enqueue('a', 1, 7)]);
+      await s.commit([session('b')]);
+      await s.commit([msg(8), enqueue('b', 2, 8)]);
+      assert.deepEqual((await s.loadWindow('a')).queued.map((q) => q.messageId), [7]);
+      assert.deepEqual((await s.loadWindow('b')).queued.map((q) => q.messageId), [8]);
+      assert.equal((await s.loadMeta()).lastSeq, 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a retry that fails again keeps refusing what is behind it', async () => {
+    const s = await openSqliteThreadStore({ file: join(dir, `pipe-${++n}.db`) });
+    try {
+      const r1 = await Promise.allSettled([s.commit([enqueue('a', 1, 9)]), s.commit([session('c')])]);
+      assert.deepEqual(r1.map((r) => r.status), ['rejected', 'rejected']);
+      // the retry fails again (same bad set) and a set issued with it is refused
+      const r2 = await Promise.allSettled([s.commit([enqueue('a', 1, 9)]), s.commit([session('c')])]);
+      assert.deepEqual(r2.map((r) => r.status), ['rejected', 'rejected']);
+      assert.match(String((r2[1] as PromiseRejectedResult).reason), /an earlier commit failed/);
+      assert.equal(await s.loadSession('c'), undefined);
+      // many good sets in flight at once all apply, in order
+      const sets: Array<Promise<void>> = [];
+      for (let i = 1; i <= 20; i++) sets.push(s.commit([msg(100 + i), session(`s${i}`), enqueue(`s${i}`, i, 100 + i)]));
+      await Promise.all(sets);
+      for (let i = 1; i <= 20; i++) assert.deepEqual((await s.loadWindow(`s${i}`)).queued.map((q) => q.seq), [i]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('sqlite store on its worker thread: loads in pages', () => {
+  test('12,001 retained messages, 2,100 sessions with windows: the thread store loads what the store on this thread loads', { timeout: 120_000 }, async () => {
+    const file = join(dir, `pages-${++n}.db`);
+    const t = await openSqliteThreadStore({ file });
+    let id = 0;
+    let set: Change[] = [];
+    const flush = async (): Promise<void> => { if (set.length > 0) await t.commit(set); set = []; };
+    for (let i = 0; i < 12_001; i++) {
+      id++;
+      // every kind of field, a multi-byte topic, a Buffer property
+      const m: StoredMessage = { id, topic: `ret/${i % 7 === 0 ? 'é' : 'a'}/${i}`, payload: Buffer.from([i & 0xff, 0, 0xff]), qos: (i % 3) as 0 | 1 | 2, retain: true };
+      if (i % 5 === 0) m.properties = { contentType: 'x', correlationData: Buffer.from([1, 2, i & 0xff]), userProperties: [['k', String(i)]] };
+      if (i % 11 === 0) m.expiresAt = 4_000_000_000_000 + i;
+      if (i % 13 === 0) m.origin = 'peer';
+      set.push({ op: 'message', msg: m }, { op: 'retain', topic: m.topic, messageId: id });
+      if (set.length >= 2000) await flush();
+    }
+    for (let i = 0; i < 2_100; i++) {
+      const c = `s${String(i).padStart(5, '0')}`;
+      set.push({ op: 'session', session: { clientId: c, protocolVersion: 5, expiryInterval: 3600 } });
+      set.push({ op: 'sub', clientId: c, sub: { filter: `f/${i}/#`, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 } });
+      if (i % 3 === 0) {
+        id++;
+        set.push({ op: 'message', msg: { id, topic: `q/${i}`, payload: Buffer.from(`p${i}`), qos: 1, retain: false } });
+        set.push({ op: 'enqueue', clientId: c, ref: { seq: id, messageId: id, qos: 1, retain: false, subIds: [i] } });
+        // in-flight sent in the order 9, 2 (send order, not packet id order)
+        set.push({ op: 'inflight', clientId: c, ref: { packetId: 9, messageId: id, qos: 1, retain: false, state: 'publish' } });
+        set.push({ op: 'inflight', clientId: c, ref: { packetId: 2, messageId: id, qos: 2, retain: false, state: 'pubrel' } });
+        set.push({ op: 'qos2', clientId: c, packetId: 40 }, { op: 'qos2', clientId: c, packetId: 4 });
+      }
+      if (set.length >= 2000) await flush();
+    }
+    await flush();
+    const loadAll = async (s: Store) => {
+      const sessions = [];
+      for await (const x of s.loadSessions()) sessions.push(x);
+      const subs = [];
+      for await (const x of s.loadSubscriptions()) subs.push(x);
+      const retained = [];
+      for await (const x of s.loadRetained()) retained.push(x);
+      const windows = [];
+      for (const x of sessions) windows.push(await s.loadWindow(x.clientId));
+      return { sessions, subs, retained, windows };
+    };
+    const fromThread = await loadAll(t);
+    await t.close();
+    const direct = await openSqliteStore({ file });
+    try {
+      const fromHere = await loadAll(direct);
+      assert.equal(fromThread.retained.length, 12_001);
+      assert.equal(fromThread.sessions.length, 2_100);
+      assert.equal(fromThread.windows.filter((w) => w.queued.length === 1).length, 700);
+      assert.deepEqual(fromThread.windows[0]!.inflight.map((e) => e.packetId), [9, 2], 'send order');
+      assert.deepEqual(fromThread.windows[0]!.incomingQos2, [4, 40]);
+      assert.ok(Buffer.isBuffer(fromThread.retained[0]!.message.payload), 'payloads are Buffers');
+      const withProps = fromThread.retained.find((x) => x.topic === 'ret/é/35')!;
+      assert.ok(Buffer.isBuffer(withProps.message.properties?.correlationData), 'Buffer properties are Buffers');
+      assert.equal(withProps.message.origin, undefined);
+      assert.equal(fromThread.retained.find((x) => x.topic === 'ret/a/65')!.message.origin, 'peer');
+      assert.deepEqual(fromThread, fromHere);
+    } finally {
+      await direct.close();
+    }
   });
 });
