@@ -308,6 +308,39 @@ class Reader {
   }
 }
 
+function readMessage(r: Reader): StoredMessage {
+  const m: StoredMessage = { id: r.f64(), topic: r.str(), payload: r.bytes(), qos: r.qos(), retain: false };
+  const f = r.u8();
+  m.retain = (f & 1) !== 0;
+  if (f & 2) m.properties = r.props();
+  if (f & 4) m.expiresAt = r.f64();
+  if (f & 8) m.origin = r.str();
+  return m;
+}
+
+/**
+ * Decodes a set that is only pairs of a `message` change and a `retain` change of that message (a
+ * page of retained messages, as the SQLite store's thread sends it) straight into
+ * { topic, message } items, without the change objects; throws JournalError on anything else.
+ */
+export function decodeRetained(buf: Buffer): Array<{ topic: string; message: StoredMessage }> {
+  const r = new Reader(buf, true);
+  const version = r.u8();
+  if (version !== VERSION) throw new JournalError(`unknown journal entry version ${version}`);
+  const out: Array<{ topic: string; message: StoredMessage }> = [];
+  const MESSAGE = OP_CODE.message;
+  const RETAIN = OP_CODE.retain;
+  while (!r.done) {
+    if (r.u8() !== MESSAGE) throw new JournalError(`expected a message at byte ${r.pos - 1}`);
+    const message = readMessage(r);
+    if (r.u8() !== RETAIN) throw new JournalError(`expected a retained topic at byte ${r.pos - 1}`);
+    const topic = r.str();
+    if (r.f64() !== message.id) throw new JournalError(`retained topic ${topic} does not refer to the message before it`);
+    out.push({ topic, message });
+  }
+  return out;
+}
+
 /**
  * Decodes what encodeChanges wrote; throws JournalError on anything else. With `copy` false the
  * payloads are views of `buf` (for a caller that is done with them before `buf` changes).
@@ -321,16 +354,9 @@ export function decodeChanges(buf: Buffer, copy = true): Change[] {
     const code = r.u8();
     const op = OPS[code];
     switch (op) {
-      case 'message': {
-        const m: StoredMessage = { id: r.f64(), topic: r.str(), payload: r.bytes(), qos: r.qos(), retain: false };
-        const f = r.u8();
-        m.retain = (f & 1) !== 0;
-        if (f & 2) m.properties = r.props();
-        if (f & 4) m.expiresAt = r.f64();
-        if (f & 8) m.origin = r.str();
-        out.push({ op, msg: m });
+      case 'message':
+        out.push({ op, msg: readMessage(r) });
         break;
-      }
       case 'session': {
         const clientId = r.str();
         const protocolVersion = r.u8();

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Properties } from '../codec/types.js';
-import { decodeChanges, encodeChanges } from './journal.js';
+import { decodeRetained, encodeChanges } from './journal.js';
 import type { SqliteStoreOptions } from './sqlite.js';
 import type { PageReply, Request, WireError, WireSummary } from './sqlite-worker.js';
 import {
@@ -180,15 +180,11 @@ export class SqliteThreadStore implements Store {
   loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }> {
     return this.pages<{ topic: string; message: StoredMessage }>('retained', (page, blob) => {
       // pairs of changes: the message, then its topic (see PageReply)
-      const changes = decodeChanges(toBuffer(blob!));
-      const out: Array<{ topic: string; message: StoredMessage }> = [];
-      for (let i = 0; i + 1 < changes.length; i += 2) {
-        const m = changes[i]!;
-        const t = changes[i + 1]!;
-        if (m.op !== 'message' || t.op !== 'retain') throw new StoreError(`database ${this.file}: a page of retained messages could not be read`);
-        out.push({ topic: t.topic, message: m.msg });
+      try {
+        return decodeRetained(toBuffer(blob!));
+      } catch (err) {
+        throw new StoreError(`database ${this.file}: a page of retained messages could not be read (${err instanceof Error ? err.message : String(err)})`);
       }
-      return out;
     });
   }
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/sqlite-thread.js';
 import { storeContract } from './contract.js';
+import { decodeRetained, encodeChanges, JournalError } from '../../src/store/journal.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Change, Store, StoredMessage } from '../../src/store/store.js';
@@ -200,5 +201,19 @@ describe('sqlite store on its worker thread: loads in pages', () => {
     } finally {
       await direct.close();
     }
+  });
+});
+
+describe('a page of retained messages in the journal form (decodeRetained)', () => {
+  const m = (id: number, topic: string): StoredMessage => ({ id, topic, payload: Buffer.from([id]), qos: 1, retain: true });
+  test('pairs decode to { topic, message }; anything else is refused', () => {
+    const ok = encodeChanges([{ op: 'message', msg: m(1, 'a') }, { op: 'retain', topic: 'a', messageId: 1 }, { op: 'message', msg: m(2, 'b/é') }, { op: 'retain', topic: 'b/é', messageId: 2 }]);
+    assert.deepEqual(decodeRetained(ok), [{ topic: 'a', message: m(1, 'a') }, { topic: 'b/é', message: m(2, 'b/é') }]);
+    assert.deepEqual(decodeRetained(encodeChanges([])), []);
+    // bad inputs: a retain that refers to another message, another op, a lone message, a truncated page
+    assert.throws(() => decodeRetained(encodeChanges([{ op: 'message', msg: m(1, 'a') }, { op: 'retain', topic: 'a', messageId: 9 }])), JournalError);
+    assert.throws(() => decodeRetained(encodeChanges([{ op: 'unretain', topic: 'a' }])), JournalError);
+    assert.throws(() => decodeRetained(encodeChanges([{ op: 'message', msg: m(1, 'a') }])), JournalError);
+    assert.throws(() => decodeRetained(ok.subarray(0, ok.length - 3)), JournalError);
   });
 });
