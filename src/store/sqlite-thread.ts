@@ -129,8 +129,8 @@ export class SqliteThreadStore implements Store {
   /**
    * A broker restoring its sessions asks for the window of every session that loadSessions gave, in
    * that order: one round trip per window would cost more than the reads. So a window is fetched with
-   * those of the next sessions (WINDOW_BATCH per round trip, read with three queries in all) and the others are kept until asked for;
-   * every commit drops what is kept (it may change a window).
+   * those of the next sessions (WINDOW_BATCH per round trip, read with three queries in all) and the
+   * others are kept until asked for; every commit drops what is kept (it may change a window).
    */
   async loadWindow(clientId: string): Promise<Window> {
     const kept = this.windows.get(clientId);
@@ -178,7 +178,7 @@ export class SqliteThreadStore implements Store {
   }
 
   loadRetained(): AsyncIterable<{ topic: string; message: StoredMessage }> {
-    return this.pages<{ topic: string; message: StoredMessage }>('retained', (page, blob) => {
+    return this.pages<{ topic: string; message: StoredMessage }>('retained', (_items, blob) => {
       // pairs of changes: the message, then its topic (see PageReply)
       try {
         return decodeRetained(toBuffer(blob!));

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Change } from './store.js';
-import { encodeChanges } from './journal.js';
+import { decodeChanges, encodeChanges, summarize } from './journal.js';
 
 export type Request =
   /** resume: the first commit after the caller saw a failure (see `blocked`) */
@@ -78,7 +78,7 @@ try {
  */
 let blocked = false;
 
-/** A commit not applied because an earlier one failed (answered with `refused`). */
+/** A commit not applied because an earlier one failed (its answer has no `failed` mark). */
 class Refused extends StoreError {}
 
 function commit(r: Extract<Request, { op: 'commit' }>): void {
@@ -86,12 +86,15 @@ function commit(r: Extract<Request, { op: 'commit' }>): void {
     throw new Refused(`database ${opts.file}: commit not applied: an earlier commit failed and has not been retried yet`);
   }
   try {
-    if (r.blob !== undefined && r.set !== undefined) {
+    if (r.blob !== undefined) {
       const blob = Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength);
       // the blob is journaled as it is; its summary says what the store checks and counts, so it is
       // decoded only when it is folded (or applied to the tables at once)
-      const { count, bytes, messages, ids } = r.set;
-      store.commitSync(blob, { count, bytes, messageIds: ids.subarray(0, messages), refIds: ids.subarray(messages) });
+      if (r.set === undefined) store.commitSync(blob, summarize(decodeChanges(blob, false)));
+      else {
+        const { count, bytes, messages, ids } = r.set;
+        store.commitSync(blob, { count, bytes, messageIds: ids.subarray(0, messages), refIds: ids.subarray(messages) });
+      }
     }
   } catch (err) {
     blocked = true;
