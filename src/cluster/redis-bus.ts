@@ -449,6 +449,10 @@ export class RedisBus implements Bus {
         if (owner === null || owner === this.nodeId) break;
         const alive = (await this.cmd.exists(`${P}lease:${owner}`)) === 1;
         dbg(`claim ${clientId}: owner ${owner} alive ${alive}`);
+        if (!alive && (await this.cmd.hexists(`${P}nodes`, owner)) === 0 && (await this.cmd.exists(`${P}adopt:${owner}`)) === 0) {
+          // a node adopted already: the owner entry is stale (its adopter drops those it does not take)
+          break;
+        }
         if (!alive) {
           // a dead node: whoever adopts it (maybe this one) moves the session; wait for that, then ask again
           // (not awaited: the adoption's replay of the inbox goes on after the sessions are taken)
@@ -664,12 +668,18 @@ export class RedisBus implements Bus {
     if (won === null) return;
     this.adopting.add(node);
     try {
+      if (!self && (await this.cmd.hexists(`${P}nodes`, node)) === 0) {
+        // adopted already (a late claim for a stale owner entry won the lock after the adoption ended)
+        await this.cmd.del(`${P}adopt:${node}`);
+        return;
+      }
       const now = Date.now();
       const owners = await this.cmd.hgetall(`${P}owner`);
       const adopted = new Set<Session>();
       const adoptedIds = new Set<string>();
       for (const [clientId, owner] of Object.entries(owners)) {
-        if (owner !== node || b.sessions.has(clientId)) continue;
+        if (owner !== node) continue;
+        if (b.sessions.has(clientId)) { this.ops.push('O', clientId, this.nodeId); continue; }
         const st = await this.store.loadSession(clientId);
         if (st === undefined) { this.ops.push('H', clientId, node); continue; }
         const subs = await this.store.loadClientSubscriptions(clientId);
