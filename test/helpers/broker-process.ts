@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { accepts, freePort } from './ports.js';
-import { exitOf, spawnTracked, Waiters } from './proc.js';
+import { exitOf, spawnTracked, Waiters, type Exit } from './proc.js';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 export interface BrokerProcess {
@@ -21,6 +21,10 @@ export interface BrokerProcess {
   /** SIGTERM, wait for the exit; SIGKILL after 3 s. */
   stop(): Promise<void>;
   kill(signal: NodeJS.Signals): void;
+  /** Whether the process is still running (it neither exited nor failed to start). */
+  running(): boolean;
+  /** Resolves with the exit code and signal once the process has exited. */
+  readonly exited: Promise<Exit>;
 }
 
 export interface BrokerOptions {
@@ -155,6 +159,8 @@ async function launch(port: number, spawnOn: (port: number, dir: string) => Chil
     kill: (signal) => {
       if (isRunning()) child.kill(signal);
     },
+    running: isRunning,
+    exited,
   };
   running.add(broker);
 

@@ -1,6 +1,7 @@
 /**
  * A throw-away redis-server for tests: Debian's /usr/bin/redis-server (scripts/setup.sh installs
- * it) on a free loopback port, no persistence, in a temp directory; stopped by PID. A missing
+ * it) on a free loopback port, in a temp directory, without persistence unless `appendonly` is asked
+ * for; stopped by PID. A missing
  * binary is an error, never a skip.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -20,7 +21,8 @@ export interface RedisServer {
   readonly pid: number;
   /** SIGKILL (a crash): waits for the exit, at most 5 s */
   kill(): Promise<void>;
-  /** a new redis-server on the same port (after kill or stop), empty: nothing is saved */
+  /** a new redis-server on the same port and directory (SIGKILLs the running one first): empty, unless
+   * started with `appendonly`, when it loads every write the old one acknowledged */
   restart(): Promise<void>;
   /** SIGSTOP / SIGCONT: a Redis that hangs */
   pause(): void;
@@ -32,14 +34,17 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** serve TLS only (the plain port is off): PEM files of the server's certificate and key */
   tls?: { certFile: string; keyFile: string };
+  /** `appendonly yes` + `appendfsync always`: every acknowledged write survives a SIGKILL and `restart()` */
+  appendonly?: boolean;
 }
 
 function launch(port: number, dir: string, opts: RedisServerOptions): Promise<ChildProcess> {
   const ports = opts.tls === undefined
     ? ['--port', String(port)]
     : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-ca-cert-file', opts.tls.certFile, '--tls-auth-clients', 'no'];
+  const aof = opts.appendonly === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const child = spawnTracked(REDIS_SERVER, [
-    ...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir,
+    ...ports, '--bind', '127.0.0.1', '--save', '', ...aof, '--daemonize', 'no', '--dir', dir,
   ], { cwd: dir });
   return new Promise((resolve, reject) => {
     let out = '';
