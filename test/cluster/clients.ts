@@ -97,7 +97,7 @@ function jsClientLong(name: string, port: number, opts: IClientOptions, timeoutM
       cleanup();
       resolve(sub);
     };
-    const onError = (e: Error): void => fail(e.message);
+    const onError = (e: Error & { code?: unknown }): void => fail(`${e.message}${e.code !== undefined ? ` (code ${String(e.code)})` : ''}`);
     const onClose = (): void => fail('connection closed before CONNACK');
     const cleanup = (): void => {
       clearTimeout(timer);
@@ -305,3 +305,100 @@ export function inOrder(payloads: readonly string[], prefix: string): { ok: bool
 }
 
 export const range = (n: number, prefix: string): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+// ---------------------------------------------------------------------------------------------
+// a process-based client that is started again when it exits (a refused CONNECT ends it), bounded
+
+/** Runs `spawn()` and, until `stop()` or `deadlineMs` after `start()`, again 300 ms after each exit. */
+export class Respawned<P extends LineProcess & Inbox> implements Inbox {
+  readonly runs: P[] = [];
+  private stopped = false;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly name: string,
+    private readonly spawn: () => P,
+  ) {}
+
+  start(deadlineMs: number): void {
+    const end = Date.now() + deadlineMs;
+    this.loop = (async () => {
+      for (let i = 0; i < 200 && !this.stopped && Date.now() < end; i++) {
+        const p = this.spawn();
+        this.runs.push(p);
+        await p.exited;
+        if (!this.stopped) await sleep(300);
+      }
+    })();
+  }
+
+  payloads(): string[] {
+    return this.runs.flatMap((r) => r.payloads());
+  }
+
+  current(): P | undefined {
+    return this.runs[this.runs.length - 1];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.current()?.kill('SIGKILL');
+    await this.loop;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// a steady stream of QoS 1 publishes that records what the broker acknowledged
+
+export class StreamPublisher {
+  readonly acked: string[] = [];
+  readonly errors: string[] = [];
+  sent = 0;
+  private stopped = false;
+  private readonly inflight = new Set<Promise<void>>();
+  private loop: Promise<void> = Promise.resolve();
+
+  /** `window` unacknowledged at most; a pause of `pauseMs` after every 10 publishes (about 500/s at most). */
+  constructor(
+    private readonly client: MqttClient,
+    private readonly topic: string,
+    private readonly prefix: string,
+    private readonly opts: { window?: number; pauseMs?: number; max?: number; qos?: 1 | 2 } = {},
+  ) {}
+
+  start(): this {
+    const window = this.opts.window ?? 20;
+    const max = this.opts.max ?? 50_000;
+    this.loop = (async () => {
+      while (!this.stopped && this.sent < max) {
+        if (this.inflight.size >= window) {
+          await Promise.race([...this.inflight, sleep(100)]);
+          continue;
+        }
+        const payload = `${this.prefix}${this.sent++}`;
+        const p: Promise<void> = this.client.publishAsync(this.topic, payload, { qos: this.opts.qos ?? 1 }).then(
+          () => {
+            this.acked.push(payload);
+            this.inflight.delete(p);
+          },
+          (err: Error) => {
+            this.errors.push(`${payload}: ${err.message}`);
+            this.inflight.delete(p);
+          },
+        );
+        this.inflight.add(p);
+        if (this.sent % 10 === 0) await sleep(this.opts.pauseMs ?? 20);
+      }
+    })();
+    return this;
+  }
+
+  /** Stops publishing and waits (bounded) until every publish was acknowledged or failed. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    const deadline = Date.now() + timeoutMs;
+    while (this.inflight.size > 0 && Date.now() < deadline) await Promise.race([...this.inflight, sleep(200)]);
+    if (this.inflight.size > 0) throw new Error(`${this.inflight.size} publishes of ${this.prefix}* neither acknowledged nor failed within ${timeoutMs} ms (${this.acked.length} acknowledged)`);
+  }
+}
