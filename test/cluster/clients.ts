@@ -352,6 +352,8 @@ export class Respawned<P extends LineProcess & Inbox> implements Inbox {
 
 export class StreamPublisher {
   readonly acked: string[] = [];
+  /** Date.now() of each acknowledgement, as `acked` */
+  readonly ackedAt: number[] = [];
   readonly errors: string[] = [];
   sent = 0;
   private stopped = false;
@@ -379,6 +381,7 @@ export class StreamPublisher {
         const p: Promise<void> = this.client.publishAsync(this.topic, payload, { qos: this.opts.qos ?? 1 }).then(
           () => {
             this.acked.push(payload);
+            this.ackedAt.push(Date.now());
             this.inflight.delete(p);
           },
           (err: Error) => {

@@ -32,6 +32,8 @@ interface Moved extends Inbox {
   /** after the reconnect: CONNACK session present, where known */
   sessionPresent(): boolean | undefined;
   connectMs?: number;
+  /** Date.now() when the connection to B was made (MQTT.js: CONNACK; processes: spawned) */
+  connectedAt?: number;
   stop(): Promise<void>;
 }
 
@@ -62,6 +64,7 @@ describe('cluster: a node killed with SIGKILL', () => {
           const r = await jsClientRetry(name, B, jsSub(name, v5), 30_000);
           second = r.sub;
           m.connectMs = r.ms;
+          m.connectedAt = Date.now();
           if (r.attempts.length > 0) t.diagnostic(`${name}: refused or timed out before: ${r.attempts.join('; ')}`);
         },
         sessionPresent: () => second?.connacks[0]?.sessionPresent,
@@ -84,6 +87,7 @@ describe('cluster: a node killed with SIGKILL', () => {
         await mosOnA.stop();
         mosPort = B;
         mosB.start(30_000);
+        mosMoved.connectedAt = Date.now();
       },
       sessionPresent: () => undefined,
       stop: () => mosB.stop(),
@@ -98,6 +102,7 @@ describe('cluster: a node killed with SIGKILL', () => {
       reconnect: async () => {
         pahoB.start(30_000);
         await until('paho connected to B', 30_000, () => (pahoB.current()?.lines.some((l) => l === 'connack 1 0' || l === 'connack 0 0') === true ? true : undefined), 100);
+        pahoMoved.connectedAt = Date.now();
       },
       sessionPresent: () => {
         const line = pahoB.runs.flatMap((r) => r.lines).find((l) => /^connack \d 0$/.test(l));
@@ -142,11 +147,16 @@ describe('cluster: a node killed with SIGKILL', () => {
       await until('every acknowledged message at every subscriber', 60_000, () =>
         subscribers.every((s) => tally(expected, withoutProbes(s.payloads())).missing.length === 0) ? true : undefined, 200);
     } catch {
+      const ackTime = new Map(stream.acked.map((p, i) => [p, stream.ackedAt[i]! - killedAt]));
       const why = subscribers.map((s) => {
-        const tl = tally(expected, withoutProbes(s.payloads()));
-        return `${s.name}: ${tl.missing.length} of ${expected.length} acknowledged messages missing (first: ${tl.missing.slice(0, 8).join(', ')}), ${tl.dups} duplicates`;
+        const got = withoutProbes(s.payloads());
+        const tl = tally(expected, got);
+        const dupList = [...new Set(got.filter((p, i) => got.indexOf(p) !== i))];
+        return `${s.name}: ${tl.missing.length} of ${expected.length} acknowledged messages missing (${tl.missing.map((p) => `${p}@${ackTime.get(p)}ms`).join(', ')}), ` +
+          `${tl.dups} duplicates (${dupList.slice(0, 20).join(', ')}); reconnected ${s.connectedAt === undefined ? '?' : s.connectedAt - killedAt} ms after the kill`;
       });
-      assert.fail(`lost acknowledged messages:\n${why.join('\n')}\n${c.crashed(['a']).join('\n')}`);
+      const adoption = ['b', 'c'].flatMap((n) => c.node(n).broker.logs().split('\n').filter((l) => /Cluster:/.test(l)).map((l) => `${n}: ${l}`));
+      assert.fail(`lost acknowledged messages (times: acknowledgement after the kill):\n${why.join('\n')}\n${adoption.join('\n')}\n${c.crashed(['a']).join('\n')}`);
     }
     await sleep(1000);
     for (const s of subscribers) {

@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { killAll, run } from '../helpers/proc.js';
 import { startCluster, sleep, until, type Cluster } from './harness.js';
 import {
-  closeJsClients, inOrder, jsClient, mosquittoPub, mosquittoSub, pahoPub, pahoSub, publishAll, range, tally,
+  closeJsClients, inOrder, jsClient, jsClientRetry, mosquittoPub, StreamPublisher, mosquittoSub, pahoPub, pahoSub, publishAll, range, tally,
   untilRouted, withoutProbes, type Inbox, type JsSubscriber,
 } from './clients.js';
 
@@ -200,6 +200,39 @@ describe('cluster of three nodes: routing', () => {
     assert.deepEqual(withoutProbes(mosSecond.payloads()), expected);
     mosSecond.kill();
   });
+
+  for (const [pubNode, online] of [['a', false], ['c', false], ['a', true]] as const) {
+    test(`a persistent session moves from A to B (${online ? 'connected: takeover' : 'offline'}) while ${pubNode === 'a' ? 'A' : 'C'} streams QoS 1 to it: every acknowledged message arrives`, T, async (t) => {
+      const topic = `mvs/${pubNode}${online ? 'on' : 'off'}`;
+      const id = `mv-stream-${pubNode}-${online ? 'on' : 'off'}`;
+      const opts = { clean: false, protocolVersion: 4 as const };
+      const first = await jsClient(id, cluster.port('a'), opts);
+      await subscribeJs(first, topic, 1);
+      const pub = await jsClient(`${id}-pub`, cluster.port(pubNode));
+      await untilRouted(`mvs${pubNode}${online ? 1 : 0}`, (p) => pub.client.publishAsync(topic, p, { qos: 0 }), [first]);
+      if (!online) await first.client.endAsync();
+      const stream = new StreamPublisher(pub.client, topic, 'v-', { window: 20 }).start();
+      await until('200 acknowledged', 30_000, () => (stream.acked.length >= 200 ? true : undefined), 20);
+      const ackedBefore = stream.acked.length;
+      const second = await jsClientRetry(id, cluster.port('b'), opts, 15_000);
+      assert.equal(second.sub.connacks[0]?.sessionPresent, true, 'session present on B');
+      await sleep(1500);
+      await stream.stop(30_000);
+      assert.deepEqual(stream.errors, []);
+      const got = (): string[] => withoutProbes([...first.payloads(), ...second.sub.payloads()]);
+      const expected = stream.acked;
+      try {
+        await until('every acknowledged message', 20_000, () => (tally(expected, got()).missing.length === 0 ? true : undefined), 100);
+      } catch {
+        const tl = tally(expected, got());
+        assert.fail(`${tl.missing.length} of ${expected.length} acknowledged messages lost (${ackedBefore} acknowledged before the move; ` +
+          `${first.payloads().length} received on A, ${second.sub.payloads().length} on B): ${tl.missing.slice(0, 40).join(', ')}`);
+      }
+      const tl = tally(expected, got());
+      t.diagnostic(`${expected.length} acknowledged (${ackedBefore} before the move), ${tl.dups} duplicates`);
+      assert.deepEqual(inOrder(second.sub.payloads(), 'v-'), { ok: true }, 'order on B');
+    });
+  }
 
   test('takeover across nodes: a v5 client on A gets DISCONNECT 0x8E when its id connects on B; its will (session ends) goes out once', T, async () => {
     const watcher = await jsClient('tk-watch', cluster.port('c'));
