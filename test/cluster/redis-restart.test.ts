@@ -50,6 +50,12 @@ describe('cluster: Redis restarted under load', () => {
     const pub = await jsClient('rr-pub', A, { clean: false, protocolVersion: 4, reconnectPeriod: 1000 });
     await untilRouted('rr', (p) => pub.client.publishAsync('rr/t', p, { qos: 0 }), [sub]);
 
+    // a persistent subscriber that is away during all of it: its queue is only in Redis (and B's memory)
+    const off = await jsClient('rr-off', B, subOpts);
+    await off.client.subscribeAsync('rr/t', { qos: 1 });
+    await untilRouted('rroff', (p) => pub.client.publishAsync('rr/t', p, { qos: 0 }), [off]);
+    await off.client.endAsync();
+
     // QoS 0 between two clients of A
     const local = await jsClient('rr-local', A);
     await local.client.subscribeAsync('rrl/t', { qos: 0 });
@@ -113,6 +119,18 @@ describe('cluster: Redis restarted under load', () => {
     // the CONNECTs made while Redis was away were refused as server unavailable (v5 0x88, 3.1.1 rc 3)
     assert.match(refusals[0]!, /code 136\b/, refusals[0]);
     assert.match(refusals[1]!, /code 3\b/, refusals[1]);
+
+    // the subscriber that was away comes back on A (not on B, where its session was): its whole queue is there
+    const back = await jsClientRetry('rr-off', A, subOpts, 30_000);
+    assert.equal(back.sub.connacks[0]?.sessionPresent, true, 'rr-off: session present on A after the Redis restart');
+    try {
+      await until('every acknowledged message at the subscriber that was away', 60_000, () =>
+        tally(expected, withoutProbes(back.sub.payloads())).missing.length === 0 ? true : undefined, 200);
+    } catch {
+      const tb = tally(expected, withoutProbes(back.sub.payloads()));
+      assert.fail(`rr-off: ${tb.missing.length} of ${expected.length} acknowledged messages never arrived (first: ${tb.missing.slice(0, 10).join(', ')})`);
+    }
+    t.diagnostic(`rr-off: ${withoutProbes(back.sub.payloads()).length} received, ${tally(expected, withoutProbes(back.sub.payloads())).dups} duplicates`);
 
     // and a new client, after the return, works across nodes
     const fresh = await jsClient('rr-after', B);
