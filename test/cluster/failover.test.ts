@@ -158,7 +158,7 @@ describe('cluster: a node killed with SIGKILL', () => {
           `${tl.dups} duplicates (${dupList.slice(0, 20).join(', ')}); reconnected ${s.connectedAt === undefined ? '?' : s.connectedAt - killedAt} ms after the kill`;
       });
       const adoption = ['b', 'c'].flatMap((n) => c.node(n).broker.logs().split('\n').filter((l) => /Cluster:/.test(l)).map((l) => `${n}: ${l}`));
-      assert.fail(`lost acknowledged messages (times: acknowledgement after the kill):\n${why.join('\n')}\n${adoption.join('\n')}\n${c.crashed(['a']).join('\n')}`);
+      assert.fail(`lost acknowledged messages (times: acknowledgement after the kill):\n${why.join('\n')}\n${adoption.join('\n')}\n${c.crashed(['a']).join('\n')}\nnode logs: ${c.dumpLogs('failover')}`);
     }
     await sleep(1000);
     for (const s of subscribers) {

@@ -124,6 +124,13 @@ export class Cluster {
     return [...this.nodes.values()].map((n) => `--- node ${n.name} (port ${n.port}) ---\n${n.broker.logs()}`).join('\n');
   }
 
+  /** Writes every node's whole log to a new directory under the OS temp dir; returns the directory (for failure messages). */
+  dumpLogs(tag: string): string {
+    const dir = mkdtempSync(join(tmpdir(), `midge-cluster-logs-${tag}-`));
+    for (const n of this.nodes.values()) writeFileSync(join(dir, `${n.name}.log`), n.broker.logs());
+    return dir;
+  }
+
   /** Stops every node (SIGTERM, SIGKILL after 3 s), then Redis. */
   async stop(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((n) => n.broker.stop()));
