@@ -73,10 +73,13 @@ describe('cluster configuration: bad inputs', () => {
     assert.match(out, /--node-id/, out);
   });
 
-  test('--redis with a bad URL (http://x): refused', T, async () => {
-    const r = await runBroker(undefined, ['-p', String(await freePort()), '--redis', 'http://x'], 15_000);
-    assertRefused(r, '--redis http://x');
-  });
+  for (const bad of ['http://x', 'redis://']) {
+    test(`--redis ${bad}: refused, the message quoting the URL`, T, async () => {
+      const r = await runBroker(undefined, ['-p', String(await freePort()), '--redis', bad], 15_000);
+      const out = assertRefused(r, `--redis ${bad}`);
+      assert.ok(out.includes(`(${bad})`), out);
+    });
+  }
 });
 
 describe('cluster configuration: good inputs', () => {
