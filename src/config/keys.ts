@@ -234,20 +234,30 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map<string, KeyDef>([
   ['log_dest', {
     arity: 'rest',
     apply: (s, v, at, key) => {
-      const sp = v.search(/[ \t]/);
-      const dest = sp < 0 ? v : v.slice(0, sp);
-      const rest = sp < 0 ? '' : v.slice(sp).trim();
+      let sp = v.search(/[ \t]/);
+      let dest = sp < 0 ? v : v.slice(0, sp);
+      let rest = sp < 0 ? '' : v.slice(sp).trim();
       if (s.firstUse('log_dest')) s.config.logDest = [];
+      // Midge only: `log_dest json DEST` writes JSON objects (pino) to DEST, whatever midge_log_format says
+      let json = '';
+      if (dest === 'json') {
+        if (rest === '') throw new ConfigError('Empty log_dest json value (expected stdout, stderr or file PATH)', at.file, at.line);
+        json = 'json:';
+        sp = rest.search(/[ \t]/);
+        dest = sp < 0 ? rest : rest.slice(0, sp);
+        rest = sp < 0 ? '' : rest.slice(sp).trim();
+        if (dest === 'none' || dest === 'json') throw new ConfigError(`Invalid log_dest json value "${shorten(dest)}" (expected stdout, stderr or file PATH)`, at.file, at.line);
+      }
       let entry: string;
       if (dest === 'file') {
         if (rest === '') throw new ConfigError('Empty log_dest file value', at.file, at.line);
-        if (s.config.logDest.some((d) => d.startsWith('file:'))) {
+        if (s.config.logDest.some((d) => d.startsWith('file:') || d.startsWith('json:file:'))) {
           throw new ConfigError('Only one "log_dest file" destination is allowed', at.file, at.line);
         }
-        entry = `file:${rest}`;
+        entry = `${json}file:${rest}`;
       } else {
-        entry = oneOf(key, dest, LOG_DESTS, at);
-        if (rest !== '') throw new ConfigError(`Unexpected extra value "${shorten(rest)}" for log_dest ${dest}`, at.file, at.line);
+        entry = json + oneOf(key, dest, LOG_DESTS, at);
+        if (rest !== '') throw new ConfigError(`Unexpected extra value "${shorten(rest)}" for log_dest ${json}${dest}`, at.file, at.line);
       }
       if (!s.config.logDest.includes(entry)) s.config.logDest.push(entry);
     },

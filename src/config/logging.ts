@@ -1,8 +1,8 @@
 /**
  * mosquitto.conf's logging keys applied to the broker's Logger: `log_type` (which levels), `log_dest`
  * (stdout, stderr, a file, none), `log_timestamp` and `connection_messages`. `-v` means `log_type all`.
- * The Midge-only `midge_log_format json` writes the same lines as JSON objects (pino), one a line, to the
- * same destinations: `time` (ISO 8601; none with `log_timestamp false`), `level` (error, warn, info, debug),
+ * The Midge-only `midge_log_format json` writes the same lines as JSON objects (pino), one a line, to every
+ * destination, and `log_dest json stdout|stderr|file PATH` to that one only (the others keep their format): `time` (ISO 8601; none with `log_timestamp false`), `level` (error, warn, info, debug),
  * `msg` (the text of the mosquitto-style line, without its timestamp) and, where the call site gives them,
  * `clientId`, `remoteAddress`, `remotePort`, `listenerPort`.
  *
@@ -72,32 +72,43 @@ export function createConfiguredLogger(cfg: BrokerConfig, verbose: boolean): Con
     error: has('error'), warning: has('warning'),
     notice: has('notice') || has('information'), debug: has('debug'),
   };
-  const dests = cfg.logDest.filter((d) => d !== 'none');
-  const file = dests.find((d) => d.startsWith('file:'))?.slice(5);
-  const toStdout = dests.includes('stdout');
-  const toStderr = dests.includes('stderr');
+  // each destination in its format: `log_dest json DEST` is JSON whatever midge_log_format says
+  const dests = cfg.logDest.filter((d) => d !== 'none').map((d) => d.startsWith('json:')
+    ? { format: 'json' as const, to: d.slice(5) }
+    : { format: cfg.logFormat, to: d });
+  const file = dests.find((d) => d.to.startsWith('file:'));
   let fd: number | undefined;
   const open = (): void => {
     if (file === undefined) return;
+    const path = file.to.slice(5);
     let next: number;
     try {
-      next = openSync(file, 'a', 0o640);
+      next = openSync(path, 'a', 0o640);
     } catch (err) {
-      throw new Error(`Error: Unable to open log file ${shortenPath(file)} for writing (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+      throw new Error(`Error: Unable to open log file ${shortenPath(path)} for writing (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
     }
     if (fd !== undefined) closeSync(fd);
     fd = next;
   };
   open();
-  const write = (line: string): void => {
-    const text = `${line}\n`;
-    if (toStderr) process.stderr.write(text);
-    if (toStdout) process.stdout.write(text);
-    if (fd !== undefined) {
-      try { writeSync(fd, text); } catch { /* a full disk must not stop the broker */ }
-    }
+  const writer = (format: string) => {
+    const toStdout = dests.some((d) => d.format === format && d.to === 'stdout');
+    const toStderr = dests.some((d) => d.format === format && d.to === 'stderr');
+    const toFile = file !== undefined && file.format === format;
+    return (line: string): void => {
+      const text = `${line}\n`;
+      if (toStderr) process.stderr.write(text);
+      if (toStdout) process.stdout.write(text);
+      if (toFile && fd !== undefined) {
+        try { writeSync(fd, text); } catch { /* a full disk must not stop the broker */ }
+      }
+    };
   };
-  const emit = cfg.logFormat === 'json' ? jsonEmit(write, cfg.logTimestamp) : textEmit(write, cfg.logTimestamp);
+  const textOut = dests.some((d) => d.format !== 'json') ? textEmit(writer('mosquitto'), cfg.logTimestamp) : undefined;
+  const jsonOut = dests.some((d) => d.format === 'json') ? jsonEmit(writer('json'), cfg.logTimestamp) : undefined;
+  const emit: Emit = textOut !== undefined && jsonOut !== undefined
+    ? (level, msg, fields) => { textOut(level, msg, fields); jsonOut(level, msg, fields); }
+    : textOut ?? jsonOut ?? (() => undefined);
   const logger = new LevelLogger(levels, cfg.connectionMessages, emit, cfg.logTimestamp);
   return {
     logger,

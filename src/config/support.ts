@@ -43,7 +43,8 @@ export function checkSupported(cfg: BrokerConfig): SupportWarning[] {
     if (!SUPPORTED_LOG_TYPES.has(t)) notYet(`"log_type ${t}"`, cfg, `log_type ${t}`, ' (subscribe lines are part of log_type debug)');
   }
   for (const d of cfg.logDest) {
-    if (UNSUPPORTED_LOG_DESTS.includes(d)) notYet(`"log_dest ${d}"`, cfg, `log_dest ${d}`, ' (use stdout, stderr or file)');
+    const plain = d.startsWith('json:') ? d.slice(5) : d;
+    if (UNSUPPORTED_LOG_DESTS.includes(plain)) notYet(`"log_dest ${d.replace(':', ' ')}"`, cfg, `log_dest ${plain}`, ' (use stdout, stderr or file)');
   }
   if (cfg.perListenerSettings && keyLocation(cfg, 'allow_zero_length_clientid') !== undefined) {
     notYet('"allow_zero_length_clientid" with per_listener_settings true', cfg, 'allow_zero_length_clientid',

@@ -98,3 +98,35 @@ test('midge_log_format json with log_timestamp false has no time; an unknown for
   assert.equal(r.code, 1);
   assert.match(r.stderr, /midge_log_format/);
 });
+
+test('log_dest json FILE: that destination is JSON while stdout keeps the mosquitto lines', { timeout: 30_000 }, async () => {
+  const file = join(dir, 'json-only.log');
+  const broker = await startMidge({ config: `log_dest stdout\nlog_dest json file ${file}\n` });
+  await visit(broker, 'mixed-client');
+  await broker.stop();
+  const text = broker.logs().split('\n').filter((l) => l !== '');
+  assert.ok(text.some((l) => /^\d+: New client connected from .* as mixed-client /.test(l)), text.join('\n'));
+  assert.ok(text.every((l) => !l.startsWith('{')), 'stdout has no JSON lines');
+  const json = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as JsonLine);
+  assert.ok(json.length > 0);
+  assert.ok(json.some((l) => l.msg.startsWith('New client connected from ') && l.clientId === 'mixed-client'), JSON.stringify(json));
+  // the same events in both: one line each
+  assert.equal(json.length, text.length);
+});
+
+test('bad log_dest json lines are refused with the file and line: no value, none, json json, a stray word', { timeout: 30_000 }, async () => {
+  for (const [line, want] of [
+    ['log_dest json', /Empty log_dest json value/],
+    ['log_dest json none', /Invalid log_dest json value "none"/],
+    ['log_dest json json', /Invalid log_dest json value "json"/],
+    ['log_dest json stdout extra', /Unexpected extra value "extra" for log_dest json:stdout/],
+    ['log_dest json nowhere', /nowhere/],
+  ] as const) {
+    const conf = join(dir, 'bad.conf');
+    writeFileSync(conf, `${line}\n`);
+    const r = await run(process.execPath, [MIDGE_MAIN, 'broker', '-c', conf], { timeoutMs: 10_000 });
+    assert.equal(r.code, 1, `${line}: ${r.stderr}`);
+    assert.match(r.stderr, want, line);
+    assert.match(r.stderr, /bad\.conf/, line);
+  }
+});
