@@ -189,7 +189,10 @@ export class Connection implements Outlet, ClientInfo {
   onPacket(p: Packet): void {
     if (this.state === 'closed') return;
     this.broker.stats.messagesReceived++;
-    this.broker.traffic.packetsIn[PACKET_TYPE_CODES[p.type]!]!++;
+    const traffic = this.broker.traffic;
+    const type = PACKET_TYPE_CODES[p.type]!;
+    traffic.packetsIn[type]!++;
+    traffic.bytesIn[type]! += this.parser.lastPacketSize;
     if (this.busy) {
       // an async step (CONNECT authentication, an async hook) is running: keep the order, bounded
       const pending = (this.pending ??= []);
@@ -295,7 +298,9 @@ export class Connection implements Outlet, ClientInfo {
     const stats = this.broker.stats;
     stats.bytesSent += buf.length;
     stats.packetsSent++;
-    this.broker.traffic.packetsOut[buf[0]! >> 4]!++;
+    const traffic = this.broker.traffic;
+    traffic.packetsOut[buf[0]! >> 4]!++;
+    traffic.bytesOut[buf[0]! >> 4]! += buf.length;
   }
 
   /**

@@ -1,6 +1,6 @@
 /**
  * Plain counters for metrics (the HTTP listener's `/metrics` reads them at scrape time): packets in and
- * out by type, PUBLISH messages and payload bytes in and out by QoS, connections refused by reason
+ * and their bytes out by type, PUBLISH messages and payload bytes in and out by QoS, connections refused by reason
  * (the broker's `stats` has the rest). Incrementing one is a typed-array or property add on the hot path: no allocation, no call.
  */
 export class Traffic {
@@ -8,6 +8,10 @@ export class Traffic {
   readonly packetsIn = new Float64Array(16);
   /** packets queued for sending, by MQTT control packet type (from the first byte of each encoded packet) */
   readonly packetsOut = new Float64Array(16);
+  /** bytes of the packets received (fixed header included), by type */
+  readonly bytesIn = new Float64Array(16);
+  /** bytes of the packets queued for sending, by type */
+  readonly bytesOut = new Float64Array(16);
   /** PUBLISH packets received from clients, by QoS */
   readonly publishIn = new Float64Array(3);
   /** payload bytes of the PUBLISH packets received, by QoS */

@@ -107,6 +107,8 @@ function createRegistry(prom: PromClient, broker: Broker): Metrics {
   // traffic
   labelled('midge_packets_received_total', 'MQTT packets received, by packet type.', 'type', byType(IN, (s) => s.traffic.packetsIn));
   labelled('midge_packets_sent_total', 'MQTT packets sent, by packet type.', 'type', byType(OUT, (s) => s.traffic.packetsOut));
+  labelled('midge_packet_bytes_received_total', 'Bytes of the MQTT packets received (fixed header included), by packet type.', 'type', byType(IN, (s) => s.traffic.bytesIn));
+  labelled('midge_packet_bytes_sent_total', 'Bytes of the MQTT packets sent (fixed header included), by packet type.', 'type', byType(OUT, (s) => s.traffic.bytesOut));
   labelled('midge_messages_received_total', 'PUBLISH packets received from clients, by QoS.', 'qos', byQos((s) => s.traffic.publishIn));
   labelled('midge_messages_sent_total', 'PUBLISH packets sent to subscribers, by QoS.', 'qos', byQos((s) => s.traffic.publishOut));
   labelled('midge_message_bytes_received_total', 'Payload bytes of the PUBLISH packets received, by QoS.', 'qos', byQos((s) => s.traffic.publishBytesIn));

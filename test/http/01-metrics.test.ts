@@ -85,6 +85,12 @@ describe('GET /metrics', () => {
     assert.ok(m.get('midge_packets_received_total', { type: 'publish' })! >= 2 * N);
     assert.ok(m.get('midge_packets_sent_total', { type: 'puback' })! >= N);
     assert.ok(m.get('midge_packets_received_total', { type: 'puback' })! >= N, 'the subscriber acknowledged');
+    // bytes by packet type: a PUBACK without properties is 4 bytes, whichever version; a PUBLISH has its payload and more
+    assert.equal(m.get('midge_packet_bytes_sent_total', { type: 'puback' }), 4 * m.get('midge_packets_sent_total', { type: 'puback' })!);
+    assert.equal(m.get('midge_packet_bytes_received_total', { type: 'puback' }), 4 * m.get('midge_packets_received_total', { type: 'puback' })!);
+    assert.ok(m.get('midge_packet_bytes_received_total', { type: 'publish' })! > 2 * N * payload.length);
+    assert.ok(m.get('midge_packet_bytes_sent_total', { type: 'publish' })! > 2 * N * payload.length);
+    assert.ok(m.get('midge_packet_bytes_received_total', { type: 'connect' })! > 3 * 12, 'three CONNECTs of at least 12 bytes');
     assert.ok(m.get('midge_bytes_received_total')! > 2 * N * payload.length);
     assert.ok(m.get('midge_bytes_sent_total')! > 2 * N * payload.length);
     assert.equal(m.get('midge_messages_dropped_total'), 0);
