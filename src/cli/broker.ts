@@ -282,6 +282,13 @@ export async function run(argv: string[]): Promise<number> {
   };
   process.on('SIGHUP', onHup);
   const removePid = (): void => { if (cfg.pidFile !== undefined) try { unlinkSync(cfg.pidFile); } catch { /* already gone */ } };
+  // SIGTERM / SIGINT from the start: one that arrives while the listeners open (or the bridges start) stops
+  // the broker as soon as it is up, cleanly, instead of killing the process with its pid file left behind
+  let stopNow: (() => void) | undefined;
+  let stopAsked = false;
+  const onStopSignal = (): void => { stopAsked = true; stopNow?.(); };
+  process.once('SIGINT', onStopSignal);
+  process.once('SIGTERM', onStopSignal);
   try {
     const bound = await broker.listen();
     security.setBoundPorts(bound.map((a) => a.port));
@@ -290,6 +297,8 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     logger.error((err instanceof Error ? err.message : String(err)).replace(/^Error: /, ''));
     process.off('SIGHUP', onHup);
+    process.off('SIGINT', onStopSignal);
+    process.off('SIGTERM', onStopSignal);
     await Promise.all((http?.listeners ?? []).map((h) => h.close()));
     await broker.close();
     removePid();
@@ -306,6 +315,8 @@ export async function run(argv: string[]): Promise<number> {
 
   return new Promise<number>((resolve) => {
     const stop = (): void => {
+      process.off('SIGINT', onStopSignal);
+      process.off('SIGTERM', onStopSignal);
       logger.info(`${opts.version} terminating`);
       process.off('SIGHUP', onHup);
       clearInterval(pruneTimer);
@@ -315,8 +326,8 @@ export async function run(argv: string[]): Promise<number> {
         resolve(code);
       });
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    stopNow = stop;
+    if (stopAsked) stop();
   });
 }
 
