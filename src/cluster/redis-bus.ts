@@ -156,9 +156,9 @@ export class RedisBus implements Bus {
 
     await this.cmd.hset(`${P}nodes`, this.nodeId, this.nodeInfo());
     await this.cmd.set(`${P}lease:${this.nodeId}`, '1', 'PX', this.leaseMs);
+    // every listed node, a dead one not adopted yet too: what is forwarded to its inbox reaches its adopter
     for (const n of await this.cmd.hkeys(`${P}nodes`)) {
-      if (n === this.nodeId) continue;
-      if ((await this.cmd.exists(`${P}lease:${n}`)) === 1) await this.join(n);
+      if (n !== this.nodeId) await this.join(n);
     }
     const cur = await this.cmd.get(`${P}cur:${this.nodeId}`);
     if (cur !== null) this.lastId = cur;
