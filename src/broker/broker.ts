@@ -12,7 +12,7 @@ import type { SharedGroup } from './shared.js';
 import { Router } from './router.js';
 import { RetainedMessages } from './retained-messages.js';
 import { Wills, type WillOwner } from './wills.js';
-import { SessionRegistry, storedSub } from './session-registry.js';
+import { SessionRegistry, entryFromStored, restoreWindow, sessionFromStored, storedMessages, storedSub } from './session-registry.js';
 import type { BrokerHooks, ClientInfo, Message } from './types.js';
 import { SysPublisher } from './sys.js';
 import { listenAll, type Listener } from '../transport/listen.js';
@@ -201,31 +201,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.opts.bus !== undefined) return this.joinCluster(rec, t0);
     const now = this.clock.now();
     // one Message object per stored message, however many queues refer to it
-    const messages = new Map<number, Message>();
-    const message = (m: StoredMessage): Message => {
-      let msg = messages.get(m.id);
-      if (msg === undefined) { msg = fromStored(m); messages.set(m.id, msg); }
-      return msg;
-    };
-    for await (const st of store.loadSessions()) {
-      const s = new Session(st.clientId, this.sessionEnv);
-      s.protocolVersion = st.protocolVersion;
-      s.username = st.username;
-      s.listenerPort = st.listenerPort;
-      s.expiryInterval = st.expiryInterval;
-      // a session whose client was connected when the broker stopped counts as disconnected from now
-      s.disconnectedAt = st.disconnectedAt ?? now;
-      s.stored = true;
-      this.sessions.set(st.clientId, s);
-    }
+    const message = storedMessages();
+    for await (const st of store.loadSessions()) this.sessions.set(st.clientId, sessionFromStored(st, this.sessionEnv, now));
     let subs = 0;
     for await (const { clientId, sub } of store.loadSubscriptions()) {
       const s = this.sessions.get(clientId);
       if (s === undefined) continue;
-      this.subscribe(s, {
-        session: s, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished,
-        retainHandling: sub.retainHandling, ...(sub.subscriptionId !== undefined ? { subscriptionId: sub.subscriptionId } : {}),
-      });
+      this.subscribe(s, entryFromStored(s, sub));
       subs++;
     }
     const expired: string[] = [];
@@ -236,11 +218,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     let queued = 0;
     for (const s of this.sessions.values()) {
       const w = await store.loadWindow(s.clientId);
-      s.restore(
-        w.inflight.map((e) => ({ packetId: e.packetId, msg: message(e.message), qos: e.qos, retain: e.retain, subIds: e.subIds, state: e.state })),
-        w.queued.map((q) => ({ seq: q.seq, msg: message(q.message), qos: q.qos, retain: q.retain, subIds: q.subIds })),
-        w.incomingQos2,
-      );
+      restoreWindow(s, w, message);
       queued += w.queued.length + w.inflight.length;
     }
     // from here on, every change is recorded

@@ -1,8 +1,10 @@
 import type { ConnectPacket } from '../codec/types.js';
-import type { StoredSubscription } from '../store/store.js';
+import type { StoredMessage, StoredSession, StoredSubscription, Window } from '../store/store.js';
+import { fromStored } from './recorder.js';
+import type { Message } from './types.js';
 import type { Broker } from './broker.js';
 import type { Connection } from './connection.js';
-import { Session, type SubEntry } from './session.js';
+import { Session, type SessionEnv, type SubEntry } from './session.js';
 
 const NEVER = 0xffffffff;
 
@@ -131,4 +133,43 @@ export function storedSub(e: SubEntry): StoredSubscription {
     filter: e.filter, qos: e.qos, noLocal: e.noLocal, retainAsPublished: e.retainAsPublished, retainHandling: e.retainHandling,
     ...(e.subscriptionId !== undefined ? { subscriptionId: e.subscriptionId } : {}),
   };
+}
+
+/** @internal A stored session as an offline Session: a client that was connected when its node stopped counts as gone since `now`. */
+export function sessionFromStored(st: StoredSession, env: SessionEnv, now: number): Session {
+  const s = new Session(st.clientId, env);
+  s.protocolVersion = st.protocolVersion;
+  s.username = st.username;
+  s.listenerPort = st.listenerPort;
+  s.expiryInterval = st.expiryInterval;
+  s.disconnectedAt = st.disconnectedAt ?? now;
+  s.stored = true;
+  return s;
+}
+
+/** @internal A stored subscription as the session's entry (the caller adds it: Broker.subscribe, or the router). */
+export function entryFromStored(session: Session, sub: StoredSubscription): SubEntry {
+  return {
+    session, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished,
+    retainHandling: sub.retainHandling, ...(sub.subscriptionId !== undefined ? { subscriptionId: sub.subscriptionId } : {}),
+  };
+}
+
+/** @internal One Message per stored message id, however many queues and windows refer to it. */
+export function storedMessages(): (m: StoredMessage) => Message {
+  const messages = new Map<number, Message>();
+  return (m) => {
+    let msg = messages.get(m.id);
+    if (msg === undefined) { msg = fromStored(m); messages.set(m.id, msg); }
+    return msg;
+  };
+}
+
+/** @internal A session's stored in-flight window, queue and incoming QoS 2 ids, put back into it. */
+export function restoreWindow(s: Session, w: Window, message: (m: StoredMessage) => Message): void {
+  s.restore(
+    w.inflight.map((e) => ({ packetId: e.packetId, msg: message(e.message), qos: e.qos, retain: e.retain, subIds: e.subIds, state: e.state })),
+    w.queued.map((q) => ({ seq: q.seq, msg: message(q.message), qos: q.qos, retain: q.retain, subIds: q.subIds })),
+    w.incomingQos2,
+  );
 }

@@ -4,7 +4,7 @@ import type { Broker } from '../broker/broker.js';
 import type { Connection } from '../broker/connection.js';
 import type { Message } from '../broker/types.js';
 import { Session, type SubEntry } from '../broker/session.js';
-import { fromStored } from '../broker/recorder.js';
+import { entryFromStored, restoreWindow, sessionFromStored, storedMessages } from '../broker/session-registry.js';
 import type { WillOwner } from '../broker/wills.js';
 import type { RedisStore } from '../store/redis.js';
 import { decodeWill, encodeWill } from '../store/redis.js';
@@ -557,26 +557,10 @@ export class RedisBus implements Bus {
   /** A stored session, loaded into this node (resumed by a CONNECT, or adopted from a dead node). */
   private restoreSession(st: StoredSession, subs: StoredSubscription[], w: Window, now: number): Session {
     const b = this.b;
-    const s = new Session(st.clientId, b.sessionEnv);
-    s.protocolVersion = st.protocolVersion;
-    s.username = st.username;
-    s.listenerPort = st.listenerPort;
-    s.expiryInterval = st.expiryInterval;
-    s.disconnectedAt = st.disconnectedAt ?? now;
-    s.stored = true;
+    const s = sessionFromStored(st, b.sessionEnv, now);
     b.sessions.set(st.clientId, s);
     for (const sub of subs) b.router.add(s, subEntry(s, sub));
-    const messages = new Map<number, Message>();
-    const message = (m: (typeof w.queued)[number]['message']): Message => {
-      let msg = messages.get(m.id);
-      if (msg === undefined) { msg = fromStored(m); messages.set(m.id, msg); }
-      return msg;
-    };
-    s.restore(
-      w.inflight.map((e) => ({ packetId: e.packetId, msg: message(e.message), qos: e.qos, retain: e.retain, subIds: e.subIds, state: e.state })),
-      w.queued.map((q) => ({ seq: q.seq, msg: message(q.message), qos: q.qos, retain: q.retain, subIds: q.subIds })),
-      w.incomingQos2,
-    );
+    restoreWindow(s, w, storedMessages());
     // queue order per client: this node's seqs continue above what the previous owner used
     const rec = b.recorder!;
     for (const q of w.queued) if (q.seq >= rec.nextSeq) rec.nextSeq = q.seq + 1;
@@ -785,12 +769,9 @@ export class RedisBus implements Bus {
 
 const EMPTY: ReadonlySet<string> = new Set();
 
-/** A stored subscription as the session's entry (in its map; the caller adds it to the router). */
+/** A stored subscription as the session's entry, in its map (the caller adds it to the router). */
 function subEntry(s: Session, sub: StoredSubscription): SubEntry {
-  const entry: SubEntry = {
-    session: s, filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished,
-    retainHandling: sub.retainHandling, ...(sub.subscriptionId !== undefined ? { subscriptionId: sub.subscriptionId } : {}),
-  };
+  const entry = entryFromStored(s, sub);
   s.subscriptions.set(entry.filter, entry);
   return entry;
 }
