@@ -26,9 +26,10 @@
 // defaults); once a probe message went over the bridge, `midge bench run` sends to the local broker
 // and receives from the remote one (--sub-port). Results: OUT/bridge-latest.md and OUT/bridge-<stamp>.json.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
+import { fmt, host, knob, list, median } from './common.mjs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -37,29 +38,6 @@ const ROOT = dirname(HERE);
 
 // The knobs first: a bad one is refused before anything is copied or started.
 const env = process.env;
-/** A numeric knob from the environment: a clear error (exit 2) for anything but a number in range. */
-function knob(name, fallback, min, max, integer = true) {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    console.error(`${name}=${raw}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-    process.exit(2);
-  }
-  return v;
-}
-/** A comma list from the environment, each item one of `allowed` (exit 2 otherwise). */
-function list(name, fallback, allowed) {
-  const raw = env[name];
-  const items = (raw === undefined ? fallback : raw).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of items) {
-    if (!allowed.includes(s)) {
-      console.error(`${name}: unknown '${s}' (have: ${allowed.join(', ')})`);
-      process.exit(2);
-    }
-  }
-  return [...new Set(items)];
-}
 const QUICK = env.QUICK === '1';
 const DURATION = knob('DURATION', QUICK ? 1 : 5, 0.1, 600, false);
 const REPEAT = knob('REPEAT', QUICK ? 1 : 2, 1, 20);
@@ -306,18 +284,6 @@ async function runOne(scenario, cfg, rep) {
 
 // ------------------------------------------------------------------ report
 
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-function fmt(v) {
-  if (v === undefined) return 'n/a';
-  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (Math.abs(v) >= 10) return String(Math.round(v * 10) / 10);
-  return String(Math.round(v * 100) / 100);
-}
 const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
 const fmtRatio = (r) => (r === undefined ? 'n/a' : `${r.toFixed(2)}×`);
 
@@ -388,18 +354,8 @@ function resourceTable(records) {
 }
 
 function machine() {
-  let cpuModel = cpus()[0]?.model;
-  try {
-    cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpuModel;
-  } catch {
-    // keep os.cpus()
-  }
   const mosq = spawnSync('/usr/sbin/mosquitto', ['-h'], { encoding: 'utf8' });
-  return {
-    nproc: availableParallelism(), cpuModel, memGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10, node: process.version,
-    mosquitto: (mosq.stdout || mosq.stderr || '').split('\n')[0]?.trim(),
-    commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim(),
-  };
+  return { ...host(ROOT), mosquitto: (mosq.stdout || mosq.stderr || '').split('\n')[0]?.trim() };
 }
 
 // ------------------------------------------------------------------ main

@@ -38,9 +38,10 @@
 // must arrive (lost = acknowledged but never received).
 // Results: OUT/cluster-latest.md and OUT/cluster-<stamp>.json.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
+import { fmt, host, knob, list, median } from './common.mjs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -49,27 +50,6 @@ const ROOT = dirname(HERE);
 
 // The knobs first: a bad one is refused before anything is copied or started.
 const env = process.env;
-function knob(name, fallback, min, max, integer = true) {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    console.error(`${name}=${raw}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-    process.exit(2);
-  }
-  return v;
-}
-function list(name, fallback, allowed) {
-  const raw = env[name];
-  const items = (raw === undefined ? fallback : raw).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of items) {
-    if (!allowed.includes(s)) {
-      console.error(`${name}: unknown '${s}' (have: ${allowed.join(', ')})`);
-      process.exit(2);
-    }
-  }
-  return [...new Set(items)];
-}
 const QUICK = env.QUICK === '1';
 const DURATION = knob('DURATION', QUICK ? 1 : 5, 0.1, 600, false);
 const REPEAT = knob('REPEAT', QUICK ? 1 : 2, 1, 20);
@@ -491,18 +471,6 @@ async function failoverOnce(rep) {
 
 // ------------------------------------------------------------------ report
 
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-function fmt(v) {
-  if (v === undefined) return 'n/a';
-  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (Math.abs(v) >= 10) return String(Math.round(v * 10) / 10);
-  return String(Math.round(v * 100) / 100);
-}
 const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
 const fmtRatio = (r) => (r === undefined ? 'n/a' : `${r.toFixed(2)}×`);
 const ok = (records, s, c) => records.filter((r) => r.scenario === s && r.config === c && r.gen);
@@ -597,18 +565,8 @@ function failoverTable(records) {
 }
 
 function machine() {
-  let cpuModel = cpus()[0]?.model;
-  try {
-    cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpuModel;
-  } catch {
-    // keep os.cpus()
-  }
   const redis = spawnSync('/usr/bin/redis-server', ['--version'], { encoding: 'utf8' });
-  return {
-    nproc: availableParallelism(), cpuModel, memGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10, node: process.version,
-    redis: (redis.stdout || '').trim().split(' ').slice(0, 3).join(' '),
-    commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim(),
-  };
+  return { ...host(ROOT), redis: (redis.stdout || '').trim().split(' ').slice(0, 3).join(' ') };
 }
 
 // ------------------------------------------------------------------ main
