@@ -41,23 +41,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { get as httpGet } from 'node:http';
 import { connect as netConnect } from 'node:net';
+import { fmt, knob, median } from './common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(HERE);
 
 // The knobs first: a bad one is refused before anything is copied or started.
 const env = process.env;
-/** A numeric knob from the environment: a clear error (exit 2) for anything but a number in range. */
-function knob(name, fallback, min, max, integer = true) {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    console.error(`${name}=${raw}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-    process.exit(2);
-  }
-  return v;
-}
 const QUICK = env.QUICK === '1';
 const DURATION = knob('DURATION', QUICK ? 1 : 5, 0.1, 3600, false);
 const REPEAT = knob('REPEAT', QUICK ? 1 : 2, 1, 100);
@@ -463,20 +453,6 @@ function duKb(dir) {
 }
 
 // ------------------------------------------------------------------ report
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return undefined;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-function fmt(v) {
-  if (v === undefined) return 'n/a';
-  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (Math.abs(v) >= 10) return String(Math.round(v * 10) / 10);
-  return String(Math.round(v * 100) / 100);
-}
 
 function ratio(a, b) {
   if (a === undefined || b === undefined || b === 0) return undefined;
