@@ -34,9 +34,9 @@ async function client(clientId: string): Promise<MqttClient> {
 const filters = (id: string): string[] => [...(broker.sessions.get(id)?.subscriptions.keys() ?? [])].sort();
 
 async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

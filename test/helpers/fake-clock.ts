@@ -97,9 +97,9 @@ export class FakeClock implements Clock {
  * or a client's action (in-memory sockets deliver on later ticks) while fake time stands still.
  */
 export async function eventually(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
   }
 }
