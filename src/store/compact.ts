@@ -13,64 +13,112 @@ type Kind = 0 | 1 | 2; // in-flight, queue, incoming QoS 2
  */
 export function compact(changes: readonly Change[]): readonly Change[] {
   if (changes.length < 2) return changes;
-  let dropped: Uint8Array | undefined;
-  // per client, per kind: id -> indexes of the changes of the entry opened in this set
-  const open = new Map<string, [Map<number, number[]> | undefined, Map<number, number[]> | undefined, Map<number, number[]> | undefined]>();
-  for (let i = 0; i < changes.length; i++) {
-    const c = changes[i]!;
+  const k = new Compactor();
+  for (let i = 0; i < changes.length; i++) k.add(changes[i]!);
+  return k.anyCancelled ? k.survivors() : changes;
+}
+
+/**
+ * compact() one change at a time: the SQLite store's thread adds each journaled set as it comes
+ * (after answering its commit), so that a fold only writes what is left (`survivors`) instead of
+ * decoding and compacting tens of thousands of changes while commits wait behind it.
+ */
+export class Compactor {
+  /** the changes added, in order; undefined where a pair cancelled out */
+  private items: Array<Change | undefined> = [];
+  /** per client, per kind: id -> indexes (in items) of the changes of the entry opened since the reset */
+  private open = new Map<string, [Map<number, number[]> | undefined, Map<number, number[]> | undefined, Map<number, number[]> | undefined]>();
+  private cancelled = false;
+  /** changes added since the reset (cancelled or not) */
+  added = 0;
+  /** the highest message id and queue seq added since the reset, cancelled ones included */
+  maxId = 0;
+  maxSeq = 0;
+
+  add(c: Change): void {
+    const i = this.items.length;
+    this.items.push(c);
+    this.added++;
     let kind: Kind;
     let id: number;
     let opens = false;
     switch (c.op) {
+      case 'message': if (c.msg.id > this.maxId) this.maxId = c.msg.id; return;
       case 'inflight': kind = 0; id = c.ref.packetId; opens = c.ref.state === 'publish'; break;
       case 'inflightDone': kind = 0; id = c.packetId; break;
-      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; break;
+      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; if (id > this.maxSeq) this.maxSeq = id; break;
       case 'dequeue': kind = 1; id = c.seq; break;
       case 'qos2': kind = 2; id = c.packetId; opens = true; break;
       case 'qos2Done': kind = 2; id = c.packetId; break;
       case 'dropSession':
         // everything of the client before it is gone anyway; pairs do not span it
-        open.delete(c.clientId);
-        continue;
-      default: continue;
+        this.open.delete(c.clientId);
+        return;
+      default: return;
     }
-    let perClient = open.get(c.clientId);
+    let perClient = this.open.get(c.clientId);
     if (perClient === undefined) {
-      if (!opens) continue;
+      if (!opens) return;
       perClient = [undefined, undefined, undefined];
-      open.set(c.clientId, perClient);
+      this.open.set(c.clientId, perClient);
     }
     let byId = perClient[kind];
     if (opens) {
       (byId ??= perClient[kind] = new Map()).set(id, [i]);
-      continue;
+      return;
     }
     const list = byId?.get(id);
-    if (list === undefined) continue;
+    if (list === undefined) return;
     if (c.op === 'inflight') {
-      list.push(i); // a state change (PUBREL sent) of an entry opened in this set
-      continue;
+      list.push(i); // a state change (PUBREL sent) of an entry opened since the reset
+      return;
     }
-    // opened and finished in this set: none of it is written
-    dropped ??= new Uint8Array(changes.length);
-    for (const j of list) dropped[j] = 1;
-    dropped[i] = 1;
+    // opened and finished since the reset: none of it is written
+    const items = this.items;
+    for (let j = 0; j < list.length; j++) items[list[j]!] = undefined;
+    items[i] = undefined;
     byId!.delete(id);
+    this.cancelled = true;
   }
-  if (dropped === undefined) return changes;
-  const referenced = new Set<number>();
-  for (let i = 0; i < changes.length; i++) {
-    if (dropped[i]) continue;
-    const c = changes[i]!;
-    if (c.op === 'enqueue' || c.op === 'inflight') referenced.add(c.ref.messageId);
-    else if (c.op === 'retain') referenced.add(c.messageId);
+
+  /**
+   * What is left, in order; once a pair cancelled, without the messages that nothing left refers
+   * to. Leaves the state as it is (a fold that fails takes them again, with what came since).
+   */
+  survivors(): Change[] {
+    const items = this.items;
+    const out: Change[] = [];
+    if (!this.cancelled) {
+      for (let i = 0; i < items.length; i++) out.push(items[i]!);
+      return out;
+    }
+    const referenced = new Set<number>();
+    for (let i = 0; i < items.length; i++) {
+      const c = items[i];
+      if (c === undefined) continue;
+      if (c.op === 'enqueue' || c.op === 'inflight') referenced.add(c.ref.messageId);
+      else if (c.op === 'retain') referenced.add(c.messageId);
+    }
+    for (let i = 0; i < items.length; i++) {
+      const c = items[i];
+      if (c === undefined || (c.op === 'message' && !referenced.has(c.msg.id))) continue;
+      out.push(c);
+    }
+    return out;
   }
-  const out: Change[] = [];
-  for (let i = 0; i < changes.length; i++) {
-    if (dropped[i]) continue;
-    const c = changes[i]!;
-    if (c.op === 'message' && !referenced.has(c.msg.id)) continue;
-    out.push(c);
+
+  /** whether a pair cancelled out since the reset */
+  get anyCancelled(): boolean {
+    return this.cancelled;
   }
-  return out;
+
+  /** Start again (what was added is written). */
+  reset(): void {
+    this.items = [];
+    this.open.clear();
+    this.cancelled = false;
+    this.added = 0;
+    this.maxId = 0;
+    this.maxSeq = 0;
+  }
 }

@@ -37,6 +37,11 @@ class Writer {
     this.room(1);
     this.buf[this.pos++] = v;
   }
+  u32(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+  }
   u16(v: number): void {
     this.room(2);
     this.buf.writeUInt16BE(v, this.pos);
@@ -118,6 +123,52 @@ export function summarize(changes: readonly Change[]): SetSummary {
  * payload bytes into `ids.bytes`.
  */
 export function encodeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Buffer {
+  const w = writeChanges(changes, ids);
+  return w.buf.subarray(0, w.pos);
+}
+
+/** The fixed end of encodeCommit's form: count u32, payload bytes f64, message ids u32, referenced ids u32, blob length u32. */
+const TRAILER = 24;
+
+/**
+ * A commit as it crosses to the SQLite store's thread, in one buffer (one object and one transfer
+ * per commit: a postMessage of several objects and typed arrays costs twice as much): the set's
+ * encodeChanges form, then its SetSummary (the ids as f64, then TRAILER). Its ArrayBuffer is its own.
+ */
+export function encodeCommit(changes: readonly Change[]): Buffer {
+  const ids = { messages: [] as number[], refs: [] as number[], bytes: 0 };
+  const w = writeChanges(changes, ids);
+  const blobLen = w.pos;
+  w.room((ids.messages.length + ids.refs.length) * 8 + TRAILER);
+  for (let i = 0; i < ids.messages.length; i++) w.f64(ids.messages[i]!);
+  for (let i = 0; i < ids.refs.length; i++) w.f64(ids.refs[i]!);
+  w.u32(changes.length);
+  w.f64(ids.bytes);
+  w.u32(ids.messages.length);
+  w.u32(ids.refs.length);
+  w.u32(blobLen);
+  return w.buf.subarray(0, w.pos);
+}
+
+/** encodeCommit's buffer back to the blob (encodeChanges' form, a view of `buf`) and its summary. */
+export function readCommit(buf: Buffer): { blob: Buffer; set: SetSummary } {
+  const end = buf.length;
+  if (end < TRAILER) throw new JournalError(`a commit of ${end} bytes is shorter than its trailer`);
+  const blobLen = buf.readUInt32LE(end - 4);
+  const refs = buf.readUInt32LE(end - 8);
+  const messages = buf.readUInt32LE(end - 12);
+  const bytes = buf.readDoubleLE(end - 20);
+  const count = buf.readUInt32LE(end - 24);
+  if (blobLen + (messages + refs) * 8 + TRAILER !== end) throw new JournalError(`a commit of ${end} bytes does not add up (blob ${blobLen}, ${messages} + ${refs} ids)`);
+  const messageIds = new Array<number>(messages);
+  const refIds = new Array<number>(refs);
+  let at = blobLen;
+  for (let i = 0; i < messages; i++, at += 8) messageIds[i] = buf.readDoubleLE(at);
+  for (let i = 0; i < refs; i++, at += 8) refIds[i] = buf.readDoubleLE(at);
+  return { blob: buf.subarray(0, blobLen), set: { count, bytes, messageIds, refIds } };
+}
+
+function writeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Writer {
   const w = new Writer(64 + changes.length * 48);
   w.u8(VERSION);
   for (const c of changes) {
@@ -223,7 +274,7 @@ export function encodeChanges(changes: readonly Change[], ids?: { messages: numb
       }
     }
   }
-  return w.buf.subarray(0, w.pos);
+  return w;
 }
 
 /** A journal entry that cannot be decoded (a truncated or foreign blob). */

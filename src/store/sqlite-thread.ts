@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Properties } from '../codec/types.js';
-import { decodeRetained, encodeChanges } from './journal.js';
+import { decodeRetained, encodeCommit } from './journal.js';
 import type { SqliteStoreOptions } from './sqlite.js';
-import type { PageReply, Request, WireError, WireSummary } from './sqlite-worker.js';
+import type { PageReply, Request, WireError } from './sqlite-worker.js';
 import {
   StoreError,
   type Change,
@@ -46,7 +46,15 @@ export class SqliteThreadStore implements Store {
     private readonly worker: Worker,
     readonly file: string,
   ) {
-    worker.on('message', (m: { id: number; ok?: unknown; err?: WireError; failed?: boolean }) => {
+    worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError; failed?: boolean }) => {
+      if (typeof m === 'number') {
+        // a request answered without a value (most are commits): its id alone
+        const w = this.waiting.get(m);
+        if (w === undefined) return;
+        this.waiting.delete(m);
+        w.resolve(undefined);
+        return;
+      }
       const w = this.waiting.get(m.id);
       if (w === undefined) return;
       this.waiting.delete(m.id);
@@ -108,14 +116,9 @@ export class SqliteThreadStore implements Store {
     const resume = this.resume;
     this.resume = false;
     if (changes.length === 0) return this.call({ op: 'commit', resume });
-    const collected = { messages: [] as number[], refs: [] as number[], bytes: 0 };
-    const blob = encodeChanges(changes, collected);
-    const ids = new Float64Array(collected.messages.length + collected.refs.length);
-    ids.set(collected.messages);
-    ids.set(collected.refs, collected.messages.length);
-    const set: WireSummary = { count: changes.length, bytes: collected.bytes, messages: collected.messages.length, ids };
-    // the encoder's buffer is not pooled: it moves to the worker without a copy (and so do the ids)
-    return this.call({ op: 'commit', blob, set, resume }, [blob.buffer as ArrayBuffer, ids.buffer]);
+    // the set and its summary in one buffer, not pooled: it moves to the worker without a copy
+    const commit = encodeCommit(changes);
+    return this.call(resume ? { op: 'commit', commit, resume } : { op: 'commit', commit }, [commit.buffer as ArrayBuffer]);
   }
 
   loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }> {

@@ -7,11 +7,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Change } from './store.js';
-import { decodeChanges, encodeChanges, summarize } from './journal.js';
+import { encodeChanges, readCommit } from './journal.js';
 
 export type Request =
   /** resume: the first commit after the caller saw a failure (see `blocked`) */
-  | { id: number; op: 'commit'; blob?: Uint8Array; set?: WireSummary; resume?: boolean }
+  | { id: number; op: 'commit'; commit?: Uint8Array; resume?: boolean }
   | { id: number; op: 'loadMeta' | 'loadWills' | 'close' | 'stats' | 'messageCount' }
   | { id: number; op: 'loadSession' | 'loadWindow'; clientId: string }
   | { id: number; op: 'loadWindows'; clientIds: string[] }
@@ -31,17 +31,6 @@ export type PageReply = ({ items: unknown[] } | { blob: Uint8Array; count: numbe
   /** the key of the page's last item (the next page is asked for after it) */
   last?: string | [string, string];
 };
-
-/**
- * A commit's SetSummary as it crosses to the worker (journal.ts): `ids` holds the recorded message
- * ids (the first `messages`) and then the referenced ones; its buffer is transferred, not copied.
- */
-export interface WireSummary {
-  count: number;
-  bytes: number;
-  messages: number;
-  ids: Float64Array;
-}
 
 export interface WireError {
   message: string;
@@ -86,15 +75,11 @@ function commit(r: Extract<Request, { op: 'commit' }>): void {
     throw new Refused(`database ${opts.file}: commit not applied: an earlier commit failed and has not been retried yet`);
   }
   try {
-    if (r.blob !== undefined) {
-      const blob = Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength);
-      // the blob is journaled as it is; its summary says what the store checks and counts, so it is
-      // decoded only when it is folded (or applied to the tables at once)
-      if (r.set === undefined) store.commitSync(blob, summarize(decodeChanges(blob, false)));
-      else {
-        const { count, bytes, messages, ids } = r.set;
-        store.commitSync(blob, { count, bytes, messageIds: ids.subarray(0, messages), refIds: ids.subarray(messages) });
-      }
+    if (r.commit !== undefined) {
+      // encodeCommit's form (journal.ts): the set, journaled as it is, and its summary, which says
+      // what the store checks and counts (the set is decoded after the answer, see SqliteStore.digest)
+      const { blob, set } = readCommit(Buffer.from(r.commit.buffer, r.commit.byteOffset, r.commit.byteLength));
+      store.commitSync(blob, set);
     }
   } catch (err) {
     blocked = true;
@@ -148,7 +133,9 @@ port.on('message', (r: Request) => {
     try {
       transfer = undefined;
       const ok = await handle(r);
-      port.postMessage({ id: r.id, ok }, transfer);
+      // an answer without a value is its id alone (most are commits: the cheapest message to post)
+      if (ok === undefined && transfer === undefined) port.postMessage(r.id);
+      else port.postMessage({ id: r.id, ok }, transfer);
     } catch (err) {
       // a commit that failed (not one refused behind it): the caller's next commit retries it
       const failed = r.op === 'commit' && !(err instanceof Refused);

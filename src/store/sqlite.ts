@@ -2,7 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { QoS } from '../codec/types.js';
-import { compact } from './compact.js';
+import { compact, Compactor } from './compact.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
 import { decodeChanges, encodeChanges, summarize, type SetSummary } from './journal.js';
 import {
@@ -489,8 +489,15 @@ export class SqliteStore implements Store {
   private readonly foldChanges: number;
   private readonly foldBytes: number;
   private readonly foldMs: number;
-  /** change sets journaled and not folded yet (their journal rows), in commit order */
-  private pending: Buffer[] = [];
+  /**
+   * Change sets journaled and not folded yet (their journal rows) go through `compactor` in commit
+   * order: each is decoded and added soon after its commit has answered (`digest`), so that a fold
+   * writes what is left without first decoding and compacting everything while commits wait.
+   */
+  private readonly compactor = new Compactor();
+  /** journaled sets not added to the compactor yet, in commit order */
+  private undigested: Buffer[] = [];
+  private digestSoon = false;
   /** ids of the messages recorded by the pending sets (see refsStored) */
   private pendingIds = new Set<number>();
   private pendingChanges = 0;
@@ -566,12 +573,13 @@ export class SqliteStore implements Store {
       clearTimeout(this.foldTimer);
       this.foldTimer = undefined;
     }
-    if (this.pending.length === 0 || this.closed) return;
-    const all: Change[] = [];
-    for (const blob of this.pending) for (const c of decodeChanges(blob, false)) all.push(c);
-    const changes = compact(all);
+    if ((this.compactor.added === 0 && this.undigested.length === 0) || this.closed) return;
+    this.digest();
+    const k = this.compactor;
+    const changes = k.survivors();
+    const added = k.added;
     try {
-      this.foldTx(changes, this.journaled, metaOf(all));
+      this.foldTx(changes, this.journaled, { maxId: k.maxId, maxSeq: k.maxSeq });
     } catch (err) {
       this.foldFailed = true;
       this.folds.failures++;
@@ -586,16 +594,39 @@ export class SqliteStore implements Store {
     }
     this.foldFailed = false;
     this.folds.count++;
-    this.folds.changes += all.length;
+    this.folds.changes += added;
     this.folds.written += changes.length;
     // Little cancelled out (a queue for an offline client, retained messages): writing the tables at
     // once costs less than journaling it and folding it later; the journal is tried again after a while.
-    if (this.mode === 'auto' && all.length >= 1000 && changes.length > all.length * DIRECT_ABOVE) this.directLeft = DIRECT_SPELL;
-    this.pending = [];
+    if (this.mode === 'auto' && added >= 1000 && changes.length > added * DIRECT_ABOVE) this.directLeft = DIRECT_SPELL;
+    k.reset();
     this.pendingIds.clear();
     this.pendingChanges = 0;
     this.pendingBytes = 0;
   }
+
+  /** Adds the journaled sets not added yet to the compactor; a set that cannot be decoded throws and stays. */
+  private digest(): void {
+    const blobs = this.undigested;
+    let i = 0;
+    try {
+      for (; i < blobs.length; i++) {
+        const changes = decodeChanges(blobs[i]!, false);
+        for (let j = 0; j < changes.length; j++) this.compactor.add(changes[j]!);
+      }
+    } finally {
+      this.undigested = i === blobs.length ? [] : blobs.slice(i);
+    }
+  }
+
+  private digestLater = (): void => {
+    this.digestSoon = false;
+    try {
+      this.digest();
+    } catch {
+      // the set stays undigested: the fold that needs it meets the error and reports it
+    }
+  };
 
   /**
    * Refuses (StoreError) a set that refers to a message that is neither in it, nor recorded by a
@@ -807,7 +838,12 @@ export class SqliteStore implements Store {
         return;
       }
       this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
-      this.pending.push(blob);
+      this.undigested.push(blob);
+      if (!this.digestSoon) {
+        // after this commit has answered (on the worker: after its reply is posted)
+        this.digestSoon = true;
+        setImmediate(this.digestLater);
+      }
       this.pendingChanges += set.count;
       this.pendingBytes += set.bytes;
       const ids = set.messageIds;

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/sqlite-thread.js';
 import { storeContract } from './contract.js';
-import { decodeRetained, encodeChanges, JournalError } from '../../src/store/journal.js';
+import { decodeRetained, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
+import { compact, Compactor } from '../../src/store/compact.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Change, Store, StoredMessage } from '../../src/store/store.js';
@@ -215,5 +216,107 @@ describe('a page of retained messages in the journal form (decodeRetained)', () 
     assert.throws(() => decodeRetained(encodeChanges([{ op: 'unretain', topic: 'a' }])), JournalError);
     assert.throws(() => decodeRetained(encodeChanges([{ op: 'message', msg: m(1, 'a') }])), JournalError);
     assert.throws(() => decodeRetained(ok.subarray(0, ok.length - 3)), JournalError);
+  });
+});
+
+describe('a commit as it crosses to the store\'s thread (encodeCommit / readCommit)', () => {
+  const m = (id: number, topic: string): StoredMessage => ({ id, topic, payload: Buffer.from([id, 0, 255]), qos: 1, retain: false });
+  test('the set and its summary come back; a short or inconsistent buffer is refused', () => {
+    const set: Change[] = [
+      { op: 'message', msg: m(5, 'a/b') },
+      { op: 'enqueue', clientId: 'c1', ref: { seq: 3, messageId: 5, qos: 1, retain: false } },
+      { op: 'message', msg: m(6, 'x') },
+      { op: 'inflight', clientId: 'c2', ref: { packetId: 9, messageId: 6, qos: 1, retain: false, state: 'publish' } },
+      { op: 'retain', topic: 'x', messageId: 2 },
+      { op: 'dequeue', clientId: 'c1', seq: 1 },
+    ];
+    const buf = encodeCommit(set);
+    assert.equal(buf.byteOffset, 0, 'its ArrayBuffer is its own (it is transferred)');
+    const { blob, set: summary } = readCommit(buf);
+    assert.deepEqual(blob, encodeChanges(set), 'the blob is the journal form of the set');
+    assert.deepEqual(summary, { count: 6, bytes: 6, messageIds: [5, 6], refIds: [5, 6, 2] });
+    assert.deepEqual(readCommit(encodeCommit([])).set, { count: 0, bytes: 0, messageIds: [], refIds: [] });
+    // bad inputs: shorter than the trailer, one byte cut off the front, one byte too many
+    assert.throws(() => readCommit(buf.subarray(0, 10)), JournalError);
+    assert.throws(() => readCommit(buf.subarray(1)), JournalError);
+    assert.throws(() => readCommit(Buffer.concat([Buffer.from([0]), buf])), JournalError);
+  });
+});
+
+describe('compacting the journal as it comes (Compactor)', () => {
+  /** a random stream of sets, as a broker records them: messages queued, sent, acknowledged, sessions dropped */
+  function randomSets(seed: number, sets: number): Change[][] {
+    let x = seed;
+    const rnd = (n: number): number => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+    let id = 0;
+    let seq = 0;
+    const open: Array<{ client: string; kind: 'q' | 'f' | '2'; key: number; msg: number }> = [];
+    const out: Change[][] = [];
+    for (let s = 0; s < sets; s++) {
+      const set: Change[] = [];
+      for (let i = 0, n = 1 + rnd(12); i < n; i++) {
+        const client = `c${rnd(3)}`;
+        const r = rnd(10);
+        if (r < 4 || open.length === 0) {
+          const msg = ++id;
+          set.push({ op: 'message', msg: { id: msg, topic: `t/${msg}`, payload: Buffer.from([msg & 255]), qos: 1, retain: false } });
+          if (r % 2 === 0) {
+            set.push({ op: 'enqueue', clientId: client, ref: { seq: ++seq, messageId: msg, qos: 1, retain: false } });
+            open.push({ client, kind: 'q', key: seq, msg });
+          } else {
+            const pid = 1 + rnd(500);
+            set.push({ op: 'inflight', clientId: client, ref: { packetId: pid, messageId: msg, qos: 2, retain: false, state: 'publish' } });
+            open.push({ client, kind: 'f', key: pid, msg });
+          }
+        } else if (r < 8) {
+          const e = open.splice(rnd(open.length), 1)[0]!;
+          if (e.kind === 'q') set.push({ op: 'dequeue', clientId: e.client, seq: e.key });
+          else if (e.kind === 'f') {
+            if (rnd(2) === 0) set.push({ op: 'inflight', clientId: e.client, ref: { packetId: e.key, messageId: e.msg, qos: 2, retain: false, state: 'pubrel' } });
+            set.push({ op: 'inflightDone', clientId: e.client, packetId: e.key });
+          } else set.push({ op: 'qos2Done', clientId: e.client, packetId: e.key });
+        } else if (r === 8) {
+          const pid = 1 + rnd(500);
+          set.push({ op: 'qos2', clientId: client, packetId: pid });
+          open.push({ client, kind: '2', key: pid, msg: 0 });
+        } else {
+          set.push({ op: 'dropSession', clientId: client });
+          for (let k = open.length - 1; k >= 0; k--) if (open[k]!.client === client) open.splice(k, 1);
+        }
+      }
+      out.push(set);
+    }
+    return out;
+  }
+
+  test('adding sets one by one leaves what compacting them all at once leaves, and the highest ids', () => {
+    for (const seed of [1, 7, 42, 1234, 99999]) {
+      const sets = randomSets(seed, 200);
+      const all = sets.flat();
+      const k = new Compactor();
+      for (const set of sets) for (const c of set) k.add(c);
+      const survivors = k.survivors();
+      assert.deepEqual(survivors, [...compact(all)], `seed ${seed}`);
+      assert.ok(survivors.length < all.length, `seed ${seed}: something cancelled (${survivors.length} of ${all.length})`);
+      assert.equal(k.added, all.length);
+      assert.equal(k.maxId, Math.max(0, ...all.flatMap((c) => (c.op === 'message' ? [c.msg.id] : []))));
+      assert.equal(k.maxSeq, Math.max(0, ...all.flatMap((c) => (c.op === 'enqueue' ? [c.ref.seq] : []))));
+    }
+  });
+
+  test('survivors() leaves the state as it was (a fold that fails takes them again); reset() starts again', () => {
+    const [first, second] = randomSets(5, 2);
+    const k = new Compactor();
+    for (const c of first!) k.add(c);
+    const once = k.survivors();
+    assert.deepEqual(k.survivors(), once);
+    for (const c of second!) k.add(c);
+    assert.deepEqual(k.survivors(), [...compact([...first!, ...second!])]);
+    k.reset();
+    assert.deepEqual(k.survivors(), []);
+    assert.equal(k.added, 0);
+    // after a reset, finishing an entry opened before it is written (the tables hold the entry)
+    k.add({ op: 'dequeue', clientId: 'c0', seq: 1 });
+    assert.deepEqual(k.survivors(), [{ op: 'dequeue', clientId: 'c0', seq: 1 }]);
   });
 });
