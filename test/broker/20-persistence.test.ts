@@ -164,6 +164,41 @@ test('PUBACK, SUBACK and the CONNACK of a durable session are sent only after th
   await tb.broker.close();
 });
 
+test('the PUBREL of a QoS 2 message to a durable session is sent only after its new state is committed', async () => {
+  const store = new GatedStore();
+  store.gated = false;
+  const tb = await started(store);
+  const sub = await connected(tb, { clientId: 'q2-sub', clean: false });
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'q2', qos: 2 }] });
+  await sub.next('suback');
+  const p = await connected(tb, { clientId: 'q2-pub' });
+  p.send(pub('q2', 'once', 2, 7));
+  await p.next('pubrec');
+  const m = await sub.next('publish');
+  assert.equal(m.qos, 2);
+  store.gated = true;
+  sub.send({ type: 'pubrec', packetId: m.packetId! });
+  await sleep(100);
+  assert.equal(sub.packets.filter((x) => x.type === 'pubrel').length, 0, 'no PUBREL before the pubrel state is committed');
+  store.open();
+  assert.equal((await sub.next('pubrel')).packetId, m.packetId);
+  sub.send({ type: 'pubcomp', packetId: m.packetId! });
+  // a clean session's PUBREL does not wait (nothing of it is stored)
+  const clean = await connected(tb, { clientId: 'q2-clean' });
+  clean.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'q2c', qos: 2 }] });
+  await clean.next('suback');
+  p.send(pub('q2c', 'c', 2, 8));
+  const mc = await clean.next('publish');
+  store.gated = true;
+  clean.send({ type: 'pubrec', packetId: mc.packetId! });
+  assert.equal((await clean.next('pubrel')).packetId, mc.packetId);
+  store.open();
+  p.end();
+  sub.end();
+  clean.end();
+  await tb.broker.close();
+});
+
 test('a broker with a store refuses connections until start() has restored it', async () => {
   const tb = startTestBroker({ store: new MemoryStore() });
   const c = RawClient.connectTo(tb);

@@ -22,6 +22,10 @@ export function handlePubrec(conn: Connection, p: AckPacket): void {
   // PUBREC for a QoS 1 message in flight: the wrong flow, a protocol error (mosquitto 2.0.11 closes, checked);
   // an unknown id is answered with PUBREL (mosquitto too, with a warning; v5: reason 0x92)
   if (!known && s.inflight.get(p.packetId)?.qos === 1) throw new ProtocolError(`PUBREC for packet ${p.packetId}, a QoS 1 message`);
+  // A durable session's PUBREL waits for the commit of the message's new state: sent before it, a
+  // crash would leave the message in the store as unreceived, and the restarted broker would send
+  // the PUBLISH again to a client that has completed it (a second delivery of a QoS 2 message).
+  if (known && s.inflight.get(p.packetId)?.stored === true) conn.holdForCommit();
   // [MQTT-4.3.3-3] answer with PUBREL; v5 says 0x92 when the id is unknown
   conn.writePacket(conn.protocolVersion === 5 && !known
     ? { type: 'pubrel', packetId: p.packetId, reasonCode: 0x92 }
