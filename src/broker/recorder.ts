@@ -167,14 +167,16 @@ export class Recorder {
     // a commit that waits for its turn to be issued takes this turn's changes too (group commit:
     // while the store is busy, commits grow rather than queue up one per turn)
     // (the cluster bus's ops of a turn go with its own commit: a commit carries one turn's at most)
+    // (not one that was issued before and waits to be issued again after a failure: a store may have
+    // applied it, its reply lost, and it must be the same set when it goes again)
     let b = this.queue[this.queue.length - 1];
-    if (b !== undefined && b.state === 'queued' && (extra === undefined || b.extra === undefined)) {
+    if (b !== undefined && b.state === 'queued' && !b.tried && (extra === undefined || b.extra === undefined)) {
       for (const c of recorded) b.changes.push(c);
       if (extra !== undefined) b.extra = extra;
     } else {
       let resolve!: () => void;
       const done = new Promise<void>((r) => { resolve = r; });
-      b = { changes: recorded, extra, holders: [], cuts: [], state: 'queued', generation: 0, attempts: 0, t0: 0, written: 0, done, resolve };
+      b = { changes: recorded, extra, holders: [], cuts: [], state: 'queued', tried: false, generation: 0, attempts: 0, t0: 0, written: 0, done, resolve };
       this.queue.push(b);
     }
     // what each holder held when the commit started (and no earlier commit claims) belongs to it;
@@ -223,6 +225,7 @@ export class Recorder {
       return false;
     }
     b.state = 'issued';
+    b.tried = true;
     b.generation = this.generation;
     b.t0 = performance.now();
     b.written = changes.length;
@@ -324,6 +327,8 @@ interface Batch {
   /** per holder: how many of its held buffers are this commit's */
   cuts: number[];
   state: 'queued' | 'issued' | 'durable';
+  /** issued at least once: it takes no more changes (it goes again as it went) */
+  tried: boolean;
   /** the Recorder's generation when it was issued */
   generation: number;
   /** failed attempts (the backoff grows with them) */

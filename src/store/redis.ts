@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { QoS } from '../codec/types.js';
@@ -45,8 +46,20 @@ import {
 
 const SCHEMA = 1;
 
+/** Commits a Redis store may have in flight at once (Store.pipeline). */
+const PIPELINE = 4;
+
 /**
- * ARGV[1] = prefix, then the changes, each an op letter and a fixed number of arguments.
+ * ARGV[1] = prefix; then, optionally, the commit's place in its store's sequence ('Z', TOKEN, SEQ,
+ * RESUME); then the changes, each an op letter and a fixed number of arguments.
+ * The sequence lets a store have several commits in flight (RedisStore.pipeline): `P cseq:TOKEN` holds
+ * the last SEQ applied. A commit already applied (SEQ not above it: a retry whose first reply was lost)
+ * does nothing and returns -1. Otherwise a commit must follow the last one applied, or it is refused
+ * before anything is written (it was issued behind a commit that failed), unless it is the store's
+ * first commit after a failure (RESUME '1': the failed set again). The key lives 30 days after the
+ * last commit; a store idle for longer has its next commit refused once, then applied as a retry.
+ * SEQ is stored after the changes, so a script stopped halfway is applied again in full by the retry
+ * (every change is an upsert or a delete by key).
  * Pass 1 checks every reference (enqueue, inflight, retain) before anything is written: Redis does
  * not roll a script back, so a set that refers to a message that is neither stored nor recorded
  * earlier in the set is refused whole, with the message id in the error. Pass 2 applies the changes
@@ -58,8 +71,21 @@ local P = ARGV[1]
 local n = #ARGV
 local ARITY = { M = 2, S = 2, D = 1, B = 3, U = 2, E = 4, Q = 2, F = 4, G = 2, ['2'] = 2, ['3'] = 2, R = 2, X = 1, W = 2, V = 1,
   Y = 2, C = 2, I = 2, J = 2, L = 3, K = 2, O = 2, H = 2 }
+local first = 2
+local cseq, seq = nil, nil
+if ARGV[2] == 'Z' then
+  cseq, seq = P .. 'cseq:' .. ARGV[3], tonumber(ARGV[4])
+  if seq == nil or n < 5 then return redis.error_reply('MIDGE malformed commit sequence number') end
+  local got = redis.call('GET', cseq) or '0'
+  local cur = tonumber(got)
+  if cur >= seq then return -1 end
+  if ARGV[5] ~= '1' and cur ~= seq - 1 then
+    return redis.error_reply('MIDGE commit ' .. ARGV[4] .. ' not applied: an earlier commit failed (the last applied is ' .. got .. ')')
+  end
+  first = 6
+end
 local known = {}
-local i = 2
+local i = first
 while i <= n do
   local op = ARGV[i]
   local a = ARITY[op]
@@ -91,7 +117,7 @@ local function raise(field, v)
 end
 local function second(s) return string.match(s, '^[^|]*|([^|]*)|') end
 
-i = 2
+i = first
 while i <= n do
   local op = ARGV[i]
   local x, y, z, w = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -211,6 +237,7 @@ for id in pairs(touched) do
     redis.call('HINCRBY', meta, 'messages', -1)
   end
 end
+if cseq ~= nil then redis.call('SET', cseq, ARGV[4], 'EX', 2592000) end
 return tonumber(redis.call('HGET', meta, 'messages') or '0')
 `;
 
@@ -519,8 +546,8 @@ function splitRef(b: Buffer): [number, number, Record<string, unknown>] {
 }
 
 /** A change set as the commit script's arguments (after the prefix). */
-function encodeArgs(prefix: string, changes: readonly Change[]): Arg[] {
-  const a: Arg[] = [prefix];
+function encodeArgs(prefix: string, changes: readonly Change[], header: readonly Arg[] = []): Arg[] {
+  const a: Arg[] = [prefix, ...header];
   for (const c of changes) {
     switch (c.op) {
       case 'message': a.push('M', String(c.msg.id), encodeMessage(c.msg)); break;
@@ -560,6 +587,19 @@ function encodeArgs(prefix: string, changes: readonly Change[]): Arg[] {
  */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
+  /**
+   * Commits in flight at once: Redis applies one connection's commands in order, and the commit
+   * script refuses one that does not follow the last applied (see COMMIT_LUA), so that nothing issued
+   * behind a failed commit is applied before the caller retries it.
+   */
+  readonly pipeline = PIPELINE;
+  /** this store's commit sequence in Redis (`P cseq:TOKEN`): new with every open store */
+  private readonly token = randomUUID();
+  private nextSeq = 1;
+  /** bumped by the first failure of each series: failures of commits issued before it change nothing */
+  private epoch = 0;
+  /** a commit failed: the next one issued is the caller's retry of it (applied whatever came before) */
+  private resume = false;
   private closed = false;
   private messages: number;
   /** the connection's last error since it was last ready (why a command failed while it is down) */
@@ -740,10 +780,26 @@ export class RedisStore implements Store {
    */
   async commit(changes: readonly Change[], cluster?: readonly Arg[]): Promise<void> {
     if (this.closed) throw new StoreError(`redis store ${this.address} is closed`);
-    const args = encodeArgs(this.prefix, changes);
+    // A failure makes the caller issue that commit again, then those after it, in order: they take the
+    // same numbers again (a number already applied, whose reply was lost, is then a no-op in Redis).
+    const seq = this.nextSeq++;
+    const epoch = this.epoch;
+    const resume = this.resume;
+    this.resume = false;
+    const args = encodeArgs(this.prefix, changes, ['Z', this.token, String(seq), resume ? '1' : '0']);
     if (cluster !== undefined) for (const a of cluster) args.push(a);
-    // passed as one array: spreading a large set (a flood's forwards) overflows the call stack
-    this.messages = await this.run('commit', () => this.client.midgeCommit(args));
+    try {
+      // passed as one array: spreading a large set (a flood's forwards) overflows the call stack
+      const stored = await this.run('commit', () => this.client.midgeCommit(args));
+      if (stored >= 0) this.messages = stored;
+    } catch (err) {
+      if (epoch === this.epoch) {
+        this.epoch++;
+        this.nextSeq = seq;
+        this.resume = true;
+      }
+      throw err;
+    }
   }
 
   /** Quits politely when Redis answers within a second, then drops the connection: never hangs. */

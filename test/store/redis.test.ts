@@ -381,3 +381,98 @@ describe('RedisStore', () => {
     }
   });
 });
+
+describe('RedisStore: commits in flight at once', () => {
+  const opened: RedisStore[] = [];
+  const open = async (): Promise<RedisStore> => {
+    const s = await openRedisStore({ url: server.url, prefix: `pipe-${++n}:` });
+    opened.push(s);
+    return s;
+  };
+  after(async () => {
+    for (const s of opened) await s.close();
+  });
+  const enqueue = (clientId: string, seq: number, messageId: number): Change => ({ op: 'enqueue', clientId, ref: { seq, messageId, qos: 1, retain: false } });
+  const sess = (clientId: string): Change => ({ op: 'session', session: session(clientId) });
+
+  test('a commit issued behind one that fails is refused, not applied, until the failed one is retried; then both apply in order', async () => {
+    const s = await open();
+    assert.ok((s.pipeline ?? 1) > 1, 'the store lets several commits be in flight');
+    // bad inputs: a reference to message 7000007, which is not stored; then sets issued behind it
+    const bad = s.commit([sess('a'), enqueue('a', 1, 7000007)]);
+    const behind1 = s.commit([sess('b')]);
+    const m8 = msg();
+    const behind2 = s.commit([{ op: 'message', msg: m8 }, enqueue('b', 2, m8.id)]);
+    const results = await Promise.allSettled([bad, behind1, behind2]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    assert.match(String((results[0] as PromiseRejectedResult).reason), /message 7000007 is referenced but not stored/);
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /not applied: an earlier commit failed/);
+    assert.equal(await s.loadSession('a'), undefined, 'the failed set left nothing');
+    assert.equal(await s.loadSession('b'), undefined, 'a set behind the failed one was not applied');
+    // the caller's retry (the first commit after it saw the failure) is applied; here it is fixed
+    const m7 = msg();
+    await s.commit([{ op: 'message', msg: m7 }, sess('a'), enqueue('a', 1, m7.id)]);
+    await Promise.all([s.commit([sess('b')]), s.commit([{ op: 'message', msg: m8 }, enqueue('b', 2, m8.id)])]);
+    assert.deepEqual((await s.loadWindow('a')).queued.map((q) => q.messageId), [m7.id]);
+    assert.deepEqual((await s.loadWindow('b')).queued.map((q) => q.messageId), [m8.id]);
+    // many good sets in flight at once all apply, in order
+    const sets: Array<Promise<void>> = [];
+    const ms: number[] = [];
+    for (let i = 1; i <= 30; i++) {
+      const m = msg();
+      ms.push(m.id);
+      sets.push(s.commit([{ op: 'message', msg: m }, sess(`s${i}`), enqueue('many', 10 + i, m.id), { op: 'dequeue', clientId: 'many', seq: 10 + i - 1 }]));
+    }
+    await Promise.all(sets);
+    // each set queued one and removed the one before: only the last is left, and nothing leaked
+    assert.deepEqual((await s.loadWindow('many')).queued.map((q) => q.messageId), [ms[29]]);
+    assert.equal(await s.countMessages(), 3, 'm7, m8 and the last of the thirty');
+  });
+
+  test('a commit that Redis applied but whose reply was lost is not applied twice when retried', async () => {
+    const s = await open();
+    const m = msg();
+    await s.commit([{ op: 'message', msg: m }, sess('keep'), enqueue('keep', 99, m.id)]);
+    // the reply of the next commit is lost after Redis applied it (as when the connection drops then)
+    const client = s.client as unknown as { midgeCommit(args: unknown[]): Promise<number> };
+    const real = client.midgeCommit.bind(client);
+    let lose = true;
+    client.midgeCommit = async (args) => {
+      const r = await real(args);
+      if (lose) {
+        lose = false;
+        throw new Error('Connection is closed. (simulated: the reply was lost)');
+      }
+      return r;
+    };
+    const set: Change[] = [sess('c'), enqueue('c', 1, m.id)];
+    await assert.rejects(s.commit(set), StoreError);
+    const r = raw();
+    await r.connect();
+    try {
+      assert.equal(await r.hget(`${s.prefix}m:${m.id}`, 'r'), '2', 'applied once by Redis');
+      // the caller retries the same set: a no-op, not a third reference
+      await s.commit(set);
+      assert.equal(await r.hget(`${s.prefix}m:${m.id}`, 'r'), '2', 'the retry did not count the reference again');
+      assert.deepEqual((await s.loadWindow('c')).queued.map((q) => q.seq), [1]);
+      // and the commits after it go on in order
+      await Promise.all([s.commit([{ op: 'dequeue', clientId: 'c', seq: 1 }]), s.commit([sess('d'), { op: 'dequeue', clientId: 'keep', seq: 99 }])]);
+      assert.equal(await r.exists(`${s.prefix}m:${m.id}`), 0, 'the message went with its last reference');
+      assert.ok(await s.loadSession('d'));
+    } finally {
+      r.disconnect();
+    }
+  });
+
+  test('bad sequence headers are refused before anything is written', async () => {
+    const s = await open();
+    const client = s.client as unknown as { midgeCommit(args: unknown[]): Promise<number> };
+    // bad inputs: a sequence number that is not a number, a header cut short, a number out of order
+    await assert.rejects(client.midgeCommit([s.prefix, 'Z', 'tok', 'abc', '0', 'D', 'x']), /malformed commit sequence number/);
+    await assert.rejects(client.midgeCommit([s.prefix, 'Z', 'tok', '1']), /malformed commit sequence number/);
+    await assert.rejects(client.midgeCommit([s.prefix, 'Z', 'tok', '5', '0', 'D', 'x']), /commit 5 not applied: an earlier commit failed \(the last applied is 0\)/);
+    assert.equal(await client.midgeCommit([s.prefix, 'Z', 'tok', '1', '0', 'D', 'x']), 0);
+    assert.equal(await client.midgeCommit([s.prefix, 'Z', 'tok', '1', '0', 'D', 'x']), -1, 'the same number again: already applied');
+    assert.equal(await client.midgeCommit([s.prefix, 'Z', 'tok', '7', '1', 'D', 'x']), 0, 'a resumed commit need not follow');
+  });
+});
