@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { StoreError } from '../store/store.js';
-import { APPLICATION_ID, migrate, openDatabase, schemaInfo, SCHEMA_VERSION, SqliteStore, type Database } from '../store/sqlite.js';
+import { APPLICATION_ID, migrate, openDatabase, schemaInfo, SCHEMA_VERSION, type Database } from '../store/sqlite-file.js';
+import { SqliteStore } from '../store/sqlite.js';
 
 export interface DbIo {
   readonly stdout: Writable;

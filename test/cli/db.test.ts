@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { openSqliteStore, SCHEMA_VERSION } from '../../src/store/sqlite.js';
+import { SCHEMA_VERSION } from '../../src/store/sqlite-file.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Change } from '../../src/store/store.js';
 import { killAll, run, spawnLines, type RunResult } from '../helpers/proc.js';
 

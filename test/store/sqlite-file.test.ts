@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { StoreError } from '../../src/store/store.js';
-import { APPLICATION_ID, MIGRATIONS, migrate, openDatabase, openSqliteStore, SCHEMA_V1, SCHEMA_VERSION, type Migration } from '../../src/store/sqlite.js';
+import { APPLICATION_ID, MIGRATIONS, migrate, openDatabase, SCHEMA_V1, SCHEMA_VERSION, type Migration } from '../../src/store/sqlite-file.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import { killAll, run, spawnLines } from '../helpers/proc.js';
 import { collect, snapshot } from './contract.js';
 
