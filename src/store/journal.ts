@@ -117,13 +117,9 @@ export function summarize(changes: readonly Change[]): SetSummary {
   return { count: changes.length, bytes, messageIds, refIds };
 }
 
-/**
- * Encodes a change set (the objects are not kept). With `ids`, also collects the set's SetSummary
- * ids: the recorded message ids into `ids.messages`, the referenced ones into `ids.refs`, and the
- * payload bytes into `ids.bytes`.
- */
-export function encodeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Buffer {
-  const w = writeChanges(changes, ids);
+/** Encodes a change set (the objects are not kept). */
+export function encodeChanges(changes: readonly Change[]): Buffer {
+  const w = writeChanges(changes);
   return w.buf.subarray(0, w.pos);
 }
 
@@ -168,6 +164,10 @@ export function readCommit(buf: Buffer): { blob: Buffer; set: SetSummary } {
   return { blob: buf.subarray(0, blobLen), set: { count, bytes, messageIds, refIds } };
 }
 
+/**
+ * The encoding itself. With `ids`, also collects the set's SetSummary: the recorded message ids into
+ * `ids.messages`, the referenced ones into `ids.refs`, and the payload bytes into `ids.bytes`.
+ */
 function writeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Writer {
   const w = new Writer(64 + changes.length * 48);
   w.u8(VERSION);

@@ -445,18 +445,22 @@ describe('RedisStore: commits in flight at once', () => {
       }
       return r;
     };
+    // with a cluster op that is not idempotent: a forward appended to a node's inbox stream
     const set: Change[] = [sess('c'), enqueue('c', 1, m.id)];
-    await assert.rejects(s.commit(set), StoreError);
+    const forward = ['Y', 'node-x', 'one forward'];
+    await assert.rejects(s.commit(set, forward), StoreError);
     const r = raw();
     await r.connect();
     try {
-      assert.equal(await r.hget(`${s.prefix}m:${m.id}`, 'r'), '2', 'applied once by Redis');
-      // the caller retries the same set: a no-op, not a third reference
-      await s.commit(set);
-      assert.equal(await r.hget(`${s.prefix}m:${m.id}`, 'r'), '2', 'the retry did not count the reference again');
+      assert.equal(await r.xlen(`${s.prefix}in:node-x`), 1, 'applied once by Redis');
+      // the caller retries the same set: a no-op, not a second forward
+      await s.commit(set, forward);
+      assert.equal(await r.xlen(`${s.prefix}in:node-x`), 1, 'the retry did not forward again');
+      assert.equal(await r.hget(`${s.prefix}m:${m.id}`, 'r'), '2');
       assert.deepEqual((await s.loadWindow('c')).queued.map((q) => q.seq), [1]);
       // and the commits after it go on in order
-      await Promise.all([s.commit([{ op: 'dequeue', clientId: 'c', seq: 1 }]), s.commit([sess('d'), { op: 'dequeue', clientId: 'keep', seq: 99 }])]);
+      await Promise.all([s.commit([{ op: 'dequeue', clientId: 'c', seq: 1 }], ['Y', 'node-x', 'two']), s.commit([sess('d'), { op: 'dequeue', clientId: 'keep', seq: 99 }])]);
+      assert.equal(await r.xlen(`${s.prefix}in:node-x`), 2);
       assert.equal(await r.exists(`${s.prefix}m:${m.id}`), 0, 'the message went with its last reference');
       assert.ok(await s.loadSession('d'));
     } finally {
