@@ -229,7 +229,7 @@ async function measure(kind) {
   let b = await startBroker(kind, opts);
   live = b;
   const port = b.port;
-  rec.emptyReadyMs = performance.now() - b.spawnedAt; // the same start with an empty store
+  rec.emptyReadyMs = Math.round(performance.now()) - b.spawnedAt; // the same start with an empty store
   try {
     let t = Date.now();
     await fillSessions(port);
@@ -248,7 +248,7 @@ async function measure(kind) {
         const storeKb = duKb(dataDir);
         b = await startBroker(kind, { ...opts, port });
         live = b;
-        const readyMs = performance.now() - b.spawnedAt;
+        const readyMs = Math.round(performance.now()) - b.spawnedAt;
         const restored = /Store: restored (.*) in (\d+) ms/.exec(b.logs());
         const r = { rep, how, stopMs, storeKb, readyMs, restoreMs: restored ? Number(restored[2]) : undefined, restoredLine: restored?.[1], rssMb: Math.round(b.rssKb() / 1024) };
         if (rep === 1 && how === ways[0]) {

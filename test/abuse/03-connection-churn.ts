@@ -116,10 +116,10 @@ describe('abuse 03: connection churn and half-open connections', { timeout: 150_
     const heap0 = await settledHeap();
     const m0 = memOf(broker.pid);
     const bystanderPump = bystander.startPump();
-    const t0 = performance.now();
+    const t0 = Math.round(performance.now());
     let done = 0;
     await pool(CYCLES, CYCLE_CONCURRENCY, async (i) => {
-      if (performance.now() - t0 > CHURN_MS) throw new Error(`the ${CYCLES} cycles took longer than ${CHURN_MS} ms (${done} done)`);
+      if (Math.round(performance.now()) - t0 > CHURN_MS) throw new Error(`the ${CYCLES} cycles took longer than ${CHURN_MS} ms (${done} done)`);
       const s = await openConnected(broker.port, `churn-${i}`, 60, false);
       await new Promise<void>((resolve) => {
         s.once('close', () => resolve());
@@ -127,7 +127,7 @@ describe('abuse 03: connection churn and half-open connections', { timeout: 150_
       });
       done++;
     });
-    const ms = performance.now() - t0;
+    const ms = Math.round(performance.now()) - t0;
     const gone = await pollUntil(() => socketCount(broker.pid) <= baseSockets && values.get(CONNECTED) === String(BASE_CLIENTS), 10_000);
     const m1 = memOf(broker.pid);
     const by = await bystanderPump.stop();
@@ -149,21 +149,21 @@ describe('abuse 03: connection churn and half-open connections', { timeout: 150_
     for (let wave = 1; wave <= WAVES; wave++) {
       const sampler = sampleRss(broker.pid, 100);
       const bystanderPump = bystander.startPump();
-      const t0 = performance.now();
+      const t0 = Math.round(performance.now());
       const sockets: net.Socket[] = [];
       await pool(HALF_OPEN, OPEN_CONCURRENCY, async (i) => {
         const s = await openConnected(broker.port, `half-open-${wave}-${i}`, KEEPALIVE_S, true);
         sockets.push(s);
         halfOpen.push(s);
       });
-      const opened = performance.now();
+      const opened = Math.round(performance.now());
       let mostSockets = 0;
       const gone = await pollUntil(() => {
         const n = socketCount(broker.pid);
         mostSockets = Math.max(mostSockets, n);
         return n <= baseSockets && values.get(CONNECTED) === String(BASE_CLIENTS);
       }, REAP_MS, 250);
-      const reaped = performance.now();
+      const reaped = Math.round(performance.now());
       const stillOpenHere = sockets.filter((s) => !s.destroyed).length;
       const m1 = memOf(broker.pid);
       const peak = sampler.stop();

@@ -43,7 +43,7 @@ describe('abuse 04: SUBSCRIBE # x 1,000 over 100,000 retained messages, never re
     // load the retained set: pipelined QoS 0 retained PUBLISHes, then one QoS 1 as a barrier
     const loader = await RawClient.connect(broker.port, 'retained-loader-04');
     raws.push(loader);
-    const t0 = performance.now();
+    const t0 = Math.round(performance.now());
     let i = 0;
     const loaded = await pump(loader.socket, () => (i < RETAINED
       ? encode({ type: 'publish', topic: `retained/${i % 100}/${i++}`, payload: Buffer.from('retained value'), qos: 0, retain: true, dup: false }, 4)
@@ -53,7 +53,7 @@ describe('abuse 04: SUBSCRIBE # x 1,000 over 100,000 retained messages, never re
     await loader.waitFor((p) => p.type === 'puback', 20_000, 'PUBACK of the barrier');
     const counted = await pollUntil(() => Number(values.get(RETAINED_COUNT) ?? 0) >= RETAINED, 5000);
     assert.ok(counted, `the broker holds ${RETAINED} retained messages (${RETAINED_COUNT} ${values.get(RETAINED_COUNT)})`);
-    const loadMs = performance.now() - t0;
+    const loadMs = Math.round(performance.now()) - t0;
     loader.destroy();
 
     const m0 = memOf(broker.pid);
@@ -63,8 +63,8 @@ describe('abuse 04: SUBSCRIBE # x 1,000 over 100,000 retained messages, never re
     raws.push(abuser);
     abuser.socket.pause(); // never reads (the kernel still takes what fits in its buffers)
     abuser.send({ type: 'subscribe', packetId: 7, subscriptions: Array.from({ length: REPEATS }, () => ({ topic: '#', qos: 1 as const })) });
-    const watchEnd = performance.now() + WATCH_MS;
-    while (performance.now() < watchEnd && isAlive(broker.pid)) await sleep(250);
+    const watchEnd = Math.round(performance.now()) + WATCH_MS;
+    while (Math.round(performance.now()) < watchEnd && isAlive(broker.pid)) await sleep(250);
     const alive = isAlive(broker.pid);
     const m1 = alive ? memOf(broker.pid) : undefined;
     const peak = sampler.stop();

@@ -38,7 +38,7 @@ const KINDS: Kind[] = [
     name: 'authenticate hook that never settles',
     async open(port, i) {
       const client = await RawClient.open(port);
-      const firstByteAt = performance.now();
+      const firstByteAt = Math.round(performance.now());
       client.send(connectPacket(`hang-${i}`, { username: 'hang', password: Buffer.from('x') }));
       return { client, firstByteAt };
     },
@@ -47,7 +47,7 @@ const KINDS: Kind[] = [
     name: 'v5 AUTH exchange the client abandons',
     async open(port, i) {
       const client = await RawClient.open(port, 5);
-      const firstByteAt = performance.now();
+      const firstByteAt = Math.round(performance.now());
       client.send(connectPacket(`abandon-${i}`, { protocolVersion: 5, properties: { authenticationMethod: 'ENDLESS', authenticationData: Buffer.from('hi') } }));
       await client.waitFor((p) => p.type === 'auth', 5000, 'the broker\'s AUTH 0x18');
       return { client, firstByteAt }; // and never answers
@@ -57,7 +57,7 @@ const KINDS: Kind[] = [
     name: 'v5 AUTH exchange the client keeps answering',
     async open(port, i) {
       const client = await RawClient.open(port, 5);
-      const firstByteAt = performance.now();
+      const firstByteAt = Math.round(performance.now());
       client.send(connectPacket(`endless-${i}`, { protocolVersion: 5, properties: { authenticationMethod: 'ENDLESS', authenticationData: Buffer.from('hi') } }));
       const answer = encode({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'ENDLESS', authenticationData: Buffer.from('more') } }, 5);
       let seen = 0;
@@ -73,7 +73,7 @@ const KINDS: Kind[] = [
     async open(port, i) {
       const client = await RawClient.open(port);
       const bytes = encode(connectPacket(`drip-${i}`, { username: 'x'.repeat(64) }), 4);
-      const firstByteAt = performance.now();
+      const firstByteAt = Math.round(performance.now());
       let k = 0;
       client.socket.write(bytes.subarray(k, ++k));
       const timer = setInterval(() => {
@@ -116,7 +116,7 @@ describe('abuse 05: the pre-CONNACK deadline (embedded broker with hooks)', { ti
       clients.push(o.client);
       const closed = await o.client.closedWithin(DEADLINE_S * 1000 + SLACK_MS + 2000);
       o.stop?.();
-      return { kind: kind.name, closed, after: performance.now() - o.firstByteAt, connack: o.client.packets.some((p) => p.type === 'connack' && p.reasonCode === 0) };
+      return { kind: kind.name, closed, after: Math.round(performance.now()) - o.firstByteAt, connack: o.client.packets.some((p) => p.type === 'connack' && p.reasonCode === 0) };
     })));
     await sleep(1500); // the broker destroys a socket it ended 1 s after ending it
     const afterSockets = socketCount(pid);

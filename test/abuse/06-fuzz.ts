@@ -256,12 +256,12 @@ describe('abuse 06: random and mutated packets until the broker decoded 1,000,00
     const m0 = memOf(broker.pid);
     const sampler = sampleRss(broker.pid);
     const bystanderPump = bystander.startPump();
-    const t0 = performance.now();
+    const t0 = Math.round(performance.now());
     const decodedSoFar = (): number => Number(values.get(RECEIVED) ?? 0) - received0;
     let next = 0;
     let crashed = false;
     await Promise.all(Array.from({ length: PARALLEL }, async () => {
-      while ((st.packets < TARGET_PACKETS || decodedSoFar() < TARGET_PACKETS) && performance.now() - t0 < MAX_MS && !crashed) {
+      while ((st.packets < TARGET_PACKETS || decodedSoFar() < TARGET_PACKETS) && Math.round(performance.now()) - t0 < MAX_MS && !crashed) {
         const n = next++;
         const data = streamOf(seed, n, st);
         st.connections++;
@@ -269,7 +269,7 @@ describe('abuse 06: random and mutated packets until the broker decoded 1,000,00
         if (n % 500 === 0 && !isAlive(broker.pid)) crashed = true;
       }
     }));
-    const ms = performance.now() - t0;
+    const ms = Math.round(performance.now()) - t0;
     const alive = isAlive(broker.pid);
     const m1 = alive ? memOf(broker.pid) : undefined;
     const peak = sampler.stop();

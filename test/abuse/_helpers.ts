@@ -27,10 +27,10 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 /** Polls `cond` every `everyMs` until it is true; false when `ms` passed first. */
 export async function pollUntil(cond: () => boolean | Promise<boolean>, ms: number, everyMs = 100): Promise<boolean> {
-  const deadline = performance.now() + ms;
+  const deadline = Math.round(performance.now()) + ms;
   for (;;) {
     if (await cond()) return true;
-    if (performance.now() >= deadline) return false;
+    if (Math.round(performance.now()) >= deadline) return false;
     await sleep(everyMs);
   }
 }
@@ -162,9 +162,9 @@ export class Bystander {
   private next(): string { return `m${++this.seq}`; }
 
   private async publish(tag: string, timeoutMs: number): Promise<number> {
-    const t0 = performance.now();
+    const t0 = Math.round(performance.now());
     await within(this.pub.publishAsync(this.topic, tag, { qos: 1 }), timeoutMs, `bystander PUBACK for ${tag}`);
-    return performance.now() - t0;
+    return Math.round(performance.now()) - t0;
   }
 
   async roundTrip(during: () => Promise<unknown> = async () => undefined, timeoutMs = 20_000): Promise<void> {
@@ -334,36 +334,36 @@ export class RawClient {
  * socket and whether it stopped because the socket would not take more (write() false, no 'drain').
  */
 export async function pump(socket: net.Socket, next: () => Buffer | undefined, limits: { maxBytes: number; ms: number }): Promise<{ bytes: number; packets: number; stalled: boolean; ms: number }> {
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   const deadline = t0 + limits.ms;
   let bytes = 0;
   let packets = 0;
   for (;;) {
     if (socket.destroyed || bytes >= limits.maxBytes) break;
-    if (performance.now() >= deadline) return { bytes, packets, stalled: socket.writableNeedDrain, ms: performance.now() - t0 };
+    if (Math.round(performance.now()) >= deadline) return { bytes, packets, stalled: socket.writableNeedDrain, ms: Math.round(performance.now()) - t0 };
     // write a batch, then yield so the event loop runs
     let ok = true;
     for (let i = 0; i < 256 && ok && bytes < limits.maxBytes; i++) {
       const b = next();
-      if (b === undefined) return { bytes, packets, stalled: false, ms: performance.now() - t0 };
+      if (b === undefined) return { bytes, packets, stalled: false, ms: Math.round(performance.now()) - t0 };
       ok = socket.write(b);
       bytes += b.length;
       packets++;
     }
     if (!ok) {
       const drained = await new Promise<boolean>((resolve) => {
-        const left = Math.max(1, deadline - performance.now());
+        const left = Math.max(1, deadline - Math.round(performance.now()));
         const timer = setTimeout(() => { socket.off('drain', on); socket.off('close', on); resolve(false); }, left);
         function on(): void { clearTimeout(timer); socket.off('drain', on); socket.off('close', on); resolve(true); }
         socket.on('drain', on);
         socket.on('close', on);
       });
-      if (!drained) return { bytes, packets, stalled: true, ms: performance.now() - t0 };
+      if (!drained) return { bytes, packets, stalled: true, ms: Math.round(performance.now()) - t0 };
     } else {
       await new Promise((r) => setImmediate(r));
     }
   }
-  return { bytes, packets, stalled: false, ms: performance.now() - t0 };
+  return { bytes, packets, stalled: false, ms: Math.round(performance.now()) - t0 };
 }
 
 // ---------------------------------------------------------------- $SYS

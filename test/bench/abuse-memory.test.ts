@@ -67,12 +67,12 @@ class Raw {
 
   /** Resolves with the next packet of that type (bounded). */
   async next(type: Packet['type'], timeoutMs = 5000): Promise<Packet> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = Math.round(performance.now()) + timeoutMs;
     for (;;) {
       const i = this.packets.findIndex((p) => p.type === type);
       if (i >= 0) return this.packets.splice(i, 1)[0]!;
       if (this.closed) throw new Error(`connection closed while waiting for ${type}`);
-      const left = deadline - performance.now();
+      const left = deadline - Math.round(performance.now());
       if (left <= 0) throw new Error(`no ${type} within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
@@ -86,9 +86,9 @@ class Raw {
   }
 
   async until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = Math.round(performance.now()) + timeoutMs;
     while (!cond()) {
-      if (performance.now() > deadline || this.closed) return cond();
+      if (Math.round(performance.now()) > deadline || this.closed) return cond();
       await new Promise((r) => setTimeout(r, 20));
     }
     return true;
@@ -129,17 +129,17 @@ async function stillServes(port: number, tag: string): Promise<void> {
 
 /** Writes `count` copies of `packet` in batches, honouring backpressure; bounded by `timeoutMs`. */
 async function flood(r: Raw, packetOf: (i: number) => Buffer, count: number, timeoutMs: number): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = Math.round(performance.now()) + timeoutMs;
   const perBatch = 64;
   let i = 0;
-  while (i < count && performance.now() < deadline && !r.closed) {
+  while (i < count && Math.round(performance.now()) < deadline && !r.closed) {
     const parts: Buffer[] = [];
     for (let k = 0; k < perBatch && i < count; k++, i++) parts.push(packetOf(i));
     if (!r.socket.write(Buffer.concat(parts))) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         once(r.socket, 'drain'),
-        new Promise((res) => { timer = setTimeout(res, Math.max(1, deadline - performance.now())); }),
+        new Promise((res) => { timer = setTimeout(res, Math.max(1, deadline - Math.round(performance.now()))); }),
       ]);
       clearTimeout(timer);
     }
@@ -213,7 +213,7 @@ describe('broker memory under abuse (bounded RSS, still serving)', { timeout: 30
       tricklers.push(r);
     }
     const chunk = Buffer.alloc(4096, 0x62);
-    const stopAt = performance.now() + 2500;
+    const stopAt = Math.round(performance.now()) + 2500;
     let closedByBroker = 0;
     const trickle = setInterval(() => {
       for (const r of tricklers) if (!r.closed) r.socket.write(chunk);
@@ -221,7 +221,7 @@ describe('broker memory under abuse (bounded RSS, still serving)', { timeout: 30
     try {
       // meanwhile other clients are served
       await stillServes(broker.port, 'trickle-1');
-      while (performance.now() < stopAt) await new Promise((r) => setTimeout(r, 100));
+      while (Math.round(performance.now()) < stopAt) await new Promise((r) => setTimeout(r, 100));
       await stillServes(broker.port, 'trickle-2');
     } finally {
       clearInterval(trickle);

@@ -22,11 +22,11 @@ export async function subscribe(broker: BrokerProcess, topics: string[], opts: {
   const sub = spawnLines('mosquitto_sub', args);
   const last = topics[topics.length - 1]!;
   const re = new RegExp(`^\\d+: ${escape(id)} \\d ${escape(last)}$`);
-  const deadline = performance.now() + 5000;
+  const deadline = Math.round(performance.now()) + 5000;
   for (;;) {
     const seen = broker.logs().slice(before).split('\n').some((l) => re.test(l));
     if (seen) return sub;
-    if (performance.now() > deadline) { sub.kill(); throw new Error(`the subscription of ${id} to ${last} was not logged:\n${broker.logs().slice(before)}`); }
+    if (Math.round(performance.now()) > deadline) { sub.kill(); throw new Error(`the subscription of ${id} to ${last} was not logged:\n${broker.logs().slice(before)}`); }
     await sleep(25);
   }
 }
@@ -53,10 +53,10 @@ export async function retained(broker: BrokerProcess, topic: string): Promise<st
 
 /** Polls `fn` every 100 ms until it returns true, at most `ms`. */
 export async function until(what: string, ms: number, fn: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + ms;
+  const deadline = Math.round(performance.now()) + ms;
   for (;;) {
     if (await fn()) return;
-    if (performance.now() > deadline) throw new Error(`timed out (${ms} ms) waiting for ${what}`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`timed out (${ms} ms) waiting for ${what}`);
     await sleep(100);
   }
 }

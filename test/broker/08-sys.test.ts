@@ -15,8 +15,8 @@ test('$SYS/broker topics are published as retained messages with the broker coun
     const c = await connected(tb, { clientId: 'sysreader' });
     await subscribed(c, '$SYS/broker/#');
     const seen = new Map<string, string>();
-    const deadline = performance.now() + 3000;
-    while (!(seen.has('$SYS/broker/version') && seen.get('$SYS/broker/clients/connected') === '1') && performance.now() < deadline) {
+    const deadline = Math.round(performance.now()) + 3000;
+    while (!(seen.has('$SYS/broker/version') && seen.get('$SYS/broker/clients/connected') === '1') && Math.round(performance.now()) < deadline) {
       const m = await c.next('publish', 3000);
       seen.set(m.topic, m.payload.toString());
     }

@@ -64,8 +64,8 @@ test('a QoS 1 subscriber that never acknowledges gets only its in-flight window 
   // acknowledging lets the rest through, each topic once, however long it takes (max_queued_messages does not cut it)
   const seen = new Set(got.map((m) => m.topic));
   for (const m of got) sub.send({ type: 'puback', packetId: m.packetId! });
-  const deadline = performance.now() + 10_000;
-  while (seen.size < 2000 && performance.now() < deadline) {
+  const deadline = Math.round(performance.now()) + 10_000;
+  while (seen.size < 2000 && Math.round(performance.now()) < deadline) {
     const m = await sub.next('publish', 2000);
     assert.ok(!seen.has(m.topic), `${m.topic} twice`);
     seen.add(m.topic);
@@ -92,8 +92,8 @@ test('a filter listed 1,000 times in one SUBSCRIBE is answered 1,000 times but s
   assert.equal(session.subscriptions.size, 1);
   assert.equal(session.subscriptions.get('#')!.qos, 1);
   const topics = new Map<string, number>();
-  const deadline = performance.now() + 5000;
-  while (topics.size < 300 && performance.now() < deadline) {
+  const deadline = Math.round(performance.now()) + 5000;
+  while (topics.size < 300 && Math.round(performance.now()) < deadline) {
     const m = await sub.next('publish');
     topics.set(m.topic, (topics.get(m.topic) ?? 0) + 1);
     if (m.qos === 1) sub.send({ type: 'puback', packetId: m.packetId! });
@@ -227,8 +227,8 @@ test('a client that sends and never reads is no longer read from until it drains
   for (let i = 0; i < 40; i++) s.write(batch);
   // wait until the broker stops taking bytes
   let last = -1;
-  const deadline = performance.now() + 15_000;
-  while (performance.now() < deadline) {
+  const deadline = Math.round(performance.now()) + 15_000;
+  while (Math.round(performance.now()) < deadline) {
     await sleep(300);
     if (broker.stats.bytesReceived === last) break;
     last = broker.stats.bytesReceived;
@@ -246,8 +246,8 @@ test('a client that sends and never reads is no longer read from until it drains
   other.on('data', (d) => replies.push(d));
   other.write(encode({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'other' }, 4));
   other.write(encode({ type: 'pingreq' }, 4));
-  const until = performance.now() + 3000;
-  while (Buffer.concat(replies).length < 6 && performance.now() < until) await sleep(20);
+  const until = Math.round(performance.now()) + 3000;
+  while (Buffer.concat(replies).length < 6 && Math.round(performance.now()) < until) await sleep(20);
   assert.deepEqual([...Buffer.concat(replies).subarray(0, 6)], [0x20, 2, 0, 0, 0xd0, 0], 'CONNACK and PINGRESP');
   other.destroy();
 
@@ -269,8 +269,8 @@ test('a client that sends and never reads is no longer read from until it drains
     buf = carry;
   });
   s.resume();
-  const end = performance.now() + 30_000;
-  while (acks < 40_000 && performance.now() < end) await sleep(50);
+  const end = Math.round(performance.now()) + 30_000;
+  while (acks < 40_000 && Math.round(performance.now()) < end) await sleep(50);
   t.diagnostic(`after resuming: ${acks} PUBACKs, ${(broker.stats.bytesReceived / 1e6).toFixed(1)} MB taken`);
   assert.equal(acks, 40_000, 'every QoS 1 PUBLISH acknowledged');
   assert.equal(conn.readPaused, false);

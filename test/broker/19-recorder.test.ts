@@ -101,8 +101,8 @@ test('a failing commit is retried, nothing is acknowledged meanwhile, and it is 
   logs.length = 0;
   r.add({ op: 'unretain', topic: 't' });
   c.write(r, 'ack', true);
-  const deadline = performance.now() + 3000;
-  while (store.waiting === 0 && performance.now() < deadline) { assert.deepEqual(c.sent, []); await new Promise((x) => setTimeout(x, 20)); }
+  const deadline = Math.round(performance.now()) + 3000;
+  while (store.waiting === 0 && Math.round(performance.now()) < deadline) { assert.deepEqual(c.sent, []); await new Promise((x) => setTimeout(x, 20)); }
   assert.equal(store.failNext, 0, 'retried three times');
   assert.equal(logs.filter((l) => l.includes('commit failed')).length, 1);
   assert.equal(r.isFailing, true);
@@ -218,8 +218,8 @@ test('with a pipelining store, a failed commit is retried first and those behind
     await turn();
   }
   // bounded: the backoff after one failure is 50 ms
-  const deadline = performance.now() + 3000;
-  while (store.applied.length < 3 && performance.now() < deadline) {
+  const deadline = Math.round(performance.now()) + 3000;
+  while (store.applied.length < 3 && Math.round(performance.now()) < deadline) {
     // ack2 and ack3 may never go before t1 is durable
     if (!store.applied.includes('t1')) assert.deepEqual(c.sent, []);
     await new Promise((x) => setTimeout(x, 5));

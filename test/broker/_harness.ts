@@ -55,7 +55,7 @@ export class RawClient {
 
   /** Wait for the next packet (optionally of a type); fails after timeoutMs. */
   async next<T extends Packet['type']>(type?: T, timeoutMs = 2000): Promise<PacketOf<T>> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = Math.round(performance.now()) + timeoutMs;
     for (;;) {
       const p = this.packets.shift();
       if (p !== undefined) {
@@ -63,7 +63,7 @@ export class RawClient {
         return p as PacketOf<T>;
       }
       if (this.closed) throw new Error(`connection closed while waiting for ${type ?? 'a packet'}`);
-      const left = deadline - performance.now();
+      const left = deadline - Math.round(performance.now());
       if (left <= 0) throw new Error(`timed out waiting for ${type ?? 'a packet'}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
@@ -80,9 +80,9 @@ export class RawClient {
 
   /** Wait until the broker closes the connection. */
   async closedByBroker(timeoutMs = 2000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = Math.round(performance.now()) + timeoutMs;
     while (!this.closed) {
-      const left = deadline - performance.now();
+      const left = deadline - Math.round(performance.now());
       if (left <= 0) throw new Error('connection still open');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);

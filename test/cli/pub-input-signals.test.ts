@@ -42,9 +42,9 @@ describe('-l and -s: long input', () => {
   test('-l publishes a 16 MB line whole, in linear time', async () => {
     const got = await subscriber('long/16');
     const line = Buffer.alloc(16 * 1024 * 1024, 0x61);
-    const t0 = performance.now();
+    const t0 = Math.round(performance.now());
     const r = await midge(['pub', '-p', P, '-t', 'long/16', '-l', '-q', '1'], { input: Buffer.concat([line, Buffer.from('\nend\n')]), timeout: 60_000 });
-    const took = performance.now() - t0;
+    const took = Math.round(performance.now()) - t0;
     assert.deepEqual([r.code, r.stderr], [0, '']);
     // quadratic, this took about 4 s for the line alone (19 s for 40 MB); linear, well under a second
     assert.ok(took < 15_000, `midge pub -l took ${took} ms`);
@@ -80,14 +80,14 @@ describe('SIGINT and SIGTERM stop every command promptly', () => {
     procs.push(p);
     p.child.stdin!.on('error', () => undefined);
     if (feed) p.child.stdin!.write(feed);
-    const end = performance.now() + 5000;
-    while (ready && !(await ready()) && performance.now() < end) await sleep(20);
+    const end = Math.round(performance.now()) + 5000;
+    while (ready && !(await ready()) && Math.round(performance.now()) < end) await sleep(20);
     await sleep(300);
     assert.equal(p.child.exitCode, null, `still running before the signal: ${p.stderr}`);
-    const t0 = performance.now();
+    const t0 = Math.round(performance.now());
     p.child.kill(signal);
     const exit = await p.wait(5000);
-    return { ...exit, took: performance.now() - t0, stderr: p.stderr };
+    return { ...exit, took: Math.round(performance.now()) - t0, stderr: p.stderr };
   }
   /** mosquitto -v logs "New client connected from ... as ID (p2, c1, k60)." */
   const connected = (id: string) => (): boolean => broker.log().includes(` as ${id} (`);

@@ -45,10 +45,10 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 
 /** Polls until `check` is true; throws after `timeout` ms. */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeout = 5000, what = 'condition'): Promise<void> {
-  const end = performance.now() + timeout;
+  const end = Math.round(performance.now()) + timeout;
   for (;;) {
     if (await check()) return;
-    if (performance.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    if (Math.round(performance.now()) > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
     await sleep(20);
   }
 }

@@ -34,9 +34,9 @@ async function client(clientId: string): Promise<MqttClient> {
 const filters = (id: string): string[] => [...(broker.sessions.get(id)?.subscriptions.keys() ?? [])].sort();
 
 async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
-  const deadline = performance.now() + ms;
+  const deadline = Math.round(performance.now()) + ms;
   while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

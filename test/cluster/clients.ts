@@ -62,16 +62,16 @@ export async function closeJsClients(): Promise<void> {
 export async function jsClientRetry(
   name: string, port: number, opts: IClientOptions, timeoutMs: number,
 ): Promise<{ sub: JsSubscriber; ms: number; attempts: string[] }> {
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   const attempts: string[] = [];
   for (let i = 0; i < 200; i++) {
     try {
       // the connect helper gives up after 4 s; the adoption of a dead node may hold a CONNECT ~6 s
-      const sub = await jsClientLong(name, port, opts, Math.max(1000, Math.min(10_000, t0 + timeoutMs - performance.now())));
-      return { sub, ms: performance.now() - t0, attempts };
+      const sub = await jsClientLong(name, port, opts, Math.max(1000, Math.min(10_000, t0 + timeoutMs - Math.round(performance.now()))));
+      return { sub, ms: Math.round(performance.now()) - t0, attempts };
     } catch (err) {
-      attempts.push(`${performance.now() - t0} ms: ${(err as Error).message}`);
-      if (performance.now() - t0 >= timeoutMs) break;
+      attempts.push(`${Math.round(performance.now()) - t0} ms: ${(err as Error).message}`);
+      if (Math.round(performance.now()) - t0 >= timeoutMs) break;
       await sleep(250);
     }
   }
@@ -119,13 +119,13 @@ export async function publishAll(
   client: MqttClient, topic: string, payloads: readonly string[], qos: 0 | 1 | 2, timeoutMs: number, window = 100,
 ): Promise<string[]> {
   const acked: string[] = [];
-  const deadline = performance.now() + timeoutMs;
+  const deadline = Math.round(performance.now()) + timeoutMs;
   let next = 0;
   let failed: Error | undefined;
   const inflight = new Set<Promise<void>>();
   while (next < payloads.length || inflight.size > 0) {
     if (failed !== undefined) throw failed;
-    if (performance.now() > deadline) throw new Error(`publishAll: ${acked.length} of ${payloads.length} acknowledged within ${timeoutMs} ms`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`publishAll: ${acked.length} of ${payloads.length} acknowledged within ${timeoutMs} ms`);
     while (next < payloads.length && inflight.size < window) {
       const p = payloads[next++]!;
       const pr: Promise<void> = client.publishAsync(topic, p, { qos }).then(
@@ -263,12 +263,12 @@ export async function pahoPub(o: { port: number; id: string; topic: string; qos:
 export async function untilRouted(
   tag: string, publish: (payload: string) => Promise<unknown>, inboxes: readonly Inbox[], timeoutMs = 10_000,
 ): Promise<number> {
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   const re = new RegExp(`^probe-${tag}-\\d+$`);
-  for (let i = 1; i <= 1000 && performance.now() - t0 < timeoutMs; i++) {
+  for (let i = 1; i <= 1000 && Math.round(performance.now()) - t0 < timeoutMs; i++) {
     await publish(`probe-${tag}-${i}`);
     for (let w = 0; w < 6; w++) {
-      if (inboxes.every((b) => b.payloads().some((p) => re.test(p)))) return performance.now() - t0;
+      if (inboxes.every((b) => b.payloads().some((p) => re.test(p)))) return Math.round(performance.now()) - t0;
       await sleep(50);
     }
   }
@@ -321,9 +321,9 @@ export class Respawned<P extends LineProcess & Inbox> implements Inbox {
   ) {}
 
   start(deadlineMs: number): void {
-    const end = performance.now() + deadlineMs;
+    const end = Math.round(performance.now()) + deadlineMs;
     this.loop = (async () => {
-      for (let i = 0; i < 200 && !this.stopped && performance.now() < end; i++) {
+      for (let i = 0; i < 200 && !this.stopped && Math.round(performance.now()) < end; i++) {
         const p = this.spawn();
         this.runs.push(p);
         await p.exited;
@@ -352,7 +352,7 @@ export class Respawned<P extends LineProcess & Inbox> implements Inbox {
 
 export class StreamPublisher {
   readonly acked: string[] = [];
-  /** performance.now() of each acknowledgement, as `acked` */
+  /** Math.round(performance.now()) of each acknowledgement, as `acked` */
   readonly ackedAt: number[] = [];
   readonly errors: string[] = [];
   sent = 0;
@@ -381,7 +381,7 @@ export class StreamPublisher {
         const p: Promise<void> = this.client.publishAsync(this.topic, payload, { qos: this.opts.qos ?? 1 }).then(
           () => {
             this.acked.push(payload);
-            this.ackedAt.push(performance.now());
+            this.ackedAt.push(Math.round(performance.now()));
             this.inflight.delete(p);
           },
           (err: Error) => {
@@ -400,8 +400,8 @@ export class StreamPublisher {
   async stop(timeoutMs: number): Promise<void> {
     this.stopped = true;
     await this.loop;
-    const deadline = performance.now() + timeoutMs;
-    while (this.inflight.size > 0 && performance.now() < deadline) await Promise.race([...this.inflight, sleep(200)]);
+    const deadline = Math.round(performance.now()) + timeoutMs;
+    while (this.inflight.size > 0 && Math.round(performance.now()) < deadline) await Promise.race([...this.inflight, sleep(200)]);
     if (this.inflight.size > 0) throw new Error(`${this.inflight.size} publishes of ${this.prefix}* neither acknowledged nor failed within ${timeoutMs} ms (${this.acked.length} acknowledged)`);
   }
 }

@@ -33,7 +33,7 @@ interface Moved extends Inbox {
   /** after the reconnect: CONNACK session present, where known */
   sessionPresent(): boolean | undefined;
   connectMs?: number;
-  /** performance.now() when the connection to B was made (MQTT.js: CONNACK; processes: spawned) */
+  /** Math.round(performance.now()) when the connection to B was made (MQTT.js: CONNACK; processes: spawned) */
   connectedAt?: number;
   stop(): Promise<void>;
 }
@@ -66,7 +66,7 @@ describe('cluster: a node killed with SIGKILL', () => {
             const r = await jsClientRetry(name, to, jsSub(name, v5), 30_000);
             second = r.sub;
             m.connectMs = r.ms;
-            m.connectedAt = performance.now();
+            m.connectedAt = Math.round(performance.now());
             if (r.attempts.length > 0) t.diagnostic(`${name}: refused or timed out before: ${r.attempts.join('; ')}`);
           },
           sessionPresent: () => second?.connacks[0]?.sessionPresent,
@@ -89,7 +89,7 @@ describe('cluster: a node killed with SIGKILL', () => {
           await mosOnA.stop();
           mosPort = B;
           mosB.start(30_000);
-          mosMoved.connectedAt = performance.now();
+          mosMoved.connectedAt = Math.round(performance.now());
         },
         sessionPresent: () => undefined,
         stop: () => mosB.stop(),
@@ -104,7 +104,7 @@ describe('cluster: a node killed with SIGKILL', () => {
         reconnect: async () => {
           pahoB.start(30_000);
           await until('paho connected to C', 30_000, () => (pahoB.current()?.lines.some((l) => l === 'connack 1 0' || l === 'connack 0 0') === true ? true : undefined), 100);
-          pahoMoved.connectedAt = performance.now();
+          pahoMoved.connectedAt = Math.round(performance.now());
         },
         sessionPresent: () => {
           const line = pahoB.runs.flatMap((r) => r.lines).find((l) => /^connack \d 0$/.test(l));
@@ -133,7 +133,7 @@ describe('cluster: a node killed with SIGKILL', () => {
       const stream = new StreamPublisher(pub.client, TOPIC, 'f-', { window: 20 }).start();
       await until('300 messages acknowledged before the kill', 60_000, () => (stream.acked.length >= 300 ? true : undefined), 50);
 
-      const killedAt = performance.now();
+      const killedAt = Math.round(performance.now());
       await c.kill('a');
       const ackedAtKill = stream.acked.length;
       if (afterAdoption) {
@@ -141,7 +141,7 @@ describe('cluster: a node killed with SIGKILL', () => {
           ['b', 'c'].some((n) => /Cluster: node a is gone/.test(c.node(n).broker.logs())) ? true : undefined, 50);
       }
       await Promise.all(subscribers.map((s) => s.reconnect()));
-      const reconnectedMs = performance.now() - killedAt;
+      const reconnectedMs = Math.round(performance.now()) - killedAt;
       await sleep(3000); // more messages while the subscribers are on B and C
       await stream.stop(30_000);
       t.diagnostic(`acknowledged: ${ackedAtKill} before the kill, ${stream.acked.length} in all; all four subscribers back (MQTT.js 3.1.1 and mosquitto_sub on B, MQTT.js v5 and paho on C) ${reconnectedMs} ms after the kill; MQTT.js CONNACK after ${js311.connectMs} / ${js5.connectMs} ms`);

@@ -174,11 +174,11 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /** Polls `f` every `everyMs` until it returns a value other than undefined; rejects after `timeoutMs`. */
 export async function until<T>(what: string, timeoutMs: number, f: () => T | undefined | Promise<T | undefined>, everyMs = 50): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = Math.round(performance.now()) + timeoutMs;
   for (let i = 0; i < 1_000_000; i++) {
     const v = await f();
     if (v !== undefined) return v;
-    if (performance.now() >= deadline) break;
+    if (Math.round(performance.now()) >= deadline) break;
     await sleep(everyMs);
   }
   throw new Error(`${what}: not within ${timeoutMs} ms`);

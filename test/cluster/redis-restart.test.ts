@@ -68,7 +68,7 @@ describe('cluster: Redis restarted under load', () => {
 
       if (hang) c.redis.pause();
       else await c.redis.kill();
-      const killedAt = performance.now();
+      const killedAt = Math.round(performance.now());
       await sleep(1000);
       const ackedSoonAfter = stream.acked.length;
 
@@ -86,16 +86,16 @@ describe('cluster: Redis restarted under load', () => {
       }
       await until('QoS 0 between two clients of A while Redis is away', 5000, () => (local.payloads().includes('local-during') ? true : undefined))
         .catch(() => assert.fail(`QoS 0 on one node stopped with Redis: ${JSON.stringify(local.payloads().slice(-5))}`));
-      await sleep(Math.max(0, 4000 - (performance.now() - killedAt)));
+      await sleep(Math.max(0, 4000 - (Math.round(performance.now()) - killedAt)));
       const ackedBeforeRestart = stream.acked.length;
-      assert.equal(ackedBeforeRestart, ackedSoonAfter, `acknowledged while Redis was away: ${ackedBeforeRestart - ackedSoonAfter} (between 1 s and ${performance.now() - killedAt} ms after the kill)`);
+      assert.equal(ackedBeforeRestart, ackedSoonAfter, `acknowledged while Redis was away: ${ackedBeforeRestart - ackedSoonAfter} (between 1 s and ${Math.round(performance.now()) - killedAt} ms after the kill)`);
 
       if (hang) c.redis.resume();
       else await c.redis.restart();
-      const restartedAt = performance.now();
+      const restartedAt = Math.round(performance.now());
       await until('more messages acknowledged after the restart', 60_000, () => (stream.acked.length > ackedBeforeRestart + 100 ? true : undefined), 100)
         .catch(() => assert.fail(`service did not resume: ${stream.acked.length - ackedBeforeRestart} acknowledged since the restart\n${c.logs().slice(-4000)}`));
-      const resumedMs = performance.now() - restartedAt;
+      const resumedMs = Math.round(performance.now()) - restartedAt;
       await sleep(2000);
       await stream.stop(60_000);
       t.diagnostic(`acknowledged: ${ackedSoonAfter} before, ${stream.acked.length} in all; resumed ${resumedMs} ms after the restart; subscriber reconnects: ${reconnects.length}; publisher CONNACKs: ${pub.connacks.length}; CONNECTs while away: ${refusals.join(' | ')}`);

@@ -57,11 +57,11 @@ export async function screenshot(page: Page, dir: string, name: string): Promise
 
 /** Polls `check` every 100 ms until it returns a value other than undefined; fails after `ms`. */
 export async function until<T>(what: string, ms: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = performance.now() + ms;
+  const deadline = Math.round(performance.now()) + ms;
   for (;;) {
     const v = await check();
     if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

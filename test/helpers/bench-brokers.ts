@@ -178,7 +178,7 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
   const log = join(opts.dir, `${kind}-${port}.log`);
   const fd = openSync(log, 'w');
   const [cmd, args] = command(kind, port, conf, opts);
-  const spawnedAt = performance.now();
+  const spawnedAt = Math.round(performance.now());
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   live.add(child);
@@ -227,11 +227,11 @@ async function launch(kind: BrokerKind, port: number, opts: StartOptions): Promi
       }
     },
   };
-  const deadline = performance.now() + (opts.readyTimeoutMs ?? 10_000);
+  const deadline = Math.round(performance.now()) + (opts.readyTimeoutMs ?? 10_000);
   for (;;) {
     if (exited) throw new Error(`${kind} exited before listening on ${port}: ${logs().slice(-2000)}`);
     if (await accepts(port) && (wsPort === undefined || await accepts(wsPort))) return handle;
-    if (performance.now() > deadline) {
+    if (Math.round(performance.now()) > deadline) {
       await handle.stop();
       throw new Error(`${kind} did not listen on ${port} within ${opts.readyTimeoutMs ?? 10_000} ms: ${logs().slice(-2000)}`);
     }

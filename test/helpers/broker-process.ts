@@ -164,7 +164,7 @@ async function launch(port: number, spawnOn: (port: number, dir: string) => Chil
   };
   running.add(broker);
 
-  const deadline = performance.now() + READY_TIMEOUT_MS;
+  const deadline = Math.round(performance.now()) + READY_TIMEOUT_MS;
   for (;;) {
     if (!isRunning()) {
       await exited;
@@ -173,7 +173,7 @@ async function launch(port: number, spawnOn: (port: number, dir: string) => Chil
       throw new Error(`broker exited before accepting connections on port ${port} (${why})\n${describe()}`);
     }
     if (await accepts(port)) return broker;
-    if (performance.now() > deadline) {
+    if (Math.round(performance.now()) > deadline) {
       await broker.stop();
       throw new Error(`broker did not accept connections on port ${port} within ${READY_TIMEOUT_MS} ms\n${describe()}`);
     }

@@ -97,9 +97,9 @@ export class FakeClock implements Clock {
  * or a client's action (in-memory sockets deliver on later ticks) while fake time stands still.
  */
 export async function eventually(what: string, cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = Math.round(performance.now()) + timeoutMs;
   while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
   }
 }

@@ -149,10 +149,10 @@ export async function scrape(base: string, headers: Record<string, string> = {})
 
 /** Polls `read` until `ok` holds for its value (at most `timeoutMs`, 50 ms apart); returns the last value. */
 export async function until<V>(read: () => Promise<V>, ok: (v: V) => boolean, timeoutMs = 5000): Promise<V> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = Math.round(performance.now()) + timeoutMs;
   for (;;) {
     const v = await read();
-    if (ok(v) || performance.now() > deadline) return v;
+    if (ok(v) || Math.round(performance.now()) > deadline) return v;
     await new Promise((r) => setTimeout(r, 50));
   }
 }

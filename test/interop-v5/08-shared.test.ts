@@ -35,8 +35,8 @@ async function memberLeaves(withIds: boolean): Promise<[Held, Held]> {
   const pub = await v5(broker.port, { clientId: 'shr-pub' });
   await pub.publishAsync('shr/t', 'only', { qos: 1 });
 
-  const deadline = performance.now() + 3000;
-  while (held.length === 0 && performance.now() < deadline) await sleep(20);
+  const deadline = Math.round(performance.now()) + 3000;
+  while (held.length === 0 && Math.round(performance.now()) < deadline) await sleep(20);
   await sleep(200);
   assert.equal(held.length, 1, `one member holds it, unacknowledged: ${JSON.stringify(held)}`);
   const [gone, other, otherId] = held[0]!.id === 'shr-a' ? [a, b, 'shr-b'] : [b, a, 'shr-a'];
@@ -44,7 +44,7 @@ async function memberLeaves(withIds: boolean): Promise<[Held, Held]> {
   gone.stream.destroy(); // leaves without acknowledging, session expiry 0
   await closed;
 
-  while (held.length === 1 && performance.now() < deadline + 3000) await sleep(20);
+  while (held.length === 1 && Math.round(performance.now()) < deadline + 3000) await sleep(20);
   assert.equal(held.length, 2, 'the message was sent again');
   held[1]!.ack();
   assert.deepEqual([held[1]!.id, held[1]!.payload], [otherId, 'only']);
@@ -75,8 +75,8 @@ describe('shared subscriptions', () => {
     await Promise.all(Array.from({ length: 300 }, (_, i) => pub.publishAsync('sh/t', String(i), { qos: 1 })));
 
     const got = (): string[][] => [received(js), py.messages().map((e) => e.payload!), withoutMarkers(v311.lines.slice(from))];
-    const deadline = performance.now() + 8000;
-    while (got().flat().length < 300 && performance.now() < deadline) await sleep(50);
+    const deadline = Math.round(performance.now()) + 8000;
+    while (got().flat().length < 300 && Math.round(performance.now()) < deadline) await sleep(50);
     await sleep(300); // anything sent twice would show up now
     const [a, b, c] = got();
     const all = got().flat();

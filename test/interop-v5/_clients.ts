@@ -274,8 +274,8 @@ export function mosqSub(port: number, args: readonly string[]): LineProcess {
  * subscriber prints the one just published. Returns the number of lines printed so far.
  */
 export async function untilReady(port: number, sub: LineProcess, topic: string, timeoutMs = 5000): Promise<number> {
-  const deadline = performance.now() + timeoutMs;
-  for (let i = 1; performance.now() < deadline; i++) {
+  const deadline = Math.round(performance.now()) + timeoutMs;
+  for (let i = 1; Math.round(performance.now()) < deadline; i++) {
     await mosqPub(port, ['-t', topic, '-m', `ready-${i}`]);
     try {
       await sub.waitForLine(new RegExp(`ready-${i}\\b`), 250);

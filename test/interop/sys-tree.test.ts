@@ -56,8 +56,8 @@ async function collect(broker: BrokerProcess, ms: number, done: (seen: Map<strin
   try {
     client.on('message', (m) => { seen.set(m.topic, m.payload.toString()); });
     await client.subscribe('$SYS/#', { qos: 0 });
-    const deadline = performance.now() + ms;
-    for (let i = 0; performance.now() < deadline && i < 200; i++) {
+    const deadline = Math.round(performance.now()) + ms;
+    for (let i = 0; Math.round(performance.now()) < deadline && i < 200; i++) {
       await client.publish('sys-test/traffic', `message ${i}`, { qos: 1 });
       if (done(seen)) break;
       await new Promise((r) => setTimeout(r, 100));

@@ -154,8 +154,8 @@ export async function mosquittoPub(port: number, args: readonly string[], timeou
  * just published. Delivery keeps the order in which the broker got them, so no earlier marker comes later.
  */
 export async function untilSubscribed(port: number, sub: LineProcess, topic = 'test', timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (let i = 1; performance.now() < deadline; i++) {
+  const deadline = Math.round(performance.now()) + timeoutMs;
+  for (let i = 1; Math.round(performance.now()) < deadline; i++) {
     await mosquittoPub(port, ['-t', topic, '-m', `ready-${i}`]);
     try {
       await sub.waitForLine(new RegExp(`ready-${i}\\b`), 200);

@@ -124,10 +124,10 @@ test('the installed midge broker runs with its node flags; midge pub and sub exc
   broker.stdout?.setEncoding('utf8').on('data', (s: string) => (logs += s));
   broker.stderr?.setEncoding('utf8').on('data', (s: string) => (logs += s));
   const waitFor = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
-    const deadline = performance.now() + 10_000;
+    const deadline = Math.round(performance.now()) + 10_000;
     while (!(await ok())) {
       assert.ok(broker.exitCode === null, `the broker exited while waiting for ${what}:\n${logs}`);
-      assert.ok(performance.now() < deadline, `timed out waiting for ${what}:\n${logs}`);
+      assert.ok(Math.round(performance.now()) < deadline, `timed out waiting for ${what}:\n${logs}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };

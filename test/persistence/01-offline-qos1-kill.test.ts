@@ -73,12 +73,12 @@ test('offline MQTT.js subscriber: every PUBACKed payload arrives after kill -9 a
   t.diagnostic(`restart: accepting after ${second.startMs} ms; ${second.restoredLine ?? 'no "Store: restored" line'}`);
   const sub2 = await recorded(second.broker.port, { clientId: `${tag}-sub`, clean: false });
   assert.equal(sub2.sessionPresent, true, 'the session survived the kill');
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   const payloads = (): string[] => sub2.got.map((g) => g.payload);
   await waitForPayloads(payloads, acked, 60_000);
   await sub2.quiet(500, 5_000);
   const r = tally(acked, payloads());
-  t.diagnostic(`after restart (${performance.now() - t0} ms to drain): ${describeTally(r)}`);
+  t.diagnostic(`after restart (${Math.round(performance.now()) - t0} ms to drain): ${describeTally(r)}`);
   assert.ok(sub2.got.every((g) => g.qos === 1 && g.topic.startsWith('crash/')), 'delivered at QoS 1 on crash/#');
   assert.deepEqual(r.missing, [], 'every acknowledged message was delivered');
   await sub2.end();
@@ -103,7 +103,7 @@ test('offline mosquitto_sub -c -q 1: every PUBACKed payload arrives after kill -
   // arrived. The lines are read as they come and the process is stopped once it has them all.
   const sub = spawnLines('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(second.broker.port), '-c', '-q', '1', '-i', id, '-t', 'crash/#', '-v']);
   const payloads = (): string[] => sub.lines.map((l) => l.slice(l.indexOf(' ') + 1));
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   await waitForPayloads(payloads, acked, 60_000);
   // quiet for 500 ms (bounded)
   for (let n = sub.lines.length, i = 0; i < 20; i++) {
@@ -114,7 +114,7 @@ test('offline mosquitto_sub -c -q 1: every PUBACKed payload arrives after kill -
   sub.kill('SIGTERM');
   await sub.exited;
   const r = tally(acked, payloads());
-  t.diagnostic(`after restart (${performance.now() - t0} ms): ${describeTally(r)}`);
+  t.diagnostic(`after restart (${Math.round(performance.now()) - t0} ms): ${describeTally(r)}`);
   assert.ok(sub.lines.every((l) => /^crash\/\d+ mosq-\d+$/.test(l)), `mosquitto_sub printed only crash/# lines (first: ${sub.lines[0] ?? 'none'}; stderr: ${sub.stderr()})`);
   assert.deepEqual(r.missing, [], 'every acknowledged message was delivered');
   assertCleanLog(second.broker);

@@ -52,12 +52,12 @@ async function randomKills(t: TestContext, qos: 1 | 2, rounds: number, budgetMs:
   await sub0.client.subscribeAsync('rk/#', { qos });
   await sub0.end();
 
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   const totals = { acked: 0, received: 0, duplicates: 0, unacked: 0, restartMs: [] as number[] };
   const failures: string[] = [];
   let cutOff = 0;
   for (let round = 0; round < rounds; round++) {
-    assert.ok(performance.now() - t0 < budgetMs, `time budget: round ${round} starts after ${performance.now() - t0} ms`);
+    assert.ok(Math.round(performance.now()) - t0 < budgetMs, `time budget: round ${round} starts after ${Math.round(performance.now()) - t0} ms`);
     const count = 300 + Math.floor(rnd() * 201);
     const broker = current.broker;
     // Three rounds in four: the kill comes right after a random number of PUBACKs (the broker is quick:
@@ -110,7 +110,7 @@ async function randomKills(t: TestContext, qos: 1 | 2, rounds: number, budgetMs:
   const ms = totals.restartMs;
   t.diagnostic(
     `totals: acked ${totals.acked}, received ${totals.received} distinct, ${totals.duplicates} duplicates, ` +
-      `${totals.unacked} received without an ack seen; ${cutOff} rounds cut short by the kill; restart ${Math.min(...ms)}-${Math.max(...ms)} ms; ${performance.now() - t0} ms in all`,
+      `${totals.unacked} received without an ack seen; ${cutOff} rounds cut short by the kill; restart ${Math.min(...ms)}-${Math.max(...ms)} ms; ${Math.round(performance.now()) - t0} ms in all`,
   );
   assert.deepEqual(failures, [], `seed ${seed}: acknowledged messages were lost${qos === 2 ? ' or delivered twice' : ''}`);
   assert.ok(cutOff >= rounds / 2, `most kills came mid-stream (${cutOff} of ${rounds})`);

@@ -37,11 +37,11 @@ test('retained messages survive kill -9; one whose expiry passed while the broke
   await pub.client.publishAsync('ret/cleared', 'soon gone', { qos: 1, retain: true });
   await pub.client.publishAsync('ret/cleared', '', { qos: 1, retain: true });
   await killHard(first.broker);
-  const downAt = performance.now();
+  const downAt = Math.round(performance.now());
   await sleep(2_500);
 
   const second = await startPersistent(dir);
-  t.diagnostic(`down ${performance.now() - downAt} ms (incl. restart ${second.startMs} ms); ${second.restoredLine ?? 'no "Store: restored" line'}`);
+  t.diagnostic(`down ${Math.round(performance.now()) - downAt} ms (incl. restart ${second.startMs} ms); ${second.restoredLine ?? 'no "Store: restored" line'}`);
   const sub = await recorded(second.broker.port, { clientId: 'ret-sub', protocolVersion: 5 });
   await sub.client.subscribeAsync('ret/#', { qos: 1 });
   await sub.until('two retained messages', 5_000, (g) => (g.length >= 2 ? true : undefined)).catch(() => undefined);
@@ -120,19 +120,19 @@ test('a v5 delayed will fires after a kill -9 and restart when its client stays 
   const { client: away } = await willed('away');
   const { client: back } = await willed('back');
   // both vanish without DISCONNECT: their wills wait DELAY_S seconds
-  const droppedAt = performance.now();
+  const droppedAt = Math.round(performance.now());
   away.destroy();
   back.destroy();
   await sleep(500);
   await killHard(first.broker);
 
   const second = await startPersistent(dir);
-  t.diagnostic(`restart ${second.startMs} ms, ${performance.now() - droppedAt} ms after the clients vanished`);
+  t.diagnostic(`restart ${second.startMs} ms, ${Math.round(performance.now()) - droppedAt} ms after the clients vanished`);
   const { client: back2, connack } = await RawClient.connect(second.broker.port, { clientId: 'back', clean: false, version: 5, properties: { sessionExpiryInterval: 600 } });
   assert.equal(connack.sessionPresent, true, 'the session of the client that comes back survived');
-  const cameBackAt = performance.now();
+  const cameBackAt = Math.round(performance.now());
   const watch2 = await recorded(second.broker.port, { clientId: 'will-watch', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
-  const watchingAt = performance.now();
+  const watchingAt = Math.round(performance.now());
   await watch2.until('the will of "away"', DELAY_S * 1000 + 10_000, (g) => g.find((m) => m.topic === 'will/away'));
   const arrived = watch2.got.find((m) => m.topic === 'will/away')!;
   t.diagnostic(`will/away arrived ${arrived.at - droppedAt} ms after its client vanished (delay ${DELAY_S} s); "back" reconnected after ${cameBackAt - droppedAt} ms`);
@@ -141,7 +141,7 @@ test('a v5 delayed will fires after a kill -9 and restart when its client stays 
   }
   // "back" returned in time: its will must not go out, also not after its delay has passed
   const quietUntil = droppedAt + DELAY_S * 1000 + 1_500;
-  await sleep(Math.max(0, quietUntil - performance.now()));
+  await sleep(Math.max(0, quietUntil - Math.round(performance.now())));
   assert.deepEqual(watch2.got.map((m) => `${m.topic}=${m.payload}`), ['will/away=away is gone'], `only the will of the client that stayed away (back: ${describePackets(back2.packets)})`);
   await back2.disconnect();
   await watch2.end();
@@ -157,13 +157,13 @@ test('session expiry counts across the downtime: expiry 3 s, broker down 4 s: se
   await long.client.subscribeAsync('exp/#', { qos: 1 });
   await short.end();
   await long.end();
-  const goneAt = performance.now();
+  const goneAt = Math.round(performance.now());
   await sleep(300);
   await killHard(first.broker);
   await sleep(4_000);
 
   const second = await startPersistent(dir);
-  t.diagnostic(`restarted ${performance.now() - goneAt} ms after the clients disconnected`);
+  t.diagnostic(`restarted ${Math.round(performance.now()) - goneAt} ms after the clients disconnected`);
   const short2 = await recorded(second.broker.port, { clientId: 'exp-short', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 3 } });
   const long2 = await recorded(second.broker.port, { clientId: 'exp-long', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
   assert.equal(short2.sessionPresent, false, `the 3 s session expired while the broker was down; broker log:\n${second.broker.logs()}`);
@@ -193,9 +193,9 @@ test('a clean SIGTERM shutdown keeps retained messages, subscriptions, queued me
   q2.send({ type: 'publish', topic: 'term/q2', payload: Buffer.from('once'), qos: 2, retain: false, dup: false, packetId: 42 });
   await q2.next((p) => p.type === 'pubrec', 5000, 'PUBREC');
 
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   await first.broker.stop();
-  const stopMs = performance.now() - t0;
+  const stopMs = Math.round(performance.now()) - t0;
   t.diagnostic(`SIGTERM: exited after ${stopMs} ms`);
   assert.ok(stopMs < 2_900, 'the broker exited on SIGTERM by itself (not by the SIGKILL fallback after 3 s)');
   q2.destroy();

@@ -46,9 +46,9 @@ export interface Started {
 
 /** Starts `midge broker -c` with persistence on `dir`; a restart is just another call with the same dir. */
 export async function startPersistent(dir: string, extra = ''): Promise<Started> {
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   const broker = await startMidge({ config: persistConfig(dir, extra) });
-  const startMs = performance.now() - t0;
+  const startMs = Math.round(performance.now()) - t0;
   const restoredLine = broker.logs().split('\n').find((l) => /Store: restored/.test(l));
   return { broker, startMs, restoredLine };
 }
@@ -228,13 +228,13 @@ export interface PumpResult {
  * all are acknowledged (QoS 2: completed) or the connection closes (the broker was killed).
  */
 export async function pump(port: number, o: PumpOptions): Promise<PumpResult> {
-  const t0 = performance.now();
+  const t0 = Math.round(performance.now());
   let client: RawClient;
   try {
     ({ client } = await RawClient.connect(port, { clientId: o.clientId, clean: o.clean ?? true }));
   } catch {
     // the broker went away before CONNACK (a kill right at the start): nothing was acknowledged
-    return { acked: new Set(), sent: 0, refused: 0, cutOff: true, elapsedMs: performance.now() - t0 };
+    return { acked: new Set(), sent: 0, refused: 0, cutOff: true, elapsedMs: Math.round(performance.now()) - t0 };
   }
   const acked = new Set<number>();
   const byId = new Map<number, number>();
@@ -293,7 +293,7 @@ export async function pump(port: number, o: PumpOptions): Promise<PumpResult> {
       return undefined;
     })
     .finally(() => client.destroy());
-  return { acked, sent: next, refused, cutOff: completed + refused < o.count, elapsedMs: performance.now() - t0 };
+  return { acked, sent: next, refused, cutOff: completed + refused < o.count, elapsedMs: Math.round(performance.now()) - t0 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,9 +327,9 @@ export async function recorded(port: number, opts: IClientOptions): Promise<Reco
   openClients.add(client);
   const got: Got[] = [];
   const waiters = new Waiters();
-  let last = performance.now();
+  let last = Math.round(performance.now());
   client.on('message', (topic, payload, packet) => {
-    last = performance.now();
+    last = Math.round(performance.now());
     got.push({
       topic,
       payload: payload.toString('utf8'),
@@ -371,9 +371,9 @@ export async function recorded(port: number, opts: IClientOptions): Promise<Reco
     until: (what, timeoutMs, cond) =>
       waiters.wait(what, timeoutMs, () => cond(got), () => `received ${got.length} messages, last: ${JSON.stringify(got.slice(-5))}`),
     quiet: async (quietMs, maxMs) => {
-      const end = performance.now() + maxMs;
-      last = Math.max(last, performance.now());
-      while (performance.now() < end && performance.now() - last < quietMs) await sleep(Math.min(100, quietMs));
+      const end = Math.round(performance.now()) + maxMs;
+      last = Math.max(last, Math.round(performance.now()));
+      while (Math.round(performance.now()) < end && Math.round(performance.now()) - last < quietMs) await sleep(Math.min(100, quietMs));
     },
     end: async () => {
       openClients.delete(client);
@@ -427,12 +427,12 @@ export function describeTally(t: Tally): string {
 export async function waitForPayloads(source: () => readonly string[], expected: ReadonlySet<string>, timeoutMs: number): Promise<boolean> {
   const remaining = new Set(expected);
   let read = 0;
-  const end = performance.now() + timeoutMs;
+  const end = Math.round(performance.now()) + timeoutMs;
   for (;;) {
     const items = source();
     for (; read < items.length; read++) remaining.delete(items[read]!);
     if (remaining.size === 0) return true;
-    if (performance.now() > end) return false;
+    if (Math.round(performance.now()) > end) return false;
     await sleep(50);
   }
 }

@@ -50,9 +50,9 @@ function logCount(b: BrokerProcess, re: RegExp): number {
 async function hup(b: BrokerProcess, expect: RegExp): Promise<void> {
   const before = logCount(b, expect);
   b.kill('SIGHUP');
-  const deadline = performance.now() + 5000;
+  const deadline = Math.round(performance.now()) + 5000;
   while (logCount(b, expect) <= before) {
-    if (performance.now() > deadline) throw new Error(`no new log line matching ${String(expect)} after SIGHUP\n${b.logs()}`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`no new log line matching ${String(expect)} after SIGHUP\n${b.logs()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -186,8 +186,8 @@ describe('logging and process keys', () => {
       'midge_failed_login_delay 0'].join('\n'));
     assert.equal((await mosquittoSub(['-p', String(b.port), '-u', 'mqtt', '-P', 'test', '-t', 'test', '-W', '1'])).code, CONNECTED);
     assert.equal((await mosquittoSub(['-p', String(b.port), '-u', 'mqtt', '-P', 'bad', '-i', 'logged', '-t', 'test', '-W', '1'])).code, 5);
-    const deadline = performance.now() + 3000;
-    while (!readFileSync(logFile, 'utf8').includes('logged') && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const deadline = Math.round(performance.now()) + 3000;
+    while (!readFileSync(logFile, 'utf8').includes('logged') && Math.round(performance.now()) < deadline) await new Promise((r) => setTimeout(r, 20));
     const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '');
     assert.ok(lines.length > 0);
     assert.ok(lines.every((l) => /^(Warning|Error): /.test(l)), `only warnings and errors, without timestamps:\n${lines.join('\n')}`);

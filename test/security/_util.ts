@@ -138,9 +138,9 @@ export async function midgeExact(text: string, args: string[] = []): Promise<Exa
     },
   };
   exactBrokers.add(b);
-  const deadline = performance.now() + 10_000;
+  const deadline = Math.round(performance.now()) + 10_000;
   while (!(await accepts(port))) {
-    if (child.exitCode !== null || performance.now() > deadline) {
+    if (child.exitCode !== null || Math.round(performance.now()) > deadline) {
       await b.stop();
       throw new Error(`broker did not start on port ${port}:\n${out}`);
     }

@@ -153,8 +153,8 @@ describe("Midge's client library over ws://", () => {
         await client.publish(`midge/out/${qos}`, `from midge q${qos}`, { qos });
         await out.waitForLine(new RegExp(`^${qos} from midge q${qos}$`), 3000);
         await mosquittoPub(b.port, ['-t', `midge/in/${qos}`, '-q', String(qos), '-m', `to midge q${qos}`]);
-        const deadline = performance.now() + 3000;
-        while (got.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const deadline = Math.round(performance.now()) + 3000;
+        while (got.length === 0 && Math.round(performance.now()) < deadline) await new Promise((r) => setTimeout(r, 20));
         assert.equal(got.length, 1, 'one message');
         assert.deepEqual([got[0]!.topic, got[0]!.payload.toString(), got[0]!.qos], [`midge/in/${qos}`, `to midge q${qos}`, qos]);
       } finally {

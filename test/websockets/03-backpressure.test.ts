@@ -19,9 +19,9 @@ const SIZE = 16 * 1024;
 
 /** Polls every 10 ms, bounded. */
 async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = Math.round(performance.now()) + timeoutMs;
   while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Math.round(performance.now()) > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

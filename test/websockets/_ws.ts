@@ -35,9 +35,9 @@ export async function startWsBroker(websockets: string[][], extra: string[] = []
   const broker = await startMidge({ config: lines.join('\n'), verbose });
   // startMidge waits for the first (TCP) listener; the WebSocket listeners open after it
   for (const p of wsPorts) {
-    const deadline = performance.now() + 10_000;
+    const deadline = Math.round(performance.now()) + 10_000;
     while (!(await accepts(p))) {
-      if (performance.now() > deadline) throw new Error(`the WebSocket listener on port ${p} did not accept connections within 10 s`);
+      if (Math.round(performance.now()) > deadline) throw new Error(`the WebSocket listener on port ${p} did not accept connections within 10 s`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
