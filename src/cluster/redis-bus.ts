@@ -7,7 +7,7 @@ import { Session, type SubEntry } from '../broker/session.js';
 import { entryFromStored, restoreWindow, sessionFromStored, storedMessages } from '../broker/session-registry.js';
 import type { WillOwner } from '../broker/wills.js';
 import type { RedisStore } from '../store/redis.js';
-import { decodeWill, encodeWill } from '../store/redis.js';
+import { decodeWill, encodeWill } from '../store/redis-encode.js';
 import type { StoredSession, StoredSubscription, Window } from '../store/store.js';
 import { SubscriptionTrie, isShareError, parseSharedSubscription } from '../topic/index.js';
 import { topicMatches } from '../topic/validate.js';
