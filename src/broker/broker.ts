@@ -562,16 +562,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   private sweep(now: number): void {
     const deadlineMs = this.opts.connectTimeout * 1000;
+    // the deadlines are measured on the monotonic clock; expiry (stored, wall-clock times) on `now`
+    const mono = this.clock.monotonic();
     for (const c of this.connections) {
       if (c.state === 'connected') {
-        if (c.keepaliveMs > 0 && now - c.lastActivity > c.keepaliveMs * 1.5) {
+        if (c.keepaliveMs > 0 && mono - c.lastActivity > c.keepaliveMs * 1.5) {
           if (c.protocolVersion === 5) c.writePacket({ type: 'disconnect', reasonCode: 0x8d });
           c.close('exceeded timeout', true, `Client ${c.who} has exceeded timeout, disconnecting.`);
           continue;
         }
         const reauth = c.auth;
-        if (reauth !== undefined && now - reauth.startedAt > deadlineMs) this.reauthTimedOut(c, reauth);
-      } else if (c.state !== 'closed' && now - c.connectedAt > deadlineMs) {
+        if (reauth !== undefined && mono - reauth.startedAt > deadlineMs) this.reauthTimedOut(c, reauth);
+      } else if (c.state !== 'closed' && mono - c.openedAt > deadlineMs) {
         this.connectTimedOut(c);
       }
     }

@@ -60,8 +60,11 @@ export class Connection implements Outlet, ClientInfo {
   username: string | undefined;
   protocolVersion: ProtocolVersion = 4;
   keepaliveMs = 0;
+  /** the monotonic clock's time of the last bytes received (keepalive) */
   lastActivity: number;
+  /** when the connection was accepted: wall clock (shown by the admin API) and monotonic (the CONNECT deadline) */
   readonly connectedAt: number;
+  readonly openedAt: number;
   will: Will | undefined;
   session: Session | undefined;
   /** v5 receive maximum we advertised: QoS 1/2 PUBLISHes the client may have unacknowledged */
@@ -124,7 +127,8 @@ export class Connection implements Outlet, ClientInfo {
       this.extras.certificateIdentity = info.certificateIdentity;
     }
     if (info.trusted === true) this.extras.trusted = true;
-    this.lastActivity = this.connectedAt = broker.clock.now();
+    this.connectedAt = broker.clock.now();
+    this.lastActivity = this.openedAt = broker.clock.monotonic();
     const max = broker.opts.maxPacketSize;
     this.parser = new Parser({ firstPacketConnect: true, ...(max > 0 ? { maxPacketSize: max } : {}) });
     // shared listener functions find the connection on the socket: no closures per connection
@@ -152,7 +156,7 @@ export class Connection implements Outlet, ClientInfo {
     if (this.state === 'closed') return;
     // a parse error waits behind an async step: the parser is spent, nothing more is read
     if (this.pending !== undefined && this.pending[this.pending.length - 1] instanceof ParseFailure) return;
-    this.lastActivity = this.broker.clock.now();
+    this.lastActivity = this.broker.clock.monotonic();
     this.broker.stats.bytesReceived += chunk.length;
     const outer = parsing;
     parsing = this;

@@ -31,6 +31,23 @@ test('a silent client is disconnected after 1.5 × keepalive and its will is pub
   w.end();
 });
 
+test('the wall clock set forward or back neither drops a client early nor keeps one late: keepalive runs on the monotonic clock', async () => {
+  const c = await connected(tb, { clientId: 'ka-wall', keepalive: 1 });
+  try {
+    clock.stepWall(60_000); // an NTP step: the wall clock jumps a minute ahead
+    clock.advance(500);
+    assert.ok(online('ka-wall'), 'not dropped by the step forward');
+    clock.stepWall(-120_000); // and back, to a minute behind
+    clock.advance(500);
+    assert.ok(online('ka-wall'), 'still connected after 1 s of monotonic time');
+    clock.advance(1000); // 2 s since its last bytes: past 1.5 × keepalive
+    assert.ok(!online('ka-wall'), 'dropped once 1.5 × keepalive has passed, whatever the wall clock says');
+    await c.closedByBroker();
+  } finally {
+    clock.stepWall(60_000);
+  }
+});
+
 test('a client that sends PINGREQ within the keepalive stays connected', async () => {
   const c = await connected(tb, { clientId: 'ka-alive', keepalive: 1 });
   const silent = await connected(tb, { clientId: 'ka-alive-control', keepalive: 1 });

@@ -29,8 +29,22 @@ export class FakeClock implements Clock {
     this.t = start;
   }
 
-  now(): number {
+  /** how far stepWall() has set the wall clock from the fake time */
+  private wall = 0;
+
+  /** the fake time: only advance() moves it */
+  monotonic(): number {
     return this.t;
+  }
+
+  /** the fake time, plus what stepWall() added */
+  now(): number {
+    return this.t + this.wall;
+  }
+
+  /** The wall clock is set forward (or back, negative): now() moves, monotonic() and the timers do not. */
+  stepWall(ms: number): void {
+    this.wall += ms;
   }
 
   setTimeout(fn: () => void, ms: number): ClockTimer {

@@ -14,7 +14,7 @@ export interface PendingAuth {
   exchange: AuthExchange;
   /** the CONNECT being authenticated; undefined during re-authentication */
   connect?: ConnectPacket;
-  /** when the exchange started (ms): it has the connect deadline (midge_connect_timeout), see Broker.sweep */
+  /** when the exchange started (monotonic ms): it has the connect deadline (midge_connect_timeout), see Broker.sweep */
   startedAt: number;
   /** true while the method's hook is working on a step (a timeout is then the hook's fault, not the client's) */
   stepping: boolean;
@@ -28,7 +28,7 @@ function newExchange(conn: Connection, method: string, factory: (client: ClientI
   } catch (err) {
     throw new HookError(`'${method}' authentication method`, err);
   }
-  return { method, exchange, connect, startedAt: conn.broker.clock.now(), stepping: false };
+  return { method, exchange, connect, startedAt: conn.broker.clock.monotonic(), stepping: false };
 }
 
 export function startEnhancedAuth(conn: Connection, p: ConnectPacket, method: string): void {
