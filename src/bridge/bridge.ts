@@ -100,7 +100,7 @@ export class Bridge {
   /** the client library is trying to reconnect (its next failure is logged as one) */
   private attempting = false;
   private tryPrivateOk = true;
-  private lastActivity = Date.now();
+  private lastActivity = performance.now();
   private readonly pending: Outgoing[] = [];
   readonly stats: BridgeStats = { state: 'disconnected', address: '', connects: 0, messagesOut: 0, messagesIn: 0, dropped: 0 };
 
@@ -170,7 +170,7 @@ export class Bridge {
 
   /** A message from the local broker for the remote one. */
   private fromLocal(p: PublishPacket, ack: () => void): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = performance.now();
     if (this.remote === undefined || !this.connected) {
       if (p.qos === 0) {
         this.stats.dropped++;
@@ -344,7 +344,7 @@ export class Bridge {
     const c = this.cfg;
     this.stats.state = 'connected';
     this.stats.connects++;
-    this.lastActivity = Date.now();
+    this.lastActivity = performance.now();
     this.restartDelay = c.restartBase;
     this.log.debug(`Received CONNACK on connection ${c.localClientId}.`);
     this.log.info(`Bridge ${c.name} connected to ${this.addressText()} as ${c.remoteClientId}.`);
@@ -376,7 +376,7 @@ export class Bridge {
 
   /** A message from the remote broker for the local one. */
   private fromRemote(m: Message): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = performance.now();
     const topic = mapIncoming(this.cfg.topics, m.topic);
     const link = this.local;
     if (topic === undefined) {
@@ -482,7 +482,7 @@ export class Bridge {
     clearInterval(this.lazyTimer);
     this.lazyTimer = setInterval(() => {
       if (this.remote !== client) return;
-      if (Date.now() - this.lastActivity >= this.cfg.idleTimeout * 1000 && this.pending.length === 0) {
+      if (performance.now() - this.lastActivity >= this.cfg.idleTimeout * 1000 && this.pending.length === 0) {
         this.log.info(`Bridge ${this.cfg.name} idle for ${this.cfg.idleTimeout} s: stopping it (start_type lazy).`);
         void this.endRemote(client);
       }

@@ -215,15 +215,15 @@ export class MqttClient extends EventEmitter {
     if (this.ended) return (this.endPromise = Promise.resolve());
     this.endPromise = new Promise<void>((resolve) => { this.endResolve = resolve; });
     clearTimeout(this.reconnectTimer);
-    this.apply(this.state.end(Date.now(), options.force ?? false, options.reasonCode, options.properties));
+    this.apply(this.state.end(performance.now(), options.force ?? false, options.reasonCode, options.properties));
     if (this.state.status !== 'closed') {
-      this.drainTimer = setTimeout(() => this.apply(this.state.end(Date.now(), true, options.reasonCode, options.properties)), options.timeout ?? 10_000);
+      this.drainTimer = setTimeout(() => this.apply(this.state.end(performance.now(), true, options.reasonCode, options.properties)), options.timeout ?? 10_000);
     }
     return this.endPromise;
   }
 
   private run<T>(call: (now: number) => { op: number; actions: Action[] }): Promise<T> {
-    const { op, actions } = call(Date.now());
+    const { op, actions } = call(performance.now());
     const promise = new Promise<T>((resolve, reject) => {
       this.pending.set(op, { resolve: resolve as (v: unknown) => void, reject });
     });
@@ -256,7 +256,7 @@ export class MqttClient extends EventEmitter {
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err: Error) => { this.closeError ??= new ConnectionLostError(err.message, undefined, { cause: err }); });
     socket.on('close', () => this.onClose(socket));
-    this.apply(this.state.open(Date.now()));
+    this.apply(this.state.open(performance.now()));
   }
 
   private onData(socket: Duplex, chunk: Buffer): void {
@@ -283,9 +283,9 @@ export class MqttClient extends EventEmitter {
     for (const p of packets) {
       if (socket !== this.socket) return;
       this.emitSafe('packetreceive', p);
-      this.apply(this.state.handle(p, Date.now()));
+      this.apply(this.state.handle(p, performance.now()));
     }
-    if (error && socket === this.socket) this.apply(this.state.parseError(error, Date.now()));
+    if (error && socket === this.socket) this.apply(this.state.parseError(error, performance.now()));
   }
 
   private onClose(socket: Duplex): void {
@@ -421,7 +421,7 @@ export class MqttClient extends EventEmitter {
   /** Runs `auth.onChallenge` for an AUTH 0x18 from the broker and sends its answer. */
   private challenge(token: number, data: Buffer | undefined, reauth: boolean): void {
     void answerChallenge(this.options.onChallenge, data, reauth).then(
-      (value) => this.apply(this.state.authRespond(token, value, Date.now())),
+      (value) => this.apply(this.state.authRespond(token, value, performance.now())),
       (error: AuthenticationError) => this.apply(this.state.authFailed(token, error)),
     );
   }
@@ -446,7 +446,7 @@ export class MqttClient extends EventEmitter {
     clearTimeout(this.keepaliveTimer);
     const deadline = this.state.nextDeadline();
     if (deadline === undefined || !this.socket) return;
-    this.keepaliveTimer = setTimeout(() => this.apply(this.state.tick(Date.now())), Math.max(0, deadline - Date.now()));
+    this.keepaliveTimer = setTimeout(() => this.apply(this.state.tick(performance.now())), Math.max(0, deadline - performance.now()));
     this.keepaliveTimer.unref();
   }
 
@@ -462,7 +462,7 @@ export class MqttClient extends EventEmitter {
       message.ack = () => {
         if (done) return;
         done = true;
-        this.apply(this.state.acknowledge(token, Date.now()));
+        this.apply(this.state.acknowledge(token, performance.now()));
       };
     }
     if (this.listenerCount('message') > 0) {
