@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { untilConnack } from '../helpers/mqttjs.js';
 import { run, spawnLines, type LineProcess, type RunResult } from '../helpers/proc.js';
 import { sleep } from './harness.js';
 
@@ -86,29 +87,7 @@ function jsClientLong(name: string, port: number, opts: IClientOptions, timeoutM
   openClients.add(client);
   client.once('end', () => openClients.delete(client));
   const sub = recordJs(name, client);
-  return new Promise<JsSubscriber>((resolve, reject) => {
-    const fail = (why: string): void => {
-      cleanup();
-      client.end(true);
-      reject(new Error(why));
-    };
-    const timer = setTimeout(() => fail('timed out'), timeoutMs + 500);
-    const onConnect = (): void => {
-      cleanup();
-      resolve(sub);
-    };
-    const onError = (e: Error & { code?: unknown }): void => fail(`${e.message}${e.code !== undefined ? ` (code ${String(e.code)})` : ''}`);
-    const onClose = (): void => fail('connection closed before CONNACK');
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      client.off('connect', onConnect);
-      client.off('error', onError);
-      client.off('close', onClose);
-    };
-    client.on('connect', onConnect);
-    client.on('error', onError);
-    client.on('close', onClose);
-  });
+  return untilConnack(client, timeoutMs + 500).then(() => sub);
 }
 
 /**

@@ -3,7 +3,7 @@
  * message and packet from its first byte on, so nothing that arrives right after CONNACK (queued messages
  * of a persistent session, retained messages) can slip past a test.
  */
-import { connect as mqttConnect, type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import { connect as mqttConnect, type IClientOptions, type IConnackPacket, type MqttClient, type Packet } from 'mqtt';
 import { Waiters } from './proc.js';
 
 export interface Received {
@@ -77,19 +77,30 @@ export function connect(port: number, opts: IClientOptions = {}): Promise<MqttCl
   open.add(client);
   client.once('end', () => open.delete(client));
   recorder(client);
+  return untilConnack(client, 4000).then(
+    () => client,
+    (err: Error) => { throw new Error(`MQTT.js connect to port ${port} as '${opts.clientId ?? ''}' failed: ${err.message}`); },
+  );
+}
+
+/**
+ * Resolves with the CONNACK when `client` (connecting, reconnect off) gets it; rejects with why (the error and
+ * its code, a close before CONNACK, or 'timed out' after `timeoutMs`) and ends the client.
+ */
+export function untilConnack(client: MqttClient, timeoutMs: number): Promise<IConnackPacket> {
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {
       cleanup();
       client.end(true);
-      reject(new Error(`MQTT.js connect to port ${port} as '${opts.clientId ?? ''}' failed: ${why}`));
+      reject(new Error(why));
     };
-    const onConnect = (): void => {
+    const onConnect = (connack: IConnackPacket): void => {
       cleanup();
-      resolve(client);
+      resolve(connack);
     };
-    const onError = (err: Error): void => fail(err.message);
+    const onError = (e: Error & { code?: unknown }): void => fail(`${e.message}${e.code !== undefined ? ` (code ${String(e.code)})` : ''}`);
     const onClose = (): void => fail('connection closed before CONNACK');
-    const timer = setTimeout(() => fail('timed out'), 4000);
+    const timer = setTimeout(() => fail('timed out'), timeoutMs);
     const cleanup = (): void => {
       clearTimeout(timer);
       client.off('connect', onConnect);

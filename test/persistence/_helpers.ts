@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { startMidge, type BrokerProcess } from '../helpers/broker-process.js';
+import { untilConnack } from '../helpers/mqttjs.js';
 import { Waiters } from '../helpers/proc.js';
 import { encode, Parser } from '../../src/codec/index.js';
 import type { ConnackPacket, Packet, ProtocolVersion, PublishPacket, QoS, Will, Properties } from '../../src/codec/index.js';
@@ -342,28 +343,13 @@ export async function recorded(port: number, opts: IClientOptions): Promise<Reco
     waiters.check();
   });
   client.on('error', () => undefined);
-  const sessionPresent = await new Promise<boolean>((resolve, reject) => {
-    const timer = setTimeout(() => fail('timed out'), 6000);
-    const onError = (err: Error): void => fail(err.message);
-    const onClose = (): void => fail('closed before CONNACK');
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      client.off('error', onError);
-      client.off('close', onClose);
-    };
-    const fail = (why: string): void => {
-      cleanup();
-      client.end(true);
+  const sessionPresent = await untilConnack(client, 6000).then(
+    (connack) => connack.sessionPresent,
+    (err: Error) => {
       openClients.delete(client);
-      reject(new Error(`MQTT.js connect as '${opts.clientId ?? ''}' to port ${port} failed: ${why}`));
-    };
-    client.once('connect', (connack) => {
-      cleanup();
-      resolve(connack.sessionPresent);
-    });
-    client.on('error', onError);
-    client.on('close', onClose);
-  });
+      throw new Error(`MQTT.js connect as '${opts.clientId ?? ''}' to port ${port} failed: ${err.message}`);
+    },
+  );
   return {
     client,
     got,
