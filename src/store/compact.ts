@@ -13,7 +13,7 @@ type Kind = 0 | 1 | 2; // in-flight, queue, incoming QoS 2
  */
 export function compact(changes: readonly Change[]): readonly Change[] {
   if (changes.length < 2) return changes;
-  const k = new Compactor();
+  const k = new Compactor(false);
   for (let i = 0; i < changes.length; i++) k.add(changes[i]!);
   return k.anyCancelled ? k.survivors() : changes;
 }
@@ -29,8 +29,24 @@ export class Compactor {
   /** per client, per kind: id -> indexes (in items) of the changes of the entry opened since the reset */
   private open = new Map<string, [Map<number, number[]> | undefined, Map<number, number[]> | undefined, Map<number, number[]> | undefined]>();
   private cancelled = false;
+  /**
+   * per message id: where its records are in items and how many changes not cancelled refer to it
+   * (enqueue, inflight, retain); a message whose count is 0 at the end of a set is left out at once
+   * (endSet), so that what a fold would not write is not kept until it either
+   */
+  private msgs = new Map<number, { at: number[]; refs: number }>();
+  /** message ids whose count fell to 0 in the current set (endSet looks at them) */
+  private unreferenced: number[] = [];
   /** changes added since the reset (cancelled or not) */
   added = 0;
+  /** changes added since the reset and still to be written (not cancelled, not left out; with `tracking`) */
+  live = 0;
+
+  /**
+   * `tracking`: count references per message, so that `live` and `endSet` leave out a message that
+   * nothing refers to any more (the SQLite store's running compaction); compact() does without.
+   */
+  constructor(private readonly tracking = true) {}
   /** the highest message id and queue seq added since the reset, cancelled ones included */
   maxId = 0;
   maxSeq = 0;
@@ -39,14 +55,26 @@ export class Compactor {
     const i = this.items.length;
     this.items.push(c);
     this.added++;
+    this.live++;
     let kind: Kind;
     let id: number;
     let opens = false;
     switch (c.op) {
-      case 'message': if (c.msg.id > this.maxId) this.maxId = c.msg.id; return;
-      case 'inflight': kind = 0; id = c.ref.packetId; opens = c.ref.state === 'publish'; break;
+      case 'message': {
+        const mid = c.msg.id;
+        if (mid > this.maxId) this.maxId = mid;
+        if (!this.tracking) return;
+        const m = this.msgs.get(mid);
+        if (m === undefined) {
+          this.msgs.set(mid, { at: [i], refs: 0 });
+          this.unreferenced.push(mid); // recorded for a reference that this set is to make
+        } else m.at.push(i);
+        return;
+      }
+      case 'retain': this.ref(c.messageId, 1); return;
+      case 'inflight': kind = 0; id = c.ref.packetId; opens = c.ref.state === 'publish'; this.ref(c.ref.messageId, 1); break;
       case 'inflightDone': kind = 0; id = c.packetId; break;
-      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; if (id > this.maxSeq) this.maxSeq = id; break;
+      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; if (id > this.maxSeq) this.maxSeq = id; this.ref(c.ref.messageId, 1); break;
       case 'dequeue': kind = 1; id = c.seq; break;
       case 'qos2': kind = 2; id = c.packetId; opens = true; break;
       case 'qos2Done': kind = 2; id = c.packetId; break;
@@ -75,10 +103,53 @@ export class Compactor {
     }
     // opened and finished since the reset: none of it is written
     const items = this.items;
-    for (let j = 0; j < list.length; j++) items[list[j]!] = undefined;
+    for (let j = 0; j < list.length; j++) {
+      const x = items[list[j]!]!;
+      if (x.op === 'enqueue' || x.op === 'inflight') this.ref(x.ref.messageId, -1);
+      items[list[j]!] = undefined;
+    }
     items[i] = undefined;
+    this.live -= list.length + 1;
     byId!.delete(id);
     this.cancelled = true;
+  }
+
+  private ref(messageId: number, by: 1 | -1): void {
+    if (!this.tracking) return;
+    const m = this.msgs.get(messageId);
+    if (m === undefined) {
+      // a message recorded before the reset (the tables hold it): only counted while referenced
+      if (by > 0) this.msgs.set(messageId, { at: [], refs: 1 });
+      return;
+    }
+    m.refs += by;
+    if (m.refs === 0) this.unreferenced.push(messageId);
+  }
+
+  /**
+   * The end of one commit's set: a message that nothing added and not cancelled refers to any more
+   * is left out now (survivors() would leave it out). Not earlier: within a set, an in-flight entry
+   * may refer to a message that its queue entry, dequeued by the same set, referred to, without
+   * recording it again (Session.sendNew). A later set that refers to it records it again.
+   */
+  endSet(): void {
+    const ids = this.unreferenced;
+    if (ids.length === 0) return;
+    const items = this.items;
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      const m = this.msgs.get(id);
+      if (m === undefined || m.refs > 0) continue;
+      for (let j = 0; j < m.at.length; j++) {
+        if (items[m.at[j]!] !== undefined) {
+          items[m.at[j]!] = undefined;
+          this.live--;
+        }
+      }
+      this.msgs.delete(id);
+      this.cancelled = true;
+    }
+    this.unreferenced = [];
   }
 
   /**
@@ -116,8 +187,11 @@ export class Compactor {
   reset(): void {
     this.items = [];
     this.open.clear();
+    this.msgs.clear();
+    this.unreferenced = [];
     this.cancelled = false;
     this.added = 0;
+    this.live = 0;
     this.maxId = 0;
     this.maxSeq = 0;
   }

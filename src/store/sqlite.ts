@@ -43,11 +43,17 @@ export interface SqliteStoreOptions extends FoldOptions {
 
 /** When the journal is folded into the tables (docs/persistence.md "How a commit is stored"). */
 export interface FoldOptions {
-  /** after this many journaled changes (default 50,000) */
+  /**
+   * once this many journaled changes are left to write, not cancelled by later ones (default
+   * 250,000); and at the latest after 4 times as many journaled changes, cancelled or not
+   */
   foldChanges?: number;
-  /** after this many bytes of journaled message payloads (default 16 MiB) */
+  /** after this many bytes of journaled message payloads (default 64 MiB) */
   foldBytes?: number;
-  /** at the latest this long after the first change not folded yet, in ms (default 1000) */
+  /**
+   * this long after the first change not folded yet (ms, default 1000), if no more than a tenth of
+   * foldChanges is left to write; else when one of the bounds above is reached, or 30 times this long
+   */
   foldMs?: number;
   /**
    * 'journal': every commit goes to the journal; 'direct': every commit is applied to the tables
@@ -138,8 +144,8 @@ export class SqliteStore implements Store {
     this.directTx = db.transaction((changes: readonly Change[]) => applyChanges(this.s, this.file, compact(changes), metaOf(changes), this.onDangling));
     this.mode = opts.mode ?? 'auto';
     if (this.mode === 'direct') this.directLeft = Infinity;
-    this.foldChanges = opts.foldChanges ?? 50_000;
-    this.foldBytes = opts.foldBytes ?? 16 * 1024 * 1024;
+    this.foldChanges = opts.foldChanges ?? 250_000;
+    this.foldBytes = opts.foldBytes ?? 64 * 1024 * 1024;
     this.foldMs = opts.foldMs ?? 1000;
   }
 
@@ -222,6 +228,7 @@ export class SqliteStore implements Store {
       for (; i < blobs.length; i++) {
         const changes = decodeChanges(blobs[i]!, false);
         for (let j = 0; j < changes.length; j++) this.compactor.add(changes[j]!);
+        this.compactor.endSet();
       }
     } finally {
       this.undigested = i === blobs.length ? [] : blobs.slice(i);
@@ -234,6 +241,11 @@ export class SqliteStore implements Store {
       this.digest();
     } catch {
       // the set stays undigested: the fold that needs it meets the error and reports it
+      return;
+    }
+    if (this.compactor.live >= this.foldChanges && !this.foldSoon) {
+      this.foldSoon = true;
+      setImmediate(this.foldLater);
     }
   };
 
@@ -275,6 +287,30 @@ export class SqliteStore implements Store {
       this.fold();
     } catch {
       // foldFailed is set: the next commit folds first and rejects while that fails
+    }
+  };
+
+  /** when the first change not folded yet was journaled (performance.now()) */
+  private pendingSince = 0;
+
+  /**
+   * The timer: a fold that is cheap (most of what was journaled cancelled out) is done every foldMs,
+   * so that the journal stays short; one that would write much (a queue for an offline client that
+   * may yet reconnect and cancel it) waits for a bound (foldChanges, foldBytes) or 30 foldMs.
+   */
+  private foldDue = (): void => {
+    this.foldTimer = undefined;
+    try {
+      this.digest();
+    } catch {
+      this.foldLater(); // the fold meets the error and reports it
+      return;
+    }
+    const waited = performance.now() - this.pendingSince;
+    if (this.compactor.live <= this.foldChanges / 10 || waited >= 30 * this.foldMs) this.foldLater();
+    else {
+      this.foldTimer = setTimeout(this.foldDue, this.foldMs);
+      this.foldTimer.unref();
     }
   };
 
@@ -448,26 +484,37 @@ export class SqliteStore implements Store {
       }
       this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
       this.undigested.push(blob);
-      if (!this.digestSoon) {
+      if (this.undigested.length >= 64) {
+        // commits come faster than the event loop turns (a caller committing in a loop): digest now
+        try {
+          this.digest();
+        } catch {
+          // the set stays undigested: the fold that needs it meets the error and reports it
+        }
+      } else if (!this.digestSoon) {
         // after this commit has answered (on the worker: after its reply is posted)
         this.digestSoon = true;
         setImmediate(this.digestLater);
       }
+      if (this.pendingChanges === 0) this.pendingSince = performance.now();
       this.pendingChanges += set.count;
       this.pendingBytes += set.bytes;
       const ids = set.messageIds;
       for (let i = 0; i < ids.length; i++) this.pendingIds.add(ids[i]!);
-      if (this.pendingChanges >= this.foldChanges || this.pendingBytes >= this.foldBytes) {
+      // (what is left to write, compactor.live, counts the sets digested so far: see digestLater)
+      const journalCap = 4 * this.foldChanges;
+      const live = this.compactor.live;
+      if (this.pendingChanges >= journalCap || this.pendingBytes >= this.foldBytes || live >= this.foldChanges) {
         // after this commit has answered (on the worker: after its reply is posted); at once when
         // commits come faster than the event loop turns (a caller committing in a loop)
-        if (this.pendingChanges >= 2 * this.foldChanges) {
+        if (this.pendingChanges >= 2 * journalCap || live >= 2 * this.foldChanges) {
           this.foldLater();
         } else if (!this.foldSoon) {
           this.foldSoon = true;
           setImmediate(this.foldLater);
         }
       } else if (this.foldTimer === undefined) {
-        this.foldTimer = setTimeout(this.foldLater, this.foldMs);
+        this.foldTimer = setTimeout(this.foldDue, this.foldMs);
         this.foldTimer.unref();
       }
     } catch (err) {

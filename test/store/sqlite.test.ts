@@ -56,7 +56,8 @@ describe('sqlite store: auto mode', () => {
     let id = 0;
     // a persistent subscriber that keeps up: each message sent and acknowledged a commit later
     let open: number[] = [];
-    for (let c = 0; c < 40; c++) {
+    // (enough for the journal's bound, 4 × foldChanges changes, cancelled or not, to fold it)
+    for (let c = 0; c < 120; c++) {
       const set: Change[] = open.map((p) => ({ op: 'inflightDone', clientId: 'on', packetId: p }));
       open = [];
       for (let i = 0; i < 50; i++) {
@@ -83,6 +84,76 @@ describe('sqlite store: auto mode', () => {
     assert.ok(s.folds.direct > 0, 'switched to direct commits');
     assert.equal(s.journalRows(), 0, 'direct commits leave nothing in the journal');
     assert.equal((await s.loadWindow('off')).queued.length, 3000);
+    await s.close();
+  });
+
+  /** `n` messages queued for 'off' (ids from `first`), one commit of 50 at a time */
+  async function queue(s: SqliteStore, first: number, n: number): Promise<void> {
+    const payload = Buffer.alloc(16, 2);
+    for (let c = 0; c < n; c += 50) {
+      const set: Change[] = [];
+      for (let id = first + c; id < first + Math.min(n, c + 50); id++) {
+        set.push({ op: 'message', msg: { id, topic: 't', payload, qos: 1, retain: false } });
+        set.push({ op: 'enqueue', clientId: 'off', ref: { seq: id, messageId: id, qos: 1, retain: false } });
+      }
+      await s.commit(set);
+      await new Promise((r) => setImmediate(r)); // a turn between commits, as the store's thread has
+    }
+  }
+
+  test('a queue that drains before the fold is never written to the tables; one that grows past foldChanges is', async () => {
+    const s = await openSqliteStore({ file: join(dir, `auto-${++n}.db`), foldChanges: 2000, foldMs: 60_000 });
+    await queue(s, 1, 900); // 1,800 changes left to write: under the bound
+    assert.equal(s.folds.count, 0, 'not folded yet');
+    assert.equal(s.journalRows(), 18);
+    // the client comes back: each message dequeued, sent and acknowledged
+    for (let c = 1; c <= 900; c += 50) {
+      const set: Change[] = [];
+      for (let id = c; id < c + 50; id++) {
+        set.push({ op: 'dequeue', clientId: 'off', seq: id });
+        set.push({ op: 'inflight', clientId: 'off', ref: { packetId: id, messageId: id, qos: 1, retain: false, state: 'publish' } });
+      }
+      await s.commit(set);
+      await s.commit(Array.from({ length: 50 }, (_, i): Change => ({ op: 'inflightDone', clientId: 'off', packetId: c + i })));
+    }
+    assert.equal(s.messageCount(), 0, 'a read folds first: nothing is left');
+    assert.equal(s.folds.count, 1);
+    assert.equal(s.folds.changes, 4500);
+    assert.equal(s.folds.written, 0, 'nothing reached the tables');
+    assert.equal(s.folds.direct, 0);
+    // a queue that grows past the bound is folded (and then written straight to the tables)
+    await queue(s, 1001, 1500);
+    assert.ok(s.folds.count >= 2, `folded at the bound (${s.folds.count} folds)`);
+    assert.ok(s.folds.written >= 2000, `written ${s.folds.written}`);
+    assert.equal((await s.loadWindow('off')).queued.length, 1500);
+    await s.close();
+  });
+
+  test('the timer folds what is cheap to fold every foldMs, and what would write much only after 30 × foldMs', async () => {
+    const s = await openSqliteStore({ file: join(dir, `auto-${++n}.db`), foldChanges: 2000, foldMs: 40 });
+    const waitFor = async (what: string, cond: () => boolean, ms: number): Promise<number> => {
+      const t0 = performance.now();
+      while (!cond()) {
+        if (performance.now() - t0 > ms) assert.fail(`${what}: not within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return Math.round(performance.now() - t0);
+    };
+    // 100 changes left to write (under a tenth of foldChanges): folded at the first timer
+    await queue(s, 1, 50);
+    await waitFor('a cheap fold', () => s.journalRows() === 0, 1000);
+    assert.equal(s.folds.count, 1);
+    // 600 left to write: not at the first timers, but within 30 × 40 ms = 1.2 s
+    await queue(s, 101, 300);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(s.folds.count, 1, 'still journaled after 5 timers');
+    assert.equal(s.journalRows(), 6);
+    await waitFor('the late fold', () => s.journalRows() === 0, 5000);
+    const waited = Math.round(performance.now() - t0);
+    assert.ok(waited >= 1000, `folded after ${waited} ms`);
+    assert.equal(s.folds.count, 2);
+    assert.equal((await s.loadWindow('off')).queued.length, 350);
     await s.close();
   });
 });
@@ -252,6 +323,13 @@ describe('compacting the journal as it comes (Compactor)', () => {
     let seq = 0;
     const open: Array<{ client: string; kind: 'q' | 'f' | '2'; key: number; msg: number }> = [];
     const out: Change[][] = [];
+    /** a packet id that no open entry of `client` has (the broker never reuses one that is in use) */
+    const freePid = (client: string, kind: 'f' | '2'): number => {
+      for (;;) {
+        const pid = 1 + rnd(500);
+        if (!open.some((e) => e.client === client && e.kind === kind && e.key === pid)) return pid;
+      }
+    };
     for (let s = 0; s < sets; s++) {
       const set: Change[] = [];
       for (let i = 0, n = 1 + rnd(12); i < n; i++) {
@@ -264,19 +342,32 @@ describe('compacting the journal as it comes (Compactor)', () => {
             set.push({ op: 'enqueue', clientId: client, ref: { seq: ++seq, messageId: msg, qos: 1, retain: false } });
             open.push({ client, kind: 'q', key: seq, msg });
           } else {
-            const pid = 1 + rnd(500);
+            const pid = freePid(client, 'f');
             set.push({ op: 'inflight', clientId: client, ref: { packetId: pid, messageId: msg, qos: 2, retain: false, state: 'publish' } });
             open.push({ client, kind: 'f', key: pid, msg });
           }
         } else if (r < 8) {
           const e = open.splice(rnd(open.length), 1)[0]!;
-          if (e.kind === 'q') set.push({ op: 'dequeue', clientId: e.client, seq: e.key });
+          if (e.kind === 'q') {
+            set.push({ op: 'dequeue', clientId: e.client, seq: e.key });
+            if (rnd(2) === 0) {
+              // sent from the queue in the same set: the in-flight entry refers to the message
+              // without recording it again (Session.sendNew from a stored queue entry)
+              const pid = freePid(e.client, 'f');
+              set.push({ op: 'inflight', clientId: e.client, ref: { packetId: pid, messageId: e.msg, qos: 2, retain: false, state: 'publish' } });
+              open.push({ client: e.client, kind: 'f', key: pid, msg: e.msg });
+            }
+          }
           else if (e.kind === 'f') {
-            if (rnd(2) === 0) set.push({ op: 'inflight', clientId: e.client, ref: { packetId: e.key, messageId: e.msg, qos: 2, retain: false, state: 'pubrel' } });
+            if (rnd(2) === 0) {
+              // the state change refers to the message and records it again, as Session does
+              set.push({ op: 'message', msg: { id: e.msg, topic: `t/${e.msg}`, payload: Buffer.from([e.msg & 255]), qos: 1, retain: false } });
+              set.push({ op: 'inflight', clientId: e.client, ref: { packetId: e.key, messageId: e.msg, qos: 2, retain: false, state: 'pubrel' } });
+            }
             set.push({ op: 'inflightDone', clientId: e.client, packetId: e.key });
           } else set.push({ op: 'qos2Done', clientId: e.client, packetId: e.key });
         } else if (r === 8) {
-          const pid = 1 + rnd(500);
+          const pid = freePid(client, '2');
           set.push({ op: 'qos2', clientId: client, packetId: pid });
           open.push({ client, kind: '2', key: pid, msg: 0 });
         } else {
@@ -294,9 +385,16 @@ describe('compacting the journal as it comes (Compactor)', () => {
       const sets = randomSets(seed, 200);
       const all = sets.flat();
       const k = new Compactor();
-      for (const set of sets) for (const c of set) k.add(c);
+      for (const set of sets) {
+        for (const c of set) k.add(c);
+        k.endSet();
+        // what is still to be written is what a fold would write now, messages left out included
+        const now = k.survivors();
+        assert.equal(k.live, now.length, `seed ${seed}: live count`);
+      }
       const survivors = k.survivors();
       assert.deepEqual(survivors, [...compact(all)], `seed ${seed}`);
+      assert.equal(k.live, survivors.length);
       assert.ok(survivors.length < all.length, `seed ${seed}: something cancelled (${survivors.length} of ${all.length})`);
       assert.equal(k.added, all.length);
       assert.equal(k.maxId, Math.max(0, ...all.flatMap((c) => (c.op === 'message' ? [c.msg.id] : []))));
