@@ -24,9 +24,12 @@ export function compact(changes: readonly Change[]): readonly Change[] {
  * decoding and compacting tens of thousands of changes while commits wait behind it.
  */
 export class Compactor {
-  /** the changes added, in order; undefined where a pair cancelled out */
-  private items: Array<Change | undefined> = [];
-  /** per client, per kind: id -> indexes (in items) of the changes of the entry opened since the reset */
+  /** the changes added, in order (1 in place of each when they are not kept); undefined where a pair cancelled out */
+  private items: Array<Change | 1 | undefined> = [];
+  /**
+   * per client, per kind: id -> the changes of the entry opened since the reset, as pairs of their
+   * index in items and the message id they refer to (-1: none)
+   */
   private open = new Map<string, [Map<number, number[]> | undefined, Map<number, number[]> | undefined, Map<number, number[]> | undefined]>();
   private cancelled = false;
   /**
@@ -45,20 +48,26 @@ export class Compactor {
   /**
    * `tracking`: count references per message, so that `live` and `endSet` leave out a message that
    * nothing refers to any more (the SQLite store's running compaction); compact() does without.
+   * `keep`: keep the changes themselves (survivors()); without, only which of them are left
+   * (liveIndexes(), for a caller that can find a change again by its index, as the SQLite store
+   * does in its journaled sets: it keeps the bytes, not the decoded changes). Needs `tracking`.
    */
-  constructor(private readonly tracking = true) {}
+  constructor(private readonly tracking = true, private readonly keep = true) {
+    if (!keep && !tracking) throw new Error('a Compactor that does not keep the changes must track messages');
+  }
   /** the highest message id and queue seq added since the reset, cancelled ones included */
   maxId = 0;
   maxSeq = 0;
 
   add(c: Change): void {
     const i = this.items.length;
-    this.items.push(c);
+    this.items.push(this.keep ? c : 1);
     this.added++;
     this.live++;
     let kind: Kind;
     let id: number;
     let opens = false;
+    let msg = -1;
     switch (c.op) {
       case 'message': {
         const mid = c.msg.id;
@@ -72,9 +81,9 @@ export class Compactor {
         return;
       }
       case 'retain': this.ref(c.messageId, 1); return;
-      case 'inflight': kind = 0; id = c.ref.packetId; opens = c.ref.state === 'publish'; this.ref(c.ref.messageId, 1); break;
+      case 'inflight': kind = 0; id = c.ref.packetId; opens = c.ref.state === 'publish'; msg = c.ref.messageId; this.ref(msg, 1); break;
       case 'inflightDone': kind = 0; id = c.packetId; break;
-      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; if (id > this.maxSeq) this.maxSeq = id; this.ref(c.ref.messageId, 1); break;
+      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; if (id > this.maxSeq) this.maxSeq = id; msg = c.ref.messageId; this.ref(msg, 1); break;
       case 'dequeue': kind = 1; id = c.seq; break;
       case 'qos2': kind = 2; id = c.packetId; opens = true; break;
       case 'qos2Done': kind = 2; id = c.packetId; break;
@@ -92,24 +101,23 @@ export class Compactor {
     }
     let byId = perClient[kind];
     if (opens) {
-      (byId ??= perClient[kind] = new Map()).set(id, [i]);
+      (byId ??= perClient[kind] = new Map()).set(id, [i, msg]);
       return;
     }
     const list = byId?.get(id);
     if (list === undefined) return;
     if (c.op === 'inflight') {
-      list.push(i); // a state change (PUBREL sent) of an entry opened since the reset
+      list.push(i, msg); // a state change (PUBREL sent) of an entry opened since the reset
       return;
     }
     // opened and finished since the reset: none of it is written
     const items = this.items;
-    for (let j = 0; j < list.length; j++) {
-      const x = items[list[j]!]!;
-      if (x.op === 'enqueue' || x.op === 'inflight') this.ref(x.ref.messageId, -1);
+    for (let j = 0; j < list.length; j += 2) {
       items[list[j]!] = undefined;
+      if (list[j + 1]! >= 0) this.ref(list[j + 1]!, -1);
     }
     items[i] = undefined;
-    this.live -= list.length + 1;
+    this.live -= list.length / 2 + 1;
     byId!.delete(id);
     this.cancelled = true;
   }
@@ -157,7 +165,8 @@ export class Compactor {
    * to. Leaves the state as it is (a fold that fails takes them again, with what came since).
    */
   survivors(): Change[] {
-    const items = this.items;
+    if (!this.keep) throw new Error('this Compactor does not keep the changes: use liveIndexes()');
+    const items = this.items as Array<Change | undefined>;
     const out: Change[] = [];
     if (!this.cancelled) {
       for (let i = 0; i < items.length; i++) out.push(items[i]!);
@@ -175,6 +184,18 @@ export class Compactor {
       if (c === undefined || (c.op === 'message' && !referenced.has(c.msg.id))) continue;
       out.push(c);
     }
+    return out;
+  }
+
+  /**
+   * The indexes (in the order added, counted from the reset) of the changes left to write: with
+   * `tracking`, after endSet(), the same changes as survivors() leaves (a message nothing left refers
+   * to is left out at the end of the set that left it so).
+   */
+  liveIndexes(): number[] {
+    const items = this.items;
+    const out: number[] = [];
+    for (let i = 0; i < items.length; i++) if (items[i] !== undefined) out.push(i);
     return out;
   }
 

@@ -109,7 +109,15 @@ export class SqliteStore implements Store {
    * order: each is decoded and added soon after its commit has answered (`digest`), so that a fold
    * writes what is left without first decoding and compacting everything while commits wait.
    */
-  private readonly compactor = new Compactor();
+  private readonly compactor = new Compactor(true, false);
+  /**
+   * The sets added to the compactor since the last fold, as journaled (bytes), and the index (in the
+   * compactor's count) of each one's first change: the compactor keeps which changes are left, not
+   * the decoded changes, so that a queue waiting for its client costs its bytes, not objects; a fold
+   * decodes again the sets that still hold a change to write (resolve).
+   */
+  private sets: Buffer[] = [];
+  private setStarts: number[] = [];
   /** journaled sets not added to the compactor yet, in commit order */
   private undigested: Buffer[] = [];
   private digestSoon = false;
@@ -191,7 +199,7 @@ export class SqliteStore implements Store {
     if ((this.compactor.added === 0 && this.undigested.length === 0) || this.closed) return;
     this.digest();
     const k = this.compactor;
-    const changes = k.survivors();
+    const changes = this.resolve(k.liveIndexes());
     const added = k.added;
     try {
       this.foldTx(changes, this.journaled, { maxId: k.maxId, maxSeq: k.maxSeq });
@@ -215,6 +223,8 @@ export class SqliteStore implements Store {
     // once costs less than journaling it and folding it later; the journal is tried again after a while.
     if (this.mode === 'auto' && added >= 1000 && changes.length > added * DIRECT_ABOVE) this.directLeft = DIRECT_SPELL;
     k.reset();
+    this.sets = [];
+    this.setStarts = [];
     this.pendingIds.clear();
     this.pendingChanges = 0;
     this.pendingBytes = 0;
@@ -227,12 +237,31 @@ export class SqliteStore implements Store {
     try {
       for (; i < blobs.length; i++) {
         const changes = decodeChanges(blobs[i]!, false);
+        this.sets.push(blobs[i]!);
+        this.setStarts.push(this.compactor.added);
         for (let j = 0; j < changes.length; j++) this.compactor.add(changes[j]!);
         this.compactor.endSet();
       }
     } finally {
       this.undigested = i === blobs.length ? [] : blobs.slice(i);
     }
+  }
+
+  /** The changes at these indexes (ascending) of the compactor's count, decoded again from their sets. */
+  private resolve(indexes: readonly number[]): Change[] {
+    const out: Change[] = [];
+    const starts = this.setStarts;
+    let s = -1;
+    let set: Change[] = [];
+    for (let n = 0; n < indexes.length; n++) {
+      const i = indexes[n]!;
+      if (s < 0 || (s + 1 < starts.length && starts[s + 1]! <= i)) {
+        while (s + 1 < starts.length && starts[s + 1]! <= i) s++;
+        set = decodeChanges(this.sets[s]!, false);
+      }
+      out.push(set[i - starts[s]!]!);
+    }
+    return out;
   }
 
   private digestLater = (): void => {
