@@ -2,10 +2,11 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { QoS } from '../codec/types.js';
-import { compact, Compactor } from './compact.js';
+import { compact } from './compact.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
 import { decodeChanges, encodeChanges, summarize, type SetSummary } from './journal.js';
 import { migrate, openDatabase, storeError, type Database } from './sqlite-file.js';
+import { PendingSets } from './sqlite-pending.js';
 import {
   applyChanges,
   inflightFromRow,
@@ -104,27 +105,9 @@ export class SqliteStore implements Store {
   private readonly foldChanges: number;
   private readonly foldBytes: number;
   private readonly foldMs: number;
-  /**
-   * Change sets journaled and not folded yet (their journal rows) go through `compactor` in commit
-   * order: each is decoded and added soon after its commit has answered (`digest`), so that a fold
-   * writes what is left without first decoding and compacting everything while commits wait.
-   */
-  private readonly compactor = new Compactor(true, false);
-  /**
-   * The sets added to the compactor since the last fold, as journaled (bytes), and the index (in the
-   * compactor's count) of each one's first change: the compactor keeps which changes are left, not
-   * the decoded changes, so that a queue waiting for its client costs its bytes, not objects; a fold
-   * decodes again the sets that still hold a change to write (resolve).
-   */
-  private sets: Buffer[] = [];
-  private setStarts: number[] = [];
-  /** journaled sets not added to the compactor yet, in commit order */
-  private undigested: Buffer[] = [];
+  /** the sets journaled and not folded yet, compacted as they come */
+  private readonly pending = new PendingSets();
   private digestSoon = false;
-  /** ids of the messages recorded by the pending sets (see refsStored) */
-  private pendingIds = new Set<number>();
-  private pendingChanges = 0;
-  private pendingBytes = 0;
   /** the journal row of the last commit */
   private journaled = 0;
   private foldTimer: NodeJS.Timeout | undefined;
@@ -196,13 +179,10 @@ export class SqliteStore implements Store {
       clearTimeout(this.foldTimer);
       this.foldTimer = undefined;
     }
-    if ((this.compactor.added === 0 && this.undigested.length === 0) || this.closed) return;
-    this.digest();
-    const k = this.compactor;
-    const changes = this.resolve(k.liveIndexes());
-    const added = k.added;
+    if (this.pending.empty || this.closed) return;
+    const { changes, added, maxId, maxSeq } = this.pending.left();
     try {
-      this.foldTx(changes, this.journaled, { maxId: k.maxId, maxSeq: k.maxSeq });
+      this.foldTx(changes, this.journaled, { maxId, maxSeq });
     } catch (err) {
       this.foldFailed = true;
       this.folds.failures++;
@@ -222,57 +202,18 @@ export class SqliteStore implements Store {
     // Little cancelled out (a queue for an offline client, retained messages): writing the tables at
     // once costs less than journaling it and folding it later; the journal is tried again after a while.
     if (this.mode === 'auto' && added >= 1000 && changes.length > added * DIRECT_ABOVE) this.directLeft = DIRECT_SPELL;
-    k.reset();
-    this.sets = [];
-    this.setStarts = [];
-    this.pendingIds.clear();
-    this.pendingChanges = 0;
-    this.pendingBytes = 0;
-  }
-
-  /** Adds the journaled sets not added yet to the compactor; a set that cannot be decoded throws and stays. */
-  private digest(): void {
-    const blobs = this.undigested;
-    let i = 0;
-    try {
-      for (; i < blobs.length; i++) {
-        const changes = decodeChanges(blobs[i]!, false);
-        this.sets.push(blobs[i]!);
-        this.setStarts.push(this.compactor.added);
-        for (let j = 0; j < changes.length; j++) this.compactor.add(changes[j]!);
-        this.compactor.endSet();
-      }
-    } finally {
-      this.undigested = i === blobs.length ? [] : blobs.slice(i);
-    }
-  }
-
-  /** The changes at these indexes (ascending) of the compactor's count, decoded again from their sets. */
-  private resolve(indexes: readonly number[]): Change[] {
-    const out: Change[] = [];
-    const starts = this.setStarts;
-    let s = -1;
-    let set: Change[] = [];
-    for (let n = 0; n < indexes.length; n++) {
-      const i = indexes[n]!;
-      if (s < 0 || (s + 1 < starts.length && starts[s + 1]! <= i)) {
-        while (s + 1 < starts.length && starts[s + 1]! <= i) s++;
-        set = decodeChanges(this.sets[s]!, false);
-      }
-      out.push(set[i - starts[s]!]!);
-    }
-    return out;
+    this.pending.reset();
   }
 
   private digestLater = (): void => {
     this.digestSoon = false;
     try {
-      this.digest();
+      this.pending.digest();
     } catch {
       // the set stays undigested: the fold that needs it meets the error and reports it
       return;
     }
-    if (this.compactor.live >= this.foldChanges && !this.foldSoon) {
+    if (this.pending.live >= this.foldChanges && !this.foldSoon) {
       this.foldSoon = true;
       setImmediate(this.foldLater);
     }
@@ -302,7 +243,7 @@ export class SqliteStore implements Store {
         }
         if (inSet.has(id)) continue;
       }
-      if (this.pendingIds.has(id) || this.s.hasMessage.get(id) !== undefined) continue;
+      if (this.pending.ids.has(id) || this.s.hasMessage.get(id) !== undefined) continue;
       throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
     }
   }
@@ -319,9 +260,6 @@ export class SqliteStore implements Store {
     }
   };
 
-  /** when the first change not folded yet was journaled (performance.now()) */
-  private pendingSince = 0;
-
   /**
    * The timer: a fold that is cheap (most of what was journaled cancelled out) is done every foldMs,
    * so that the journal stays short; one that would write much (a queue for an offline client that
@@ -330,13 +268,13 @@ export class SqliteStore implements Store {
   private foldDue = (): void => {
     this.foldTimer = undefined;
     try {
-      this.digest();
+      this.pending.digest();
     } catch {
       this.foldLater(); // the fold meets the error and reports it
       return;
     }
-    const waited = performance.now() - this.pendingSince;
-    if (this.compactor.live <= this.foldChanges / 10 || waited >= 30 * this.foldMs) this.foldLater();
+    const waited = performance.now() - this.pending.since;
+    if (this.pending.live <= this.foldChanges / 10 || waited >= 30 * this.foldMs) this.foldLater();
     else {
       this.foldTimer = setTimeout(this.foldDue, this.foldMs);
       this.foldTimer.unref();
@@ -512,11 +450,12 @@ export class SqliteStore implements Store {
         return;
       }
       this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
-      this.undigested.push(blob);
-      if (this.undigested.length >= 64) {
+      const p = this.pending;
+      p.add(blob, set);
+      if (p.undigestedCount >= 64) {
         // commits come faster than the event loop turns (a caller committing in a loop): digest now
         try {
-          this.digest();
+          p.digest();
         } catch {
           // the set stays undigested: the fold that needs it meets the error and reports it
         }
@@ -525,18 +464,13 @@ export class SqliteStore implements Store {
         this.digestSoon = true;
         setImmediate(this.digestLater);
       }
-      if (this.pendingChanges === 0) this.pendingSince = performance.now();
-      this.pendingChanges += set.count;
-      this.pendingBytes += set.bytes;
-      const ids = set.messageIds;
-      for (let i = 0; i < ids.length; i++) this.pendingIds.add(ids[i]!);
-      // (what is left to write, compactor.live, counts the sets digested so far: see digestLater)
+      // (what is left to write, p.live, counts the sets digested so far: see digestLater)
       const journalCap = 4 * this.foldChanges;
-      const live = this.compactor.live;
-      if (this.pendingChanges >= journalCap || this.pendingBytes >= this.foldBytes || live >= this.foldChanges) {
+      const live = p.live;
+      if (p.changes >= journalCap || p.bytes >= this.foldBytes || live >= this.foldChanges) {
         // after this commit has answered (on the worker: after its reply is posted); at once when
         // commits come faster than the event loop turns (a caller committing in a loop)
-        if (this.pendingChanges >= 2 * journalCap || live >= 2 * this.foldChanges) {
+        if (p.changes >= 2 * journalCap || live >= 2 * this.foldChanges) {
           this.foldLater();
         } else if (!this.foldSoon) {
           this.foldSoon = true;
