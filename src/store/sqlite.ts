@@ -53,7 +53,8 @@ export interface FoldOptions {
   foldBytes?: number;
   /**
    * this long after the first change not folded yet (ms, default 1000), if no more than a tenth of
-   * foldChanges is left to write; else when one of the bounds above is reached, or 30 times this long
+   * foldChanges is left to write; else when one of the bounds above is reached, when no commit came
+   * for this long, or 30 times this long
    */
   foldMs?: number;
   /**
@@ -108,8 +109,9 @@ export class SqliteStore implements Store {
   /** the sets journaled and not folded yet, compacted as they come */
   private readonly pending = new PendingSets();
   private digestSoon = false;
-  /** the journal row of the last commit */
+  /** the journal row of the last commit, and of the last commit before the fold timer's last tick */
   private journaled = 0;
+  private journaledAtTick = 0;
   private foldTimer: NodeJS.Timeout | undefined;
   /** the last fold failed: commits wait until one succeeds (memory stays bounded) */
   private foldFailed = false;
@@ -263,7 +265,8 @@ export class SqliteStore implements Store {
   /**
    * The timer: a fold that is cheap (most of what was journaled cancelled out) is done every foldMs,
    * so that the journal stays short; one that would write much (a queue for an offline client that
-   * may yet reconnect and cancel it) waits for a bound (foldChanges, foldBytes) or 30 foldMs.
+   * may yet reconnect and cancel it) waits for a bound (foldChanges, foldBytes), a tick with no
+   * commit since the one before (idle), or 30 foldMs.
    */
   private foldDue = (): void => {
     this.foldTimer = undefined;
@@ -274,7 +277,11 @@ export class SqliteStore implements Store {
       return;
     }
     const waited = performance.now() - this.pending.since;
-    if (this.pending.live <= this.foldChanges / 10 || waited >= 30 * this.foldMs) this.foldLater();
+    // no commit since the last tick: the store is idle, the cheapest time for a fold that writes much
+    // (and a crash then has less journal to replay)
+    const idle = this.journaled === this.journaledAtTick;
+    this.journaledAtTick = this.journaled;
+    if (this.pending.live <= this.foldChanges / 10 || idle || waited >= 30 * this.foldMs) this.foldLater();
     else {
       this.foldTimer = setTimeout(this.foldDue, this.foldMs);
       this.foldTimer.unref();
