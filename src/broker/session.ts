@@ -25,6 +25,8 @@ export interface Outlet {
   /** v5: topic aliases the client accepts from us (0 = none) and those already given (topic → alias) */
   readonly outgoingAliasMax: number;
   outgoingAliases: Map<string, number> | undefined;
+  /** what is written from now on waits for this turn's commit (Connection.holdForCommit) */
+  holdForCommit?(): void;
   /** verbose log of an outgoing PUBLISH */
   logPublish?(dup: boolean, qos: QoS, retain: boolean, packetId: number, topic: string, bytes: number): void;
 }
@@ -342,6 +344,11 @@ export class Session {
       entry.stored = true;
       const messageId = fromStoredQueue && msg.storeId !== undefined ? msg.storeId : rec.message(msg);
       rec.add({ op: 'inflight', clientId: this.clientId, ref: { packetId: id, messageId, qos, retain, subIds, state: 'publish' } });
+      // Exactly once across a crash: a QoS 2 PUBLISH goes out only once its packet id is committed.
+      // Sent before, a crash would leave the message queued (or unrouted) in the store, and the
+      // restarted broker would send it again under another packet id, which a receiver that delivers
+      // on PUBLISH (the spec's method B) takes for a new message. QoS 1 may be sent twice: it goes at once.
+      if (qos === 2) out.holdForCommit?.();
     }
     this.send(out, msg, qos, retain, id, false, subIds, now);
     return true;

@@ -199,6 +199,42 @@ test('the PUBREL of a QoS 2 message to a durable session is sent only after its 
   await tb.broker.close();
 });
 
+test('a QoS 2 PUBLISH to a durable session leaves only after its packet id is committed; QoS 1 does not wait', async () => {
+  const store = new GatedStore();
+  store.gated = false;
+  const tb = await started(store);
+  const sub = await connected(tb, { clientId: 'q2-online', clean: false });
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'q2o', qos: 2 }, { topic: 'q1o', qos: 1 }] });
+  await sub.next('suback');
+  // the subscriber is online: the message goes straight to its in-flight window (no queue)
+  const p = await connected(tb, { clientId: 'q2-online-pub' });
+  store.gated = true;
+  p.send(pub('q2o', 'qos 2 out', 2, 5));
+  await sleep(100);
+  assert.equal(sub.packets.filter((x) => x.type === 'publish').length, 0, 'no QoS 2 PUBLISH before its in-flight state is committed');
+  store.open();
+  const m = await sub.next('publish');
+  assert.equal(m.qos, 2);
+  assert.equal(m.payload.toString(), 'qos 2 out');
+  assert.equal((await p.next('pubrec')).packetId, 5);
+  sub.send({ type: 'pubrec', packetId: m.packetId! });
+  assert.equal((await sub.next('pubrel')).packetId, m.packetId);
+  sub.send({ type: 'pubcomp', packetId: m.packetId! });
+  await sleep(50);
+  // QoS 1: a second copy after a crash is allowed, so it goes at once
+  store.gated = true;
+  p.send(pub('q1o', 'q1 out', 1, 6));
+  const m1 = await sub.next('publish');
+  assert.equal(m1.qos, 1);
+  assert.equal(m1.payload.toString(), 'q1 out');
+  store.open();
+  sub.send({ type: 'puback', packetId: m1.packetId! });
+  assert.equal((await p.next('puback')).packetId, 6);
+  p.end();
+  sub.end();
+  await tb.broker.close();
+});
+
 test('a broker with a store refuses connections until start() has restored it', async () => {
   const tb = startTestBroker({ store: new MemoryStore() });
   const c = RawClient.connectTo(tb);
