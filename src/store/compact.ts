@@ -1,6 +1,6 @@
 import type { Change } from './store.js';
 
-type Kind = 0 | 1 | 2; // in-flight, queue, incoming QoS 2
+export type Kind = 0 | 1 | 2; // in-flight, queue, incoming QoS 2
 
 /**
  * Leaves out of a change set what it undoes itself (DESIGN.md: a change undone within the same
@@ -13,6 +13,14 @@ type Kind = 0 | 1 | 2; // in-flight, queue, incoming QoS 2
  */
 export function compact(changes: readonly Change[]): readonly Change[] {
   if (changes.length < 2) return changes;
+  // only a change that closes an entry (dequeue, inflightDone, qos2Done) can cancel anything: a set
+  // without one (a turn of publishes to offline sessions) is written as it is, without the maps below
+  let closes = false;
+  for (let i = 0; i < changes.length; i++) {
+    const op = changes[i]!.op;
+    if (op === 'dequeue' || op === 'inflightDone' || op === 'qos2Done') { closes = true; break; }
+  }
+  if (!closes) return changes;
   const k = new Compactor(false);
   for (let i = 0; i < changes.length; i++) k.add(changes[i]!);
   return k.anyCancelled ? k.survivors() : changes;
@@ -60,44 +68,64 @@ export class Compactor {
   maxSeq = 0;
 
   add(c: Change): void {
-    const i = this.items.length;
-    this.items.push(this.keep ? c : 1);
-    this.added++;
-    this.live++;
-    let kind: Kind;
-    let id: number;
-    let opens = false;
-    let msg = -1;
+    const i = this.slot(this.keep ? c : 1);
     switch (c.op) {
-      case 'message': {
-        const mid = c.msg.id;
-        if (mid > this.maxId) this.maxId = mid;
-        if (!this.tracking) return;
-        const m = this.msgs.get(mid);
-        if (m === undefined) {
-          this.msgs.set(mid, { at: [i], refs: 0 });
-          this.unreferenced.push(mid); // recorded for a reference that this set is to make
-        } else m.at.push(i);
-        return;
-      }
+      case 'message': this.messageAt(i, c.msg.id); return;
       case 'retain': this.ref(c.messageId, 1); return;
-      case 'inflight': kind = 0; id = c.ref.packetId; opens = c.ref.state === 'publish'; msg = c.ref.messageId; this.ref(msg, 1); break;
-      case 'inflightDone': kind = 0; id = c.packetId; break;
-      case 'enqueue': kind = 1; id = c.ref.seq; opens = true; if (id > this.maxSeq) this.maxSeq = id; msg = c.ref.messageId; this.ref(msg, 1); break;
-      case 'dequeue': kind = 1; id = c.seq; break;
-      case 'qos2': kind = 2; id = c.packetId; opens = true; break;
-      case 'qos2Done': kind = 2; id = c.packetId; break;
-      case 'dropSession':
-        // everything of the client before it is gone anyway; pairs do not span it
-        this.open.delete(c.clientId);
-        return;
+      case 'inflight': this.entry(i, c.clientId, 0, c.ref.packetId, c.ref.state === 'publish', c.ref.messageId); return;
+      case 'inflightDone': this.entry(i, c.clientId, 0, c.packetId, false, -1); return;
+      case 'enqueue': this.entry(i, c.clientId, 1, c.ref.seq, true, c.ref.messageId); return;
+      case 'dequeue': this.entry(i, c.clientId, 1, c.seq, false, -1); return;
+      case 'qos2': this.entry(i, c.clientId, 2, c.packetId, true, -1); return;
+      case 'qos2Done': this.entry(i, c.clientId, 2, c.packetId, false, -1); return;
+      // everything of the client before it is gone anyway; pairs do not span it
+      case 'dropSession': this.open.delete(c.clientId); return;
       default: return;
     }
-    let perClient = this.open.get(c.clientId);
+  }
+
+  /**
+   * The same as add() for a change that is not kept (`keep` false), from its fields alone: the
+   * journal's digestChanges reads them from a set's bytes without decoding the set into objects.
+   */
+  addMessage(messageId: number): void { this.messageAt(this.slot(1), messageId); }
+  addRetain(messageId: number): void { this.slot(1); this.ref(messageId, 1); }
+  /** kind 0: in flight (`opens`: a PUBLISH entry, not a PUBREL state change), 1: queue, 2: incoming QoS 2; messageId -1 for none */
+  addEntry(clientId: string, kind: Kind, id: number, opens: boolean, messageId: number): void {
+    this.entry(this.slot(1), clientId, kind, id, opens, messageId);
+  }
+  addDropSession(clientId: string): void { this.slot(1); this.open.delete(clientId); }
+  /** a change that neither pairs nor refers to a message (session, sub, will, ...) */
+  addOther(): void { this.slot(1); }
+
+  private slot(item: Change | 1): number {
+    if (item === 1 && this.keep) throw new Error('this Compactor keeps the changes: use add()');
+    const i = this.items.length;
+    this.items.push(item);
+    this.added++;
+    this.live++;
+    return i;
+  }
+
+  private messageAt(i: number, mid: number): void {
+    if (mid > this.maxId) this.maxId = mid;
+    if (!this.tracking) return;
+    const m = this.msgs.get(mid);
+    if (m === undefined) {
+      this.msgs.set(mid, { at: [i], refs: 0 });
+      this.unreferenced.push(mid); // recorded for a reference that this set is to make
+    } else m.at.push(i);
+  }
+
+  /** an entry's change at index i: opens it, changes its state (in flight only) or closes it */
+  private entry(i: number, clientId: string, kind: Kind, id: number, opens: boolean, msg: number): void {
+    if (msg >= 0) this.ref(msg, 1);
+    if (kind === 1 && opens && id > this.maxSeq) this.maxSeq = id;
+    let perClient = this.open.get(clientId);
     if (perClient === undefined) {
       if (!opens) return;
       perClient = [undefined, undefined, undefined];
-      this.open.set(c.clientId, perClient);
+      this.open.set(clientId, perClient);
     }
     let byId = perClient[kind];
     if (opens) {
@@ -106,7 +134,7 @@ export class Compactor {
     }
     const list = byId?.get(id);
     if (list === undefined) return;
-    if (c.op === 'inflight') {
+    if (msg >= 0) {
       list.push(i, msg); // a state change (PUBREL sent) of an entry opened since the reset
       return;
     }

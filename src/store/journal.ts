@@ -1,5 +1,6 @@
 import type { Properties, QoS } from '../codec/types.js';
 import { decodeProps, encodeProps } from './encode.js';
+import type { Compactor } from './compact.js';
 import type { Change, StoredMessage } from './store.js';
 
 /**
@@ -327,6 +328,13 @@ class Reader {
     }
     return buf.toString('utf8', at, at + n);
   }
+  /** past a string or byte string, without reading it */
+  skip(): void {
+    this.need(4);
+    const n = this.buf.readUInt32LE(this.pos);
+    this.need(4 + n);
+    this.pos += 4 + n;
+  }
   bytes(): Buffer {
     this.need(4);
     const n = this.buf.readUInt32LE(this.pos);
@@ -367,6 +375,123 @@ function readMessage(r: Reader): StoredMessage {
   if (f & 4) m.expiresAt = r.f64();
   if (f & 8) m.origin = r.str();
   return m;
+}
+
+/**
+ * Adds a set (encodeChanges' form) to a compaction that does not keep the changes, change by change,
+ * as decodeChanges + Compactor.add would, but reading only what pairs changes and counts references:
+ * no change objects, no topics, payloads or properties (the SQLite store's thread digests every set
+ * it journals, on the path of the next commits; a fold decodes in full the sets that still hold
+ * something to write). Checks the framing and throws JournalError where decodeChanges would on it.
+ */
+export function digestChanges(buf: Buffer, k: Compactor): void {
+  const r = new Reader(buf, false);
+  const version = r.u8();
+  if (version !== VERSION) throw new JournalError(`unknown journal entry version ${version}`);
+  while (!r.done) {
+    const code = r.u8();
+    switch (OPS[code]) {
+      case 'message': {
+        const id = r.f64();
+        r.skip(); // topic
+        r.skip(); // payload
+        r.qos();
+        const f = r.u8();
+        if (f & 2) r.skip();
+        if (f & 4) r.f64();
+        if (f & 8) r.skip();
+        k.addMessage(id);
+        break;
+      }
+      case 'session': {
+        r.skip();
+        r.u8();
+        r.f64();
+        const f = r.u8();
+        if (f & 1) r.skip();
+        if (f & 2) r.f64();
+        if (f & 4) r.f64();
+        k.addOther();
+        break;
+      }
+      case 'dropSession':
+        k.addDropSession(r.str());
+        break;
+      case 'willDone':
+        r.skip();
+        k.addOther();
+        break;
+      case 'sub': {
+        r.skip();
+        r.skip();
+        r.qos();
+        r.u8();
+        if (r.u8() & 4) r.f64();
+        k.addOther();
+        break;
+      }
+      case 'unsub':
+        r.skip();
+        r.skip();
+        k.addOther();
+        break;
+      case 'enqueue': {
+        const clientId = r.str();
+        const seq = r.f64();
+        const messageId = r.f64();
+        r.qos();
+        if (r.u8() & 2) r.ids();
+        k.addEntry(clientId, 1, seq, true, messageId);
+        break;
+      }
+      case 'dequeue': {
+        const clientId = r.str();
+        k.addEntry(clientId, 1, r.f64(), false, -1);
+        break;
+      }
+      case 'inflight': {
+        const clientId = r.str();
+        const packetId = r.u16();
+        const messageId = r.f64();
+        r.qos();
+        const f = r.u8();
+        if (f & 2) r.ids();
+        k.addEntry(clientId, 0, packetId, (f & 4) === 0, messageId);
+        break;
+      }
+      case 'inflightDone':
+      case 'qos2':
+      case 'qos2Done': {
+        const clientId = r.str();
+        const packetId = r.u16();
+        k.addEntry(clientId, OPS[code] === 'inflightDone' ? 0 : 2, packetId, OPS[code] === 'qos2', -1);
+        break;
+      }
+      case 'retain':
+        r.skip();
+        k.addRetain(r.f64());
+        break;
+      case 'unretain':
+        r.skip();
+        k.addOther();
+        break;
+      case 'will': {
+        r.skip();
+        r.skip();
+        r.skip();
+        r.qos();
+        r.f64();
+        const f = r.u8();
+        if (f & 2) r.skip();
+        if (f & 4) r.skip();
+        if (f & 8) r.f64();
+        k.addOther();
+        break;
+      }
+      default:
+        throw new JournalError(`unknown change code ${code} at byte ${r.pos - 1}`);
+    }
+  }
 }
 
 /**

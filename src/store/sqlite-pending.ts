@@ -1,5 +1,5 @@
 import { Compactor } from './compact.js';
-import { decodeChanges, type SetSummary } from './journal.js';
+import { decodeChanges, digestChanges, type SetSummary } from './journal.js';
 import type { Change } from './store.js';
 
 /**
@@ -52,23 +52,32 @@ export class PendingSets {
     return this.compactor.live;
   }
 
-  /** Adds the sets not added yet to the compactor; a set that cannot be decoded throws and stays. */
+  /**
+   * Adds the sets not added yet to the compactor (reading only what pairs changes: digestChanges). A
+   * set that cannot be read throws, and so does every later digest and fold: part of it may be in the
+   * compaction already, so what is left to write is no longer known (the store's own encoding, so
+   * not expected; the journal on disk is read in full when the file is opened again).
+   */
   digest(): void {
+    if (this.broken !== undefined) throw this.broken;
     const blobs = this.undigested;
+    if (blobs.length === 0) return;
+    this.undigested = [];
     const k = this.compactor;
-    let i = 0;
-    try {
-      for (; i < blobs.length; i++) {
-        const changes = decodeChanges(blobs[i]!, false);
-        this.sets.push(blobs[i]!);
-        this.starts.push(k.added);
-        for (let j = 0; j < changes.length; j++) k.add(changes[j]!);
-        k.endSet();
+    for (let i = 0; i < blobs.length; i++) {
+      this.sets.push(blobs[i]!);
+      this.starts.push(k.added);
+      try {
+        digestChanges(blobs[i]!, k);
+      } catch (err) {
+        this.broken = err;
+        throw err;
       }
-    } finally {
-      this.undigested = i === blobs.length ? [] : blobs.slice(i);
+      k.endSet();
     }
   }
+
+  private broken: unknown = undefined;
 
   /**
    * What a fold writes (digest first): the changes left, in order; how many were added; the highest

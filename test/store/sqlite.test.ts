@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/sqlite-thread.js';
 import { storeContract } from './contract.js';
-import { decodeRetained, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
+import { decodeRetained, digestChanges, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
+import { PendingSets } from '../../src/store/sqlite-pending.js';
 import { compact, Compactor } from '../../src/store/compact.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -432,6 +433,73 @@ describe('compacting the journal as it comes (Compactor)', () => {
       assert.equal(k.maxId, Math.max(0, ...all.flatMap((c) => (c.op === 'message' ? [c.msg.id] : []))));
       assert.equal(k.maxSeq, Math.max(0, ...all.flatMap((c) => (c.op === 'enqueue' ? [c.ref.seq] : []))));
     }
+  });
+
+  test('digesting a set from its bytes (digestChanges) leaves what adding its decoded changes leaves', () => {
+    for (const seed of [3, 11, 2024]) {
+      const sets = randomSets(seed, 200);
+      const byObject = new Compactor(true, false);
+      const byBytes = new Compactor(true, false);
+      for (const set of sets) {
+        for (const c of set) byObject.add(c);
+        byObject.endSet();
+        digestChanges(encodeChanges(set), byBytes);
+        byBytes.endSet();
+        assert.equal(byBytes.live, byObject.live, `seed ${seed}: live count`);
+      }
+      assert.deepEqual(byBytes.liveIndexes(), byObject.liveIndexes(), `seed ${seed}`);
+      assert.equal(byBytes.added, byObject.added);
+      assert.equal(byBytes.maxId, byObject.maxId);
+      assert.equal(byBytes.maxSeq, byObject.maxSeq);
+      assert.equal(byBytes.anyCancelled, true);
+    }
+    // every kind of change, with every optional field: each is read to its end (the next one follows)
+    const msg: StoredMessage = { id: 9, topic: 't', payload: Buffer.from('p'), qos: 1, retain: true, properties: { contentType: 'x' }, expiresAt: 5, origin: 'n1' };
+    const every: Change[] = [
+      { op: 'session', session: { clientId: 'a', protocolVersion: 5, expiryInterval: 60, username: 'u', listenerPort: 1883, disconnectedAt: 1 } },
+      { op: 'sub', clientId: 'a', sub: { filter: 'f/#', qos: 1, noLocal: true, retainAsPublished: false, retainHandling: 2, subscriptionId: 7 } },
+      { op: 'unsub', clientId: 'a', filter: 'f/#' },
+      { op: 'message', msg },
+      { op: 'enqueue', clientId: 'a', ref: { seq: 4, messageId: 9, qos: 1, retain: true, subIds: [7, 8] } },
+      { op: 'inflight', clientId: 'a', ref: { packetId: 3, messageId: 9, qos: 2, retain: false, subIds: [7], state: 'pubrel' } },
+      { op: 'retain', topic: 't', messageId: 9 },
+      { op: 'unretain', topic: 't' },
+      { op: 'will', will: { clientId: 'a', will: { topic: 'w', payload: Buffer.from('bye'), qos: 1, retain: true, properties: { contentType: 'y' } }, fireAt: 10, username: 'u', listenerPort: 1 } },
+      { op: 'willDone', clientId: 'a' },
+      { op: 'qos2', clientId: 'a', packetId: 1 },
+      { op: 'qos2Done', clientId: 'a', packetId: 1 },
+      { op: 'dequeue', clientId: 'a', seq: 4 },
+      { op: 'inflightDone', clientId: 'a', packetId: 3 },
+      { op: 'dropSession', clientId: 'a' },
+    ];
+    const byObject = new Compactor(true, false);
+    for (const c of every) byObject.add(c);
+    byObject.endSet();
+    const bytes = encodeChanges(every);
+    const byBytes = new Compactor(true, false);
+    digestChanges(bytes, byBytes);
+    byBytes.endSet();
+    assert.equal(byBytes.added, every.length);
+    assert.deepEqual(byBytes.liveIndexes(), byObject.liveIndexes());
+    assert.equal(byBytes.maxSeq, 4);
+    // bad inputs: cut short (in a change, and one byte off the end), an unknown version, an unknown change code
+    assert.throws(() => digestChanges(bytes.subarray(0, bytes.length - 1), new Compactor(true, false)), JournalError);
+    assert.throws(() => digestChanges(bytes.subarray(0, 20), new Compactor(true, false)), JournalError);
+    assert.throws(() => digestChanges(Buffer.from([9]), new Compactor(true, false)), JournalError);
+    assert.throws(() => digestChanges(Buffer.from([1, 200]), new Compactor(true, false)), JournalError);
+  });
+
+  test('a journaled set that cannot be read stops every later digest and fold with its error', () => {
+    const p = new PendingSets();
+    const good = encodeCommit([{ op: 'qos2', clientId: 'a', packetId: 1 }]);
+    const { blob, set } = readCommit(good);
+    p.add(blob, set);
+    p.digest();
+    assert.equal(p.live, 1);
+    p.add(Buffer.from([1, 9, 0, 0]), { count: 1, bytes: 0, messageIds: [], refIds: [] }); // a qos2 change cut short
+    assert.throws(() => p.digest(), JournalError);
+    assert.throws(() => p.digest(), JournalError, 'and again: part of it may have been counted');
+    assert.throws(() => p.left(), JournalError);
   });
 
   test('survivors() leaves the state as it was (a fold that fails takes them again); reset() starts again', () => {
