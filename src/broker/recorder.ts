@@ -40,6 +40,11 @@ export class Recorder {
   private failing = false;
   /** incremented per commit; a message recorded in this batch is not recorded again in it */
   private batch = 1;
+  /**
+   * the latest turn that an entry closed in this turn (dequeue, inflightDone, qos2Done) was opened in,
+   * 0 when none was (see add): a commit can cancel a pair only when it holds that turn
+   */
+  private closedFrom = 0;
   nextMessageId = 1;
   nextSeq = 1;
   /**
@@ -63,10 +68,23 @@ export class Recorder {
     this.pipeline = Math.max(1, Math.floor(store.pipeline ?? 1));
   }
 
-  /** Record one change for this turn's commit. */
-  add(c: Change): void {
+  /**
+   * Record one change for this turn's commit. A change that closes an entry (dequeue, inflightDone,
+   * qos2Done) says which turn opened it (`openedIn`, the `turn` it was recorded in; 0: an entry of an
+   * earlier run of the store, restored), so that a commit in which nothing can cancel skips
+   * compaction. Without it the entry may have been opened in this turn.
+   */
+  add(c: Change, openedIn?: number): void {
     this.changes.push(c);
+    if (openedIn === undefined) {
+      if (c.op === 'dequeue' || c.op === 'inflightDone' || c.op === 'qos2Done') this.closedFrom = this.batch;
+    } else if (openedIn > this.closedFrom) this.closedFrom = openedIn;
     if (!this.scheduled) this.schedule();
+  }
+
+  /** the turn being recorded: stamp an entry with it when recording what opens it (see add) */
+  get turn(): number {
+    return this.batch;
   }
 
   /**
@@ -161,8 +179,11 @@ export class Recorder {
     const recorded = this.changes;
     const holders = this.holders;
     const extra = this.extraOps?.();
+    const turn = this.batch;
+    const closedFrom = this.closedFrom;
     this.changes = [];
     this.holders = [];
+    this.closedFrom = 0;
     this.batch++;
     // a commit that waits for its turn to be issued takes this turn's changes too (group commit:
     // while the store is busy, commits grow rather than queue up one per turn)
@@ -173,10 +194,15 @@ export class Recorder {
     if (b !== undefined && b.state === 'queued' && !b.tried && (extra === undefined || b.extra === undefined)) {
       for (const c of recorded) b.changes.push(c);
       if (extra !== undefined) b.extra = extra;
+      // every turn since its first went into it: an entry opened in one of them may cancel
+      if (closedFrom >= b.firstTurn) b.mayCancel = true;
     } else {
       let resolve!: () => void;
       const done = new Promise<void>((r) => { resolve = r; });
-      b = { changes: recorded, extra, holders: [], cuts: [], state: 'queued', tried: false, generation: 0, attempts: 0, t0: 0, written: 0, done, resolve };
+      b = {
+        changes: recorded, extra, holders: [], cuts: [], state: 'queued', tried: false, generation: 0, attempts: 0, t0: 0, written: 0, done, resolve,
+        firstTurn: turn, mayCancel: closedFrom >= turn,
+      };
       this.queue.push(b);
     }
     // what each holder held when the commit started (and no earlier commit claims) belongs to it;
@@ -218,8 +244,8 @@ export class Recorder {
 
   /** Hands `b` to the store; false when it has nothing to write (it is durable at once). */
   private issue(b: Batch): boolean {
-    // what the set undoes itself is never written
-    const changes = b.changes.length === 0 ? b.changes : compact(b.changes);
+    // what the set undoes itself is never written (a set that closes no entry it opened has nothing to undo)
+    const changes = b.mayCancel ? compact(b.changes) : b.changes;
     if (changes.length === 0 && b.extra === undefined) {
       b.state = 'durable'; // released in its turn's order
       return false;
@@ -336,6 +362,10 @@ interface Batch {
   t0: number;
   done: Promise<void>;
   resolve: () => void;
+  /** the first turn whose changes it holds (the later ones joined it while it was queued) */
+  firstTurn: number;
+  /** an entry opened by one of its turns is closed by one of them: compact() may leave pairs out */
+  mayCancel: boolean;
 }
 
 function runCommit(r: Recorder): void {

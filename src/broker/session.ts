@@ -57,6 +57,8 @@ interface Inflight {
   state: 'publish' | 'pubrel';
   /** recorded in the durable store */
   stored?: boolean;
+  /** the Recorder's turn that recorded it (undefined: restored from the store) */
+  turn?: number;
 }
 
 /**
@@ -81,6 +83,8 @@ interface Queued {
   share?: SharedGroup;
   /** its position in the durable store's copy of the queue, when recorded there */
   seq?: number;
+  /** the Recorder's turn that recorded it (undefined: restored from the store) */
+  turn?: number;
 }
 
 export interface SessionLimits {
@@ -297,6 +301,7 @@ export class Session {
     const rec = q.qos > 0 ? this.rec : undefined;
     if (rec !== undefined) {
       q.seq = rec.nextSeq++;
+      q.turn = rec.turn;
       rec.add({ op: 'enqueue', clientId: this.clientId, ref: { seq: q.seq, messageId: rec.message(q.msg), qos: q.qos, retain: q.retain, subIds: q.subIds } });
     }
   }
@@ -310,14 +315,14 @@ export class Session {
   private dequeue(queue: Fifo<Queued>): void {
     const q = queue.shift()!;
     this.queuedBytes -= q.msg.payload.length;
-    if (q.seq !== undefined) this.env.recorder?.add({ op: 'dequeue', clientId: this.clientId, seq: q.seq });
+    if (q.seq !== undefined) this.env.recorder?.add({ op: 'dequeue', clientId: this.clientId, seq: q.seq }, q.turn ?? 0);
   }
 
   /** An in-flight message is done (acknowledged, abandoned, dropped or handed to another member). */
   private release(id: number, e: Inflight): void {
     this.inflight.delete(id);
     this.inflightBytes -= e.msg.payload.length;
-    if (e.stored === true) this.env.recorder?.add({ op: 'inflightDone', clientId: this.clientId, packetId: id });
+    if (e.stored === true) this.env.recorder?.add({ op: 'inflightDone', clientId: this.clientId, packetId: id }, e.turn ?? 0);
   }
 
   private drop(): void {
@@ -342,6 +347,7 @@ export class Session {
     const rec = this.rec;
     if (rec !== undefined) {
       entry.stored = true;
+      entry.turn = rec.turn;
       const messageId = fromStoredQueue && msg.storeId !== undefined ? msg.storeId : rec.message(msg);
       rec.add({ op: 'inflight', clientId: this.clientId, ref: { packetId: id, messageId, qos, retain, subIds, state: 'publish' } });
       // Exactly once across a crash: a QoS 2 PUBLISH goes out only once its packet id is committed.
@@ -501,7 +507,7 @@ export class Session {
         if (q.share !== undefined) {
           orphans.push({ msg: q.msg, share: q.share });
           this.queuedBytes -= q.msg.payload.length;
-          if (q.seq !== undefined) this.env.recorder?.add({ op: 'dequeue', clientId: this.clientId, seq: q.seq });
+          if (q.seq !== undefined) this.env.recorder?.add({ op: 'dequeue', clientId: this.clientId, seq: q.seq }, q.turn ?? 0);
         } else {
           keep.push(q);
         }

@@ -154,6 +154,43 @@ test('what a change set undoes itself is never written', () => {
   assert.equal((out[1] as { clientId: string }).clientId, 'c');
 });
 
+test('a pair opened and closed in one commit is left out, also across turns that joined one commit; a closer of a restored entry is written', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger);
+  const enq = (seq: number): Change => ({ op: 'enqueue', clientId: 'a', ref: { seq, messageId: 1, qos: 1, retain: false } });
+  const deq = (seq: number): Change => ({ op: 'dequeue', clientId: 'a', seq });
+  const ops = (cs: Change[]): string[] => cs.map((c) => `${c.op}${c.op === 'enqueue' ? c.ref.seq : c.op === 'dequeue' ? c.seq : ''}`);
+  // one turn: queued and taken off again (Session stamps the entry with the turn that opened it)
+  let t = r.turn;
+  r.add(enq(1));
+  r.add(deq(1), t);
+  r.add(enq(2));
+  await turn();
+  assert.equal(store.waiting, 1);
+  // the next turns wait behind that commit and join one: seq 3 opened in one, closed in the next
+  t = r.turn;
+  r.add(enq(3));
+  await turn();
+  r.add(deq(3), t);
+  r.add(deq(2), t - 1); // opened by the commit in flight: written
+  r.add(deq(50), 0); // an entry restored from the store: written
+  await turn();
+  assert.equal(store.waiting, 1, 'the later turns wait as one commit');
+  store.open();
+  await turn();
+  store.open();
+  await r.drain();
+  assert.deepEqual(store.commits.map(ops), [['enqueue2'], ['dequeue2', 'dequeue50']]);
+  // a closer without the turn of its entry: compacted as if the entry could be of this turn
+  r.add(enq(4));
+  r.add(deq(4));
+  r.add(deq(51), 0);
+  await turn();
+  store.open();
+  await r.drain();
+  assert.deepEqual(ops(store.commits[2]!), ['dequeue51']);
+});
+
 /**
  * A store that lets 4 commits be in flight and keeps the Store.pipeline rule like the SQLite
  * thread store: answers in order (a few ms later), and after a failure refuses everything until the

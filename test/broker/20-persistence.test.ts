@@ -11,6 +11,7 @@ import { openSqliteStore } from '../../src/store/sqlite.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { Change, Store } from '../../src/store/store.js';
 import type { PublishPacket } from '../../src/codec/types.js';
+import { encode } from '../../src/codec/index.js';
 import { RawClient, connected, sleep, startTestBroker, type TestBroker } from './_harness.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -232,6 +233,49 @@ test('a QoS 2 PUBLISH to a durable session leaves only after its packet id is co
   assert.equal((await p.next('puback')).packetId, 6);
   p.end();
   sub.end();
+  await tb.broker.close();
+});
+
+/** A memory store that keeps every change set it is given (after the Recorder's compaction). */
+class SpyStore extends MemoryStore {
+  readonly sets: Change[][] = [];
+  override commit(changes: readonly Change[]): Promise<void> {
+    this.sets.push([...changes]);
+    return super.commit(changes);
+  }
+}
+
+test('a message queued and taken off the queue in one turn writes no queue entry', async () => {
+  const store = new SpyStore();
+  const tb = startTestBroker({ store, maxInflightMessages: 1 });
+  await tb.broker.start();
+  // the subscriber publishes to itself, so that one read holds its PUBLISH and its PUBACK
+  const c = await connected(tb, { clientId: 'self', clean: false });
+  c.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'w', qos: 1 }] });
+  await c.next('suback');
+  c.send(pub('w', 'one', 1, 10));
+  const got: PublishPacket[] = [];
+  const publishes = async (n: number): Promise<void> => {
+    for (let i = 0; i < 40 && got.length < n; i++) {
+      const p = await c.next();
+      if (p.type === 'publish') got.push(p);
+    }
+  };
+  await publishes(1);
+  assert.equal(got[0]!.payload.toString(), 'one');
+  await sleep(20);
+  const before = store.sets.length;
+  // its window (1) is full: 'two' is queued; the PUBACK after it frees the window, and 'two' moves
+  // from the queue to the window in the same turn, so its queue entry cancels out before the commit
+  c.sendRaw(Buffer.concat([encode(pub('w', 'two', 1, 11), 4), encode({ type: 'puback', packetId: got[0]!.packetId! }, 4)]));
+  await publishes(2);
+  assert.equal(got[1]!.payload.toString(), 'two');
+  await sleep(20);
+  const sets = store.sets.slice(before);
+  assert.equal(sets.length, 1, 'one turn, one commit');
+  assert.deepEqual(sets[0]!.map((x) => x.op), ['message', 'inflightDone', 'inflight']);
+  c.send({ type: 'puback', packetId: got[1]!.packetId! });
+  c.end();
   await tb.broker.close();
 });
 
