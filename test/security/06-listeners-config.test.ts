@@ -149,7 +149,8 @@ describe('listener options', () => {
 
   test('socket_domain ipv4 binds a host name to its IPv4 address only', T, async () => {
     const b = await midge(['listener {port} localhost', 'socket_domain ipv4', 'allow_anonymous true'], false);
-    assert.match(b.logs(), new RegExp(`Opening ipv4 listen socket on port ${b.port}\\.`));
+    // the port accepts before the line has come through the broker's stdout pipe: wait for it
+    assert.match(await b.waitForLog(/listen socket on port/), new RegExp(`Opening ipv4 listen socket on port ${b.port}\\.`));
     assert.equal((await mosquittoSub(['-h', '127.0.0.1', '-p', String(b.port), '-t', 'test', '-W', '1'])).code, CONNECTED);
   });
 
