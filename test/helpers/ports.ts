@@ -1,7 +1,24 @@
 import { connect, createServer } from 'node:net';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it; we listen, read it, close). */
-export function freePort(): Promise<number> {
+/** ports this process was given by freePort (the kernel may give a port again once it is closed) */
+const given = new Set<number>();
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it; we listen, read it, close),
+ * never one that this process was given before: a test that asks for two ports (two listeners) before
+ * anything listens on the first would otherwise sometimes get the same port twice.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await pickPort();
+    if (!given.has(port) || attempt >= 50) {
+      given.add(port);
+      return port;
+    }
+  }
+}
+
+function pickPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
