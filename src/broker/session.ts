@@ -18,6 +18,11 @@ export interface Outlet {
   writePacket(p: Packet): void;
   /** true while the socket holds more unsent bytes than the broker allows: QoS 0 then waits in the queue */
   congested(): boolean;
+  /**
+   * true while the socket and this turn's output hold more than a few tens of KiB: the queue's (and a
+   * retained burst's) QoS 1/2 messages then wait for the socket instead of all going at once
+   */
+  outputFull(): boolean;
   /** call Session.pump once the socket has drained */
   waitForDrain(): void;
   /** the client's maximum packet size (v5), 0 = none */
@@ -408,6 +413,9 @@ export class Session {
           continue;
         }
         if (this.inflight.size >= window || !this.bytesRoom()) return;
+        // a large window (max_inflight_messages 0) opens to a whole queue on reconnect: the socket takes
+        // it piece by piece, so that each packet and in-flight entry is made shortly before it is sent
+        if (out.outputFull()) { this.block(out); return; }
         if (!this.sendNew(out, q.msg, q.qos, q.retain, q.subIds, now, q.share, q.seq !== undefined)) return;
         this.dequeue(queue);
       }
@@ -426,6 +434,7 @@ export class Session {
         this.send(out, msg, 0, true, 0, false, b.subIds, now);
         continue;
       }
+      if (out.outputFull()) { b.next = msg; this.block(out); return; }
       if (this.inflight.size >= window || !this.bytesRoom() || !this.sendNew(out, msg, qos, true, b.subIds, now)) { b.next = msg; return; }
     }
     this.bursts_ = undefined;

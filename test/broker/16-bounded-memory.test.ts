@@ -276,3 +276,65 @@ test('a client that sends and never reads is no longer read from until it drains
   assert.equal(conn.readPaused, false);
   s.destroy();
 });
+
+test('with no in-flight limit, a reconnect hands a large queue to the socket piece by piece, not in one turn', async (t) => {
+  // 20,000 queued QoS 1 messages of 1 KB (20 MB, more than loopback's socket buffers take) for a client
+  // that reconnects and does not read: only what the socket takes goes in flight; the rest waits queued,
+  // and every message arrives, in order, once it reads
+  const N = 20_000;
+  const broker = createBroker({ sysInterval: 0, maxInflightMessages: 0, maxQueuedMessages: 0, listeners: [{ port: 0, host: '127.0.0.1' }] });
+  after(() => broker.close());
+  const [addr] = await broker.listen();
+  const port = addr!.port;
+  const tcp = async (): Promise<RawClient> => {
+    const s = net.connect(port, '127.0.0.1');
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    return new RawClient(s, 4);
+  };
+  const sub = await tcp();
+  assert.equal((await sub.connect({ clientId: 'q', clean: false })).reasonCode, 0);
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'q/#', qos: 1 }] });
+  await sub.next('suback');
+  sub.end();
+  await sleep(50);
+  const p = await tcp();
+  await p.connect({ clientId: 'p', clean: true });
+  const payload = Buffer.alloc(1000, 0x61);
+  const bufs: Buffer[] = [];
+  for (let i = 0; i < N; i++) {
+    payload.writeUInt32BE(i, 0);
+    bufs.push(encode(pub('q/1', payload, 1, false, (i % 60000) + 1), 4));
+  }
+  p.sendRaw(Buffer.concat(bufs));
+  p.send({ type: 'pingreq' });
+  for (;;) { const pk = await p.next(undefined, 20_000); if (pk.type === 'pingresp') break; }
+  const session = broker.sessions.get('q')!;
+  assert.equal(session.stateCounts.queued, N, 'all queued while offline');
+
+  const s = net.connect(port, '127.0.0.1');
+  await new Promise<void>((r) => s.once('connect', () => r()));
+  s.write(encode({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: false, keepalive: 0, clientId: 'q' }, 4));
+  s.pause(); // does not read
+  await sleep(500);
+  const paused = session.stateCounts;
+  t.diagnostic(`while the client did not read: ${paused.inflight} in flight, ${paused.queued} queued`);
+  assert.ok(paused.inflight > 0, 'the window opened');
+  assert.ok(paused.inflight < N / 2, `only what the socket took went in flight (${paused.inflight} of ${N})`);
+  assert.equal(paused.inflight + paused.queued, N, 'nothing dropped');
+
+  const c = new RawClient(s, 4);
+  s.resume();
+  let next = 0;
+  const deadline = Math.round(performance.now()) + 30_000;
+  while (next < N && Math.round(performance.now()) < deadline) {
+    const pk = await c.next(undefined, 10_000);
+    if (pk.type !== 'publish') continue;
+    assert.equal(pk.payload.readUInt32BE(0), next, 'in order, each once');
+    next++;
+    c.send({ type: 'puback', packetId: pk.packetId! });
+  }
+  assert.equal(next, N, 'every queued message arrived');
+  await sleep(50);
+  assert.deepEqual(session.stateCounts, { queued: 0, queuedBytes: 0, inflight: 0, inflightBytes: 0 });
+  c.destroy(); p.end();
+});
