@@ -287,3 +287,49 @@ test('a broker with a store refuses connections until start() has restored it', 
   assert.ok(tb.logs.some((l) => l.includes('start() has not restored it')));
   await tb.broker.close();
 });
+
+test('a durable QoS 2 queue larger than the output bound drains in order when each PUBLISH waits for its commit', async () => {
+  // with a store, a QoS 2 PUBLISH to a durable session is held until its commit, and held output counts
+  // towards Outlet.outputFull (64 KiB): the pump stops there many times over and must always go on
+  const N = 3000;
+  const file = join(dir, `s${++n}.db`);
+  const tb = startTestBroker({ store: await openSqliteStore({ file }), maxInflightMessages: 0, maxQueuedMessages: 0 });
+  await tb.broker.start();
+  const sub = await connected(tb, { clientId: 'q2-big', clean: false });
+  sub.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topic: 'big/#', qos: 2 }] });
+  await sub.next('suback');
+  sub.send({ type: 'disconnect' });
+  await sub.closedByBroker();
+  const p = await connected(tb, { clientId: 'q2-big-pub' });
+  const body = 'x'.repeat(200);
+  const bufs: Buffer[] = [];
+  for (let i = 0; i < N; i++) bufs.push(encode(pub('big/1', `${String(i).padStart(5, '0')}${body}`, 2, i + 1), 4));
+  for (let i = 0; i < N; i++) bufs.push(encode({ type: 'pubrel', packetId: i + 1 }, 4));
+  p.sendRaw(Buffer.concat(bufs));
+  p.send({ type: 'pingreq' });
+  for (;;) { const pk = await p.next(undefined, 20_000); if (pk.type === 'pingresp') break; }
+  assert.equal(tb.broker.sessions.get('q2-big')!.stateCounts.queued, N, 'queued while offline (more than 64 KiB of PUBLISHes)');
+
+  const back = RawClient.connectTo(tb);
+  assert.equal((await back.connect({ clientId: 'q2-big', clean: false })).sessionPresent, true);
+  let next = 0;
+  let comps = 0;
+  for (let k = 0; k < 3 * N && comps < N; k++) {
+    const pk = await back.next(undefined, 5000);
+    if (pk.type === 'publish') {
+      assert.equal(pk.qos, 2);
+      assert.equal(Number(pk.payload.subarray(0, 5).toString()), next, 'in order, each once');
+      next++;
+      back.send({ type: 'pubrec', packetId: pk.packetId! });
+    } else if (pk.type === 'pubrel') {
+      back.send({ type: 'pubcomp', packetId: pk.packetId });
+      comps++;
+    }
+  }
+  assert.equal(next, N, 'every queued message arrived');
+  assert.equal(comps, N, 'and completed');
+  await sleep(50);
+  assert.deepEqual(tb.broker.sessions.get('q2-big')!.stateCounts, { queued: 0, queuedBytes: 0, inflight: 0, inflightBytes: 0 });
+  back.end(); p.end();
+  await tb.broker.close();
+});
