@@ -50,17 +50,18 @@ class Extras {
 }
 
 /**
- * Internal to the broker (hooks and events see it as a ClientInfo).
- * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
- * Owns the keepalive deadline and the will. A fault here never affects another connection.
- */
-/**
  * Session.pump hands queued QoS 1/2 messages to a socket while it holds less than this (Outlet.outputFull).
  * Measured on a queue of 100,000 drained with no in-flight limit (bench persist_offline_q1_w0): 16 and
  * 64 KiB drained faster than 256 KiB and than no bound (where a reconnect encoded up to 65,535 packets in
  * one turn, kept them all until the socket took them, and the garbage collector copied them all).
  */
 const PUMP_BYTES = 64 * 1024;
+
+/**
+ * Internal to the broker (hooks and events see it as a ClientInfo).
+ * One network connection: bytes in → parser → handlers; packets out → coalesced socket writes.
+ * Owns the keepalive deadline and the will. A fault here never affects another connection.
+ */
 export class Connection implements Outlet, ClientInfo {
   state: ConnState = 'new';
   id = '';
