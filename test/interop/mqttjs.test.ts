@@ -4,6 +4,9 @@
  * Every test starts its own broker, so no state leaks from one to the next.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { brokerKind, startBroker, stopAllBrokers, type BrokerProcess } from '../helpers/broker-process.js';
@@ -108,6 +111,30 @@ describe('persistent sessions (clean: false)', () => {
       assert.deepEqual(onTheWire, sent);
     });
   }
+
+  test('no in-flight limit and the durable store: 20,000 queued messages of 1 KB arrive in order after the reconnect', { timeout: 120_000 }, async () => {
+    // the window opens on the whole queue at once; the broker hands it to the socket as the socket takes it
+    const dir = mkdtempSync(join(tmpdir(), 'midge-mqttjs-big-'));
+    try {
+      const broker = await startBroker({ config: `max_inflight_messages 0\nmax_queued_messages 0\npersistence true\npersistence_location ${dir}/\n` });
+      const opts = { clientId: 'big-sub', clean: false };
+      const first = await connect(broker.port, opts);
+      await subscribe(first, 'big/#', 1);
+      await first.endAsync();
+      const N = 20_000;
+      const pub = await connect(broker.port, { clientId: 'big-pub' });
+      const body = 'b'.repeat(994);
+      await Promise.all(Array.from({ length: N }, (_, i) => pub.publishAsync('big/a', `${String(i).padStart(6, '0')}${body}`, { qos: 1 })));
+      const again = await connect(broker.port, opts);
+      assert.equal(connackOf(again).sessionPresent, true);
+      const got = await collect(again, N, 90_000);
+      const order = got.map((m) => Number(m.payload.slice(0, 6)));
+      assert.deepEqual(order, Array.from({ length: N }, (_, i) => i), 'every message, in order, once');
+      await expectNoMessage(again, 300);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   test('a clean: true reconnect discards the session: nothing published meanwhile arrives', T, async () => {
     const broker = await startBroker();
