@@ -17,6 +17,17 @@ export interface Holder {
 }
 
 /**
+ * How long a commit that nothing waits for (no acknowledgement or other output is held for it, no
+ * bus ops) waits for later turns to join it, and up to how many changes. Such a commit holds only
+ * what the broker may lose in a crash without breaking a promise (a queue entry that went in
+ * flight, a PUBACK that a subscriber sent): delayed, several turns share one transfer to the store,
+ * and an in-flight entry acknowledged within the delay is never written. A turn that holds output
+ * joins it and issues it at once.
+ */
+const LAZY_MS = 5;
+const LAZY_CHANGES = 20_000;
+
+/**
  * The turn's change set (DESIGN.md "The two seams"): every change to durable state is recorded here,
  * once, by the one place that makes it (Session for queues, in-flight and incoming QoS 2; Broker for
  * sessions, subscriptions, retained messages and wills). Once per turn (setImmediate, so that all the
@@ -38,6 +49,10 @@ export class Recorder {
   private generation = 0;
   private retryTimer = false;
   private failing = false;
+  /** the timer that issues a lazy commit at its deadline (see LAZY_MS) */
+  private lazyTimer: NodeJS.Timeout | undefined;
+  /** drain() is waiting: no commit is lazy */
+  private draining = false;
   /** incremented per commit; a message recorded in this batch is not recorded again in it */
   private batch = 1;
   /**
@@ -64,7 +79,8 @@ export class Recorder {
   /** how long the store took for each successful commit (for metrics) */
   readonly commitSeconds = new LatencyHistogram();
 
-  constructor(readonly store: Store, private readonly log: Logger) {
+  /** `lazyMs`: how long a commit that nothing waits for waits for later turns (LAZY_MS; 0: it does not) */
+  constructor(readonly store: Store, private readonly log: Logger, private readonly lazyMs = LAZY_MS) {
     this.pipeline = Math.max(1, Math.floor(store.pipeline ?? 1));
   }
 
@@ -196,12 +212,14 @@ export class Recorder {
       if (extra !== undefined) b.extra = extra;
       // every turn since its first went into it: an entry opened in one of them may cancel
       if (closedFrom >= b.firstTurn) b.mayCancel = true;
+      if (holders.length > 0 || extra !== undefined) b.lazyUntil = 0;
     } else {
       let resolve!: () => void;
       const done = new Promise<void>((r) => { resolve = r; });
       b = {
         changes: recorded, extra, holders: [], cuts: [], state: 'queued', tried: false, generation: 0, attempts: 0, t0: 0, written: 0, done, resolve,
         firstTurn: turn, mayCancel: closedFrom >= turn,
+        lazyUntil: holders.length === 0 && extra === undefined && !this.draining ? performance.now() + this.lazyMs : 0,
       };
       this.queue.push(b);
     }
@@ -236,6 +254,7 @@ export class Recorder {
       if (b.state === 'issued') inFlight++;
       else if (b.state === 'queued') {
         if (inFlight >= max && (b.changes.length > 0 || b.extra !== undefined)) break;
+        if (b.lazyUntil > 0 && this.lazyMs > 0 && !b.tried && b.changes.length < LAZY_CHANGES && this.waitLazy(b)) break;
         if (this.issue(b)) inFlight++;
       }
     }
@@ -265,6 +284,22 @@ export class Recorder {
       () => this.succeeded(b),
       (err: unknown) => this.failed(b, err),
     );
+    return true;
+  }
+
+  /**
+   * true while `b`, a commit that nothing waits for, may wait for more turns to join it: it is
+   * issued at its deadline (a timer), or as soon as a turn that holds output joins it.
+   */
+  private waitLazy(b: Batch): boolean {
+    const left = b.lazyUntil - performance.now();
+    if (left <= 0) return false;
+    if (this.lazyTimer === undefined) {
+      this.lazyTimer = setTimeout(() => {
+        this.lazyTimer = undefined;
+        this.pump();
+      }, Math.ceil(left));
+    }
     return true;
   }
 
@@ -333,8 +368,19 @@ export class Recorder {
 
   /** Wait for everything recorded so far to be committed (close, tests). */
   async drain(): Promise<void> {
-    for (let i = 0; i < 100 && (this.scheduled || this.queue.length > 0 || this.changes.length > 0 || this.holders.length > 0 || this.scheduledExtra()); i++) {
-      await this.commit();
+    this.draining = true;
+    try {
+      for (const b of this.queue) b.lazyUntil = 0;
+      if (this.lazyTimer !== undefined) {
+        clearTimeout(this.lazyTimer);
+        this.lazyTimer = undefined;
+      }
+      this.pump();
+      for (let i = 0; i < 100 && (this.scheduled || this.queue.length > 0 || this.changes.length > 0 || this.holders.length > 0 || this.scheduledExtra()); i++) {
+        await this.commit();
+      }
+    } finally {
+      this.draining = false;
     }
   }
 
@@ -366,6 +412,11 @@ interface Batch {
   firstTurn: number;
   /** an entry opened by one of its turns is closed by one of them: compact() may leave pairs out */
   mayCancel: boolean;
+  /**
+   * when nothing waits for it (no held output, no bus ops), the time (performance.now()) until which
+   * it waits for later turns to join it; 0: issued as soon as the pipeline has room
+   */
+  lazyUntil: number;
 }
 
 function runCommit(r: Recorder): void {

@@ -42,12 +42,18 @@ class FakeConn implements Holder {
 }
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** wait (bounded: 2 s) until `ok()` holds; false if it never did */
+async function until(ok: () => boolean): Promise<boolean> {
+  const end = Date.now() + 2000;
+  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+  return ok();
+}
 const logs: string[] = [];
 const logger = new Logger(true, false, (l) => logs.push(l), false);
 
 test('an acknowledgement and what follows it wait for the commit of their turn', async () => {
   const store = new GatedStore();
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const c = new FakeConn();
   c.write(r, 'before');
   r.add({ op: 'qos2', clientId: 'a', packetId: 1 });
@@ -66,7 +72,7 @@ test('an acknowledgement and what follows it wait for the commit of their turn',
 
 test('a turn with nothing recorded releases its acknowledgements without a store write', async () => {
   const store = new GatedStore();
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const c = new FakeConn();
   c.write(r, 'PUBACK 1', true);
   await turn(); await turn();
@@ -76,7 +82,7 @@ test('a turn with nothing recorded releases its acknowledgements without a store
 
 test('acknowledgements of a later turn wait for their own commit, in order', async () => {
   const store = new GatedStore();
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const c = new FakeConn();
   r.add({ op: 'qos2', clientId: 'a', packetId: 1 });
   c.write(r, 'ack1', true);
@@ -96,7 +102,7 @@ test('acknowledgements of a later turn wait for their own commit, in order', asy
 test('a failing commit is retried, nothing is acknowledged meanwhile, and it is logged once', async () => {
   const store = new GatedStore();
   store.failNext = 3;
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const c = new FakeConn();
   logs.length = 0;
   r.add({ op: 'unretain', topic: 't' });
@@ -115,7 +121,7 @@ test('a failing commit is retried, nothing is acknowledged meanwhile, and it is 
 
 test('a message is recorded once per commit however many references it gets', async () => {
   const store = new GatedStore();
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const m: Message = { topic: 't', payload: Buffer.from('p'), qos: 1, retain: false };
   const id = r.message(m);
   assert.equal(r.message(m), id);
@@ -156,7 +162,7 @@ test('what a change set undoes itself is never written', () => {
 
 test('a pair opened and closed in one commit is left out, also across turns that joined one commit; a closer of a restored entry is written', async () => {
   const store = new GatedStore();
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const enq = (seq: number): Change => ({ op: 'enqueue', clientId: 'a', ref: { seq, messageId: 1, qos: 1, retain: false } });
   const deq = (seq: number): Change => ({ op: 'dequeue', clientId: 'a', seq });
   const ops = (cs: Change[]): string[] => cs.map((c) => `${c.op}${c.op === 'enqueue' ? c.ref.seq : c.op === 'dequeue' ? c.seq : ''}`);
@@ -189,6 +195,59 @@ test('a pair opened and closed in one commit is left out, also across turns that
   store.open();
   await r.drain();
   assert.deepEqual(ops(store.commits[2]!), ['dequeue51']);
+});
+
+test('turns that nothing waits for share one commit; a turn that holds an acknowledgement issues it at once; drain() does not wait', async () => {
+  const store = new GatedStore();
+  // a delay longer than the test: whatever is issued here is issued by a held acknowledgement or drain()
+  const r = new Recorder(store as unknown as Store, logger, 60_000);
+  const c = new FakeConn();
+  const infl = (packetId: number): Change => ({ op: 'inflight', clientId: 'a', ref: { packetId, messageId: 1, qos: 1, retain: false, state: 'publish' } });
+  const done = (packetId: number): Change => ({ op: 'inflightDone', clientId: 'a', packetId });
+  const ops = (cs: Change[]): string[] => cs.map((x) => `${x.op}${x.op === 'inflight' ? x.ref.packetId : x.op === 'inflightDone' ? x.packetId : x.op === 'qos2' ? x.packetId : ''}`);
+  // three turns of a subscriber's window (sent, then acknowledged): nothing is acknowledged to anyone
+  const t1 = r.turn;
+  r.add(infl(1));
+  r.add(infl(2));
+  await turn();
+  r.add(done(1), t1);
+  await turn();
+  r.add(done(2), t1);
+  r.add(infl(3));
+  await turn();
+  await turn();
+  assert.equal(store.waiting, 0, 'no commit issued: nothing waits for these turns');
+  // a turn with an acknowledgement joins them and issues them at once
+  r.add({ op: 'qos2', clientId: 'b', packetId: 7 });
+  c.write(r, 'PUBREC 7', true);
+  await turn();
+  assert.equal(store.waiting, 1, 'the held acknowledgement issues one commit for all four turns');
+  assert.deepEqual(c.sent, []);
+  store.open();
+  await turn();
+  assert.deepEqual(c.sent, ['PUBREC 7']);
+  assert.deepEqual(store.commits.map(ops), [['inflight3', 'qos27']], 'the pairs opened and closed within it are never written');
+  // drain() issues a lazy commit at once
+  r.add(done(3), 0);
+  await turn();
+  assert.equal(store.waiting, 0);
+  const drained = r.drain();
+  assert.ok(await until(() => store.waiting === 1), 'drain issues the lazy commit');
+  store.open();
+  await drained;
+  assert.deepEqual(store.commits.map(ops)[1], ['inflightDone3']);
+});
+
+test('a commit that nothing waits for is issued when its delay has passed, without another turn', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger, 20);
+  const t0 = performance.now();
+  r.add({ op: 'unretain', topic: 'x' });
+  assert.ok(await until(() => store.waiting === 1), 'issued by its timer');
+  assert.ok(performance.now() - t0 >= 15, `not before its delay (${(performance.now() - t0).toFixed(1)} ms)`);
+  store.open();
+  await r.drain();
+  assert.equal(store.commits.length, 1);
 });
 
 /**
@@ -228,7 +287,7 @@ class PipeStore {
 
 test('with a pipelining store, later turns commit while earlier ones are in flight; output is released in turn order', async () => {
   const store = new PipeStore();
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const c = new FakeConn();
   for (let i = 1; i <= 3; i++) {
     r.add({ op: 'unretain', topic: `t${i}` });
@@ -246,7 +305,7 @@ test('with a pipelining store, later turns commit while earlier ones are in flig
 test('with a pipelining store, a failed commit is retried first and those behind it follow in order; nothing is released early', async () => {
   const store = new PipeStore();
   store.failOnce.add('t1');
-  const r = new Recorder(store as unknown as Store, logger);
+  const r = new Recorder(store as unknown as Store, logger, 0);
   const c = new FakeConn();
   logs.length = 0;
   for (let i = 1; i <= 3; i++) {
