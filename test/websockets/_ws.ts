@@ -22,17 +22,32 @@ export interface WsBroker {
  */
 export async function startWsBroker(websockets: string[][], extra: string[] = [], verbose = true,
   more: { head?: string[]; tcp?: string[] } = {}): Promise<WsBroker> {
-  const wsPorts: number[] = [];
-  for (let i = 0; i < websockets.length; i++) {
-    let p = await freePort();
-    while (wsPorts.includes(p)) p = await freePort();
-    wsPorts.push(p);
+  // startMidge picks the TCP port again when it was taken meanwhile; a WebSocket port that another test
+  // process took between freePort() and the broker's listen fails the same way, so pick them all again
+  for (let attempt = 1; ; attempt++) {
+    const wsPorts: number[] = [];
+    for (let i = 0; i < websockets.length; i++) {
+      let p = await freePort();
+      while (wsPorts.includes(p)) p = await freePort();
+      wsPorts.push(p);
+    }
+    const lines = [...(more.head ?? []), 'listener {port} 127.0.0.1', ...(more.tcp ?? [])];
+    websockets.forEach((ls, i) => lines.push(`listener ${wsPorts[i]} 127.0.0.1`, 'protocol websockets', ...ls));
+    lines.push(...extra);
+    if (!lines.some((l) => l.startsWith('allow_anonymous'))) lines.push('allow_anonymous true');
+    let broker: BrokerProcess;
+    try {
+      broker = await startMidge({ config: lines.join('\n'), verbose });
+    } catch (err) {
+      const inUse = err instanceof Error && /Unable to listen on 127\.0\.0\.1:\d+: Address already in use/.test(err.message);
+      if (!inUse || attempt >= 3) throw err;
+      continue;
+    }
+    return await waitWsListeners(broker, wsPorts);
   }
-  const lines = [...(more.head ?? []), 'listener {port} 127.0.0.1', ...(more.tcp ?? [])];
-  websockets.forEach((ls, i) => lines.push(`listener ${wsPorts[i]} 127.0.0.1`, 'protocol websockets', ...ls));
-  lines.push(...extra);
-  if (!lines.some((l) => l.startsWith('allow_anonymous'))) lines.push('allow_anonymous true');
-  const broker = await startMidge({ config: lines.join('\n'), verbose });
+}
+
+async function waitWsListeners(broker: BrokerProcess, wsPorts: number[]): Promise<WsBroker> {
   // startMidge waits for the first (TCP) listener; the WebSocket listeners open after it
   for (const p of wsPorts) {
     const deadline = Math.round(performance.now()) + 10_000;
