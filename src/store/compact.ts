@@ -34,18 +34,25 @@ export function compact(changes: readonly Change[]): readonly Change[] {
 export class Compactor {
   /** the changes added, in order (1 in place of each when they are not kept); undefined where a pair cancelled out */
   private items: Array<Change | 1 | undefined> = [];
+  /** with `tracking`: per change (by its index in items), the message id it refers to, -1 for none */
+  private msgOf: number[] = [];
   /**
-   * per client, per kind: id -> the changes of the entry opened since the reset, as pairs of their
-   * index in items and the message id they refer to (-1: none)
+   * per client, per kind: id -> the index in items of the change that opened the entry since the
+   * reset; `more`: the indexes of its later state changes (a PUBREL sent), which few entries have.
+   * Numbers in maps, not an array per entry: a digest of a queue of 100,000 allocates nothing per
+   * change (the SQLite store's thread digests every commit on the path of the next ones).
    */
-  private open = new Map<string, [Map<number, number[]> | undefined, Map<number, number[]> | undefined, Map<number, number[]> | undefined]>();
+  private open = new Map<string, OpenEntries>();
   private cancelled = false;
   /**
-   * per message id: where its records are in items and how many changes not cancelled refer to it
-   * (enqueue, inflight, retain); a message whose count is 0 at the end of a set is left out at once
-   * (endSet), so that what a fold would not write is not kept until it either
+   * per message id: how many changes not cancelled refer to it (enqueue, inflight, retain), and where
+   * its records are in items (`msgAt`: the first; `msgMoreAt`: any later ones, rare); a message whose
+   * count is 0 at the end of a set is left out at once (endSet), so that what a fold would not write
+   * is not kept until it either. A message is tracked while it is in `msgRefs`.
    */
-  private msgs = new Map<number, { at: number[]; refs: number }>();
+  private msgRefs = new Map<number, number>();
+  private msgAt = new Map<number, number>();
+  private msgMoreAt = new Map<number, number[]>();
   /** message ids whose count fell to 0 in the current set (endSet looks at them) */
   private unreferenced: number[] = [];
   /** changes added since the reset (cancelled or not) */
@@ -102,6 +109,7 @@ export class Compactor {
     if (item === 1 && this.keep) throw new Error('this Compactor keeps the changes: use add()');
     const i = this.items.length;
     this.items.push(item);
+    if (this.tracking) this.msgOf.push(-1);
     this.added++;
     this.live++;
     return i;
@@ -110,56 +118,83 @@ export class Compactor {
   private messageAt(i: number, mid: number): void {
     if (mid > this.maxId) this.maxId = mid;
     if (!this.tracking) return;
-    const m = this.msgs.get(mid);
-    if (m === undefined) {
-      this.msgs.set(mid, { at: [i], refs: 0 });
+    if (!this.msgRefs.has(mid)) {
+      this.msgRefs.set(mid, 0);
+      this.msgAt.set(mid, i);
       this.unreferenced.push(mid); // recorded for a reference that this set is to make
-    } else m.at.push(i);
+    } else if (!this.msgAt.has(mid)) this.msgAt.set(mid, i);
+    else {
+      const more = this.msgMoreAt.get(mid);
+      if (more === undefined) this.msgMoreAt.set(mid, [i]);
+      else more.push(i);
+    }
   }
 
   /** an entry's change at index i: opens it, changes its state (in flight only) or closes it */
   private entry(i: number, clientId: string, kind: Kind, id: number, opens: boolean, msg: number): void {
-    if (msg >= 0) this.ref(msg, 1);
+    if (msg >= 0) {
+      this.ref(msg, 1);
+      if (this.tracking) this.msgOf[i] = msg;
+    }
     if (kind === 1 && opens && id > this.maxSeq) this.maxSeq = id;
     let perClient = this.open.get(clientId);
     if (perClient === undefined) {
       if (!opens) return;
-      perClient = [undefined, undefined, undefined];
+      perClient = { at: [undefined, undefined, undefined], more: undefined };
       this.open.set(clientId, perClient);
     }
-    let byId = perClient[kind];
+    let byId = perClient.at[kind];
     if (opens) {
-      (byId ??= perClient[kind] = new Map()).set(id, [i, msg]);
+      (byId ??= perClient.at[kind] = new Map()).set(id, i);
+      // an entry opened again: what its earlier state changes were stays as it is (written)
+      if (perClient.more !== undefined) perClient.more.delete(moreKey(kind, id));
       return;
     }
-    const list = byId?.get(id);
-    if (list === undefined) return;
+    const first = byId?.get(id);
+    if (first === undefined) return;
     if (msg >= 0) {
-      list.push(i, msg); // a state change (PUBREL sent) of an entry opened since the reset
+      // a state change (PUBREL sent) of an entry opened since the reset
+      const more = (perClient.more ??= new Map());
+      const key = moreKey(kind, id);
+      const list = more.get(key);
+      if (list === undefined) more.set(key, [i]);
+      else list.push(i);
       return;
     }
     // opened and finished since the reset: none of it is written
-    const items = this.items;
-    for (let j = 0; j < list.length; j += 2) {
-      items[list[j]!] = undefined;
-      if (list[j + 1]! >= 0) this.ref(list[j + 1]!, -1);
+    this.drop(first);
+    let n = 1;
+    const later = perClient.more?.get(moreKey(kind, id));
+    if (later !== undefined) {
+      for (let j = 0; j < later.length; j++) this.drop(later[j]!);
+      n += later.length;
+      perClient.more!.delete(moreKey(kind, id));
     }
-    items[i] = undefined;
-    this.live -= list.length / 2 + 1;
+    this.items[i] = undefined;
+    this.live -= n + 1;
     byId!.delete(id);
     this.cancelled = true;
   }
 
+  /** the change at index j is cancelled: what it referred to loses a reference */
+  private drop(j: number): void {
+    this.items[j] = undefined;
+    if (this.tracking) {
+      const msg = this.msgOf[j]!;
+      if (msg >= 0) this.ref(msg, -1);
+    }
+  }
+
   private ref(messageId: number, by: 1 | -1): void {
     if (!this.tracking) return;
-    const m = this.msgs.get(messageId);
-    if (m === undefined) {
+    const refs = this.msgRefs.get(messageId);
+    if (refs === undefined) {
       // a message recorded before the reset (the tables hold it): only counted while referenced
-      if (by > 0) this.msgs.set(messageId, { at: [], refs: 1 });
+      if (by > 0) this.msgRefs.set(messageId, 1);
       return;
     }
-    m.refs += by;
-    if (m.refs === 0) this.unreferenced.push(messageId);
+    this.msgRefs.set(messageId, refs + by);
+    if (refs + by === 0) this.unreferenced.push(messageId);
   }
 
   /**
@@ -171,21 +206,31 @@ export class Compactor {
   endSet(): void {
     const ids = this.unreferenced;
     if (ids.length === 0) return;
-    const items = this.items;
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k]!;
-      const m = this.msgs.get(id);
-      if (m === undefined || m.refs > 0) continue;
-      for (let j = 0; j < m.at.length; j++) {
-        if (items[m.at[j]!] !== undefined) {
-          items[m.at[j]!] = undefined;
-          this.live--;
+      const refs = this.msgRefs.get(id);
+      if (refs === undefined || refs > 0) continue;
+      const at = this.msgAt.get(id);
+      if (at !== undefined) {
+        this.leaveOut(at);
+        this.msgAt.delete(id);
+        const more = this.msgMoreAt.get(id);
+        if (more !== undefined) {
+          for (let j = 0; j < more.length; j++) this.leaveOut(more[j]!);
+          this.msgMoreAt.delete(id);
         }
       }
-      this.msgs.delete(id);
+      this.msgRefs.delete(id);
       this.cancelled = true;
     }
     this.unreferenced = [];
+  }
+
+  private leaveOut(j: number): void {
+    if (this.items[j] !== undefined) {
+      this.items[j] = undefined;
+      this.live--;
+    }
   }
 
   /**
@@ -235,8 +280,11 @@ export class Compactor {
   /** Start again (what was added is written). */
   reset(): void {
     this.items = [];
+    this.msgOf = [];
     this.open.clear();
-    this.msgs.clear();
+    this.msgRefs.clear();
+    this.msgAt.clear();
+    this.msgMoreAt.clear();
     this.unreferenced = [];
     this.cancelled = false;
     this.added = 0;
@@ -244,4 +292,16 @@ export class Compactor {
     this.maxId = 0;
     this.maxSeq = 0;
   }
+}
+
+/** A client's entries opened since the reset, per kind (see Compactor.open). */
+interface OpenEntries {
+  at: [Map<number, number> | undefined, Map<number, number> | undefined, Map<number, number> | undefined];
+  /** by moreKey(kind, id) */
+  more: Map<number, number[]> | undefined;
+}
+
+/** one key for a kind and an entry's id (packet ids and seqs are below 2^50) */
+function moreKey(kind: Kind, id: number): number {
+  return id * 4 + kind;
 }

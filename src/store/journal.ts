@@ -317,17 +317,40 @@ class Reader {
     const at = this.pos + 4;
     this.pos = at + n;
     if (n < 64) {
+      // a set names the same client in change after change (a queue's entries): the same bytes as the
+      // last short string give the same string, not a new one to allocate and hash again
+      const last = this.lastAt;
+      if (last >= 0 && this.lastLen === n) {
+        let same = true;
+        for (let i = 0; i < n; i++) {
+          if (buf[at + i] !== buf[last + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return this.lastStr;
+      }
       // short ASCII strings without a call into the decoder
       let s = '';
       for (let i = at; i < at + n; i++) {
         const c = buf[i]!;
-        if (c >= 0x80) return buf.toString('utf8', at, at + n);
+        if (c >= 0x80) {
+          s = buf.toString('utf8', at, at + n);
+          break;
+        }
         s += String.fromCharCode(c);
       }
+      this.lastAt = at;
+      this.lastLen = n;
+      this.lastStr = s;
       return s;
     }
     return buf.toString('utf8', at, at + n);
   }
+  /** where the last short string read is in buf (-1: none), its length in bytes, and the string */
+  private lastAt = -1;
+  private lastLen = 0;
+  private lastStr = '';
   /** past a string or byte string, without reading it */
   skip(): void {
     this.need(4);

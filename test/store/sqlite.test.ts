@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/sqlite-thread.js';
 import { storeContract } from './contract.js';
-import { decodeRetained, digestChanges, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
+import { decodeChanges, decodeRetained, digestChanges, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
 import { PendingSets } from '../../src/store/sqlite-pending.js';
 import { compact, Compactor } from '../../src/store/compact.js';
 import assert from 'node:assert/strict';
@@ -334,6 +334,17 @@ describe('a commit as it crosses to the store\'s thread (encodeCommit / readComm
     assert.throws(() => readCommit(buf.subarray(0, 10)), JournalError);
     assert.throws(() => readCommit(buf.subarray(1)), JournalError);
     assert.throws(() => readCommit(Buffer.concat([Buffer.from([0]), buf])), JournalError);
+  });
+
+  test('strings read back as written when one repeats the last one read, or has its length and not its bytes', () => {
+    // the reader gives the last short string again for the same bytes: 'ab' and 'é' are both 2 bytes,
+    // 'ab' and 'cd' differ in their bytes only, 'ab'.repeat(40) is past the short strings
+    const ids = ['ab', 'ab', 'cd', 'ab', 'é', 'é', 'ab', 'ab'.repeat(40), 'ab'.repeat(40), 'a', '', '', 'ab'];
+    const set: Change[] = ids.map((clientId, i) => ({ op: 'dequeue', clientId, seq: i }));
+    set.splice(3, 0, { op: 'message', msg: m(7, 'ab') }, { op: 'message', msg: m(8, 'cd') });
+    assert.deepEqual(decodeChanges(encodeChanges(set)), set);
+    assert.deepEqual(decodeChanges(encodeChanges(set), false).map((c) => (c.op === 'dequeue' ? c.clientId : c.op)),
+      ['ab', 'ab', 'cd', 'message', 'message', 'ab', 'é', 'é', 'ab', 'ab'.repeat(40), 'ab'.repeat(40), 'a', '', '', 'ab']);
   });
 });
 
