@@ -208,7 +208,7 @@ export class Recorder {
     // applied it, its reply lost, and it must be the same set when it goes again)
     let b = this.queue[this.queue.length - 1];
     if (b !== undefined && b.state === 'queued' && !b.tried && (extra === undefined || b.extra === undefined)) {
-      for (const c of recorded) b.changes.push(c);
+      for (let i = 0; i < recorded.length; i++) b.changes.push(recorded[i]!);
       if (extra !== undefined) b.extra = extra;
       // every turn since its first went into it: an entry opened in one of them may cancel
       if (closedFrom >= b.firstTurn) b.mayCancel = true;

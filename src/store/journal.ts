@@ -87,7 +87,7 @@ class Writer {
     this.room(4 + ids.length * 8);
     this.buf.writeUInt32LE(ids.length, this.pos);
     this.pos += 4;
-    for (const id of ids) this.f64(id);
+    for (let i = 0; i < ids.length; i++) this.f64(ids[i]!);
   }
 }
 
@@ -108,7 +108,8 @@ export function summarize(changes: readonly Change[]): SetSummary {
   const messageIds: number[] = [];
   const refIds: number[] = [];
   let bytes = 0;
-  for (const c of changes) {
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
     if (c.op === 'message') {
       messageIds.push(c.msg.id);
       bytes += c.msg.payload.length;
@@ -172,7 +173,10 @@ export function readCommit(buf: Buffer): { blob: Buffer; set: SetSummary } {
 function writeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Writer {
   const w = new Writer(64 + changes.length * 48);
   w.u8(VERSION);
-  for (const c of changes) {
+  // (an indexed loop: a for-of here allocated an iterator result per change whenever the function ran
+  // unoptimized, as it does again after each deopt; 10 MB per 100,000 messages in a heap profile)
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
     w.u8(OP_CODE[c.op]);
     switch (c.op) {
       case 'message': {
