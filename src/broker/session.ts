@@ -64,9 +64,7 @@ interface Inflight {
   stored?: boolean;
   /** the Recorder's turn that recorded it (undefined: restored from the store) */
   turn?: number;
-  // (every field is set where an entry is made, undefined or not: entries of one shape, whose fields
-  // are in the object, not added later to a property store; the publish into an offline queue with
-  // the Recorder on: 133/142/147k -> 144/152/168k msgs/s, bench/store-cost.mjs `recorder`)
+  // (every field is set where an entry is made: see Queued)
 }
 
 /**
@@ -208,7 +206,7 @@ export class Session {
     incomingQos2: readonly number[],
   ): void {
     for (const e of inflight) {
-      this.inflight.set(e.packetId, { msg: e.msg, qos: e.qos, retain: e.retain, subIds: e.subIds, state: e.state, stored: true });
+      this.inflight.set(e.packetId, { msg: e.msg, qos: e.qos, retain: e.retain, subIds: e.subIds, share: undefined, state: e.state, stored: true, turn: undefined });
       this.inflightBytes += e.msg.payload.length;
     }
     for (const q of queued) {
@@ -352,7 +350,7 @@ export class Session {
     const id = this.ids.allocate(this.inflight);
     if (id === 0) return false;
     ownPayload(msg);
-    const entry: Inflight = { msg, qos, retain, subIds, share, state: 'publish' };
+    const entry: Inflight = { msg, qos, retain, subIds, share, state: 'publish', stored: undefined, turn: undefined };
     this.inflight.set(id, entry);
     this.inflightBytes += msg.payload.length;
     const rec = this.rec;
