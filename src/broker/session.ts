@@ -5,6 +5,7 @@ import { PacketIdAllocator } from './packet-id.js';
 import { encodePublish } from './publish-encoder.js';
 import type { SharedGroup } from './shared.js';
 import type { Recorder } from './recorder.js';
+import type { QueuedRef } from '../store/store.js';
 import type { Traffic } from './traffic.js';
 
 /**
@@ -91,6 +92,12 @@ interface Queued {
   seq?: number;
   /** the Recorder's turn that recorded it (undefined: restored from the store) */
   turn?: number;
+  /**
+   * the store's id of its message, set when the entry is recorded: the entry is then a QueuedRef
+   * itself, the `ref` of its enqueue change, not copied into another object (none of these fields
+   * changes once it is recorded; stores copy what they keep)
+   */
+  messageId?: number;
   // (every field is set where an entry is made, undefined or not: entries of one shape, whose fields
   // are in the object, not added later to a property store; the publish into an offline queue with
   // the Recorder on: 133/142/147k -> 144/152/168k msgs/s, bench/store-cost.mjs `recorder`)
@@ -210,7 +217,7 @@ export class Session {
       this.inflightBytes += e.msg.payload.length;
     }
     for (const q of queued) {
-      this.queue.push({ msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, share: undefined, seq: q.seq, turn: undefined });
+      this.queue.push({ msg: q.msg, qos: q.qos, retain: q.retain, subIds: q.subIds, share: undefined, seq: q.seq, turn: undefined, messageId: undefined });
       this.queuedBytes += q.msg.payload.length;
     }
     for (const id of incomingQos2) this.incomingQos2.add(id);
@@ -254,12 +261,12 @@ export class Session {
     const out = this.outlet;
     if (qos === 0) {
       if (out === null) {
-        if (this.env.queueQos0) this.enqueue({ msg, qos, retain, subIds, share, seq: undefined, turn: undefined });
+        if (this.env.queueQos0) this.enqueue({ msg, qos, retain, subIds, share, seq: undefined, turn: undefined, messageId: undefined });
         return;
       }
       if (this.blocked || out.congested()) {
         // respect the socket's back-pressure: wait in the (bounded) queue, in order, until it drains
-        this.enqueue({ msg, qos, retain, subIds, share, seq: undefined, turn: undefined });
+        this.enqueue({ msg, qos, retain, subIds, share, seq: undefined, turn: undefined, messageId: undefined });
         this.block(out);
         return;
       }
@@ -269,7 +276,7 @@ export class Session {
     if (out !== null && (this.queue_ === undefined || this.queue_.length === 0) && this.inflight.size < this.window() && this.bytesRoom()) {
       if (this.sendNew(out, msg, qos, retain, subIds, now, share)) return;
     }
-    this.enqueue({ msg, qos, retain, subIds, share, seq: undefined, turn: undefined });
+    this.enqueue({ msg, qos, retain, subIds, share, seq: undefined, turn: undefined, messageId: undefined });
   }
 
   /**
@@ -309,9 +316,11 @@ export class Session {
     this.queuedBytes += q.msg.payload.length;
     const rec = q.qos > 0 ? this.rec : undefined;
     if (rec !== undefined) {
-      q.seq = rec.nextSeq++;
-      q.turn = rec.turn;
-      rec.add({ op: 'enqueue', clientId: this.clientId, ref: { seq: q.seq, messageId: rec.message(q.msg), qos: q.qos, retain: q.retain, subIds: q.subIds } });
+      const ref = q as Queued & QueuedRef;
+      ref.seq = rec.nextSeq++;
+      ref.turn = rec.turn;
+      ref.messageId = rec.message(q.msg);
+      rec.add({ op: 'enqueue', clientId: this.clientId, ref });
     }
   }
 
