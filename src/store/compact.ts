@@ -21,7 +21,7 @@ export function compact(changes: readonly Change[]): readonly Change[] {
     if (op === 'dequeue' || op === 'inflightDone' || op === 'qos2Done') { closes = true; break; }
   }
   if (!closes) return changes;
-  const k = new Compactor(false);
+  const k = new Compactor(false, true, changes.length);
   for (let i = 0; i < changes.length; i++) k.add(changes[i]!);
   return k.anyCancelled ? k.survivors() : changes;
 }
@@ -32,10 +32,16 @@ export function compact(changes: readonly Change[]): readonly Change[] {
  * decoding and compacting tens of thousands of changes while commits wait behind it.
  */
 export class Compactor {
-  /** the changes added, in order (1 in place of each when they are not kept); undefined where a pair cancelled out */
-  private items: Array<Change | 1 | undefined> = [];
-  /** with `tracking`: per change (by its index in items), the message id it refers to, -1 for none */
-  private msgOf: number[] = [];
+  /** with `keep`: the changes added, in order */
+  private items: Change[] = [];
+  /**
+   * per change added (by its index, the first `added`): 1 while it is to be written, 0 once a pair
+   * cancelled out or it was left out. Typed arrays that grow by doubling and are used again after a
+   * reset: pushing onto two arrays of 100,000s of elements cost more than the rest of a digest.
+   */
+  private alive: Uint8Array;
+  /** with `tracking`: per change (by its index), the message id it refers to, -1 for none */
+  private msgOf: Float64Array;
   /**
    * per client, per kind: id -> the index in items of the change that opened the entry since the
    * reset; `more`: the indexes of its later state changes (a PUBREL sent), which few entries have.
@@ -50,8 +56,8 @@ export class Compactor {
    * count is 0 at the end of a set is left out at once (endSet), so that what a fold would not write
    * is not kept until it either. A message is tracked while it is in `msgRefs`.
    */
-  private msgRefs = new Map<number, number>();
-  private msgAt = new Map<number, number>();
+  private msgRefs = new IdTable();
+  private msgAt = new IdTable();
   private msgMoreAt = new Map<number, number[]>();
   /** message ids whose count fell to 0 in the current set (endSet looks at them) */
   private unreferenced: number[] = [];
@@ -66,9 +72,12 @@ export class Compactor {
    * `keep`: keep the changes themselves (survivors()); without, only which of them are left
    * (liveIndexes(), for a caller that can find a change again by its index, as the SQLite store
    * does in its journaled sets: it keeps the bytes, not the decoded changes). Needs `tracking`.
+   * `capacity`: how many changes its arrays first have room for (they grow).
    */
-  constructor(private readonly tracking = true, private readonly keep = true) {
+  constructor(private readonly tracking = true, private readonly keep = true, capacity = INITIAL) {
     if (!keep && !tracking) throw new Error('a Compactor that does not keep the changes must track messages');
+    this.alive = new Uint8Array(capacity);
+    this.msgOf = tracking ? new Float64Array(capacity) : NO_IDS;
   }
   /** the highest message id and queue seq added since the reset, cancelled ones included */
   maxId = 0;
@@ -107,22 +116,36 @@ export class Compactor {
 
   private slot(item: Change | 1): number {
     if (item === 1 && this.keep) throw new Error('this Compactor keeps the changes: use add()');
-    const i = this.items.length;
-    this.items.push(item);
-    if (this.tracking) this.msgOf.push(-1);
+    const i = this.added;
+    if (i === this.alive.length) this.grow(Math.max(INITIAL, 2 * i));
+    if (item !== 1) this.items.push(item);
+    this.alive[i] = 1;
+    if (this.tracking) this.msgOf[i] = -1;
     this.added++;
     this.live++;
     return i;
   }
 
+  /** the per-change arrays with room for `n` changes, the first `added` kept */
+  private grow(n: number): void {
+    const alive = new Uint8Array(n);
+    alive.set(this.alive.subarray(0, this.added));
+    this.alive = alive;
+    if (this.tracking) {
+      const msgOf = new Float64Array(n);
+      msgOf.set(this.msgOf.subarray(0, this.added));
+      this.msgOf = msgOf;
+    }
+  }
+
   private messageAt(i: number, mid: number): void {
     if (mid > this.maxId) this.maxId = mid;
     if (!this.tracking) return;
-    if (!this.msgRefs.has(mid)) {
+    if (this.msgRefs.get(mid) < 0) {
       this.msgRefs.set(mid, 0);
       this.msgAt.set(mid, i);
       this.unreferenced.push(mid); // recorded for a reference that this set is to make
-    } else if (!this.msgAt.has(mid)) this.msgAt.set(mid, i);
+    } else if (this.msgAt.get(mid) < 0) this.msgAt.set(mid, i);
     else {
       const more = this.msgMoreAt.get(mid);
       if (more === undefined) this.msgMoreAt.set(mid, [i]);
@@ -170,7 +193,7 @@ export class Compactor {
       n += later.length;
       perClient.more!.delete(moreKey(kind, id));
     }
-    this.items[i] = undefined;
+    this.alive[i] = 0;
     this.live -= n + 1;
     byId!.delete(id);
     this.cancelled = true;
@@ -178,7 +201,7 @@ export class Compactor {
 
   /** the change at index j is cancelled: what it referred to loses a reference */
   private drop(j: number): void {
-    this.items[j] = undefined;
+    this.alive[j] = 0;
     if (this.tracking) {
       const msg = this.msgOf[j]!;
       if (msg >= 0) this.ref(msg, -1);
@@ -188,7 +211,7 @@ export class Compactor {
   private ref(messageId: number, by: 1 | -1): void {
     if (!this.tracking) return;
     const refs = this.msgRefs.get(messageId);
-    if (refs === undefined) {
+    if (refs < 0) {
       // a message recorded before the reset (the tables hold it): only counted while referenced
       if (by > 0) this.msgRefs.set(messageId, 1);
       return;
@@ -209,9 +232,9 @@ export class Compactor {
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k]!;
       const refs = this.msgRefs.get(id);
-      if (refs === undefined || refs > 0) continue;
+      if (refs !== 0) continue;
       const at = this.msgAt.get(id);
-      if (at !== undefined) {
+      if (at >= 0) {
         this.leaveOut(at);
         this.msgAt.delete(id);
         const more = this.msgMoreAt.get(id);
@@ -227,8 +250,8 @@ export class Compactor {
   }
 
   private leaveOut(j: number): void {
-    if (this.items[j] !== undefined) {
-      this.items[j] = undefined;
+    if (this.alive[j] === 1) {
+      this.alive[j] = 0;
       this.live--;
     }
   }
@@ -239,7 +262,8 @@ export class Compactor {
    */
   survivors(): Change[] {
     if (!this.keep) throw new Error('this Compactor does not keep the changes: use liveIndexes()');
-    const items = this.items as Array<Change | undefined>;
+    const items = this.items;
+    const alive = this.alive;
     const out: Change[] = [];
     if (!this.cancelled) {
       for (let i = 0; i < items.length; i++) out.push(items[i]!);
@@ -247,14 +271,15 @@ export class Compactor {
     }
     const referenced = new Set<number>();
     for (let i = 0; i < items.length; i++) {
-      const c = items[i];
-      if (c === undefined) continue;
+      if (alive[i] === 0) continue;
+      const c = items[i]!;
       if (c.op === 'enqueue' || c.op === 'inflight') referenced.add(c.ref.messageId);
       else if (c.op === 'retain') referenced.add(c.messageId);
     }
     for (let i = 0; i < items.length; i++) {
-      const c = items[i];
-      if (c === undefined || (c.op === 'message' && !referenced.has(c.msg.id))) continue;
+      if (alive[i] === 0) continue;
+      const c = items[i]!;
+      if (c.op === 'message' && !referenced.has(c.msg.id)) continue;
       out.push(c);
     }
     return out;
@@ -266,9 +291,9 @@ export class Compactor {
    * to is left out at the end of the set that left it so).
    */
   liveIndexes(): number[] {
-    const items = this.items;
+    const alive = this.alive;
     const out: number[] = [];
-    for (let i = 0; i < items.length; i++) if (items[i] !== undefined) out.push(i);
+    for (let i = 0; i < this.added; i++) if (alive[i] === 1) out.push(i);
     return out;
   }
 
@@ -280,7 +305,11 @@ export class Compactor {
   /** Start again (what was added is written). */
   reset(): void {
     this.items = [];
-    this.msgOf = [];
+    // (the typed arrays are used again, unless a long journal made them large)
+    if (this.alive.length > MAX_KEPT) {
+      this.alive = new Uint8Array(INITIAL);
+      this.msgOf = this.tracking ? new Float64Array(INITIAL) : NO_IDS;
+    }
     this.open.clear();
     this.msgRefs.clear();
     this.msgAt.clear();
@@ -294,6 +323,13 @@ export class Compactor {
   }
 }
 
+/** the per-change arrays' first length, and the longest kept after a reset */
+const INITIAL = 1024;
+const MAX_KEPT = 1 << 18;
+/** empty arrays to start from (a Compactor that does not track messages never grows them) */
+const NO_IDS = new Float64Array(0);
+const NO_VALUES = new Int32Array(0);
+
 /** A client's entries opened since the reset, per kind (see Compactor.open). */
 interface OpenEntries {
   at: [Map<number, number> | undefined, Map<number, number> | undefined, Map<number, number> | undefined];
@@ -304,4 +340,66 @@ interface OpenEntries {
 /** one key for a kind and an entry's id (packet ids and seqs are below 2^50) */
 function moreKey(kind: Kind, id: number): number {
   return id * 4 + kind;
+}
+
+/**
+ * A map from ids (non-negative integers) to values (non-negative integers below 2^31), -1 for none:
+ * the Compactor's per-message tables. Message ids since a reset come in order, nearly without gaps
+ * (the Recorder gives them one after another), so they are kept in an array from the first id set,
+ * which grows as they come; an id below it (a message stored before the reset) or far past its end
+ * goes to a Map. A digest of 100,000 queued messages set and read each entry of a Map of that size
+ * (the store's thread digests every commit on the path of the next ones): see BENCHMARKS.md.
+ */
+export class IdTable {
+  private base = -1;
+  private dense = NO_VALUES;
+  /** ids set in `dense` are below base + used */
+  private used = 0;
+  private sparse: Map<number, number> | undefined;
+
+  get(id: number): number {
+    const k = id - this.base;
+    if (this.base >= 0 && k >= 0 && k < this.used) {
+      const d = this.dense[k]!;
+      if (d >= 0 || this.sparse === undefined) return d;
+    }
+    // (an id set in the Map while it was far past the array's end stays there until set again)
+    const v = this.sparse?.get(id);
+    return v === undefined ? -1 : v;
+  }
+
+  set(id: number, value: number): void {
+    if (this.base < 0) this.base = id;
+    const k = id - this.base;
+    if (k >= 0 && k < this.dense.length) {
+      this.dense[k] = value;
+      if (k >= this.used) this.used = k + 1;
+      if (this.sparse !== undefined) this.sparse.delete(id);
+      return;
+    }
+    // past the end: grow when the array stays at least half full (ids nearly in order), else a Map
+    if (k >= 0 && k < 2 * this.dense.length + 1024) {
+      const next = new Int32Array(Math.max(1024, 2 * this.dense.length, k + 1)).fill(-1);
+      next.set(this.dense.subarray(0, this.used));
+      this.dense = next;
+      this.dense[k] = value;
+      this.used = k + 1;
+      if (this.sparse !== undefined) this.sparse.delete(id);
+      return;
+    }
+    (this.sparse ??= new Map()).set(id, value);
+  }
+
+  delete(id: number): void {
+    const k = id - this.base;
+    if (this.base >= 0 && k >= 0 && k < this.used) this.dense[k] = -1;
+    this.sparse?.delete(id);
+  }
+
+  clear(): void {
+    if (this.used > 0) this.dense.fill(-1, 0, this.used);
+    this.used = 0;
+    this.base = -1;
+    this.sparse = undefined;
+  }
 }

@@ -9,7 +9,7 @@ import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/s
 import { storeContract } from './contract.js';
 import { decodeChanges, decodeRetained, digestChanges, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
 import { PendingSets } from '../../src/store/sqlite-pending.js';
-import { compact, Compactor } from '../../src/store/compact.js';
+import { compact, Compactor, IdTable } from '../../src/store/compact.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Change, Store, StoredMessage } from '../../src/store/store.js';
@@ -413,6 +413,59 @@ describe('compacting the journal as it comes (Compactor)', () => {
     }
     return out;
   }
+
+  test('its id tables (IdTable) answer as a Map does: ids in order, below the first, far past the end, deleted, after a clear', () => {
+    for (const seed of [5, 77, 31337]) {
+      let x = seed;
+      const rnd = (n: number): number => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+      const t = new IdTable();
+      const model = new Map<number, number>();
+      let next = 1_000 + rnd(1_000);
+      const touched: number[] = [];
+      for (let step = 0; step < 30_000; step++) {
+        const r = rnd(100);
+        let id: number;
+        if (r < 55) id = next++; // the next id, as the Recorder gives them
+        else if (r < 65) id = rnd(1_000); // a message stored before: below the first id
+        else if (r < 70) id = next + 3_000 + rnd(20_000); // far past the end (a Map, until the array grows over it)
+        else if (r < 72) id = 2 ** 40 + rnd(1000); // a cluster's block far away
+        else id = touched.length > 0 ? touched[rnd(touched.length)]! : next;
+        const op = rnd(10);
+        if (op < 6) {
+          const v = rnd(2 ** 31);
+          t.set(id, v);
+          model.set(id, v);
+          touched.push(id);
+        } else if (op < 8) {
+          t.delete(id);
+          model.delete(id);
+        }
+        assert.equal(t.get(id), model.get(id) ?? -1, `seed ${seed} step ${step}: id ${id}`);
+        if (rnd(20_000) === 0) {
+          t.clear();
+          model.clear();
+          touched.length = 0;
+        }
+      }
+      for (const id of new Set(touched)) assert.equal(t.get(id), model.get(id) ?? -1, `seed ${seed}: id ${id} at the end`);
+      for (let id = 0; id < next + 10; id++) assert.equal(t.get(id), model.get(id) ?? -1, `seed ${seed}: id ${id} in the range`);
+    }
+    // an id set in the Map while far past the array's end, which the array then grows over
+    const t = new IdTable();
+    t.set(100, 1);
+    t.set(5_100, 7); // 5,000 past a 1,024-long array: the Map
+    t.set(3_000, 2); // the array grows to 2,901
+    t.set(5_200, 3); // and again, over 5,100
+    assert.equal(t.get(5_100), 7);
+    assert.equal(t.get(5_000), -1);
+    t.set(5_100, 8); // now in the array; the Map's copy goes
+    t.delete(5_100);
+    assert.equal(t.get(5_100), -1);
+    assert.equal(t.get(3_000), 2);
+    t.clear();
+    assert.equal(t.get(3_000), -1);
+    assert.equal(t.get(100), -1);
+  });
 
   test('adding sets one by one leaves what compacting them all at once leaves, and the highest ids', () => {
     for (const seed of [1, 7, 42, 1234, 99999]) {
