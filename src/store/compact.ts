@@ -355,6 +355,8 @@ export class IdTable {
   private dense = NO_VALUES;
   /** ids set in `dense` are below base + used */
   private used = 0;
+  /** sets that went to `dense` since the clear (at least as many as the ids it holds) */
+  private sets = 0;
   private sparse: Map<number, number> | undefined;
 
   get(id: number): number {
@@ -373,16 +375,19 @@ export class IdTable {
     const k = id - this.base;
     if (k >= 0 && k < this.dense.length) {
       this.dense[k] = value;
+      this.sets++;
       if (k >= this.used) this.used = k + 1;
       if (this.sparse !== undefined) this.sparse.delete(id);
       return;
     }
-    // past the end: grow when the array stays at least half full (ids nearly in order), else a Map
-    if (k >= 0 && k < 2 * this.dense.length + 1024) {
+    // past the end: grow while ids come nearly in order (at most doubling, and the array stays at
+    // least a quarter used: ids spread far apart cannot make it huge), else a Map
+    if (k >= 0 && k < 2 * this.dense.length + 1024 && k < 4 * this.sets + 1024) {
       const next = new Int32Array(Math.max(1024, 2 * this.dense.length, k + 1)).fill(-1);
       next.set(this.dense.subarray(0, this.used));
       this.dense = next;
       this.dense[k] = value;
+      this.sets++;
       this.used = k + 1;
       if (this.sparse !== undefined) this.sparse.delete(id);
       return;
@@ -399,6 +404,7 @@ export class IdTable {
   clear(): void {
     if (this.used > 0) this.dense.fill(-1, 0, this.used);
     this.used = 0;
+    this.sets = 0;
     this.base = -1;
     this.sparse = undefined;
   }

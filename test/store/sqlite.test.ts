@@ -465,6 +465,11 @@ describe('compacting the journal as it comes (Compactor)', () => {
     t.clear();
     assert.equal(t.get(3_000), -1);
     assert.equal(t.get(100), -1);
+    // ids spread far apart (each about twice as far as the last) stay in the Map: the array does not double for each
+    const spread = new IdTable();
+    for (let i = 0, id = 0; i < 40; i++, id = 2 * id + 1_000) spread.set(id, i);
+    for (let i = 0, id = 0; i < 40; i++, id = 2 * id + 1_000) assert.equal(spread.get(id), i);
+    assert.ok((spread as unknown as { dense: Int32Array }).dense.length <= 8_192, 'the array stays small');
   });
 
   test('adding sets one by one leaves what compacting them all at once leaves, and the highest ids', () => {
