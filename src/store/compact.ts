@@ -45,8 +45,9 @@ export class Compactor {
   /**
    * per client, per kind: id -> the index in items of the change that opened the entry since the
    * reset; `more`: the indexes of its later state changes (a PUBREL sent), which few entries have.
-   * Numbers in maps, not an array per entry: a digest of a queue of 100,000 allocates nothing per
-   * change (the SQLite store's thread digests every commit on the path of the next ones).
+   * Numbers in IdTables, not an array per entry: a digest of a queue of 100,000 allocates nothing
+   * per change (the SQLite store's thread digests every commit on the path of the next ones), and a
+   * queue's seqs and a window's packet ids come nearly in order, as IdTable wants them.
    */
   private open = new Map<string, OpenEntries>();
   private cancelled = false;
@@ -168,13 +169,13 @@ export class Compactor {
     }
     let byId = perClient.at[kind];
     if (opens) {
-      (byId ??= perClient.at[kind] = new Map()).set(id, i);
+      (byId ??= perClient.at[kind] = new IdTable()).set(id, i);
       // an entry opened again: what its earlier state changes were stays as it is (written)
       if (perClient.more !== undefined) perClient.more.delete(moreKey(kind, id));
       return;
     }
-    const first = byId?.get(id);
-    if (first === undefined) return;
+    const first = byId === undefined ? -1 : byId.get(id);
+    if (first < 0) return;
     if (msg >= 0) {
       // a state change (PUBREL sent) of an entry opened since the reset
       const more = (perClient.more ??= new Map());
@@ -329,10 +330,12 @@ const MAX_KEPT = 1 << 18;
 /** empty arrays to start from (a Compactor that does not track messages never grows them) */
 const NO_IDS = new Float64Array(0);
 const NO_VALUES = new Int32Array(0);
+/** how far past an IdTable's end (and past four times its sets) an id may be and still grow it */
+const SLACK = 64;
 
 /** A client's entries opened since the reset, per kind (see Compactor.open). */
 interface OpenEntries {
-  at: [Map<number, number> | undefined, Map<number, number> | undefined, Map<number, number> | undefined];
+  at: [IdTable | undefined, IdTable | undefined, IdTable | undefined];
   /** by moreKey(kind, id) */
   more: Map<number, number[]> | undefined;
 }
@@ -344,7 +347,7 @@ function moreKey(kind: Kind, id: number): number {
 
 /**
  * A map from ids (non-negative integers) to values (non-negative integers below 2^31), -1 for none:
- * the Compactor's per-message tables. Message ids since a reset come in order, nearly without gaps
+ * the Compactor's per-message and per-entry tables. Message ids since a reset come in order, nearly without gaps
  * (the Recorder gives them one after another), so they are kept in an array from the first id set,
  * which grows as they come; an id below it (a message stored before the reset) or far past its end
  * goes to a Map. A digest of 100,000 queued messages set and read each entry of a Map of that size
@@ -381,9 +384,10 @@ export class IdTable {
       return;
     }
     // past the end: grow while ids come nearly in order (at most doubling, and the array stays at
-    // least a quarter used: ids spread far apart cannot make it huge), else a Map
-    if (k >= 0 && k < 2 * this.dense.length + 1024 && k < 4 * this.sets + 1024) {
-      const next = new Int32Array(Math.max(1024, 2 * this.dense.length, k + 1)).fill(-1);
+    // least a quarter used: ids spread far apart cannot make it huge), else a Map. It starts small:
+    // the Compactor has one per client with entries (thousands of sessions in a fan-out)
+    if (k >= 0 && k < 2 * this.dense.length + SLACK && k < 4 * this.sets + SLACK) {
+      const next = new Int32Array(Math.max(16, 2 * this.dense.length, k + 1)).fill(-1);
       next.set(this.dense.subarray(0, this.used));
       this.dense = next;
       this.dense[k] = value;

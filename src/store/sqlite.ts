@@ -245,7 +245,7 @@ export class SqliteStore implements Store {
         }
         if (inSet.has(id)) continue;
       }
-      if (this.pending.ids.has(id) || this.s.hasMessage.get(id) !== undefined) continue;
+      if (this.pending.records(id) || this.s.hasMessage.get(id) !== undefined) continue;
       throw new StoreError(`database ${this.file}: message ${id} is referenced but not stored`);
     }
   }

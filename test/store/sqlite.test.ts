@@ -453,9 +453,10 @@ describe('compacting the journal as it comes (Compactor)', () => {
     // an id set in the Map while far past the array's end, which the array then grows over
     const t = new IdTable();
     t.set(100, 1);
-    t.set(5_100, 7); // 5,000 past a 1,024-long array: the Map
-    t.set(3_000, 2); // the array grows to 2,901
+    t.set(5_100, 7); // 5,000 past a 16-long array: the Map
+    for (let id = 101; id <= 3_000; id++) t.set(id, 2); // the array grows to 4,096, short of 5,100
     t.set(5_200, 3); // and again, over 5,100
+    assert.ok((t as unknown as { dense: Int32Array }).dense.length > 5_100 - 100, 'the array grew over 5,100');
     assert.equal(t.get(5_100), 7);
     assert.equal(t.get(5_000), -1);
     t.set(5_100, 8); // now in the array; the Map's copy goes
@@ -470,6 +471,15 @@ describe('compacting the journal as it comes (Compactor)', () => {
     for (let i = 0, id = 0; i < 40; i++, id = 2 * id + 1_000) spread.set(id, i);
     for (let i = 0, id = 0; i < 40; i++, id = 2 * id + 1_000) assert.equal(spread.get(id), i);
     assert.ok((spread as unknown as { dense: Int32Array }).dense.length <= 8_192, 'the array stays small');
+    // a table per client (the Compactor's open entries): one entry, or a few far apart, take a short array
+    const one = new IdTable();
+    one.set(1_234_567, 0);
+    assert.equal((one as unknown as { dense: Int32Array }).dense.length, 16);
+    const apart = new IdTable();
+    for (let i = 0; i < 100; i++) apart.set(1_000 * i, i); // a client's seqs among 1,000 clients' queues
+    for (let i = 0; i < 100; i++) assert.equal(apart.get(1_000 * i), i);
+    assert.equal(apart.get(1_500), -1);
+    assert.ok((apart as unknown as { dense: Int32Array }).dense.length <= 64, 'the array stays short');
   });
 
   test('adding sets one by one leaves what compacting them all at once leaves, and the highest ids', () => {
