@@ -67,9 +67,9 @@ async function asLoaded<T>(db: Database, file: string, fn: (journalRows: number)
   db.exec('BEGIN');
   try {
     migrate(db, file);
-    const rows = count(db, 'SELECT count(*) FROM journal');
+    let rows: number;
     try {
-      new SqliteStore(db, file).replayJournal();
+      rows = new SqliteStore(db, file).replayJournal('read');
     } catch (err) {
       throw new Fail(err instanceof Error ? err.message : String(err));
     }
@@ -147,7 +147,7 @@ async function compact(file: string, io: DbIo): Promise<number> {
   const db = await open(file);
   try {
     // the commits in the journal are folded into the tables first (as a broker does when it opens the file)
-    if (midgeVersion(db, file) === SCHEMA_VERSION) new SqliteStore(db, file).replayJournal();
+    if (midgeVersion(db, file) === SCHEMA_VERSION) new SqliteStore(db, file).replayJournal('fold');
     const before = (await sizeOf(file)) + (await sizeOf(`${file}-wal`));
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.exec('VACUUM');

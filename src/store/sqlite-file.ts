@@ -96,9 +96,18 @@ export const SCHEMA_V2 = `
 CREATE TABLE journal (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 `;
 
+/**
+ * Schema version 3 journals commits in a log file beside the database (src/store/sqlite-log.ts) and
+ * records in `meta` the seq of the last one folded into the tables. A Midge of version 2 would not
+ * read that file: the version keeps it from opening the database.
+ */
+export const SCHEMA_V3 = `
+INSERT INTO meta (key, value) VALUES ('journal_folded', 0);
+`;
+
 /** MIGRATIONS[v] takes a database from schema version v to v + 1 (0 = empty file). */
 export type Migration = (db: Database) => void;
-export const MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2)];
+export const MIGRATIONS: readonly Migration[] = [(db) => db.exec(SCHEMA_V1), (db) => db.exec(SCHEMA_V2), (db) => db.exec(SCHEMA_V3)];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 // --- errors ----------------------------------------------------------------------------------
@@ -121,7 +130,8 @@ export function storeError(file: string, err: unknown, doing = 'open'): StoreErr
   else if (base === 'SQLITE_CORRUPT') text = `database ${file} is corrupt (${msg}); see 'midge db check'`;
   else if (base === 'SQLITE_CANTOPEN') text = `cannot open database ${file} (${msg}): is it a directory, or is its directory missing or not writable?`;
   else if (base === 'SQLITE_READONLY') text = `database ${file} is read-only (${msg}): the file and its directory must be writable`;
-  else if (base === 'SQLITE_FULL') text = `cannot ${doing} database ${file}: disk full (${msg})`;
+  else if (base === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') text = `cannot ${doing} database ${file}: disk full (${msg})`;
+  else if (code === 'EIO') text = `cannot ${doing} database ${file}: I/O error (${msg})`;
   else if (base === 'SQLITE_IOERR') text = `cannot ${doing} database ${file}: I/O error (${msg})`;
   else text = `cannot ${doing} database ${file}: ${msg}`;
   return new StoreError(text, code, { cause: err });

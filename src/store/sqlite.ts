@@ -6,6 +6,7 @@ import { compact } from './compact.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
 import { decodeChanges, encodeChanges, summarize, type SetSummary } from './journal.js';
 import { migrate, openDatabase, storeError, type Database } from './sqlite-file.js';
+import { CommitLog, logPath, readLog } from './sqlite-log.js';
 import { PendingSets } from './sqlite-pending.js';
 import {
   applyChanges,
@@ -90,26 +91,31 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteS
 // --- the store -------------------------------------------------------------------------------------
 
 /**
- * How a commit is stored (docs/persistence.md): `commit` writes the change set as ONE row of the
- * journal table (one INSERT, one SQLite transaction: durable when it returns), and keeps the set in
- * memory. Every `foldChanges` changes (or `foldMs`) the sets journaled since the last fold are
- * compacted together (src/store/compact.ts: a message queued or sent in one commit and acknowledged
- * a few commits later cancels out) and applied to the tables in one transaction that also deletes
- * their journal rows. A broker killed between folds leaves journal rows; opening the file folds them
- * (`replayJournal`). Reads fold first, so that they see every commit.
+ * How a commit is stored (docs/persistence.md): `commit` appends the change set as ONE record to
+ * the commit log beside the database (src/store/sqlite-log.ts: one write, durable against a killed
+ * process when it returns; with fsync, one fdatasync), and keeps the set in memory. Every
+ * `foldChanges` changes (or `foldMs`) the sets journaled since the last fold are compacted together
+ * (src/store/compact.ts: a message queued or sent in one commit and acknowledged a few commits later
+ * cancels out) and applied to the tables in one transaction that also records the last seq folded;
+ * then the log is emptied. A broker killed between folds leaves records in the log; opening the file
+ * folds them (`replayJournal`), and the rows that schema version 2 journaled in its `journal` table.
+ * Reads fold first, so that they see every commit.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private closed = false;
   private readonly s: Statements;
-  private readonly foldTx: (changes: readonly Change[], upTo: number, meta: Meta) => void;
+  private readonly foldTx: (changes: readonly Change[], rowsUpTo: number, logUpTo: number, meta: Meta) => void;
+  /** the commit log (opened by replayJournal unless it only reads) */
+  private log: CommitLog | undefined;
+  private readonly fsync: boolean;
   private readonly foldChanges: number;
   private readonly foldBytes: number;
   private readonly foldMs: number;
   /** the sets journaled and not folded yet, compacted as they come */
   private readonly pending = new PendingSets();
   private digestSoon = false;
-  /** the journal row of the last commit, and of the last commit before the fold timer's last tick */
+  /** the seq of the last commit's log record, and of the last commit before the fold timer's last tick */
   private journaled = 0;
   private journaledAtTick = 0;
   private foldTimer: NodeJS.Timeout | undefined;
@@ -127,12 +133,14 @@ export class SqliteStore implements Store {
     /** the open database: for `midge db` and tests; the broker never touches it */
     readonly db: Database,
     readonly file: string,
-    opts: FoldOptions = {},
+    opts: FoldOptions & { fsync?: boolean } = {},
   ) {
     this.s = prepare(db);
-    this.foldTx = db.transaction((changes: readonly Change[], upTo: number, meta: Meta) => {
+    this.fsync = opts.fsync ?? false;
+    this.foldTx = db.transaction((changes: readonly Change[], rowsUpTo: number, logUpTo: number, meta: Meta) => {
       applyChanges(this.s, this.file, changes, meta, this.onDangling);
-      this.s.journalDrop.run(upTo);
+      if (rowsUpTo > 0) this.s.journalDrop.run(rowsUpTo);
+      if (logUpTo > 0) this.s.metaUp.run(logUpTo, 'journal_folded', logUpTo);
     });
     this.directTx = db.transaction((changes: readonly Change[]) => applyChanges(this.s, this.file, compact(changes), metaOf(changes), this.onDangling));
     this.mode = opts.mode ?? 'auto';
@@ -148,31 +156,52 @@ export class SqliteStore implements Store {
     return this.s.messageCount.get() as number;
   }
 
-  /** test-only: journal rows not folded yet */
+  /** test-only: commits journaled and not folded yet (records of the log; rows of a version 2 journal table) */
   journalRows(): number {
-    return (this.db.prepare('SELECT count(*) FROM journal').pluck().get() as number);
+    return (this.db.prepare('SELECT count(*) FROM journal').pluck().get() as number) + (this.log?.records ?? 0);
   }
 
   /**
    * Folds what the journal holds into the tables (at open: the commits since the last fold of a
-   * broker that stopped without folding). A row that cannot be decoded is a StoreError naming it.
+   * broker that stopped without folding: the rows of schema version 2's journal table, then the
+   * commit log's records past the last seq folded). `then`: 'commit' (a store that takes commits)
+   * empties the log and keeps it open for them; 'fold' (`midge db compact`) empties it; 'read'
+   * (`midge db check` and `dump`, inside a transaction that they roll back) leaves the file as it
+   * is. A set that cannot be decoded is a StoreError naming it. Returns how many commits it folded.
    */
-  replayJournal(): void {
+  replayJournal(then: 'commit' | 'fold' | 'read' = 'commit'): number {
     const rows = this.s.journalAll.all() as Array<[number, Buffer]>;
-    if (rows.length === 0) return;
+    const meta = this.s.meta.all() as Array<{ key: string; value: number }>;
+    const folded = meta.find((r) => r.key === 'journal_folded')?.value ?? 0;
+    const path = logPath(this.file);
+    const log = readLog(path, folded);
     const all: Change[] = [];
-    for (const [seq, data] of rows) {
+    const read = (data: Buffer, what: string): void => {
       try {
-        for (const c of decodeChanges(data, false)) all.push(c);
+        const set = decodeChanges(data, false);
+        for (let i = 0; i < set.length; i++) all.push(set[i]!);
       } catch (err) {
-        throw new StoreError(`database ${this.file}: journal entry ${seq} is corrupt (${err instanceof Error ? err.message : String(err)}); see 'midge db check'`);
+        throw new StoreError(`database ${this.file}: ${what} is corrupt (${err instanceof Error ? err.message : String(err)}); see 'midge db check'`);
       }
+    };
+    for (const [seq, data] of rows) read(data, `journal entry ${seq}`);
+    for (const r of log.records) read(r.set, `commit log ${path} record ${r.seq}`);
+    const logUpTo = log.records.length > 0 ? log.records[log.records.length - 1]!.seq : 0;
+    if (all.length > 0 || rows.length > 0 || logUpTo > 0) {
+      const changes = compact(all);
+      this.foldTx(changes, rows.length > 0 ? rows[rows.length - 1]![0] : 0, logUpTo, metaOf(all));
+      this.folds.count++;
+      this.folds.changes += all.length;
+      this.folds.written += changes.length;
     }
-    const changes = compact(all);
-    this.foldTx(changes, rows[rows.length - 1]![0], metaOf(all));
-    this.folds.count++;
-    this.folds.changes += all.length;
-    this.folds.written += changes.length;
+    this.journaled = Math.max(folded, logUpTo);
+    if (then !== 'read') {
+      const out = CommitLog.open(path, this.fsync, log.end);
+      if (log.end > 0) out.clear();
+      if (then === 'commit') this.log = out;
+      else out.close();
+    }
+    return rows.length + log.records.length;
   }
 
   /** Applies the journaled sets to the tables, in one transaction; throws what SQLite threw. */
@@ -184,7 +213,7 @@ export class SqliteStore implements Store {
     if (this.pending.empty || this.closed) return;
     const { changes, added, maxId, maxSeq } = this.pending.left();
     try {
-      this.foldTx(changes, this.journaled, { maxId, maxSeq });
+      this.foldTx(changes, 0, this.journaled, { maxId, maxSeq });
     } catch (err) {
       this.foldFailed = true;
       this.folds.failures++;
@@ -198,6 +227,7 @@ export class SqliteStore implements Store {
       throw err;
     }
     this.foldFailed = false;
+    this.log?.clear();
     this.folds.count++;
     this.folds.changes += added;
     this.folds.written += changes.length;
@@ -456,7 +486,10 @@ export class SqliteStore implements Store {
         this.folds.direct++;
         return;
       }
-      this.journaled = Number(this.s.journalAdd.run(blob).lastInsertRowid);
+      const log = this.log;
+      if (log === undefined) throw new StoreError(`database ${this.file} was opened to be read: it takes no commits`);
+      log.append(this.journaled + 1, blob);
+      this.journaled++;
       const p = this.pending;
       p.add(blob, set);
       if (p.undigestedCount >= 64) {
@@ -510,6 +543,7 @@ export class SqliteStore implements Store {
       }
       this.closed = true;
       try {
+        this.log?.close();
         this.db.close();
       } catch (err) {
         return Promise.reject(storeError(this.file, err, 'close'));
