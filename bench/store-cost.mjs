@@ -14,8 +14,12 @@
 //
 //   npm run build && node bench/store-cost.mjs
 //
+// LOAD=fanin runs the durable fan-in instead (bench/run.mjs persist_fanin_q1: 10 publishers, inflight
+// 64 and window 64 each, to one persistent subscriber online; the broker's default in-flight window of
+// 20): its figure is the messages received per second over DURATION seconds after a 1 s warm-up.
+//
 // Environment: REPEAT (default 3: rounds, the variants alternating in each), N (default 100000),
-// VARIANTS (comma list, default all). Each run gets a fresh broker process on a free port of 127.0.0.1
+// VARIANTS (comma list, default all), LOAD (offline or fanin), DURATION (fanin: default 5 s). Each run gets a fresh broker process on a free port of 127.0.0.1
 // and a fresh store directory; the broker is stopped by its PID. Medians; ratios to `memory` of the
 // same run. The broker runs with the node flags `midge` runs with.
 import { spawn, spawnSync } from 'node:child_process';
@@ -31,7 +35,7 @@ const DIST = join(ROOT, 'dist/src');
 const VARIANTS = ['memory', 'recorder', 'recorder+enc', 'sqlite-thread', 'sqlite-main'];
 
 /** The broker side: one variant on `port`, its store (if any) in `dir`; prints "ready" once listening. */
-async function serve(variant, port, dir) {
+async function serve(variant, port, dir, load) {
   const imp = (p) => import(pathToFileURL(join(DIST, p)).href);
   const { createBroker } = await imp('broker/broker.js');
   let store;
@@ -60,7 +64,7 @@ async function serve(variant, port, dir) {
     store = await openSqliteStore({ file: join(dir, 'midge.db') });
   }
   const broker = createBroker({
-    listeners: [{ port, host: '127.0.0.1' }], maxInflightMessages: 0, maxQueuedMessages: 1_000_000, maxQueuedBytes: 0, store,
+    listeners: [{ port, host: '127.0.0.1' }], ...(load === 'fanin' ? {} : { maxInflightMessages: 0 }), maxQueuedMessages: 1_000_000, maxQueuedBytes: 0, store,
   });
   await broker.start();
   await broker.listen();
@@ -77,38 +81,44 @@ async function main() {
   const REPEAT = knob('REPEAT', 3, 1, 50);
   const N = knob('N', 100_000, 100, 1_000_000);
   const variants = list('VARIANTS', VARIANTS.join(','), VARIANTS);
+  const load = list('LOAD', 'offline', ['offline', 'fanin'])[0];
+  const duration = knob('DURATION', 5, 1, 120);
   const { NODE_FLAGS } = await import(pathToFileURL(join(DIST, 'cli/node-flags.js')).href);
   ({ cpuSeconds } = await import(pathToFileURL(join(DIST, 'bench/limits.js')).href));
   const results = new Map(variants.map((v) => [v, []]));
   for (let r = 1; r <= REPEAT; r++) {
     for (const v of variants) {
-      const res = await runOnce(v, N, NODE_FLAGS);
+      const res = await runOnce(v, N, NODE_FLAGS, load, duration);
       results.get(v).push(res);
-      console.log(`${v} #${r}: published ${fmt(res.publish)}/s, drained ${fmt(res.drain)}/s, broker CPU ${res.cpuS.toFixed(2)} s, lost ${res.lost}, missing ${res.missing}`);
+      if (load === 'fanin') console.log(`${v} #${r}: received ${fmt(res.publish)}/s, broker CPU ${res.cpuS.toFixed(2)} s, lost ${res.lost}, missing ${res.missing}`);
+      else console.log(`${v} #${r}: published ${fmt(res.publish)}/s, drained ${fmt(res.drain)}/s, broker CPU ${res.cpuS.toFixed(2)} s, lost ${res.lost}, missing ${res.missing}`);
     }
   }
   const h = host(ROOT);
-  console.log(`\nRun ${new Date().toISOString()} (commit ${h.commit}): ${h.nproc} CPUs (${h.cpuModel}); node ${h.node}; N=${N}, REPEAT=${REPEAT}, medians.`);
+  const what = load === 'fanin' ? `LOAD=fanin, DURATION=${duration}` : `N=${N}`;
+  console.log(`\nRun ${new Date().toISOString()} (commit ${h.commit}): ${h.nproc} CPUs (${h.cpuModel}); node ${h.node}; ${what}, REPEAT=${REPEAT}, medians.`);
   const base = results.get('memory');
   const mPub = base ? median(base.map((x) => x.publish)) : undefined;
   const mDrain = base ? median(base.map((x) => x.drain)) : undefined;
-  console.log('| variant | publish msgs/s | / memory | drain msgs/s | / memory | broker CPU s | lost + missing (worst) |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  if (load === 'fanin') console.log('| variant | received msgs/s | / memory | broker CPU s | lost + missing (worst) |\n|---|---:|---:|---:|---:|');
+  else console.log('| variant | publish msgs/s | / memory | drain msgs/s | / memory | broker CPU s | lost + missing (worst) |\n|---|---:|---:|---:|---:|---:|---:|');
   for (const v of variants) {
     const xs = results.get(v);
     const pub = median(xs.map((x) => x.publish));
     const drain = median(xs.map((x) => x.drain));
     const ratio = (a, b) => (a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}×`);
     const worst = Math.max(...xs.map((x) => x.lost + x.missing));
-    console.log(`| ${v} | ${fmt(pub)} | ${ratio(pub, mPub)} | ${fmt(drain)} | ${ratio(drain, mDrain)} | ${fmt(median(xs.map((x) => x.cpuS)))} | ${worst} |`);
+    const cpu = fmt(median(xs.map((x) => x.cpuS)));
+    if (load === 'fanin') console.log(`| ${v} | ${fmt(pub)} | ${ratio(pub, mPub)} | ${cpu} | ${worst} |`);
+    else console.log(`| ${v} | ${fmt(pub)} | ${ratio(pub, mPub)} | ${fmt(drain)} | ${ratio(drain, mDrain)} | ${cpu} | ${worst} |`);
   }
 }
 
-/** One run: a fresh broker of `variant`, the offline load, its figures; the broker is stopped by its PID. */
-async function runOnce(variant, n, nodeFlags) {
+/** One run: a fresh broker of `variant`, the load, its figures; the broker is stopped by its PID. */
+async function runOnce(variant, n, nodeFlags, load, duration) {
   const dir = mkdtempSync(join(tmpdir(), 'midge-store-cost-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), '--serve', variant, String(port), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), '--serve', variant, String(port), dir, load], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -119,16 +129,19 @@ async function runOnce(variant, n, nodeFlags) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const cpu0 = cpuSeconds(child.pid);
+    const shape = load === 'fanin'
+      ? ['--window', '64', '--persistent', '--warmup', '1', '-d', String(duration), '--drain', '1']
+      : ['--offline', '-n', String(Math.ceil(n / 10)), '-d', '120'];
     const gen = spawnSync(process.execPath, [join(DIST, 'cli/main.js'), 'bench', 'run', '-p', String(port), '--pubs', '10', '--subs', '1', '--topics', '10',
-      '--wildcard', '-q', '1', '--inflight', '64', '--offline', '-n', String(Math.ceil(n / 10)), '-d', '120', '-s', '64'], { encoding: 'utf8', timeout: 180_000 });
+      '--wildcard', '-q', '1', '--inflight', '64', ...shape, '-s', '64'], { encoding: 'utf8', timeout: 180_000 });
     const cpuS = cpuSeconds(child.pid) - cpu0;
     const text = `${gen.stdout}${gen.stderr}`;
     const num = (re) => {
       const m = re.exec(text);
       return m === null ? undefined : Number(m[1].replaceAll(',', ''));
     };
-    const publish = num(/published .*?: ([\d,]+) msgs\/s/);
-    const drain = num(/drained .*?: ([\d,]+) msgs\/s/);
+    const publish = load === 'fanin' ? num(/received\s+[\d,]+ \(([\d,]+) msgs\/s\)/) : num(/published .*?: ([\d,]+) msgs\/s/);
+    const drain = load === 'fanin' ? 0 : num(/drained .*?: ([\d,]+) msgs\/s/);
     const lost = num(/lost \(gaps\)\s+([\d,]+)/);
     const missing = num(/missing at end\s+([\d,]+)/);
     if (publish === undefined || drain === undefined || lost === undefined || missing === undefined) throw new Error(`${variant}: the generator's report was not read:\n${text}`);
@@ -156,5 +169,5 @@ function freePort() {
   });
 }
 
-if (process.argv[2] === '--serve') await serve(process.argv[3], Number(process.argv[4]), process.argv[5]);
+if (process.argv[2] === '--serve') await serve(process.argv[3], Number(process.argv[4]), process.argv[5], process.argv[6]);
 else await main();
