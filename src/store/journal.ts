@@ -134,6 +134,14 @@ const TRAILER = 24;
  * encodeChanges form, then its SetSummary (the ids as f64, then TRAILER). Its ArrayBuffer is its own.
  */
 export function encodeCommit(changes: readonly Change[]): Buffer {
+  return encodeCommitParts(changes).buf;
+}
+
+/**
+ * encodeCommit, with where the set's bytes end in the buffer and the ids of its summary: the thread
+ * store appends the set to its log and checks the references itself (sqlite-thread.ts).
+ */
+export function encodeCommitParts(changes: readonly Change[]): { buf: Buffer; blobLength: number; messageIds: number[]; refIds: number[] } {
   const ids = { messages: [] as number[], refs: [] as number[], bytes: 0 };
   const w = writeChanges(changes, ids);
   const blobLen = w.pos;
@@ -145,7 +153,7 @@ export function encodeCommit(changes: readonly Change[]): Buffer {
   w.u32(ids.messages.length);
   w.u32(ids.refs.length);
   w.u32(blobLen);
-  return w.buf.subarray(0, w.pos);
+  return { buf: w.buf.subarray(0, w.pos), blobLength: blobLen, messageIds: ids.messages, refIds: ids.refs };
 }
 
 /** encodeCommit's buffer back to the blob (encodeChanges' form, a view of `buf`) and its summary. */

@@ -1,4 +1,4 @@
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StoreError } from './store.js';
@@ -21,9 +21,11 @@ export class CommitLog {
   private end: number;
   /** records appended since the file was last emptied */
   records = 0;
+  /** the seq of the last record appended (0: none since the file was opened) */
+  lastSeq = 0;
 
   private constructor(
-    private readonly fd: number,
+    private fd: number,
     readonly path: string,
     private readonly fsync: boolean,
     end: number,
@@ -77,6 +79,27 @@ export class CommitLog {
     }
     this.end += total;
     this.records++;
+    this.lastSeq = seq;
+  }
+
+  /** the bytes of the file's whole records */
+  get bytes(): number {
+    return this.end;
+  }
+
+  /**
+   * The file becomes the older log (`FILE-log.1`, which must not exist) and appends go to a new,
+   * empty one: what a fold applied can then be dropped as a whole file while later records stay.
+   * With fsync, the older file's records and both directory changes are synced first.
+   */
+  rotate(): void {
+    if (this.fsync) fdatasyncSync(this.fd);
+    renameSync(this.path, `${this.path}.1`);
+    closeSync(this.fd);
+    this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    if (this.fsync) syncDir(dirname(this.path));
+    this.end = 0;
+    this.records = 0;
   }
 
   /** Empties the file (after a fold committed what it held). A failure leaves the records, which later opens skip by seq. */
@@ -157,6 +180,40 @@ export function readLog(path: string, after: number): { records: LogRecord[]; en
 /** the log of database `file` */
 export function logPath(file: string): string {
   return `${file}-log`;
+}
+
+/** the older log of database `file` (CommitLog.rotate), whose records come before the log's */
+export function olderLogPath(file: string): string {
+  return `${logPath(file)}.1`;
+}
+
+/**
+ * The records of both logs of database `file` whose seq is above `after`, the older log's first
+ * (readLog; seqs must increase across the two), and the end of the newer log's whole records.
+ */
+export function readLogs(file: string, after: number): { records: LogRecord[]; end: number; older: boolean } {
+  const older = readLog(olderLogPath(file), after);
+  const newer = readLog(logPath(file), after);
+  const a = older.records;
+  const b = newer.records;
+  if (a.length > 0 && b.length > 0 && !(b[0]!.seq > a[a.length - 1]!.seq)) {
+    throw new StoreError(`commit log ${logPath(file)} is corrupt: its first record (seq ${b[0]!.seq}) is not after the last of ${olderLogPath(file)} (seq ${a[a.length - 1]!.seq})`);
+  }
+  return { records: a.length === 0 ? b : a.concat(b), end: newer.end, older: older.end > 0 || older.skipped > 0 || exists(olderLogPath(file)) };
+}
+
+/** Removes the older log (its records are folded). */
+export function removeOlderLog(file: string): void {
+  rmSync(olderLogPath(file), { force: true });
+}
+
+function exists(path: string): boolean {
+  try {
+    closeSync(openSync(path, constants.O_RDONLY));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const HEADER = 16;

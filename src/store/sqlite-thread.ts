@@ -1,6 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import type { Properties } from '../codec/types.js';
-import { decodeRetained, encodeCommit } from './journal.js';
+import { decodeRetained, encodeCommitParts } from './journal.js';
+import { storeError } from './sqlite-file.js';
+import { CommitLog, logPath, removeOlderLog } from './sqlite-log.js';
+import { IdTable } from './compact.js';
 import type { SqliteStoreOptions } from './sqlite.js';
 import type { PageReply, Request, WireError } from './sqlite-worker.js';
 import {
@@ -16,11 +19,15 @@ import {
 
 /**
  * The SQLite store run on a worker thread (docs/persistence.md "The store's thread"): the broker's
- * event loop encodes each commit's change set (src/store/journal.ts) and hands the bytes to the
- * worker, which journals them (one SQLite transaction) and answers when they are durable; the broker
- * meanwhile goes on reading, routing and delivering, and releases the acknowledgements of that turn
- * when the answer comes. Folds and loads run there too. Same contract as SqliteStore (the contract
- * suite runs against both).
+ * event loop encodes each commit's change set (src/store/journal.ts) and appends it to the commit log
+ * itself (src/store/sqlite-log.ts: one write, durable against a killed process when it returns), so
+ * that the acknowledgements of a turn go out in that turn, with no round trip to another thread.
+ * The sets go to the worker a few milliseconds later, several per message; it adds them to what its
+ * next fold applies to the tables, folds and loads there, and says which records each fold applied,
+ * so that this thread drops them from the log. A set that refers to a message it does not record
+ * waits for the worker to check the reference (the broker's sets record every message they refer
+ * to), and with fsync each turn's commits wait for the worker's fdatasync of the log. Same contract
+ * as SqliteStore (the contract suite runs against both).
  */
 export class SqliteThreadStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -42,11 +49,51 @@ export class SqliteThreadStore implements Store {
   /** incremented by every commit: windows fetched across one are not kept */
   private epoch = 0;
 
+  /** the commit log, appended to on this thread; the seq of its last record */
+  private readonly log: CommitLog;
+  private seq: number;
+  /** the last seq of the older log (FILE-log.1, see CommitLog.rotate); 0: none */
+  private older = 0;
+  /** sets appended and not handed to the worker yet (encodeCommit's form), their seqs and bytes */
+  private outbox: Buffer[] = [];
+  private outSeqs: number[] = [];
+  private outBytes = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** bytes handed to the worker that it has not answered for (commits wait past MAX_LAG) */
+  private lag = 0;
+  /** the worker's folds fail: each commit first asks it to fold, and fails while that fails */
+  private foldFailing = false;
+  /** a commit failed: the ones issued before the caller saw it are refused (see commit) */
+  private blocked = false;
+  /** commits waiting behind one that waits for the worker, in order */
+  private jobs: Job[] = [];
+  private running = false;
+  /**
+   * ids of the messages that the sets appended since the worker's last fold notice record (value 1):
+   * a set may refer to them without recording them (a queued message sent in a later turn), and the
+   * worker holds them, so such a set needs no check by the worker. After a fold they are forgotten:
+   * a reference to one is checked by the worker (it is in its tables, or a later set records it).
+   */
+  private readonly recorded = new IdTable();
+  /** test-only: how many times the log was moved aside */
+  logMoves = 0;
+  /** fsync: the turn's commits share one fdatasync */
+  private syncing: Promise<void> | undefined;
+
   private constructor(
     private readonly worker: Worker,
     readonly file: string,
+    seq: number,
+    private readonly fsync: boolean,
+    private readonly rotateBytes: number,
   ) {
-    worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError; failed?: boolean }) => {
+    this.seq = seq;
+    this.log = CommitLog.open(logPath(file), fsync, 0);
+    worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError; failed?: boolean } | { folded: number }) => {
+      if (typeof m === 'object' && 'folded' in m) {
+        this.folded(m.folded);
+        return;
+      }
       if (typeof m === 'number') {
         // a request answered without a value (most are commits): its id alone
         const w = this.waiting.get(m);
@@ -58,7 +105,6 @@ export class SqliteThreadStore implements Store {
       const w = this.waiting.get(m.id);
       if (w === undefined) return;
       this.waiting.delete(m.id);
-      if (m.failed === true) this.resume = true;
       if (m.err !== undefined) w.reject(fromWire(m.err));
       else w.resolve(m.ok);
     });
@@ -74,10 +120,10 @@ export class SqliteThreadStore implements Store {
   /** Starts the worker, which opens (creating and migrating if needed) the file and folds its journal. */
   static async open(opts: SqliteStoreOptions): Promise<SqliteThreadStore> {
     const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), { workerData: { ...opts } });
-    let onMessage!: (m: { ready: boolean; err?: WireError }) => void;
+    let onMessage!: (m: { ready: boolean; seq?: number; err?: WireError }) => void;
     let onError!: (err: Error) => void;
     let onExit!: (code: number) => void;
-    const first = await new Promise<{ ready: boolean; err?: WireError }>((resolve, reject) => {
+    const first = await new Promise<{ ready: boolean; seq?: number; err?: WireError }>((resolve, reject) => {
       onMessage = resolve;
       onError = reject;
       onExit = (code) => reject(new StoreError(`cannot open database ${opts.file}: the store's worker thread exited (${code})`));
@@ -98,11 +144,18 @@ export class SqliteThreadStore implements Store {
       await worker.terminate();
       throw fromWire(first.err!);
     }
-    return new SqliteThreadStore(worker, opts.file);
+    try {
+      return new SqliteThreadStore(worker, opts.file, first.seq ?? 0, opts.fsync === true, opts.logRotateBytes ?? ROTATE_BYTES);
+    } catch (err) {
+      await worker.terminate();
+      throw new StoreError(`cannot open the commit log ${logPath(opts.file)}: ${err instanceof Error ? err.message : String(err)}`, (err as { code?: string }).code, { cause: err });
+    }
   }
 
   private call<T>(req: Body, transfer?: ArrayBuffer[]): Promise<T> {
     if (this.dead !== undefined) return Promise.reject(this.dead);
+    // what was appended goes first: the worker then reads, checks and folds with every commit
+    if (req.op !== 'journaled' && this.outbox.length > 0) this.flush();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -110,15 +163,169 @@ export class SqliteThreadStore implements Store {
     });
   }
 
+  /**
+   * Appends the set to the log and resolves (with fsync: after this turn's fdatasync). Commits are
+   * applied in the order they are issued; one that waits for the worker (a reference to check, folds
+   * failing, the worker too far behind) holds those issued after it. When one fails, those issued
+   * before the caller saw the failure are refused (StoreError) and the first one issued after it
+   * (the caller's retry) is applied, as the Store contract asks of a store with commits in flight.
+   */
   commit(changes: readonly Change[]): Promise<void> {
     if (this.windows.size > 0) this.windows.clear();
     this.epoch++;
+    if (this.dead !== undefined) return Promise.reject(this.dead);
     const resume = this.resume;
     this.resume = false;
-    if (changes.length === 0) return this.call({ op: 'commit', resume });
-    // the set and its summary in one buffer, not pooled: it moves to the worker without a copy
-    const commit = encodeCommit(changes);
-    return this.call(resume ? { op: 'commit', commit, resume } : { op: 'commit', commit }, [commit.buffer as ArrayBuffer]);
+    const parts = changes.length === 0 ? undefined : encodeCommitParts(changes);
+    const job: Job = { parts, resume, contained: parts === undefined || contains(parts.messageIds, parts.refIds, this.recorded), resolve: noop, reject: noop };
+    if (!this.running && this.jobs.length === 0 && !(this.blocked && !resume) && !this.foldFailing && job.contained && this.lag < MAX_LAG) {
+      try {
+        if (parts !== undefined) this.append(parts);
+        this.blocked = false;
+      } catch (err) {
+        return Promise.reject(this.failed(err));
+      }
+      return parts !== undefined && this.fsync ? this.synced() : Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      job.resolve = resolve;
+      job.reject = reject;
+      this.jobs.push(job);
+      if (!this.running) void this.runJobs();
+    });
+  }
+
+  /** Commits that wait for the worker, one at a time, in order. */
+  private async runJobs(): Promise<void> {
+    this.running = true;
+    try {
+      for (let job = this.jobs.shift(); job !== undefined; job = this.jobs.shift()) {
+        try {
+          if (this.blocked && !job.resume) {
+            throw new StoreError(`database ${this.file}: commit not applied: an earlier commit failed and has not been retried yet`);
+          }
+          if (this.dead !== undefined) throw this.dead;
+          const parts = job.parts;
+          if (parts !== undefined) {
+            if (this.foldFailing) {
+              await this.call({ op: 'fold' });
+              this.foldFailing = false;
+            }
+            if (!job.contained) await this.call({ op: 'check', ids: notIn(parts.messageIds, parts.refIds, this.recorded) });
+            if (this.lag >= MAX_LAG) await this.call({ op: 'commit' }); // the worker caught up with what it was handed
+            this.append(parts);
+          }
+          this.blocked = false;
+          if (parts !== undefined && this.fsync) await this.synced();
+          job.resolve();
+        } catch (err) {
+          const refused = this.blocked && !job.resume;
+          job.reject(refused ? (err as Error) : this.failed(err));
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** A commit failed: the next commit issued after the caller sees it is the retry (see commit). */
+  private failed(err: unknown): StoreError {
+    this.blocked = true;
+    // set once the caller can have seen the failure (the rejection's reactions run after this one)
+    void Promise.resolve().then(() => {
+      this.resume = true;
+    });
+    if (err instanceof StoreError) return err;
+    return storeError(this.file, err, 'write');
+  }
+
+  /** Appends one set to the log (throws what the write threw) and queues it for the worker. */
+  private append(parts: { buf: Buffer; blobLength: number; messageIds: number[] }): void {
+    const seq = this.seq + 1;
+    this.log.append(seq, parts.buf.subarray(0, parts.blobLength));
+    this.seq = seq;
+    const ids = parts.messageIds;
+    for (let i = 0; i < ids.length; i++) this.recorded.set(ids[i]!, 1);
+    this.outbox.push(parts.buf);
+    this.outSeqs.push(seq);
+    this.outBytes += parts.buf.length;
+    if (this.outBytes >= FLUSH_BYTES) this.flush();
+    else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushLater, FLUSH_MS);
+  }
+
+  private readonly flushLater = (): void => {
+    this.flushTimer = undefined;
+    this.flush();
+  };
+
+  /** Hands the sets appended since the last time to the worker, in one buffer and one message. */
+  private flush(): void {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    const sets = this.outbox;
+    if (sets.length === 0) return;
+    const bytes = this.outBytes;
+    const seqs = this.outSeqs;
+    this.outbox = [];
+    this.outSeqs = [];
+    this.outBytes = 0;
+    const buf = Buffer.allocUnsafeSlow(bytes);
+    const ends: number[] = [];
+    let at = 0;
+    for (let i = 0; i < sets.length; i++) {
+      buf.set(sets[i]!, at);
+      at += sets[i]!.length;
+      ends.push(at);
+    }
+    this.lag += bytes;
+    this.call<{ foldFailing?: boolean } | undefined>({ op: 'journaled', buf, ends, seqs }, [buf.buffer as ArrayBuffer]).then(
+      (r) => {
+        this.lag -= bytes;
+        if (r?.foldFailing === true) this.foldFailing = true;
+      },
+      () => {
+        // the worker failed on them (it stopped, or a set it could not read): every later commit asks it to fold first
+        this.lag -= bytes;
+        this.foldFailing = true;
+      },
+    );
+  }
+
+  /** fsync: resolves when the worker's fdatasync of the log, shared by this turn's commits, is done. */
+  private synced(): Promise<void> {
+    this.syncing ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.syncing = undefined;
+        this.call<void>({ op: 'sync' }).then(resolve, (err: unknown) => reject(this.failed(err)));
+      });
+    });
+    return this.syncing;
+  }
+
+  /**
+   * A fold applied the log's records up to `seq`: a log whose records are all applied is emptied (or
+   * removed, the older one); one that holds later records too is moved aside once it is large, so
+   * that the next fold can drop it whole.
+   */
+  private folded(seq: number): void {
+    this.recorded.clear();
+    try {
+      if (this.older > 0 && this.older <= seq) {
+        removeOlderLog(this.file);
+        this.older = 0;
+      }
+      if (this.log.lastSeq <= seq) this.log.clear();
+      else if (this.older === 0 && this.log.bytes >= this.rotateBytes) {
+        const last = this.log.lastSeq;
+        this.log.rotate();
+        this.older = last;
+        this.logMoves++;
+      }
+    } catch {
+      // the records stay in the log: a later fold drops them, and opening the file skips them (meta journal_folded)
+    }
   }
 
   loadMeta(): Promise<{ lastMessageId: number; lastSeq: number }> {
@@ -225,16 +432,79 @@ export class SqliteThreadStore implements Store {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.dead === undefined) await this.call({ op: 'close' });
-      await this.worker.terminate();
-      this.dead ??= new StoreError(`database ${this.file} is closed`);
+      // commits waiting for the worker go first; then the worker folds everything (and says so: the log is emptied)
+      while (this.running || this.jobs.length > 0) await new Promise((r) => setImmediate(r));
+      try {
+        if (this.dead === undefined) await this.call({ op: 'close' });
+      } finally {
+        this.dead ??= new StoreError(`database ${this.file} is closed`);
+        this.log.close();
+        await this.worker.terminate();
+      }
     })();
     return this.closing;
   }
 }
 
-/** commits in flight to the worker at once */
+/** commits in flight at once (the Recorder's pipeline: they resolve in order here) */
 const PIPELINE = 2;
+
+/** sets go to the worker this long after the first one appended, or at once past FLUSH_BYTES */
+const FLUSH_MS = 2;
+const FLUSH_BYTES = 1 << 20;
+/** bytes handed to the worker and not taken in yet, past which commits wait for it */
+const MAX_LAG = 64 << 20;
+/** a log this long whose records are not all folded is moved aside at the next fold */
+const ROTATE_BYTES = 16 << 20;
+
+/** A commit that waits for the worker (see SqliteThreadStore.commit). */
+interface Job {
+  parts: { buf: Buffer; blobLength: number; messageIds: number[]; refIds: number[] } | undefined;
+  resume: boolean;
+  /** every message it refers to, it records */
+  contained: boolean;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+const noop = (): void => undefined;
+
+/**
+ * whether every id of `refs` is in `ids` (the ids a set records, nearly always in increasing order)
+ * or in `earlier` (recorded by sets appended before)
+ */
+function contains(ids: readonly number[], refs: readonly number[], earlier: IdTable): boolean {
+  if (refs.length === 0) return true;
+  let sorted = true;
+  for (let i = 1; i < ids.length; i++) if (ids[i]! <= ids[i - 1]!) { sorted = false; break; }
+  if (!sorted) {
+    const set = new Set(ids);
+    for (let i = 0; i < refs.length; i++) if (!set.has(refs[i]!) && earlier.get(refs[i]!) < 0) return false;
+    return true;
+  }
+  for (let i = 0; i < refs.length; i++) {
+    const r = refs[i]!;
+    if (earlier.get(r) >= 0) continue;
+    let lo = 0;
+    let hi = ids.length - 1;
+    let found = false;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = ids[mid]!;
+      if (v === r) { found = true; break; }
+      if (v < r) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+/** the ids of `refs` that are neither in `ids` nor in `earlier` */
+function notIn(ids: readonly number[], refs: readonly number[], earlier: IdTable): number[] {
+  const set = new Set(ids);
+  return refs.filter((r) => !set.has(r) && earlier.get(r) < 0);
+}
 
 /** windows per round trip when a restoring broker walks its sessions */
 const WINDOW_BATCH = 2000;

@@ -4,14 +4,26 @@
  * the broker's event loop. Requests arrive on the parent port as `{ id, op, args }` and are answered
  * in order with `{ id, ok }` or `{ id, err }`.
  */
+import { closeSync, constants, fdatasyncSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Change } from './store.js';
 import { encodeChanges, readCommit } from './journal.js';
+import { logPath } from './sqlite-log.js';
 
 export type Request =
   /** resume: the first commit after the caller saw a failure (see `blocked`) */
   | { id: number; op: 'commit'; commit?: Uint8Array; resume?: boolean }
+  /**
+   * sets that the broker's thread appended to the commit log (records `seqs`), in encodeCommit's
+   * form one after another in `buf` (each ends at `ends[i]`): added to what the next fold applies.
+   * Answered with { foldFailing: true } while folds fail.
+   */
+  | { id: number; op: 'journaled'; buf: Uint8Array; ends: number[]; seqs: number[] }
+  /** a set that refers to messages it does not record: are they recorded by a set journaled, or stored? */
+  | { id: number; op: 'check'; ids: number[] }
+  /** fold now (after a fold failed); sync: fdatasync the commit log (fsync) */
+  | { id: number; op: 'fold' | 'sync' }
   | { id: number; op: 'loadMeta' | 'loadWills' | 'close' | 'stats' | 'messageCount' }
   | { id: number; op: 'loadSession' | 'loadWindow'; clientId: string }
   | { id: number; op: 'loadWindows'; clientIds: string[] }
@@ -52,8 +64,10 @@ function wireError(err: unknown): WireError {
 
 let store: SqliteStore;
 try {
-  store = await openSqliteStore(opts);
-  port.postMessage({ ready: true });
+  store = await openSqliteStore({ ...opts, appendsElsewhere: true });
+  // each fold says which log records it applied: the broker's thread drops them from the log
+  store.onFolded = (seq) => port.postMessage({ folded: seq });
+  port.postMessage({ ready: true, seq: store.lastJournaled });
 } catch (err) {
   port.postMessage({ ready: false, err: wireError(err) });
   process.exit(0);
@@ -92,6 +106,32 @@ async function handle(r: Request): Promise<unknown> {
   switch (r.op) {
     case 'commit': {
       commit(r);
+      return undefined;
+    }
+    case 'journaled': {
+      const buf = Buffer.from(r.buf.buffer, r.buf.byteOffset, r.buf.byteLength);
+      let from = 0;
+      for (let i = 0; i < r.ends.length; i++) {
+        const { blob, set } = readCommit(buf.subarray(from, r.ends[i]!));
+        store.addJournaled(r.seqs[i]!, blob, set);
+        from = r.ends[i]!;
+      }
+      return store.foldFailing ? { foldFailing: true } : undefined;
+    }
+    case 'check':
+      store.checkRefs(r.ids);
+      return undefined;
+    case 'fold':
+      store.foldNow();
+      return undefined;
+    case 'sync': {
+      // the broker's thread wrote the records; an fdatasync of the file on any descriptor makes them durable
+      const fd = openSync(logPath(opts.file), constants.O_RDONLY);
+      try {
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       return undefined;
     }
     case 'loadMeta': return store.loadMeta();

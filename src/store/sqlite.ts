@@ -6,7 +6,7 @@ import { compact } from './compact.js';
 import { decodeIds, decodeProps, encodeIds, encodeProps } from './encode.js';
 import { decodeChanges, encodeChanges, summarize, type SetSummary } from './journal.js';
 import { migrate, openDatabase, storeError, type Database } from './sqlite-file.js';
-import { CommitLog, logPath, readLog } from './sqlite-log.js';
+import { CommitLog, logPath, readLogs, removeOlderLog } from './sqlite-log.js';
 import { PendingSets } from './sqlite-pending.js';
 import {
   applyChanges,
@@ -41,6 +41,13 @@ export interface SqliteStoreOptions extends FoldOptions {
   file: string;
   /** synchronous=FULL instead of NORMAL (default false) */
   fsync?: boolean;
+  /**
+   * The caller appends commits to the log itself and hands them over with addJournaled (the thread
+   * store: sqlite-thread.ts); the store folds what the log holds at open and does not keep it open.
+   */
+  appendsElsewhere?: boolean;
+  /** the thread store: how long its log may grow, holding records a fold did not apply, before it is moved aside (default 16 MiB) */
+  logRotateBytes?: number;
 }
 
 /** When the journal is folded into the tables (docs/persistence.md "How a commit is stored"). */
@@ -80,7 +87,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteS
   try {
     migrate(db, opts.file);
     const store = new SqliteStore(db, opts.file, opts);
-    store.replayJournal();
+    store.replayJournal(opts.appendsElsewhere === true ? 'fold' : 'commit');
     return store;
   } catch (err) {
     db.close();
@@ -174,7 +181,7 @@ export class SqliteStore implements Store {
     const meta = this.s.meta.all() as Array<{ key: string; value: number }>;
     const folded = meta.find((r) => r.key === 'journal_folded')?.value ?? 0;
     const path = logPath(this.file);
-    const log = readLog(path, folded);
+    const log = readLogs(this.file, folded);
     const all: Change[] = [];
     const read = (data: Buffer, what: string): void => {
       try {
@@ -185,7 +192,7 @@ export class SqliteStore implements Store {
       }
     };
     for (const [seq, data] of rows) read(data, `journal entry ${seq}`);
-    for (const r of log.records) read(r.set, `commit log ${path} record ${r.seq}`);
+    for (const r of log.records) read(r.set, `commit log record ${r.seq} (${path})`);
     const logUpTo = log.records.length > 0 ? log.records[log.records.length - 1]!.seq : 0;
     if (all.length > 0 || rows.length > 0 || logUpTo > 0) {
       const changes = compact(all);
@@ -196,6 +203,7 @@ export class SqliteStore implements Store {
     }
     this.journaled = Math.max(folded, logUpTo);
     if (then !== 'read') {
+      if (log.older) removeOlderLog(this.file);
       const out = CommitLog.open(path, this.fsync, log.end);
       if (log.end > 0) out.clear();
       if (then === 'commit') this.log = out;
@@ -203,6 +211,55 @@ export class SqliteStore implements Store {
     }
     return rows.length + log.records.length;
   }
+
+  /** the seq of the last commit journaled (the thread store numbers its log's records after it) */
+  get lastJournaled(): number {
+    return this.journaled;
+  }
+
+  /**
+   * On the store's thread, whose commits the broker's thread appends to the log itself
+   * (sqlite-thread.ts): `blob`, summarized by `set`, is the log's record `seq`, durable already.
+   * It is added to what the next fold applies, always (a fold that records a seq folds every record
+   * up to it); a fold that fails here is reported by `foldFailing` and retried by foldNow().
+   */
+  addJournaled(seq: number, blob: Buffer, set: SetSummary): void {
+    this.check();
+    if (!(seq > this.journaled)) throw new StoreError(`database ${this.file}: commit log record ${seq} comes after ${this.journaled}`);
+    this.journaled = seq;
+    if (set.count === 0) return;
+    this.pending.add(blob, set);
+    if (this.directLeft > 0) {
+      // little cancels out: fold at once rather than keep it (what 'direct' commits did)
+      this.directLeft--;
+      if (!this.foldSoon) {
+        this.foldSoon = true;
+        setImmediate(this.foldLater);
+      }
+      return;
+    }
+    this.schedule();
+  }
+
+  /** Refuses (StoreError) a reference to a message that no set journaled records and the tables do not hold. */
+  checkRefs(ids: readonly number[]): void {
+    this.check();
+    this.refsStored({ count: 0, bytes: 0, messageIds: [], refIds: ids });
+  }
+
+  /** Folds now (the thread store's retry after a fold failed); throws what the fold threw. */
+  foldNow(): void {
+    this.check();
+    this.fold();
+  }
+
+  /** the last fold failed (commits wait for one that succeeds) */
+  get foldFailing(): boolean {
+    return this.foldFailed;
+  }
+
+  /** called after each fold with the seq of the last log record it applied (the thread store drops what the log holds up to it) */
+  onFolded: ((seq: number) => void) | undefined;
 
   /** Applies the journaled sets to the tables, in one transaction; throws what SQLite threw. */
   private fold(): void {
@@ -228,6 +285,7 @@ export class SqliteStore implements Store {
     }
     this.foldFailed = false;
     this.log?.clear();
+    this.onFolded?.(this.journaled);
     this.folds.count++;
     this.folds.changes += added;
     this.folds.written += changes.length;
@@ -487,11 +545,28 @@ export class SqliteStore implements Store {
         return;
       }
       const log = this.log;
-      if (log === undefined) throw new StoreError(`database ${this.file} was opened to be read: it takes no commits`);
+      if (log === undefined) throw new StoreError(`database ${this.file}: its commit log is not open here: it takes no commits`);
       log.append(this.journaled + 1, blob);
       this.journaled++;
+      this.pending.add(blob, set);
+      this.schedule();
+    } catch (err) {
+      // better-sqlite3 rolls back a failed transaction; if SQLite could not, make sure a retry starts clean
+      if (!this.closed && this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // nothing more to undo
+        }
+      }
+      throw storeError(this.file, err, 'write');
+    }
+  }
+
+  /** After a set is added to the pending ones: when to digest it and when to fold. */
+  private schedule(): void {
+    {
       const p = this.pending;
-      p.add(blob, set);
       if (p.undigestedCount >= 64) {
         // commits come faster than the event loop turns (a caller committing in a loop): digest now
         try {
@@ -520,16 +595,6 @@ export class SqliteStore implements Store {
         this.foldTimer = setTimeout(this.foldDue, this.foldMs);
         this.foldTimer.unref();
       }
-    } catch (err) {
-      // better-sqlite3 rolls back a failed transaction; if SQLite could not, make sure a retry starts clean
-      if (!this.closed && this.db.inTransaction) {
-        try {
-          this.db.exec('ROLLBACK');
-        } catch {
-          // nothing more to undo
-        }
-      }
-      throw storeError(this.file, err, 'write');
     }
   }
 

@@ -7,14 +7,15 @@
  * byte in the last record and in an earlier one, seqs out of order, stale records of a fold.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { encodeChanges } from '../../src/store/journal.js';
-import { CommitLog, logPath, readLog } from '../../src/store/sqlite-log.js';
+import { CommitLog, logPath, olderLogPath, readLog } from '../../src/store/sqlite-log.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
+import { openSqliteThreadStore } from '../../src/store/sqlite-thread.js';
 import { StoreError, type Change } from '../../src/store/store.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'midge-sqlite-log-'));
@@ -135,6 +136,97 @@ describe('sqlite store: the commit log', () => {
     assert.equal(again.messageCount(), 0, 'nor stored again');
     assert.deepEqual((await collectIds(again)).sort(), ['a', 'after-fold']);
     await again.close();
+  });
+});
+
+describe('sqlite store on its worker thread: the commit log written on the broker thread', () => {
+  test('the log moved aside while folds run behind the commits; a store killed with both logs loses nothing', { timeout: 60_000 }, async () => {
+    const f = file('rotate');
+    // every fold finds later records in a log of any length: it moves the log aside, the next fold drops it
+    const s = await openSqliteThreadStore({ file: f, foldMs: 2, logRotateBytes: 1 });
+    const inner = s as unknown as { worker: { terminate(): Promise<number> }; log: CommitLog; logMoves: number };
+    let n = 0;
+    try {
+      // until the log was moved aside a few times and the older one is there at the kill (bounded)
+      for (let i = 0; i < 5_000 && !(inner.logMoves >= 3 && existsSync(olderLogPath(f))); i++) {
+        await s.commit([
+          session(`c${i}`),
+          { op: 'message', msg: { id: i + 1, topic: 't', payload: Buffer.alloc(100, i), qos: 1, retain: false } },
+          { op: 'enqueue', clientId: `c${i}`, ref: { seq: i + 1, messageId: i + 1, qos: 1, retain: false } },
+        ]);
+        n = i + 1;
+        // a later set refers to a message an earlier one recorded (a queued message sent in a later turn)
+        if (i > 0 && i % 3 === 0) {
+          await s.commit([
+            { op: 'dequeue', clientId: `c${i - 1}`, seq: i },
+            { op: 'inflight', clientId: `c${i - 1}`, ref: { packetId: 1, messageId: i, qos: 1, retain: false, state: 'publish' } },
+          ]);
+        }
+        if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5)); // room for folds
+      }
+      assert.ok(inner.logMoves >= 3, `the log was moved aside ${inner.logMoves} times in ${n} commits`);
+      assert.ok(existsSync(olderLogPath(f)), 'the older log is there at the kill');
+    } finally {
+      // killed: the worker stops without folding, the logs stay as they are
+      await inner.worker.terminate();
+      inner.log.close();
+    }
+    const again = await openSqliteStore({ file: f });
+    try {
+      assert.equal((await collectIds(again)).length, n);
+      for (let i = 1; i < n; i++) {
+        const w = await again.loadWindow(`c${i - 1}`);
+        if (i % 3 === 0) {
+          assert.deepEqual(w.queued, [], `c${i - 1}: dequeued`);
+          assert.deepEqual(w.inflight.map((x) => x.messageId), [i], `c${i - 1}: in flight`);
+        } else {
+          assert.deepEqual(w.queued.map((x) => x.messageId), [i], `c${i - 1}: queued`);
+        }
+      }
+      assert.equal(existsSync(olderLogPath(f)), false, 'opening folded both logs and removed the older one');
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('a reference to a message that no set recorded and the tables do not hold is refused, and nothing of the set is written', async () => {
+    const f = file('refs');
+    const s = await openSqliteThreadStore({ file: f });
+    await assert.rejects(
+      s.commit([session('x'), { op: 'enqueue', clientId: 'x', ref: { seq: 1, messageId: 4242, qos: 1, retain: false } }]),
+      (err: unknown) => err instanceof StoreError && /message 4242 is referenced but not stored/.test(err.message),
+    );
+    await s.commit([session('y')]); // the caller's next commit (its retry, here another set) goes
+    assert.equal(await s.loadSession('x'), undefined);
+    assert.equal((await s.loadSession('y'))?.clientId, 'y');
+    await s.close();
+    assert.equal(statSync(logPath(f)).size, 0, 'close folds the log and empties it');
+  });
+
+  test('two logs (one moved aside) are read in order; an older log whose last seq is not before the newer one is corruption', async () => {
+    const f = file('two');
+    const s = await openSqliteStore({ file: f });
+    await s.close();
+    const older = CommitLog.open(olderLogPath(f), false, 0);
+    older.append(1, encodeChanges([session('a')]));
+    older.append(2, encodeChanges([{ op: 'dropSession', clientId: 'a' }]));
+    older.close();
+    const newer = CommitLog.open(logPath(f), false, 0);
+    newer.append(3, encodeChanges([session('a')]));
+    newer.close();
+    const again = await openSqliteStore({ file: f });
+    assert.deepEqual(await collectIds(again), ['a'], 'seq 3 after seq 2: the session is there');
+    assert.equal(existsSync(olderLogPath(f)), false);
+    await again.close();
+    const f2 = file('two-bad');
+    await (await openSqliteStore({ file: f2 })).close();
+    const o2 = CommitLog.open(olderLogPath(f2), false, 0);
+    o2.append(5, encodeChanges([session('a')]));
+    o2.close();
+    const n2 = CommitLog.open(logPath(f2), false, 0);
+    n2.append(4, encodeChanges([session('b')]));
+    n2.close();
+    await assert.rejects(openSqliteStore({ file: f2 }), /is not after the last of/);
   });
 });
 
