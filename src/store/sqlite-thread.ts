@@ -24,19 +24,19 @@ import {
  * that the acknowledgements of a turn go out in that turn, with no round trip to another thread.
  * The sets go to the worker a few milliseconds later, several per message; it adds them to what its
  * next fold applies to the tables, folds and loads there, and says which records each fold applied,
- * so that this thread drops them from the log. A set that refers to a message it does not record
- * waits for the worker to check the reference (the broker's sets record every message they refer
- * to), and with fsync each turn's commits wait for the worker's fdatasync of the log. Same contract
+ * so that this thread drops them from the log. A set that refers to a message that neither it nor
+ * a set appended since the last fold records waits for the worker to check the reference, and with
+ * fsync each turn's commits wait for the worker's fdatasync of the log. Same contract
  * as SqliteStore (the contract suite runs against both).
  */
 export class SqliteThreadStore implements Store {
   readonly kind = 'sqlite' as const;
   /**
-   * Commits in flight at once: the worker applies them in order and, after one fails, refuses the
-   * others until the caller's next commit (its retry) succeeds (Store.pipeline).
+   * Commits in flight at once: they are applied in the order issued and, after one fails, the others
+   * are refused until the caller's next commit (its retry) succeeds (Store.pipeline).
    */
   readonly pipeline = PIPELINE;
-  /** a commit failed: the next one issued is the caller's retry, which the worker applies */
+  /** a commit failed and the caller can have seen it: the next one issued is its retry, which is applied */
   private resume = false;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
