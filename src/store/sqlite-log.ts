@@ -35,9 +35,10 @@ export class CommitLog {
 
   /**
    * Opens (creating it if needed) the log for appending after `end` (what readLog found whole; a
-   * torn record after it is overwritten). With `fsync`, a new file's directory entry is synced.
+   * torn record after it is overwritten), or after what the file holds. With `fsync`, a new file's
+   * directory entry is synced.
    */
-  static open(path: string, fsync: boolean, end: number): CommitLog {
+  static open(path: string, fsync: boolean, end?: number): CommitLog {
     let created = false;
     let fd: number;
     try {
@@ -48,7 +49,16 @@ export class CommitLog {
       fd = openSync(path, constants.O_RDWR);
     }
     if (created && fsync) syncDir(dirname(path));
-    return new CommitLog(fd, path, fsync, end);
+    let at = end;
+    if (at === undefined) {
+      try {
+        at = fstatSync(fd).size;
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+    }
+    return new CommitLog(fd, path, fsync, at);
   }
 
   /** Appends one record; durable against a killed process when it returns (and power loss with fsync). */

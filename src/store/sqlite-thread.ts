@@ -88,7 +88,8 @@ export class SqliteThreadStore implements Store {
     private readonly rotateBytes: number,
   ) {
     this.seq = seq;
-    this.log = CommitLog.open(logPath(file), fsync, 0);
+    // (the worker emptied it when it folded it at open)
+    this.log = CommitLog.open(logPath(file), fsync);
     worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError; failed?: boolean } | { folded: number }) => {
       if (typeof m === 'object' && 'folded' in m) {
         this.folded(m.folded);

@@ -204,8 +204,9 @@ export class SqliteStore implements Store {
     this.journaled = Math.max(folded, logUpTo);
     if (then !== 'read') {
       if (log.older) removeOlderLog(this.file);
+      // emptied even when it holds only a torn record (bytes after a record written over it would be read as one)
       const out = CommitLog.open(path, this.fsync, log.end);
-      if (log.end > 0) out.clear();
+      out.clear();
       if (then === 'commit') this.log = out;
       else out.close();
     }
