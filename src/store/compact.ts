@@ -405,6 +405,11 @@ export class IdTable {
     this.sparse?.delete(id);
   }
 
+  /** how many entries it has room for (the array's used part and the Map's entries) */
+  get extent(): number {
+    return this.used + (this.sparse?.size ?? 0);
+  }
+
   clear(): void {
     if (this.used > 0) this.dense.fill(-1, 0, this.used);
     this.used = 0;

@@ -69,10 +69,13 @@ export class SqliteThreadStore implements Store {
   private jobs: Job[] = [];
   private running = false;
   /**
-   * ids of the messages that the sets appended since the worker's last fold notice record (value 1):
-   * a set may refer to them without recording them (a queued message sent in a later turn), and the
-   * worker holds them, so such a set needs no check by the worker. After a fold they are forgotten:
-   * a reference to one is checked by the worker (it is in its tables, or a later set records it).
+   * ids of the messages that the sets appended by this store recorded (value 1), the last RECORDED
+   * of them at most: a set may refer to them without recording them (a queued message sent in a
+   * later turn: the drain of an offline client's queue refers to every message of it) without a
+   * check by the worker. A reference to any other (a message restored from the file, or recorded
+   * more than RECORDED ids ago) is checked by the worker: it is in its tables, or a set records it.
+   * As lenient as the worker's own check of the sets it has not folded: a message recorded and
+   * freed since passes (a fold counts such a reference as dangling, see SqliteStore).
    */
   private readonly recorded = new IdTable();
   /** test-only: how many times the log was moved aside */
@@ -246,6 +249,7 @@ export class SqliteThreadStore implements Store {
     this.log.append(seq, parts.buf.subarray(0, parts.blobLength));
     this.seq = seq;
     const ids = parts.messageIds;
+    if (this.recorded.extent > RECORDED) this.recorded.clear();
     for (let i = 0; i < ids.length; i++) this.recorded.set(ids[i]!, 1);
     this.outbox.push(parts.buf);
     this.outSeqs.push(seq);
@@ -311,7 +315,6 @@ export class SqliteThreadStore implements Store {
    * that the next fold can drop it whole.
    */
   private folded(seq: number): void {
-    this.recorded.clear();
     try {
       if (this.older > 0 && this.older <= seq) {
         removeOlderLog(this.file);
@@ -455,6 +458,8 @@ const FLUSH_MS = 2;
 const FLUSH_BYTES = 1 << 20;
 /** bytes handed to the worker and not taken in yet, past which commits wait for it */
 const MAX_LAG = 64 << 20;
+/** how many recorded message ids the thread store keeps (4 bytes each while they are dense) */
+const RECORDED = 1 << 21;
 /** a log this long whose records are not all folded is moved aside at the next fold */
 const ROTATE_BYTES = 16 << 20;
 
