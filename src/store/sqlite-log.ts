@@ -23,6 +23,7 @@ export class CommitLog {
   records = 0;
   /** the seq of the last record appended (0: none since the file was opened) */
   lastSeq = 0;
+  private readonly head = Buffer.alloc(HEADER);
 
   private constructor(
     private fd: number,
@@ -63,7 +64,7 @@ export class CommitLog {
 
   /** Appends one record; durable against a killed process when it returns (and power loss with fsync). */
   append(seq: number, set: Buffer): void {
-    const head = Buffer.allocUnsafe(HEADER);
+    const head = this.head; // (written before the next append: writevSync copies it)
     head.writeUInt32LE(set.length, 0);
     head.writeDoubleLE(seq, 8);
     head.writeUInt32LE(crc32(set, crc32(head.subarray(8, 16))), 4);
@@ -72,7 +73,7 @@ export class CommitLog {
       let n = writevSync(this.fd, [head, set], this.end);
       // a short write (rare: a full disk part way): the rest, or the error that stopped it
       while (n < total) {
-        const rest = n < HEADER ? Buffer.concat([head.subarray(n), set]) : set.subarray(n - HEADER);
+        const rest = n < HEADER ? Buffer.concat([Buffer.from(head.subarray(n)), set]) : set.subarray(n - HEADER);
         const m = writeSync(this.fd, rest, 0, rest.length, this.end + n);
         if (m === 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
         n += m;

@@ -263,7 +263,10 @@ export class SqliteThreadStore implements Store {
     this.flush();
   };
 
-  /** Hands the sets appended since the last time to the worker, in one buffer and one message. */
+  /**
+   * Hands the sets appended since the last time to the worker in one message, each set's buffer
+   * moved, not copied (each has its own ArrayBuffer: encodeCommitParts).
+   */
   private flush(): void {
     if (this.flushTimer !== undefined) {
       clearTimeout(this.flushTimer);
@@ -276,16 +279,10 @@ export class SqliteThreadStore implements Store {
     this.outbox = [];
     this.outSeqs = [];
     this.outBytes = 0;
-    const buf = Buffer.allocUnsafeSlow(bytes);
-    const ends: number[] = [];
-    let at = 0;
-    for (let i = 0; i < sets.length; i++) {
-      buf.set(sets[i]!, at);
-      at += sets[i]!.length;
-      ends.push(at);
-    }
+    const transfer: ArrayBuffer[] = [];
+    for (let i = 0; i < sets.length; i++) transfer.push(sets[i]!.buffer as ArrayBuffer);
     this.lag += bytes;
-    this.call<{ foldFailing?: boolean } | undefined>({ op: 'journaled', buf, ends, seqs }, [buf.buffer as ArrayBuffer]).then(
+    this.call<{ foldFailing?: boolean } | undefined>({ op: 'journaled', sets, seqs }, transfer).then(
       (r) => {
         this.lag -= bytes;
         if (r?.foldFailing === true) this.foldFailing = true;

@@ -16,10 +16,9 @@ export type Request =
   | { id: number; op: 'commit'; commit?: Uint8Array; resume?: boolean }
   /**
    * sets that the broker's thread appended to the commit log (records `seqs`), in encodeCommit's
-   * form one after another in `buf` (each ends at `ends[i]`): added to what the next fold applies.
-   * Answered with { foldFailing: true } while folds fail.
+   * form: added to what the next fold applies. Answered with { foldFailing: true } while folds fail.
    */
-  | { id: number; op: 'journaled'; buf: Uint8Array; ends: number[]; seqs: number[] }
+  | { id: number; op: 'journaled'; sets: Uint8Array[]; seqs: number[] }
   /** a set that refers to messages it does not record: are they recorded by a set journaled, or stored? */
   | { id: number; op: 'check'; ids: number[] }
   /** fold now (after a fold failed); sync: fdatasync the commit log (fsync) */
@@ -109,12 +108,10 @@ async function handle(r: Request): Promise<unknown> {
       return undefined;
     }
     case 'journaled': {
-      const buf = Buffer.from(r.buf.buffer, r.buf.byteOffset, r.buf.byteLength);
-      let from = 0;
-      for (let i = 0; i < r.ends.length; i++) {
-        const { blob, set } = readCommit(buf.subarray(from, r.ends[i]!));
+      for (let i = 0; i < r.sets.length; i++) {
+        const u = r.sets[i]!;
+        const { blob, set } = readCommit(Buffer.from(u.buffer, u.byteOffset, u.byteLength));
         store.addJournaled(r.seqs[i]!, blob, set);
-        from = r.ends[i]!;
       }
       return store.foldFailing ? { foldFailing: true } : undefined;
     }
