@@ -19,7 +19,8 @@
 // 20): its figure is the messages received per second over DURATION seconds after a 1 s warm-up.
 //
 // Environment: REPEAT (default 3: rounds, the variants alternating in each), N (default 100000),
-// VARIANTS (comma list, default all), LOAD (offline or fanin), DURATION (fanin: default 5 s). Each run gets a fresh broker process on a free port of 127.0.0.1
+// VARIANTS (comma list, default all), LOAD (offline or fanin), DURATION (fanin: default 5 s), W0=1
+// (fanin: max_inflight_messages 0, as persist_fanin_q1_w0). Each run gets a fresh broker process on a free port of 127.0.0.1
 // and a fresh store directory; the broker is stopped by its PID. Medians; ratios to `memory` of the
 // same run. The broker runs with the node flags `midge` runs with.
 import { spawn, spawnSync } from 'node:child_process';
@@ -64,7 +65,7 @@ async function serve(variant, port, dir, load) {
     store = await openSqliteStore({ file: join(dir, 'midge.db') });
   }
   const broker = createBroker({
-    listeners: [{ port, host: '127.0.0.1' }], ...(load === 'fanin' ? {} : { maxInflightMessages: 0 }), maxQueuedMessages: 1_000_000, maxQueuedBytes: 0, store,
+    listeners: [{ port, host: '127.0.0.1' }], ...(load === 'fanin' && !process.env.W0 ? {} : { maxInflightMessages: 0 }), maxQueuedMessages: 1_000_000, maxQueuedBytes: 0, store,
   });
   await broker.start();
   await broker.listen();
