@@ -169,7 +169,6 @@ export function prepare(db: Database) {
     messageCount: p('SELECT count(*) FROM messages').pluck(),
     hasMessage: p('SELECT 1 FROM messages WHERE id = ?').pluck(),
     // the journal
-    journalAdd: p('INSERT INTO journal (data) VALUES (?)'),
     journalAll: p('SELECT seq, data FROM journal ORDER BY seq').raw(),
     journalDrop: p('DELETE FROM journal WHERE seq <= ?'),
   };

@@ -25,7 +25,7 @@ import {
  * The sets go to the worker a few milliseconds later, several per message; it adds them to what its
  * next fold applies to the tables, folds and loads there, and says which records each fold applied,
  * so that this thread drops them from the log. A set that refers to a message that neither it nor
- * a set appended since the last fold records waits for the worker to check the reference, and with
+ * a set this store appended records (`recorded`) waits for the worker to check the reference, and with
  * fsync each turn's commits wait for the worker's fdatasync of the log. Same contract
  * as SqliteStore (the contract suite runs against both).
  */
@@ -93,13 +93,13 @@ export class SqliteThreadStore implements Store {
     this.seq = seq;
     // (the worker emptied it when it folded it at open)
     this.log = CommitLog.open(logPath(file), fsync);
-    worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError; failed?: boolean } | { folded: number }) => {
+    worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError } | { folded: number }) => {
       if (typeof m === 'object' && 'folded' in m) {
         this.folded(m.folded);
         return;
       }
       if (typeof m === 'number') {
-        // a request answered without a value (most are commits): its id alone
+        // a request answered without a value (most are sets handed over): its id alone
         const w = this.waiting.get(m);
         if (w === undefined) return;
         this.waiting.delete(m);
@@ -216,7 +216,7 @@ export class SqliteThreadStore implements Store {
               this.foldFailing = false;
             }
             if (!job.contained) await this.call({ op: 'check', ids: notIn(parts.messageIds, parts.refIds, this.recorded) });
-            if (this.lag >= MAX_LAG) await this.call({ op: 'commit' }); // the worker caught up with what it was handed
+            if (this.lag >= MAX_LAG) await this.call({ op: 'barrier' }); // the worker caught up with what it was handed
             this.append(parts);
           }
           this.blocked = false;

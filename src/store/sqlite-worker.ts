@@ -1,7 +1,7 @@
 /**
  * The SQLite store's worker thread (src/store/sqlite-thread.ts): it owns the database connection and
- * runs the in-thread SqliteStore, so that a commit's disk writes and the journal's folds never block
- * the broker's event loop. Requests arrive on the parent port as `{ id, op, args }` and are answered
+ * runs the in-thread SqliteStore, taking the sets that the broker's thread appended to the commit log,
+ * so that the folds into the tables and the loads never block the broker's event loop. Requests arrive on the parent port as `{ id, op, args }` and are answered
  * in order with `{ id, ok }` or `{ id, err }`.
  */
 import { closeSync, constants, fdatasyncSync, openSync } from 'node:fs';
@@ -12,8 +12,8 @@ import { encodeChanges, readCommit } from './journal.js';
 import { logPath } from './sqlite-log.js';
 
 export type Request =
-  /** resume: the first commit after the caller saw a failure (see `blocked`) */
-  | { id: number; op: 'commit'; commit?: Uint8Array; resume?: boolean }
+  /** answered once every request before it is (the thread store waits with it for the worker to catch up) */
+  | { id: number; op: 'barrier' }
   /**
    * sets that the broker's thread appended to the commit log (records `seqs`), in encodeCommit's
    * form: added to what the next fold applies. Answered with { foldFailing: true } while folds fail.
@@ -72,41 +72,10 @@ try {
   process.exit(0);
 }
 
-/**
- * Set by a commit that failed: the broker may have issued later commits before it saw the failure
- * (several are in flight at once), and none of them may be applied before the failed one is. So
- * every commit is refused until one marked `resume` (the caller's retry of the failed one, the first
- * commit it issues after seeing the failure) succeeds.
- */
-let blocked = false;
-
-/** A commit not applied because an earlier one failed (its answer has no `failed` mark). */
-class Refused extends StoreError {}
-
-function commit(r: Extract<Request, { op: 'commit' }>): void {
-  if (blocked && r.resume !== true) {
-    throw new Refused(`database ${opts.file}: commit not applied: an earlier commit failed and has not been retried yet`);
-  }
-  try {
-    if (r.commit !== undefined) {
-      // encodeCommit's form (journal.ts): the set, journaled as it is, and its summary, which says
-      // what the store checks and counts (the set is decoded after the answer, see SqliteStore.digest)
-      const { blob, set } = readCommit(Buffer.from(r.commit.buffer, r.commit.byteOffset, r.commit.byteLength));
-      store.commitSync(blob, set);
-    }
-  } catch (err) {
-    blocked = true;
-    throw err;
-  }
-  blocked = false;
-}
-
 async function handle(r: Request): Promise<unknown> {
   switch (r.op) {
-    case 'commit': {
-      commit(r);
+    case 'barrier':
       return undefined;
-    }
     case 'journaled': {
       for (let i = 0; i < r.sets.length; i++) {
         const u = r.sets[i]!;
@@ -174,9 +143,7 @@ port.on('message', (r: Request) => {
       if (ok === undefined && transfer === undefined) port.postMessage(r.id);
       else port.postMessage({ id: r.id, ok }, transfer);
     } catch (err) {
-      // a commit that failed (not one refused behind it): the caller's next commit retries it
-      const failed = r.op === 'commit' && !(err instanceof Refused);
-      port.postMessage({ id: r.id, err: wireError(err), ...(failed ? { failed } : {}) });
+      port.postMessage({ id: r.id, err: wireError(err) });
     }
     if (r.op === 'close') port.close();
   });
