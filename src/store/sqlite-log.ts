@@ -1,4 +1,4 @@
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StoreError } from './store.js';
@@ -24,12 +24,15 @@ export class CommitLog {
   /** the seq of the last record appended (0: none since the file was opened) */
   lastSeq = 0;
   private readonly head = Buffer.alloc(HEADER);
+  /** descriptors with fdatasyncs of sync() running, and how many: one moved aside is closed after them */
+  private readonly syncs = new Map<number, number>();
 
   private constructor(
     private fd: number,
     readonly path: string,
     private readonly fsync: boolean,
     end: number,
+    private readonly syncEach: boolean,
   ) {
     this.end = end;
   }
@@ -37,9 +40,10 @@ export class CommitLog {
   /**
    * Opens (creating it if needed) the log for appending after `end` (what readLog found whole; a
    * torn record after it is overwritten), or after what the file holds. With `fsync`, a new file's
-   * directory entry is synced.
+   * directory entry is synced, and each append is synced before it returns, unless `group` is set:
+   * then the caller syncs the appends of a turn together with sync().
    */
-  static open(path: string, fsync: boolean, end?: number): CommitLog {
+  static open(path: string, fsync: boolean, end?: number, group = false): CommitLog {
     let created = false;
     let fd: number;
     try {
@@ -59,7 +63,7 @@ export class CommitLog {
         throw err;
       }
     }
-    return new CommitLog(fd, path, fsync, at);
+    return new CommitLog(fd, path, fsync, at, fsync && !group);
   }
 
   /** Appends one record; durable against a killed process when it returns (and power loss with fsync). */
@@ -78,7 +82,7 @@ export class CommitLog {
         if (m === 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
         n += m;
       }
-      if (this.fsync) fdatasyncSync(this.fd);
+      if (this.syncEach) fdatasyncSync(this.fd);
     } catch (err) {
       // what part of the record was written is cut off again, so that the retry writes it whole
       try {
@@ -91,6 +95,29 @@ export class CommitLog {
     this.end += total;
     this.records++;
     this.lastSeq = seq;
+  }
+
+  /**
+   * fdatasync of what was appended, off the event loop's thread (libuv's pool): `done` is called when
+   * every record appended before this call is durable against power loss, or with what failed.
+   */
+  sync(done: (err: Error | null) => void): void {
+    const fd = this.fd;
+    this.syncs.set(fd, (this.syncs.get(fd) ?? 0) + 1);
+    fdatasync(fd, (err) => {
+      const left = this.syncs.get(fd)! - 1;
+      if (left > 0) this.syncs.set(fd, left);
+      else {
+        this.syncs.delete(fd);
+        if (fd !== this.fd) closeQuietly(fd); // the log was moved aside meanwhile (rotate)
+      }
+      done(err);
+    });
+  }
+
+  /** an fdatasync of sync() runs (close waits for it) */
+  get syncing(): boolean {
+    return this.syncs.size > 0;
   }
 
   /** the bytes of the file's whole records */
@@ -106,7 +133,8 @@ export class CommitLog {
   rotate(): void {
     if (this.fsync) fdatasyncSync(this.fd);
     renameSync(this.path, `${this.path}.1`);
-    closeSync(this.fd);
+    // (one that an fdatasync of sync() still uses is closed when it ends)
+    if (!this.syncs.has(this.fd)) closeSync(this.fd);
     this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
     if (this.fsync) syncDir(dirname(this.path));
     this.end = 0;
@@ -124,8 +152,17 @@ export class CommitLog {
     }
   }
 
+  /** Closes the file (after the fdatasyncs of sync() ended). */
   close(): void {
     closeSync(this.fd);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing is lost: its records were synced by rotate before it was moved aside
   }
 }
 

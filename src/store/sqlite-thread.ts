@@ -25,8 +25,9 @@ import {
  * The sets go to the worker a few milliseconds later, several per message; it adds them to what its
  * next fold applies to the tables, folds and loads there, and says which records each fold applied,
  * so that this thread drops them from the log. A set that refers to a message that neither it nor
- * a set this store appended records (`recorded`) waits for the worker to check the reference, and with
- * fsync each turn's commits wait for the worker's fdatasync of the log. Same contract
+ * a set this store appended records (`recorded`) waits for the worker to check the reference. With
+ * fsync, each turn's commits wait for one fdatasync of the log, run in libuv's pool (not by the
+ * worker, which may be busy folding). Same contract
  * as SqliteStore (the contract suite runs against both).
  */
 export class SqliteThreadStore implements Store {
@@ -80,8 +81,10 @@ export class SqliteThreadStore implements Store {
   private readonly recorded = new IdTable();
   /** test-only: how many times the log was moved aside */
   logMoves = 0;
-  /** fsync: the turn's commits share one fdatasync */
-  private syncing: Promise<void> | undefined;
+  /** fsync: commits appended and not covered by an fdatasync started yet (see synced) */
+  private syncWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** fsync: an fdatasync of the log is started or about to be */
+  private syncing = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -92,7 +95,7 @@ export class SqliteThreadStore implements Store {
   ) {
     this.seq = seq;
     // (the worker emptied it when it folded it at open)
-    this.log = CommitLog.open(logPath(file), fsync);
+    this.log = CommitLog.open(logPath(file), fsync, undefined, true);
     worker.on('message', (m: number | { id: number; ok?: unknown; err?: WireError } | { folded: number }) => {
       if (typeof m === 'object' && 'folded' in m) {
         this.folded(m.folded);
@@ -295,16 +298,34 @@ export class SqliteThreadStore implements Store {
     );
   }
 
-  /** fsync: resolves when the worker's fdatasync of the log, shared by this turn's commits, is done. */
+  /**
+   * fsync: resolves when an fdatasync of the log that started after this commit's append is done
+   * (group commit: the commits of a turn share the one started when the turn's I/O is over; those
+   * appended while it runs share the next, started when it ends).
+   */
   private synced(): Promise<void> {
-    this.syncing ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        this.syncing = undefined;
-        this.call<void>({ op: 'sync' }).then(resolve, (err: unknown) => reject(this.failed(err)));
-      });
+    return new Promise<void>((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      if (!this.syncing) {
+        this.syncing = true;
+        setImmediate(this.startSync);
+      }
     });
-    return this.syncing;
   }
+
+  private readonly startSync = (): void => {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.log.sync((err) => {
+      const failure = err === null ? undefined : this.failed(err);
+      for (const w of waiters) {
+        if (failure === undefined) w.resolve();
+        else w.reject(failure);
+      }
+      if (this.syncWaiters.length > 0) this.startSync();
+      else this.syncing = false;
+    });
+  };
 
   /**
    * A fold applied the log's records up to `seq`: a log whose records are all applied is emptied (or
@@ -434,7 +455,7 @@ export class SqliteThreadStore implements Store {
   close(): Promise<void> {
     this.closing ??= (async () => {
       // commits waiting for the worker go first; then the worker folds everything (and says so: the log is emptied)
-      while (this.running || this.jobs.length > 0) await new Promise((r) => setImmediate(r));
+      while (this.running || this.jobs.length > 0 || this.syncing) await new Promise((r) => setImmediate(r));
       try {
         if (this.dead === undefined) await this.call({ op: 'close' });
       } finally {

@@ -4,12 +4,10 @@
  * so that the folds into the tables and the loads never block the broker's event loop. Requests arrive on the parent port as `{ id, op, args }` and are answered
  * in order with `{ id, ok }` or `{ id, err }`.
  */
-import { closeSync, constants, fdatasyncSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import { StoreError, type Change } from './store.js';
 import { encodeChanges, readCommit } from './journal.js';
-import { logPath } from './sqlite-log.js';
 
 export type Request =
   /** answered once every request before it is (the thread store waits with it for the worker to catch up) */
@@ -21,8 +19,8 @@ export type Request =
   | { id: number; op: 'journaled'; sets: Uint8Array[]; seqs: number[] }
   /** a set that refers to messages it does not record: are they recorded by a set journaled, or stored? */
   | { id: number; op: 'check'; ids: number[] }
-  /** fold now (after a fold failed); sync: fdatasync the commit log (fsync) */
-  | { id: number; op: 'fold' | 'sync' }
+  /** fold now (after a fold failed) */
+  | { id: number; op: 'fold' }
   | { id: number; op: 'loadMeta' | 'loadWills' | 'close' | 'stats' | 'messageCount' }
   | { id: number; op: 'loadSession' | 'loadWindow'; clientId: string }
   | { id: number; op: 'loadWindows'; clientIds: string[] }
@@ -90,16 +88,6 @@ async function handle(r: Request): Promise<unknown> {
     case 'fold':
       store.foldNow();
       return undefined;
-    case 'sync': {
-      // the broker's thread wrote the records; an fdatasync of the file on any descriptor makes them durable
-      const fd = openSync(logPath(opts.file), constants.O_RDONLY);
-      try {
-        fdatasyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      return undefined;
-    }
     case 'loadMeta': return store.loadMeta();
     case 'loadWills': return store.loadWills();
     case 'loadSession': return store.loadSession(r.clientId);

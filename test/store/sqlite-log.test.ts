@@ -148,10 +148,10 @@ describe('sqlite store: the commit log', () => {
 });
 
 describe('sqlite store on its worker thread: the commit log written on the broker thread', () => {
-  test('the log moved aside while folds run behind the commits; a store killed with both logs loses nothing', { timeout: 60_000 }, async () => {
+  for (const fsync of [false, true]) test(`the log moved aside while folds run behind the commits; a store killed with both logs loses nothing${fsync ? ' (fsync: moved aside while an fdatasync of it runs, too)' : ''}`, { timeout: 60_000 }, async () => {
     const f = file('rotate');
     // every fold finds later records in a log of any length: it moves the log aside, the next fold drops it
-    const s = await openSqliteThreadStore({ file: f, foldMs: 2, logRotateBytes: 1 });
+    const s = await openSqliteThreadStore({ file: f, foldMs: 2, logRotateBytes: 1, fsync });
     const inner = s as unknown as { worker: { terminate(): Promise<number> }; log: CommitLog; logMoves: number };
     let n = 0;
     try {
@@ -192,6 +192,38 @@ describe('sqlite store on its worker thread: the commit log written on the broke
         }
       }
       assert.equal(existsSync(olderLogPath(f)), false, 'opening folded both logs and removed the older one');
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('fsync: the commits of one turn share one fdatasync, run off the event loop; those of the next turn wait for the next', async () => {
+    const f = file('group');
+    const s = await openSqliteThreadStore({ file: f, fsync: true });
+    const log = (s as unknown as { log: CommitLog }).log;
+    const sync = log.sync.bind(log);
+    let syncs = 0;
+    log.sync = (done) => {
+      syncs++;
+      sync(done);
+    };
+    try {
+      // the Recorder's pipeline issues at most a few per turn; 40 here, then 40 in a later turn
+      const first = Array.from({ length: 40 }, (_, i) => s.commit([session(`a${i}`)]));
+      assert.equal(syncs, 0, 'no fdatasync before the turn is over');
+      await Promise.all(first);
+      assert.equal(syncs, 1, 'one fdatasync for the turn');
+      const second = Array.from({ length: 40 }, (_, i) => s.commit([session(`b${i}`)]));
+      await Promise.all(second);
+      assert.equal(syncs, 2);
+    } finally {
+      await s.close();
+    }
+    const again = await openSqliteStore({ file: f });
+    try {
+      let sessions = 0;
+      for await (const _ of again.loadSessions()) sessions++;
+      assert.equal(sessions, 80);
     } finally {
       await again.close();
     }
