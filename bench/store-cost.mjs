@@ -20,7 +20,8 @@
 //
 // Environment: REPEAT (default 3: rounds, the variants alternating in each), N (default 100000),
 // VARIANTS (comma list, default all), LOAD (offline or fanin), DURATION (fanin: default 5 s), W0=1
-// (fanin: max_inflight_messages 0, as persist_fanin_q1_w0). Each run gets a fresh broker process on a free port of 127.0.0.1
+// (fanin: max_inflight_messages 0, as persist_fanin_q1_w0), MIDGE_NODE_ARGS (extra node flags for the
+// broker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": a profile is written when it stops). Each run gets a fresh broker process on a free port of 127.0.0.1
 // and a fresh store directory; the broker is stopped by its PID. Medians; ratios to `memory` of the
 // same run. The broker runs with the node flags `midge` runs with.
 import { spawn, spawnSync } from 'node:child_process';
@@ -119,7 +120,8 @@ async function main() {
 async function runOnce(variant, n, nodeFlags, load, duration) {
   const dir = mkdtempSync(join(tmpdir(), 'midge-store-cost-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), '--serve', variant, String(port), dir, load], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const extra = (process.env.MIDGE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeFlags, ...extra, fileURLToPath(import.meta.url), '--serve', variant, String(port), dir, load], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
