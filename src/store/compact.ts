@@ -80,6 +80,8 @@ export class Compactor {
     this.alive = new Uint8Array(capacity);
     this.msgOf = tracking ? new Float64Array(capacity) : NO_IDS;
   }
+  /** `message` changes added with add() since the reset (survivors() looks for unreferenced ones only if there are some) */
+  private messages = 0;
   /** the highest message id and queue seq added since the reset, cancelled ones included */
   maxId = 0;
   maxSeq = 0;
@@ -87,7 +89,7 @@ export class Compactor {
   add(c: Change): void {
     const i = this.slot(this.keep ? c : 1);
     switch (c.op) {
-      case 'message': this.messageAt(i, c.msg.id); return;
+      case 'message': this.messages++; this.messageAt(i, c.msg.id); return;
       case 'retain': this.ref(c.messageId, 1); return;
       case 'inflight': this.entry(i, c.clientId, 0, c.ref.packetId, c.ref.state === 'publish', c.ref.messageId); return;
       case 'inflightDone': this.entry(i, c.clientId, 0, c.packetId, false, -1); return;
@@ -270,6 +272,11 @@ export class Compactor {
       for (let i = 0; i < items.length; i++) out.push(items[i]!);
       return out;
     }
+    if (this.messages === 0) {
+      // no message recorded (an offline client's queue drained: its entries refer to stored messages)
+      for (let i = 0; i < items.length; i++) if (alive[i] === 1) out.push(items[i]!);
+      return out;
+    }
     const referenced = new Set<number>();
     for (let i = 0; i < items.length; i++) {
       if (alive[i] === 0) continue;
@@ -318,6 +325,7 @@ export class Compactor {
     this.unreferenced = [];
     this.cancelled = false;
     this.added = 0;
+    this.messages = 0;
     this.live = 0;
     this.maxId = 0;
     this.maxSeq = 0;

@@ -581,6 +581,21 @@ describe('compacting the journal as it comes (Compactor)', () => {
     assert.throws(() => p.left(), JournalError);
   });
 
+  test('compact(): a queue drained from the store (no message recorded) keeps its dequeues and the in-flight entries still open, in order; a set with messages leaves out the unreferenced one', () => {
+    const ref = (packetId: number, messageId: number) => ({ packetId, messageId, qos: 1 as const, retain: false, state: 'publish' as const });
+    const drained: Change[] = [];
+    for (let i = 1; i <= 6; i++) {
+      drained.push({ op: 'dequeue', clientId: 'c', seq: i }, { op: 'inflight', clientId: 'c', ref: ref(i, 100 + i) });
+      if (i % 2 === 1) drained.push({ op: 'inflightDone', clientId: 'c', packetId: i });
+    }
+    const left = compact(drained);
+    assert.deepEqual(left, drained.filter((c) => c.op === 'dequeue' || (c.op === 'inflight' && c.ref.packetId % 2 === 0)));
+    // with a message recorded: the one whose only reference cancelled is left out, the other stays
+    const msg = (id: number) => ({ op: 'message' as const, msg: { id, topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false } });
+    const mixed: Change[] = [msg(1), { op: 'inflight', clientId: 'c', ref: ref(1, 1) }, msg(2), { op: 'inflight', clientId: 'c', ref: ref(2, 2) }, { op: 'inflightDone', clientId: 'c', packetId: 1 }];
+    assert.deepEqual(compact(mixed), [mixed[2], mixed[3]]);
+  });
+
   test('survivors() leaves the state as it was (a fold that fails takes them again); reset() starts again', () => {
     const [first, second] = randomSets(5, 2);
     const k = new Compactor();
