@@ -11,6 +11,7 @@
 //   sqlite-thread  the SQLite store on its own thread (what `persistence true` runs)
 //   sqlite-main    the SQLite store on the event loop's thread (not shipped: a fold of a large journal
 //                  would stop every client for its duration)
+//   sqlite-fsync   sqlite-thread with fsync (midge_persistence_fsync true)
 //
 //   npm run build && node bench/store-cost.mjs
 //
@@ -34,7 +35,7 @@ import { fmt, host, knob, list, median } from './common.mjs';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const DIST = join(ROOT, 'dist/src');
-const VARIANTS = ['memory', 'recorder', 'recorder+enc', 'sqlite-thread', 'sqlite-main'];
+const VARIANTS = ['memory', 'recorder', 'recorder+enc', 'sqlite-thread', 'sqlite-main', 'sqlite-fsync'];
 
 /** The broker side: one variant on `port`, its store (if any) in `dir`; prints "ready" once listening. */
 async function serve(variant, port, dir, load) {
@@ -58,9 +59,9 @@ async function serve(variant, port, dir, load) {
       },
       close: async () => {},
     };
-  } else if (variant === 'sqlite-thread') {
+  } else if (variant === 'sqlite-thread' || variant === 'sqlite-fsync') {
     const { openSqliteThreadStore } = await imp('store/sqlite-thread.js');
-    store = await openSqliteThreadStore({ file: join(dir, 'midge.db') });
+    store = await openSqliteThreadStore({ file: join(dir, 'midge.db'), fsync: variant === 'sqlite-fsync' });
   } else if (variant === 'sqlite-main') {
     const { openSqliteStore } = await imp('store/sqlite.js');
     store = await openSqliteStore({ file: join(dir, 'midge.db') });
