@@ -229,6 +229,41 @@ describe('sqlite store on its worker thread: the commit log written on the broke
     }
   });
 
+  test('fsync: an fdatasync that fails (EIO) fails the commits that waited for it with a StoreError naming the file; the retry that follows is applied', async () => {
+    const f = file('syncfail');
+    const s = await openSqliteThreadStore({ file: f, fsync: true });
+    const log = (s as unknown as { log: CommitLog }).log;
+    const sync = log.sync.bind(log);
+    let failNext = true;
+    log.sync = (done) => {
+      if (failNext) {
+        failNext = false;
+        sync(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+      } else sync(done);
+    };
+    try {
+      const results = await Promise.allSettled([s.commit([session('x1')]), s.commit([session('x2')])]);
+      for (const r of results) {
+        assert.equal(r.status, 'rejected');
+        const err = (r as PromiseRejectedResult).reason as Error;
+        assert.ok(err instanceof StoreError, String(err));
+        assert.ok(err.message.includes(f), err.message);
+      }
+      await s.commit([session('x1'), session('x2')]); // the caller's retry
+      await s.commit([session('x3')]);
+    } finally {
+      await s.close();
+    }
+    const again = await openSqliteStore({ file: f });
+    try {
+      const ids: string[] = [];
+      for await (const x of again.loadSessions()) ids.push(x.clientId);
+      assert.deepEqual(ids.sort(), ['x1', 'x2', 'x3']);
+    } finally {
+      await again.close();
+    }
+  });
+
   test('a reference to a message that no set recorded and the tables do not hold is refused, and nothing of the set is written', async () => {
     const f = file('refs');
     const s = await openSqliteThreadStore({ file: f });
