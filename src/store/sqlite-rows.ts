@@ -139,6 +139,8 @@ export function prepare(db: Database) {
     unsub: p('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
     enqueue: p('INSERT INTO queue (client_id, seq, message_id, qos, retain, sub_ids) VALUES (?, ?, ?, ?, ?, ?)'),
     dequeue: p('DELETE FROM queue WHERE client_id = ? AND seq = ? RETURNING message_id').pluck(),
+    // a run of dequeues of consecutive seqs (a queue drained in order): one statement for the run
+    dequeueRange: p('DELETE FROM queue WHERE client_id = ? AND seq BETWEEN ? AND ? RETURNING message_id').pluck(),
     inflightOld: p('SELECT message_id FROM inflight WHERE client_id = ? AND packet_id = ?').pluck(),
     inflightIns: p('INSERT OR IGNORE INTO inflight (client_id, packet_id, message_id, qos, retain, sub_ids, state) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     inflightUpd: p('UPDATE inflight SET message_id = ?, qos = ?, retain = ?, sub_ids = ?, state = ? WHERE client_id = ? AND packet_id = ?'),
@@ -188,7 +190,8 @@ export function applyChanges(s: Statements, file: string, changes: readonly Chan
   };
   let maxId = meta.maxId;
   let maxSeq = meta.maxSeq;
-  for (const c of changes) {
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
     switch (c.op) {
       case 'message': {
         // Written at the end with its final reference count (or not at all when it has none). A
@@ -226,9 +229,24 @@ export function applyChanges(s: Statements, file: string, changes: readonly Chan
         if (r.seq > maxSeq) maxSeq = r.seq;
         break;
       }
-      case 'dequeue':
-        add(s.dequeue.get(c.clientId, c.seq) as number | undefined, -1);
+      case 'dequeue': {
+        // the dequeues that follow it in the set for the next seqs of the same queue go with it
+        let last = c.seq;
+        let j = i + 1;
+        for (; j < changes.length; j++) {
+          const d = changes[j]!;
+          if (d.op !== 'dequeue' || d.seq !== last + 1 || d.clientId !== c.clientId) break;
+          last = d.seq;
+        }
+        if (j === i + 1) {
+          add(s.dequeue.get(c.clientId, c.seq) as number | undefined, -1);
+          break;
+        }
+        const ids = s.dequeueRange.all(c.clientId, c.seq, last) as number[];
+        for (let k = 0; k < ids.length; k++) add(ids[k], -1);
+        i = j - 1;
         break;
+      }
       case 'inflight': {
         const r = c.ref;
         const ids = encodeIds(r.subIds);

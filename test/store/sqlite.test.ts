@@ -50,6 +50,37 @@ storeContract({
   },
 });
 
+describe('sqlite store: dequeues of consecutive seqs folded as one range', () => {
+  for (const mode of ['direct', 'journal'] as const) {
+    test(`${mode}: runs, single dequeues, another queue between, a seq that is not there; what is left and which messages go`, async () => {
+      const f = join(dir, `ranges-${++n}.db`);
+      const s = await openSqliteStore({ file: f, mode });
+      const msg = (id: number): Change => ({ op: 'message', msg: { id, topic: `t/${id}`, payload: Buffer.from([id]), qos: 1, retain: false } });
+      const enq = (clientId: string, seq: number, messageId: number): Change => ({ op: 'enqueue', clientId, ref: { seq, messageId, qos: 1, retain: false, subIds: undefined } });
+      const deq = (clientId: string, seq: number): Change => ({ op: 'dequeue', clientId, seq });
+      const setup: Change[] = [
+        { op: 'session', session: { clientId: 'c', protocolVersion: 4, expiryInterval: 600 } },
+        { op: 'session', session: { clientId: 'd', protocolVersion: 4, expiryInterval: 600 } },
+      ];
+      for (let i = 1; i <= 10; i++) setup.push(msg(i), enq('c', i, i));
+      setup.push(msg(11), enq('d', 1, 11), msg(12), enq('d', 2, 12), { op: 'retain', topic: 't/5', messageId: 5 });
+      await s.commit(setup);
+      // c 1-3 (a run), d 1, c 4, c 6-7 (a run), c 5, c 10-11 (a run whose second seq is not queued)
+      await s.commit([deq('c', 1), deq('c', 2), deq('c', 3), deq('d', 1), deq('c', 4), deq('c', 6), deq('c', 7), deq('c', 5), deq('c', 10), deq('c', 11)]);
+      await s.close();
+      const again = await openSqliteStore({ file: f });
+      try {
+        assert.deepEqual((await again.loadWindow('c')).queued.map((q) => [q.seq, q.messageId]), [[8, 8], [9, 9]]);
+        assert.deepEqual((await again.loadWindow('d')).queued.map((q) => [q.seq, q.messageId]), [[2, 12]]);
+        // 8, 9 and 12 queued, 5 retained: the others went with their last reference
+        assert.equal(again.messageCount(), 4);
+      } finally {
+        await again.close();
+      }
+    });
+  }
+});
+
 describe('sqlite store: auto mode', () => {
   test('commits go to the journal while folds cancel most of them, straight to the tables while they do not', async () => {
     const s = await openSqliteStore({ file: join(dir, `auto-${++n}.db`), foldChanges: 2000 });
