@@ -21,7 +21,8 @@
 //
 // Environment: REPEAT (default 3: rounds, the variants alternating in each), N (default 100000),
 // VARIANTS (comma list, default all), LOAD (offline or fanin), DURATION (fanin: default 5 s), W0=1
-// (fanin: max_inflight_messages 0, as persist_fanin_q1_w0), MIDGE_NODE_ARGS (extra node flags for the
+// (fanin: max_inflight_messages 0, as persist_fanin_q1_w0), WINDOW (max_inflight_messages for either load;
+// offline runs with 0 unless it is set: WINDOW=20 is persist_offline_q1's drain), MIDGE_NODE_ARGS (extra node flags for the
 // broker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": a profile is written when it stops). Each run gets a fresh broker process on a free port of 127.0.0.1
 // and a fresh store directory; the broker is stopped by its PID. Medians; ratios to `memory` of the
 // same run. The broker runs with the node flags `midge` runs with.
@@ -67,7 +68,7 @@ async function serve(variant, port, dir, load) {
     store = await openSqliteStore({ file: join(dir, 'midge.db') });
   }
   const broker = createBroker({
-    listeners: [{ port, host: '127.0.0.1' }], ...(load === 'fanin' && !process.env.W0 ? {} : { maxInflightMessages: 0 }), maxQueuedMessages: 1_000_000, maxQueuedBytes: 0, store,
+    listeners: [{ port, host: '127.0.0.1' }], ...window(load), maxQueuedMessages: 1_000_000, maxQueuedBytes: 0, store,
   });
   await broker.start();
   await broker.listen();
@@ -75,6 +76,12 @@ async function serve(variant, port, dir, load) {
   process.on('SIGTERM', () => {
     broker.close().then(() => process.exit(0), () => process.exit(1));
   });
+}
+
+/** the broker's in-flight window: WINDOW if set; else fanin its default (20) unless W0, offline none (0) */
+function window(load) {
+  if (process.env.WINDOW !== undefined) return { maxInflightMessages: Number(process.env.WINDOW) };
+  return load === 'fanin' && !process.env.W0 ? {} : { maxInflightMessages: 0 };
 }
 
 /** the broker's CPU seconds (src/bench/limits.ts), loaded by main() */
