@@ -99,6 +99,9 @@ export function willFromRow(r: WillRow): StoredWill {
   return w;
 }
 
+/** runs of at least this many consecutive message ids losing one reference each go by range (applyChanges) */
+const RANGE_MIN = 8;
+
 const b = (v: boolean): number => (v ? 1 : 0);
 const n = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
@@ -123,6 +126,9 @@ export function prepare(db: Database) {
     insMessage: p('INSERT OR IGNORE INTO messages (id, topic, payload, qos, retain, properties, expires_at, origin, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     refs: p('UPDATE messages SET refs = refs + ? WHERE id = ? RETURNING refs'),
     delMessage: p('DELETE FROM messages WHERE id = ?'),
+    // ids from ? to ?, each losing one reference (see applyChanges): those left with none go, the others count one less
+    delMessageRange: p('DELETE FROM messages WHERE id BETWEEN ? AND ? AND refs <= 1'),
+    refsRangeDown: p('UPDATE messages SET refs = refs - 1 WHERE id BETWEEN ? AND ?'),
     // ? = JSON [[id, delta], ...] with distinct ids
     refsBatch: p('UPDATE messages SET refs = refs + (j.value ->> 1) FROM json_each(?) AS j WHERE messages.id = (j.value ->> 0)'),
     refsMissing: p('SELECT j.value ->> 0 FROM json_each(?) AS j WHERE (j.value ->> 1) > 0 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = (j.value ->> 0)) LIMIT 1').pluck(),
@@ -289,12 +295,30 @@ export function applyChanges(s: Statements, file: string, changes: readonly Chan
         throw new StoreError(`database ${file}: unknown change ${JSON.stringify((c as { op?: unknown }).op)}`);
     }
   }
-  // Reference counts of messages stored before: a few one by one, many in one statement.
+  // Reference counts of messages stored before: a few one by one, many in one statement; runs of
+  // consecutive ids that each lose one reference (a queue drained in order) in two range statements.
   const old: Array<[number, number]> = [];
+  let runFrom = 0;
+  let runTo = -1;
+  const endRun = (): void => {
+    if (runTo - runFrom >= RANGE_MIN - 1) {
+      s.delMessageRange.run(runFrom, runTo);
+      s.refsRangeDown.run(runFrom, runTo);
+    } else {
+      for (let id = runFrom; id <= runTo; id++) old.push([id, -1]);
+    }
+    runTo = -1;
+  };
   for (const [id, d] of deltas) {
     const m = fresh.get(id);
     if (m === undefined) {
-      if (d !== 0) old.push([id, d]);
+      if (d === -1) {
+        if (runTo >= 0 && id === runTo + 1) runTo = id;
+        else {
+          if (runTo >= 0) endRun();
+          runFrom = runTo = id;
+        }
+      } else if (d !== 0) old.push([id, d]);
     } else if (d > 0) {
       // already stored (by an earlier commit): then its count changes like any other's
       if (s.insMessage.run(m.id, m.topic, m.payload, m.qos, b(m.retain), encodeProps(m.properties), n(m.expiresAt), n(m.origin), d).changes === 0) {
@@ -304,6 +328,7 @@ export function applyChanges(s: Statements, file: string, changes: readonly Chan
       old.push([id, d]); // a reference to it went in this commit, so it was stored before
     }
   }
+  if (runTo >= 0) endRun();
   if (old.length <= 4) {
     for (const [id, d] of old) {
       const r = s.refs.get(d, id) as { refs: number } | undefined;

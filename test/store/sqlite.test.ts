@@ -52,9 +52,9 @@ storeContract({
 
 describe('sqlite store: dequeues of consecutive seqs folded as one range', () => {
   for (const mode of ['direct', 'journal'] as const) {
-    test(`${mode}: runs, single dequeues, another queue between, a seq that is not there; what is left and which messages go`, async () => {
+    test(`${mode}: runs, single dequeues, another queue between, a seq that is not there; what is left, which messages go, the counts of those that stay`, async () => {
       const f = join(dir, `ranges-${++n}.db`);
-      const s = await openSqliteStore({ file: f, mode });
+      let s = await openSqliteStore({ file: f, mode });
       const msg = (id: number): Change => ({ op: 'message', msg: { id, topic: `t/${id}`, payload: Buffer.from([id]), qos: 1, retain: false } });
       const enq = (clientId: string, seq: number, messageId: number): Change => ({ op: 'enqueue', clientId, ref: { seq, messageId, qos: 1, retain: false, subIds: undefined } });
       const deq = (clientId: string, seq: number): Change => ({ op: 'dequeue', clientId, seq });
@@ -62,17 +62,32 @@ describe('sqlite store: dequeues of consecutive seqs folded as one range', () =>
         { op: 'session', session: { clientId: 'c', protocolVersion: 4, expiryInterval: 600 } },
         { op: 'session', session: { clientId: 'd', protocolVersion: 4, expiryInterval: 600 } },
       ];
-      for (let i = 1; i <= 10; i++) setup.push(msg(i), enq('c', i, i));
-      setup.push(msg(11), enq('d', 1, 11), msg(12), enq('d', 2, 12), { op: 'retain', topic: 't/5', messageId: 5 });
+      for (let i = 1; i <= 20; i++) setup.push(msg(i), enq('c', i, i));
+      setup.push(msg(21), enq('d', 1, 21), msg(22), enq('d', 2, 22));
+      // 5 and 9 are retained too: two references each
+      setup.push({ op: 'retain', topic: 't/5', messageId: 5 }, { op: 'retain', topic: 't/9', messageId: 9 });
       await s.commit(setup);
-      // c 1-3 (a run), d 1, c 4, c 6-7 (a run), c 5, c 10-11 (a run whose second seq is not queued)
-      await s.commit([deq('c', 1), deq('c', 2), deq('c', 3), deq('d', 1), deq('c', 4), deq('c', 6), deq('c', 7), deq('c', 5), deq('c', 10), deq('c', 11)]);
+      // (the journal's fold applies the queue first: folded with them, the dequeues would cancel it)
+      await s.close();
+      s = await openSqliteStore({ file: f, mode });
+      // c 1-12 (one statement, and messages 1-12 losing a reference by range), d 1, c 14, c 16-17
+      // (a short run), c 13, c 20-21 (a run whose second seq is not queued)
+      const deqs: Change[] = [];
+      for (let i = 1; i <= 12; i++) deqs.push(deq('c', i));
+      deqs.push(deq('d', 1), deq('c', 14), deq('c', 16), deq('c', 17), deq('c', 13), deq('c', 20), deq('c', 21));
+      await s.commit(deqs);
       await s.close();
       const again = await openSqliteStore({ file: f });
       try {
-        assert.deepEqual((await again.loadWindow('c')).queued.map((q) => [q.seq, q.messageId]), [[8, 8], [9, 9]]);
-        assert.deepEqual((await again.loadWindow('d')).queued.map((q) => [q.seq, q.messageId]), [[2, 12]]);
-        // 8, 9 and 12 queued, 5 retained: the others went with their last reference
+        assert.deepEqual((await again.loadWindow('c')).queued.map((q) => [q.seq, q.messageId]), [[15, 15], [18, 18], [19, 19]]);
+        assert.deepEqual((await again.loadWindow('d')).queued.map((q) => [q.seq, q.messageId]), [[2, 22]]);
+        // 15, 18, 19 and 22 queued, 5 and 9 retained: the others went with their last reference
+        assert.equal(again.messageCount(), 6);
+        const retained: Array<[string, number]> = [];
+        for await (const r of again.loadRetained()) retained.push([r.topic, r.message.payload[0]!]);
+        assert.deepEqual(retained.sort(), [['t/5', 5], ['t/9', 9]]);
+        // each kept one reference: cleared, they go
+        await again.commit([{ op: 'unretain', topic: 't/5' }, { op: 'unretain', topic: 't/9' }]);
         assert.equal(again.messageCount(), 4);
       } finally {
         await again.close();
