@@ -125,6 +125,40 @@ export function encodeChanges(changes: readonly Change[]): Buffer {
   return w.buf.subarray(0, w.pos);
 }
 
+/**
+ * A page of retained messages as encodeChanges writes a `message` and a `retain` change per topic,
+ * written from the rows of the retained join themselves (the topic, then the message's columns:
+ * id, topic, payload, qos, retain, properties as stored, expires_at, origin), without a StoredMessage
+ * per row or the properties parsed and written again: the store's thread sends 100,000 of them when
+ * a broker restores its retained messages.
+ */
+export function encodeRetainedRows(rows: readonly unknown[][]): Buffer {
+  const w = new Writer(64 + rows.length * 128);
+  w.u8(VERSION);
+  const message = OP_CODE.message;
+  const retain = OP_CODE.retain;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const id = r[1] as number;
+    const props = r[6] as string | null;
+    const expiresAt = r[7] as number | null;
+    const origin = r[8] as string | null;
+    w.u8(message);
+    w.f64(id);
+    w.str(r[2] as string);
+    w.bytes(r[3] as Buffer);
+    w.u8(r[4] as number);
+    w.u8((r[5] !== 0 ? 1 : 0) | (props !== null ? 2 : 0) | (expiresAt !== null ? 4 : 0) | (origin !== null ? 8 : 0));
+    if (props !== null) w.str(props);
+    if (expiresAt !== null) w.f64(expiresAt);
+    if (origin !== null) w.str(origin);
+    w.u8(retain);
+    w.str(r[0] as string);
+    w.f64(id);
+  }
+  return w.buf.subarray(0, w.pos);
+}
+
 /** The fixed end of encodeCommit's form: count u32, payload bytes f64, message ids u32, referenced ids u32, blob length u32. */
 const TRAILER = 24;
 

@@ -6,8 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
-import { StoreError, type Change } from './store.js';
-import { encodeChanges, readCommit } from './journal.js';
+import { StoreError } from './store.js';
+import { encodeRetainedRows, readCommit } from './journal.js';
 
 export type Request =
   /** answered once every request before it is (the thread store waits with it for the worker to catch up) */
@@ -106,13 +106,11 @@ async function handle(r: Request): Promise<unknown> {
         const last = items[items.length - 1];
         return { items, done: items.length < r.max, ...(last !== undefined ? { last: [last.clientId, last.sub.filter] } : {}) } satisfies PageReply;
       }
-      const items = store.retainedPage(r.after, r.max);
-      const changes: Change[] = [];
-      for (const x of items) changes.push({ op: 'message', msg: x.message }, { op: 'retain', topic: x.topic, messageId: x.message.id });
-      const blob = encodeChanges(changes);
+      const rows = store.retainedRows(r.after, r.max);
+      const blob = encodeRetainedRows(rows);
       transfer = [blob.buffer as ArrayBuffer];
-      const last = items[items.length - 1];
-      return { blob, count: items.length, done: items.length < r.max, ...(last !== undefined ? { last: last.topic } : {}) } satisfies PageReply;
+      const last = rows[rows.length - 1];
+      return { blob, count: rows.length, done: rows.length < r.max, ...(last !== undefined ? { last: last[0] as string } : {}) } satisfies PageReply;
     }
     case 'close':
       await store.close();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { openSqliteThreadStore, type SqliteThreadStore } from '../../src/store/sqlite-thread.js';
 import { storeContract } from './contract.js';
-import { decodeChanges, decodeRetained, digestChanges, encodeChanges, encodeCommit, JournalError, readCommit } from '../../src/store/journal.js';
+import { decodeChanges, decodeRetained, digestChanges, encodeChanges, encodeCommit, encodeRetainedRows, JournalError, readCommit } from '../../src/store/journal.js';
 import { PendingSets } from '../../src/store/sqlite-pending.js';
 import { compact, Compactor, IdTable } from '../../src/store/compact.js';
 import assert from 'node:assert/strict';
@@ -356,6 +356,32 @@ describe('a page of retained messages in the journal form (decodeRetained)', () 
     assert.throws(() => decodeRetained(encodeChanges([{ op: 'unretain', topic: 'a' }])), JournalError);
     assert.throws(() => decodeRetained(encodeChanges([{ op: 'message', msg: m(1, 'a') }])), JournalError);
     assert.throws(() => decodeRetained(ok.subarray(0, ok.length - 3)), JournalError);
+  });
+
+  test('a page written from the rows of the retained join (encodeRetainedRows) is the same bytes as its changes encoded, with and without properties, expiry and origin', async () => {
+    const f = join(dir, `retained-rows-${++n}.db`);
+    const s = await openSqliteStore({ file: f, mode: 'direct' });
+    try {
+      const msgs: StoredMessage[] = [
+        m(1, 'a'),
+        { id: 2, topic: 'b/é', payload: Buffer.alloc(0), qos: 0, retain: true, properties: { contentType: 'text/plain', userProperties: [['k', 'v']], correlationData: Buffer.from([1, 2, 3]) } },
+        { id: 3, topic: 'c', payload: Buffer.from('x'.repeat(300)), qos: 2, retain: true, expiresAt: 1_900_000_000_000, origin: 'node-b' },
+        { id: 4, topic: 'd', payload: Buffer.from([0, 255]), qos: 1, retain: false, properties: { messageExpiryInterval: 60 }, expiresAt: 1_800_000_000_000 },
+      ];
+      const set: Change[] = [];
+      for (const x of msgs) set.push({ op: 'message', msg: x }, { op: 'retain', topic: x.topic, messageId: x.id });
+      await s.commit(set);
+      const rows = s.retainedRows(undefined, 10);
+      assert.equal(rows.length, 4);
+      const changes: Change[] = [];
+      for (const x of s.retainedPage(undefined, 10)) changes.push({ op: 'message', msg: x.message }, { op: 'retain', topic: x.topic, messageId: x.message.id });
+      const fromRows = encodeRetainedRows(rows);
+      assert.deepEqual(fromRows, encodeChanges(changes));
+      assert.deepEqual(decodeRetained(fromRows), msgs.map((x) => ({ topic: x.topic, message: x })));
+      assert.deepEqual(decodeRetained(encodeRetainedRows([])), []);
+    } finally {
+      await s.close();
+    }
   });
 });
 
