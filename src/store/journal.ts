@@ -125,6 +125,18 @@ export function encodeChanges(changes: readonly Change[]): Buffer {
   return w.buf.subarray(0, w.pos);
 }
 
+/** A `message` change's fields after its op byte (`props`: the properties as encodeProps writes them). */
+function writeMessage(w: Writer, id: number, topic: string, payload: Buffer, qos: number, retain: boolean, props: string | null, expiresAt: number | null, origin: string | null): void {
+  w.f64(id);
+  w.str(topic);
+  w.bytes(payload);
+  w.u8(qos);
+  w.u8((retain ? 1 : 0) | (props !== null ? 2 : 0) | (expiresAt !== null ? 4 : 0) | (origin !== null ? 8 : 0));
+  if (props !== null) w.str(props);
+  if (expiresAt !== null) w.f64(expiresAt);
+  if (origin !== null) w.str(origin);
+}
+
 /**
  * A page of retained messages as encodeChanges writes a `message` and a `retain` change per topic,
  * written from the rows of the retained join themselves (the topic, then the message's columns:
@@ -140,18 +152,8 @@ export function encodeRetainedRows(rows: readonly unknown[][]): Buffer {
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
     const id = r[1] as number;
-    const props = r[6] as string | null;
-    const expiresAt = r[7] as number | null;
-    const origin = r[8] as string | null;
     w.u8(message);
-    w.f64(id);
-    w.str(r[2] as string);
-    w.bytes(r[3] as Buffer);
-    w.u8(r[4] as number);
-    w.u8((r[5] !== 0 ? 1 : 0) | (props !== null ? 2 : 0) | (expiresAt !== null ? 4 : 0) | (origin !== null ? 8 : 0));
-    if (props !== null) w.str(props);
-    if (expiresAt !== null) w.f64(expiresAt);
-    if (origin !== null) w.str(origin);
+    writeMessage(w, id, r[2] as string, r[3] as Buffer, r[4] as number, r[5] !== 0, r[6] as string | null, r[7] as number | null, r[8] as string | null);
     w.u8(retain);
     w.str(r[0] as string);
     w.f64(id);
@@ -227,14 +229,7 @@ function writeChanges(changes: readonly Change[], ids?: { messages: number[]; re
           ids.messages.push(m.id);
           ids.bytes += m.payload.length;
         }
-        w.f64(m.id);
-        w.str(m.topic);
-        w.bytes(m.payload);
-        w.u8(m.qos);
-        w.u8((m.retain ? 1 : 0) | (m.properties !== undefined ? 2 : 0) | (m.expiresAt !== undefined ? 4 : 0) | (m.origin !== undefined ? 8 : 0));
-        if (m.properties !== undefined) w.str(encodeProps(m.properties)!);
-        if (m.expiresAt !== undefined) w.f64(m.expiresAt);
-        if (m.origin !== undefined) w.str(m.origin);
+        writeMessage(w, m.id, m.topic, m.payload, m.qos, m.retain, encodeProps(m.properties), m.expiresAt ?? null, m.origin ?? null);
         break;
       }
       case 'session': {

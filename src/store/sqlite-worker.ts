@@ -1,8 +1,9 @@
 /**
  * The SQLite store's worker thread (src/store/sqlite-thread.ts): it owns the database connection and
  * runs the in-thread SqliteStore, taking the sets that the broker's thread appended to the commit log,
- * so that the folds into the tables and the loads never block the broker's event loop. Requests arrive on the parent port as `{ id, op, args }` and are answered
- * in order with `{ id, ok }` or `{ id, err }`.
+ * so that the folds into the tables and the loads never block the broker's event loop. Requests
+ * arrive on the parent port as `{ id, op, args }` and are answered in order with `{ id, ok }` or
+ * `{ id, err }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite.js';
