@@ -70,11 +70,11 @@ export class SqliteThreadStore implements Store {
   private jobs: Job[] = [];
   private running = false;
   /**
-   * ids of the messages that the sets appended by this store recorded (value 1), the last RECORDED
-   * of them at most: a set may refer to them without recording them (a queued message sent in a
+   * ids of the messages that the sets appended by this store recorded, or that the windows it loaded
+   * hold (value 1), the last RECORDED of them at most: a set may refer to them without recording them (a queued message sent in a
    * later turn: the drain of an offline client's queue refers to every message of it) without a
-   * check by the worker. A reference to any other (a message restored from the file, or recorded
-   * more than RECORDED ids ago) is checked by the worker: it is in its tables, or a set records it.
+   * check by the worker. A reference to any other (a retained message restored from the file, or
+   * one recorded more than RECORDED ids ago) is checked by the worker: it is in its tables, or a set records it.
    * As lenient as the worker's own check of the sets it has not folded: a message recorded and
    * freed since passes (a fold counts such a reference as dangling, see SqliteStore).
    */
@@ -374,9 +374,18 @@ export class SqliteThreadStore implements Store {
     const ids = at === undefined ? [clientId] : this.sessionOrder.slice(at, at + WINDOW_BATCH);
     const epoch = this.epoch;
     const ws = await this.call<Window[]>({ op: 'loadWindows', clientIds: ids });
+    // the messages of a window are stored: sets that refer to them (its queue drained after a
+    // restart) need no check by the worker, which would hold every commit behind a round trip
+    if (this.recorded.extent > RECORDED) this.recorded.clear();
     for (const w of ws) {
-      for (const e of w.inflight) e.message = fixMessage(e.message);
-      for (const e of w.queued) e.message = fixMessage(e.message);
+      for (const e of w.inflight) {
+        e.message = fixMessage(e.message);
+        this.recorded.set(e.messageId, 1);
+      }
+      for (const e of w.queued) {
+        e.message = fixMessage(e.message);
+        this.recorded.set(e.messageId, 1);
+      }
     }
     if (epoch === this.epoch) for (let i = 1; i < ids.length; i++) this.windows.set(ids[i]!, ws[i]!);
     return ws[0]!;

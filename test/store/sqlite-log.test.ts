@@ -250,6 +250,38 @@ describe('sqlite store on its worker thread: the commit log written on the broke
     assert.deepEqual((await storedSessions(f)).sort(), ['x1', 'x2', 'x3']);
   });
 
+  test('after a restart, draining a loaded window refers to its stored messages without a check by the worker; an unknown one is still checked', async () => {
+    const f = file('restored');
+    const first = await openSqliteStore({ file: f });
+    const fill: Change[] = [session('c')];
+    for (let i = 1; i <= 5; i++) {
+      fill.push({ op: 'message', msg: { id: i, topic: 't', payload: Buffer.from([i]), qos: 1, retain: false } });
+      fill.push({ op: 'enqueue', clientId: 'c', ref: { seq: i, messageId: i, qos: 1, retain: false } });
+    }
+    await first.commit(fill);
+    await first.close();
+    const s = await openSqliteThreadStore({ file: f });
+    const inner = s as unknown as { call(req: { op: string }): Promise<unknown> };
+    const call = inner.call.bind(s);
+    const ops: string[] = [];
+    inner.call = (req) => {
+      ops.push(req.op);
+      return call(req);
+    };
+    try {
+      for await (const _ of s.loadSessions()) { /* as a restoring broker does */ }
+      const w = await s.loadWindow('c');
+      assert.deepEqual(w.queued.map((q) => q.messageId), [1, 2, 3, 4, 5]);
+      // the queue's first message goes in flight (Session.sendNew: it refers to the stored message)
+      await s.commit([{ op: 'dequeue', clientId: 'c', seq: 1 }, { op: 'inflight', clientId: 'c', ref: { packetId: 1, messageId: 1, qos: 1, retain: false, state: 'publish' } }]);
+      assert.equal(ops.includes('check'), false, `ops: ${ops.join(', ')}`);
+      await assert.rejects(s.commit([{ op: 'enqueue', clientId: 'c', ref: { seq: 9, messageId: 4242, qos: 1, retain: false } }]), StoreError);
+      assert.equal(ops.includes('check'), true);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a reference to a message that no set recorded and the tables do not hold is refused, and nothing of the set is written', async () => {
     const f = file('refs');
     const s = await openSqliteThreadStore({ file: f });
