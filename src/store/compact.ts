@@ -340,6 +340,8 @@ const NO_IDS = new Float64Array(0);
 const NO_VALUES = new Int32Array(0);
 /** how far past an IdTable's end (and past four times its sets) an id may be and still grow it */
 const SLACK = 64;
+/** the Map's size at which an IdTable first tries to move its ids into the array (then at each doubling) */
+const DENSIFY_MIN = 256;
 
 /** A client's entries opened since the reset, per kind (see Compactor.open). */
 interface OpenEntries {
@@ -369,6 +371,8 @@ export class IdTable {
   /** sets that went to `dense` since the clear (at least as many as the ids it holds) */
   private sets = 0;
   private sparse: Map<number, number> | undefined;
+  /** the Map's size at which densify() is tried next */
+  private densifyAt = DENSIFY_MIN;
 
   get(id: number): number {
     const k = id - this.base;
@@ -404,7 +408,45 @@ export class IdTable {
       if (this.sparse !== undefined) this.sparse.delete(id);
       return;
     }
-    (this.sparse ??= new Map()).set(id, value);
+    const sparse = (this.sparse ??= new Map());
+    sparse.set(id, value);
+    if (sparse.size >= this.densifyAt) this.densify();
+  }
+
+  /**
+   * Move the Map's ids at or past the array's start into the array when, with those already there,
+   * they would fill a quarter of it. Ids that skipped past the end while the array was short (the
+   * first ids after a jump: messages whose changes a commit cancelled) otherwise keep every later
+   * id in the Map however dense they come (seen: a Map of 400,000 ids 90% dense, every get and set
+   * of the thread store's `recorded` a Map lookup). Tried each time the Map doubles: amortized O(1).
+   */
+  private densify(): void {
+    const sparse = this.sparse!;
+    this.densifyAt = 2 * sparse.size;
+    const base = this.base;
+    let hi = base + this.used - 1;
+    let above = 0;
+    for (const k of sparse.keys()) {
+      if (k < base) continue;
+      above++;
+      if (k > hi) hi = k;
+    }
+    const span = hi - base + 1;
+    if (above === 0 || span > 4 * (this.sets + above) + SLACK) return;
+    const next = new Int32Array(Math.max(16, span)).fill(-1);
+    next.set(this.dense.subarray(0, this.used));
+    for (const [k, v] of sparse) {
+      if (k < base) continue;
+      next[k - base] = v;
+      sparse.delete(k);
+    }
+    this.dense = next;
+    this.sets += above;
+    this.used = span;
+    if (sparse.size === 0) {
+      this.sparse = undefined;
+      this.densifyAt = DENSIFY_MIN;
+    }
   }
 
   delete(id: number): void {
@@ -424,5 +466,6 @@ export class IdTable {
     this.sets = 0;
     this.base = -1;
     this.sparse = undefined;
+    this.densifyAt = DENSIFY_MIN;
   }
 }

@@ -552,6 +552,27 @@ describe('compacting the journal as it comes (Compactor)', () => {
     for (let i = 0; i < 100; i++) assert.equal(apart.get(1_000 * i), i);
     assert.equal(apart.get(1_500), -1);
     assert.ok((apart as unknown as { dense: Int32Array }).dense.length <= 64, 'the array stays short');
+    // ids that come densely after a jump past the end of a short array (the thread store's recorded ids
+    // after commits that cancelled their first messages) move into the array; before, every id after
+    // the jump stayed in the Map
+    const jump = new IdTable();
+    for (let id = 1; id <= 64; id++) jump.set(id, 1);
+    for (let id = 2_000; id < 12_000; id++) if (id % 10 !== 0) jump.set(id, id); // 90% of the ids
+    const inner = jump as unknown as { dense: Int32Array; sparse: Map<number, number> | undefined };
+    assert.ok((inner.sparse?.size ?? 0) < 512, `the Map keeps ${inner.sparse?.size} ids`);
+    assert.ok(inner.dense.length >= 12_000 - 1, 'the array covers them');
+    for (let id = 0; id < 12_010; id++) assert.equal(jump.get(id), id >= 1 && id <= 64 ? 1 : id >= 2_000 && id < 12_000 && id % 10 !== 0 ? id : -1, `id ${id}`);
+    // ids below the array's start stay in the Map, and a sparse spread past its end too
+    const below = new IdTable();
+    below.set(1_000_000, 1);
+    for (let i = 0; i < 1_000; i++) below.set(i * 7, i); // below the start
+    for (let i = 0; i < 1_000; i++) below.set(2_000_000 + i * 1_000, i); // one id in 1,000 past the end
+    assert.ok((below as unknown as { dense: Int32Array }).dense.length <= 64, 'the array stays short');
+    for (let i = 0; i < 1_000; i++) {
+      assert.equal(below.get(i * 7), i);
+      assert.equal(below.get(2_000_000 + i * 1_000), i);
+    }
+    assert.equal(below.get(1_000_000), 1);
   });
 
   test('adding sets one by one leaves what compacting them all at once leaves, and the highest ids', () => {
