@@ -215,7 +215,13 @@ export function readCommit(buf: Buffer): { blob: Buffer; set: SetSummary } {
  * `ids.messages`, the referenced ones into `ids.refs`, and the payload bytes into `ids.bytes`.
  */
 function writeChanges(changes: readonly Change[], ids?: { messages: number[]; refs: number[]; bytes: number }): Writer {
-  const w = new Writer(64 + changes.length * 48);
+  // room for the payloads too, so that a set of messages does not grow (and copy) its buffer as it is written
+  let payloads = 0;
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    if (c.op === 'message') payloads += c.msg.payload.length + c.msg.topic.length;
+  }
+  const w = new Writer(64 + changes.length * 48 + payloads);
   w.u8(VERSION);
   // (an indexed loop: a for-of here allocated an iterator result per change whenever the function ran
   // unoptimized, as it does again after each deopt; 10 MB per 100,000 messages in a heap profile)
