@@ -170,9 +170,19 @@ test('two kills in a row: the second comes while the subscriber is draining its 
   const tl = tally(acked, all());
   t.diagnostic(`${firstPart.length} received before the second kill, ${sub3.got.length} after (${sub3.got.filter((g) => g.dup).length} with DUP); ${describeTally(tl)}`);
   assert.deepEqual(tl.missing, []);
-  // what the subscriber acknowledged well before the second kill is not sent again (at most the
-  // window and what was acknowledged in the last moments may come back)
-  assert.ok(tl.duplicates <= 200, `few duplicates (${tl.duplicates})`);
+  // What comes back after the second kill is what the subscriber received last before it: its
+  // window in flight, and what it acknowledged in the last moments (a commit that nothing waits for
+  // is issued up to 5 ms late, src/broker/recorder.ts LAZY_MS). The store keeps a prefix of the
+  // broker's turns, and the subscriber acknowledges in order, so the messages sent again are a tail
+  // of what it had received, without holes; and what it acknowledged well before the kill (here:
+  // the first half) is not among them. (The count bound of 200 used before failed once, with 209,
+  // when the drain was faster than it assumed.)
+  const before = new Set(firstPart);
+  const again = new Set(sub3.got.map((g) => g.payload).filter((p) => before.has(p)));
+  const tail = firstPart.slice(firstPart.length - again.size);
+  assert.deepEqual(tail.filter((p) => !again.has(p)), [], `the ${again.size} messages sent again are the last ${again.size} received before the kill`);
+  assert.ok(again.size <= firstPart.length / 2, `what was acknowledged well before the kill is not sent again (${again.size} of ${firstPart.length} sent again)`);
+  assert.equal(tl.duplicates, again.size, 'each message sent again came once more, not several times');
   await sub3.end();
   assertCleanLog(third.broker);
   await third.broker.stop();
