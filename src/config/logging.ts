@@ -10,7 +10,8 @@
  * (one line per packet, what `mosquitto -v` prints).
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { pino } from 'pino';
+import { createRequire } from 'node:module';
+import type { pino as Pino } from 'pino';
 import { Logger, type LogFields } from '../broker/log.js';
 import { shortenPath } from '../util/text.js';
 import type { BrokerConfig } from './options.js';
@@ -52,6 +53,8 @@ function textEmit(write: (line: string) => void, timestamps: boolean): Emit {
 
 /** The JSON line, made by pino: {"level":"info","time":"...","pid":...,"hostname":"...","msg":"...",...fields}. */
 function jsonEmit(write: (line: string) => void, timestamps: boolean): Emit {
+  // loaded only for a JSON destination (pino and its dependencies take some 50 ms to load)
+  const { pino } = createRequire(import.meta.url)('pino') as { pino: typeof Pino };
   const json = pino({
     level: 'debug',
     timestamp: timestamps ? pino.stdTimeFunctions.isoTime : false,

@@ -11,7 +11,7 @@ import { keyLocation } from '../config/parse.js';
 import { checkPassword, loadPasswordFile } from '../auth/password-file.js';
 import { shortenPath } from '../util/text.js';
 import type { HttpAuthOptions } from './auth.js';
-import { startHttpListener, type BridgeInfo, type HttpListener } from './server.js';
+import type { BridgeInfo, HttpListener } from './server.js';
 
 /** A token file's first line, trimmed; an empty or unreadable file is an error naming the key (never the contents). */
 function readToken(path: string, key: string, cfg: BrokerConfig): string {
@@ -64,6 +64,8 @@ export async function startConfiguredHttp(broker: Broker, cfg: BrokerConfig, log
   if (cfg.httpListeners.length === 0) return { listeners: [], reload: () => Promise.resolve() };
   // one object shared by every listener: a reload changes it in place
   const auth = await loadHttpAuth(cfg);
+  // the HTTP listener's modules (API, dashboard, metrics) load only when one is configured
+  const { startHttpListener } = await import('./server.js');
   const open: HttpListener[] = [];
   try {
     for (const h of cfg.httpListeners) {

@@ -13,7 +13,7 @@ import { metricsRegistry, renderMetrics, setBridgeSource } from './metrics.js';
 import { OPENAPI } from './openapi.js';
 import { maskSecrets } from './mask.js';
 import { dashboardFile } from './dashboard.js';
-import { attachPlainRequestHandler } from '../transport/websocket.js';
+import { attachPlainRequestHandler } from '../transport/plain-http.js';
 
 export type { HttpAuthOptions } from './auth.js';
 

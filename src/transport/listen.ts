@@ -6,7 +6,7 @@ import type { ListenerOptions } from '../broker/options.js';
 import type { Logger } from '../broker/log.js';
 import { createTcpServer, stripV4Mapped, type OnConnection } from './tcp.js';
 import { createTlsServer } from './tls.js';
-import { createWebSocketServer, type WebSocketLimits } from './websocket.js';
+import type { WebSocketLimits } from './websocket.js';
 
 /**
  * A listener spec with the mosquitto keys ListenerOptions does not carry yet (until it does, the CLI
@@ -44,8 +44,9 @@ async function listenOne(spec: ListenerSpec, onConnection: OnConnection, log: Lo
   let port = spec.port;
   const { host, ipv6Only } = await bindAddress(spec);
   const websockets = spec.protocol === 'websockets';
+  // the `ws` package is loaded only for a WebSocket listener (a tenth of a second at start)
   const server: net.Server = websockets
-    ? createWebSocketServer(spec, onConnection, log, limits)
+    ? (await import('./websocket.js')).createWebSocketServer(spec, onConnection, log, limits)
     : spec.tls
     ? createTlsServer(spec, onConnection, log)
     : createTcpServer(onConnection, () => port, spec.maxConnections);

@@ -20,6 +20,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { ListenerOptions } from '../broker/options.js';
 import type { Logger } from '../broker/log.js';
 import { stripV4Mapped, type OnConnection } from './tcp.js';
+import { plainHandlerOf } from './plain-http.js';
 import { tlsServerOptions, verifyPeer, watchTlsServer, TLS_HANDSHAKE_TIMEOUT_MS, type PeerCertificate } from './tls.js';
 
 /** The subprotocols MQTT uses: "mqtt" (3.1.1 and 5.0, MQTT 5.0 section 6) and "mqttv3.1" (3.1). */
@@ -30,21 +31,6 @@ const MAX_MQTT_PACKET = 268_435_460;
 
 /** Room in one WebSocket message beyond one packet of the largest size, for the packets beside it. */
 const MESSAGE_SLACK = 64 * 1024;
-
-/** A handler of the plain (not upgrade) HTTP requests of a WebSocket listener: an HTTP listener sharing its port. */
-export type PlainRequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-
-const plainHandlers = new WeakMap<http.Server, PlainRequestHandler>();
-
-/**
- * Hands the plain HTTP requests of a WebSocket listener's server to `handler` instead of `http_dir`
- * (upgrades stay MQTT). One handler per server; returns the function that detaches it.
- */
-export function attachPlainRequestHandler(server: http.Server, handler: PlainRequestHandler): () => void {
-  if (plainHandlers.has(server)) throw new Error('an HTTP listener already shares this WebSocket listener');
-  plainHandlers.set(server, handler);
-  return () => { if (plainHandlers.get(server) === handler) plainHandlers.delete(server); };
-}
 
 export interface WebSocketLimits {
   /** max_packet_size (0 = none): a WebSocket message larger than it (plus some slack) is refused (1009) */
@@ -126,7 +112,7 @@ export function createWebSocketServer(spec: ListenerOptions, onConnection: OnCon
   });
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (spec.tls !== undefined && !peers.has(req.socket)) { req.socket.destroy(); return; }
-    const shared = plainHandlers.get(server);
+    const shared = plainHandlerOf(server);
     if (shared !== undefined) shared(req, res);
     else serveStatic(spec.httpDir, req, res, log);
   });
