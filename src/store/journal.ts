@@ -77,6 +77,13 @@ class Writer {
     buf.writeUInt32LE(n, this.pos);
     this.pos = at + n;
   }
+  /** bytes given as hex text (an even number of hex digits), written as bytes() writes them */
+  hex(h: string): void {
+    this.room(4 + (h.length >> 1));
+    const n = this.buf.write(h, this.pos + 4, 'hex');
+    this.buf.writeUInt32LE(n, this.pos);
+    this.pos += 4 + n;
+  }
   bytes(b: Buffer): void {
     this.room(4 + b.length);
     this.buf.writeUInt32LE(b.length, this.pos);
@@ -130,6 +137,11 @@ function writeMessage(w: Writer, id: number, topic: string, payload: Buffer, qos
   w.f64(id);
   w.str(topic);
   w.bytes(payload);
+  writeMessageTail(w, qos, retain, props, expiresAt, origin);
+}
+
+/** The fields of a `message` change after its payload. */
+function writeMessageTail(w: Writer, qos: number, retain: boolean, props: string | null, expiresAt: number | null, origin: string | null): void {
   w.u8(qos);
   w.u8((retain ? 1 : 0) | (props !== null ? 2 : 0) | (expiresAt !== null ? 4 : 0) | (origin !== null ? 8 : 0));
   if (props !== null) w.str(props);
@@ -140,9 +152,10 @@ function writeMessage(w: Writer, id: number, topic: string, payload: Buffer, qos
 /**
  * A page of retained messages as encodeChanges writes a `message` and a `retain` change per topic,
  * written from the rows of the retained join themselves (the topic, then the message's columns:
- * id, topic, payload, qos, retain, properties as stored, expires_at, origin), without a StoredMessage
- * per row or the properties parsed and written again: the store's thread sends 100,000 of them when
- * a broker restores its retained messages.
+ * id, topic, payload as hex text or else as a blob, qos, retain, properties as stored, expires_at,
+ * origin: the SQLite store's `retainedRows`), without a StoredMessage per row or the properties
+ * parsed and written again: the store's thread sends 100,000 of them when a broker restores its
+ * retained messages.
  */
 export function encodeRetainedRows(rows: readonly unknown[][]): Buffer {
   const w = new Writer(64 + rows.length * 128);
@@ -153,7 +166,11 @@ export function encodeRetainedRows(rows: readonly unknown[][]): Buffer {
     const r = rows[i]!;
     const id = r[1] as number;
     w.u8(message);
-    writeMessage(w, id, r[2] as string, r[3] as Buffer, r[4] as number, r[5] !== 0, r[6] as string | null, r[7] as number | null, r[8] as string | null);
+    w.f64(id);
+    w.str(r[2] as string);
+    if (r[3] !== null) w.hex(r[3] as string);
+    else w.bytes(r[4] as Buffer);
+    writeMessageTail(w, r[5] as number, r[6] !== 0, r[7] as string | null, r[8] as number | null, r[9] as string | null);
     w.u8(retain);
     w.str(r[0] as string);
     w.f64(id);

