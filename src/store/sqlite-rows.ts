@@ -181,9 +181,11 @@ export function prepare(db: Database) {
     retainedPage: p(`SELECT r.topic, ${MSG_COLS} FROM retained r JOIN messages m ON m.id = r.message_id
       WHERE r.topic > ? ORDER BY r.topic LIMIT ?`).raw(),
     // the same rows for encodeRetainedRows: a payload up to HEX_PAYLOAD_MAX bytes as hex text, a larger one
-    // as a blob (a Buffer per row costs the reading thread more than the text, and a string has a length limit)
+    // as a blob (a Buffer per row costs the reading thread more than the text, and a string has a length limit);
+    // the length in bytes even of a payload that is not a blob (the broker writes only blobs)
     retainedRows: p(`SELECT r.topic, m.id, m.topic,
-      CASE WHEN length(m.payload) <= ${HEX_PAYLOAD_MAX} THEN hex(m.payload) END, CASE WHEN length(m.payload) > ${HEX_PAYLOAD_MAX} THEN m.payload END,
+      CASE WHEN length(CAST(m.payload AS BLOB)) <= ${HEX_PAYLOAD_MAX} THEN hex(m.payload) END,
+      CASE WHEN length(CAST(m.payload AS BLOB)) > ${HEX_PAYLOAD_MAX} THEN CAST(m.payload AS BLOB) END,
       m.qos, m.retain, m.properties, m.expires_at, m.origin FROM retained r JOIN messages m ON m.id = r.message_id
       WHERE r.topic > ? ORDER BY r.topic LIMIT ?`).raw(),
     wills: p('SELECT * FROM wills ORDER BY client_id'),

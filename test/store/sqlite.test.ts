@@ -11,6 +11,7 @@ import { decodeChanges, decodeRetained, digestChanges, encodeChanges, encodeComm
 import { PendingSets } from '../../src/store/sqlite-pending.js';
 import { compact, Compactor, IdTable } from '../../src/store/compact.js';
 import { HEX_PAYLOAD_MAX } from '../../src/store/sqlite-rows.js';
+import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Change, Store, StoredMessage } from '../../src/store/store.js';
@@ -384,6 +385,36 @@ describe('a page of retained messages in the journal form (decodeRetained)', () 
       assert.deepEqual(fromRows, encodeChanges(changes));
       assert.deepEqual(decodeRetained(fromRows), msgs.map((x) => ({ topic: x.topic, message: x })));
       assert.deepEqual(decodeRetained(encodeRetainedRows([])), []);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('retained pages read from a payload that is not a blob', () => {
+  test('a payload stored as text (not what the broker writes: a file edited by hand) comes back as its bytes, small or large', async () => {
+    const f = join(dir, `retained-text-${++n}.db`);
+    const small = 'é'.repeat(HEX_PAYLOAD_MAX / 2); // HEX_PAYLOAD_MAX bytes, half as many characters
+    const large = 'x'.repeat(HEX_PAYLOAD_MAX + 1);
+    const first = await openSqliteStore({ file: f, mode: 'direct' });
+    const set: Change[] = [];
+    for (const [id, topic, text] of [[1, 'a', small], [2, 'b', large]] as const) {
+      set.push({ op: 'message', msg: { id, topic, payload: Buffer.from(text), qos: 0, retain: true } }, { op: 'retain', topic, messageId: id });
+    }
+    await first.commit(set);
+    await first.close();
+    // the store holds its file locked while open: edited between two opens
+    const raw = new Database(f);
+    try {
+      raw.prepare('UPDATE messages SET payload = CAST(payload AS TEXT)').run();
+      assert.deepEqual(raw.prepare('SELECT typeof(payload) FROM messages ORDER BY id').pluck().all(), ['text', 'text']);
+    } finally {
+      raw.close();
+    }
+    const s = await openSqliteStore({ file: f, mode: 'direct' });
+    try {
+      const page = decodeRetained(encodeRetainedRows(s.retainedRows(undefined, 10)));
+      assert.deepEqual(page.map((x) => [x.topic, x.message.payload.toString()]), [['a', small], ['b', large]]);
     } finally {
       await s.close();
     }
