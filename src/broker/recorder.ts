@@ -37,12 +37,16 @@ const LAZY_CHANGES = 20_000;
  */
 export class Recorder {
   private changes: Change[] = [];
-  private holders: Holder[] = [];
+  /** the holders whose output waits for this turn's commit (a Set: a turn may hold tens of thousands) */
+  private holders = new Set<Holder>();
   private scheduled = false;
   /** commits not yet durable (or durable but behind one that is not), in order */
   private queue: Batch[] = [];
-  /** per holder: how many of its held buffers commits in the queue claim, and the last one that holds it */
-  private claims = new Map<Holder, { claimed: number; last: Batch }>();
+  /**
+   * per holder: how many of its held buffers commits in the queue claim, the last one that holds it,
+   * and where the holder is in that commit's `holders`
+   */
+  private claims = new Map<Holder, { claimed: number; last: Batch; at: number }>();
   /** commits that may be in flight to the store at once (Store.pipeline; 1 when it says nothing) */
   private readonly pipeline: number;
   /** bumped by every failure: answers to commits issued before it are stale (they are issued again) */
@@ -166,13 +170,13 @@ export class Recorder {
   /** `h`'s output from now on waits for this turn's commit. */
   hold(h: Holder): void {
     if (h.held === undefined) h.held = [];
-    if (!this.holders.includes(h)) this.holders.push(h);
+    this.holders.add(h);
     if (!this.scheduled) this.schedule();
   }
 
   /** true while `h` waits for a commit that has not started yet */
   waiting(h: Holder): boolean {
-    return this.holders.includes(h);
+    return this.holders.has(h);
   }
 
   private schedule(): void {
@@ -187,7 +191,7 @@ export class Recorder {
    */
   commit(): Promise<void> {
     this.scheduled = false;
-    if (this.changes.length === 0 && this.holders.length === 0 && !this.scheduledExtra()) {
+    if (this.changes.length === 0 && this.holders.size === 0 && !this.scheduledExtra()) {
       // nothing new: wait for what is in flight
       const last = this.queue[this.queue.length - 1];
       return last === undefined ? Promise.resolve() : last.done;
@@ -198,7 +202,7 @@ export class Recorder {
     const turn = this.batch;
     const closedFrom = this.closedFrom;
     this.changes = [];
-    this.holders = [];
+    this.holders = new Set();
     this.closedFrom = 0;
     this.batch++;
     // a commit that waits for its turn to be issued takes this turn's changes too (group commit:
@@ -212,14 +216,14 @@ export class Recorder {
       if (extra !== undefined) b.extra = extra;
       // every turn since its first went into it: an entry opened in one of them may cancel
       if (closedFrom >= b.firstTurn) b.mayCancel = true;
-      if (holders.length > 0 || extra !== undefined) b.lazyUntil = 0;
+      if (holders.size > 0 || extra !== undefined) b.lazyUntil = 0;
     } else {
       let resolve!: () => void;
       const done = new Promise<void>((r) => { resolve = r; });
       b = {
         changes: recorded, extra, holders: [], cuts: [], state: 'queued', tried: false, generation: 0, attempts: 0, t0: 0, written: 0, done, resolve,
         firstTurn: turn, mayCancel: closedFrom >= turn,
-        lazyUntil: holders.length === 0 && extra === undefined && !this.draining ? performance.now() + this.lazyMs : 0,
+        lazyUntil: holders.size === 0 && extra === undefined && !this.draining ? performance.now() + this.lazyMs : 0,
       };
       this.queue.push(b);
     }
@@ -229,16 +233,19 @@ export class Recorder {
       const held = h.held?.length ?? 0;
       const c = this.claims.get(h);
       const mine = held - (c?.claimed ?? 0);
-      if (c === undefined) this.claims.set(h, { claimed: held, last: b });
+      if (c !== undefined && c.last === b) {
+        // an earlier turn of this same commit held it too (the commit waited and took this turn)
+        b.cuts[c.at] += mine;
+        c.claimed = held;
+        continue;
+      }
+      b.holders.push(h);
+      b.cuts.push(mine);
+      if (c === undefined) this.claims.set(h, { claimed: held, last: b, at: b.holders.length - 1 });
       else {
         c.claimed = held;
         c.last = b;
-      }
-      const at = b.holders.indexOf(h);
-      if (at >= 0) b.cuts[at] += mine;
-      else {
-        b.holders.push(h);
-        b.cuts.push(mine);
+        c.at = b.holders.length - 1;
       }
     }
     this.pump();
@@ -346,7 +353,7 @@ export class Recorder {
         const h = b.holders[i]!;
         const c = this.claims.get(h)!;
         // output after the cut that waits for no later commit goes out with it
-        if (c.last === b && !this.holders.includes(h)) {
+        if (c.last === b && !this.holders.has(h)) {
           this.claims.delete(h);
           h.release();
         } else {
@@ -376,7 +383,7 @@ export class Recorder {
         this.lazyTimer = undefined;
       }
       this.pump();
-      for (let i = 0; i < 100 && (this.scheduled || this.queue.length > 0 || this.changes.length > 0 || this.holders.length > 0 || this.scheduledExtra()); i++) {
+      for (let i = 0; i < 100 && (this.scheduled || this.queue.length > 0 || this.changes.length > 0 || this.holders.size > 0 || this.scheduledExtra()); i++) {
         await this.commit();
       }
     } finally {

@@ -285,6 +285,46 @@ class PipeStore {
   }
 }
 
+test('a commit that waits takes the later turns: a holder in two of its turns gets all its output once, in order; thousands of holders in one turn all get theirs', async () => {
+  const store = new GatedStore();
+  const r = new Recorder(store as unknown as Store, logger, 0);
+  const a = new FakeConn();
+  const b = new FakeConn();
+  const c = new FakeConn();
+  r.add({ op: 'qos2', clientId: 'a', packetId: 1 });
+  a.write(r, 'a1', true);
+  await turn(); // commit 1 is issued and waits
+  r.add({ op: 'qos2', clientId: 'a', packetId: 2 });
+  a.write(r, 'a2', true);
+  a.write(r, 'a2+');
+  b.write(r, 'b2', true);
+  await turn(); // commit 2 waits for commit 1
+  r.add({ op: 'qos2', clientId: 'a', packetId: 3 });
+  a.write(r, 'a3', true);
+  c.write(r, 'c3', true);
+  const many = Array.from({ length: 5000 }, () => new FakeConn());
+  many.forEach((m, i) => {
+    r.add({ op: 'qos2', clientId: `m${i}`, packetId: 1 });
+    m.write(r, `m${i}`, true);
+  });
+  await turn(); // this turn joins commit 2
+  assert.equal(store.waiting, 1, 'one commit issued, the other waiting');
+  store.open();
+  await turn(); await turn();
+  assert.deepEqual(a.sent, ['a1']);
+  assert.deepEqual(b.sent, []);
+  assert.ok(many.every((m) => m.sent.length === 0), 'nothing of the joined turn before its commit');
+  store.open();
+  await turn(); await turn();
+  assert.equal(store.commits.length, 2);
+  assert.equal(store.commits[1]!.length, 2 + 5000, 'the second commit holds both turns');
+  assert.deepEqual(a.sent, ['a1', 'a2', 'a2+', 'a3']);
+  assert.equal(a.held, undefined);
+  assert.deepEqual(b.sent, ['b2']);
+  assert.deepEqual(c.sent, ['c3']);
+  assert.ok(many.every((m, i) => m.sent.length === 1 && m.sent[0] === `m${i}` && m.held === undefined), 'each of the 5,000 got its own output');
+});
+
 test('with a pipelining store, later turns commit while earlier ones are in flight; output is released in turn order', async () => {
   const store = new PipeStore();
   const r = new Recorder(store as unknown as Store, logger, 0);
