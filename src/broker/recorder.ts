@@ -174,11 +174,6 @@ export class Recorder {
     if (!this.scheduled) this.schedule();
   }
 
-  /** true while `h` waits for a commit that has not started yet */
-  waiting(h: Holder): boolean {
-    return this.holders.has(h);
-  }
-
   private schedule(): void {
     this.scheduled = true;
     setImmediate(runCommit, this);
