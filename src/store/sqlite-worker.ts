@@ -15,9 +15,12 @@ export type Request =
   | { id: number; op: 'barrier' }
   /**
    * sets that the broker's thread appended to the commit log (records `seqs`), in encodeCommit's
-   * form: added to what the next fold applies. Answered with { foldFailing: true } while folds fail.
+   * form, one after the other in `data` (each ends at its `ends`): added to what the next fold
+   * applies. `data` is a view of a buffer shared with the broker's thread, which fills it again once
+   * this is answered (copied out first), or one of its own that moved here. Answered with
+   * { foldFailing: true } while folds fail.
    */
-  | { id: number; op: 'journaled'; sets: Uint8Array[]; seqs: number[] }
+  | { id: number; op: 'journaled'; data: Uint8Array; ends: number[]; seqs: number[] }
   /** a set that refers to messages it does not record: are they recorded by a set journaled, or stored? */
   | { id: number; op: 'check'; ids: number[] }
   /** fold now (after a fold failed) */
@@ -76,10 +79,17 @@ async function handle(r: Request): Promise<unknown> {
     case 'barrier':
       return undefined;
     case 'journaled': {
-      for (let i = 0; i < r.sets.length; i++) {
-        const u = r.sets[i]!;
-        const { blob, set } = readCommit(Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+      const d = r.data;
+      let all: Buffer;
+      if (d.buffer instanceof SharedArrayBuffer) {
+        all = Buffer.allocUnsafeSlow(d.byteLength);
+        all.set(d);
+      } else all = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+      for (let i = 0, at = 0; i < r.ends.length; i++) {
+        const end = r.ends[i]!;
+        const { blob, set } = readCommit(all.subarray(at, end));
         store.addJournaled(r.seqs[i]!, blob, set);
+        at = end;
       }
       return store.foldFailing ? { foldFailing: true } : undefined;
     }

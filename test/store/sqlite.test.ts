@@ -281,6 +281,55 @@ describe('sqlite store on its worker thread: commits in flight at once', () => {
   });
 });
 
+describe('sqlite store on its worker thread: sets handed to the worker through shared buffers', () => {
+  const payload = (i: number, size: number) => Buffer.alloc(size, i % 251);
+  const msg = (id: number, size: number): Change => ({ op: 'message', msg: { id, topic: `t/${id}`, payload: payload(id, size), qos: 1, retain: false } });
+  const enqueue = (clientId: string, seq: number, messageId: number): Change => ({ op: 'enqueue', clientId, ref: { seq, messageId, qos: 1, retain: false } });
+  const session = (clientId: string): Change => ({ op: 'session', session: { clientId, protocolVersion: 4, expiryInterval: 0xffffffff } });
+
+  test('3 MB of small sets reuse a few buffers, a 3 MiB set goes alone, a set that waits for the worker keeps its own bytes; all of it comes back', { timeout: 60_000 }, async () => {
+    const file = join(dir, `handoff-${++n}.db`);
+    let s = await openSqliteThreadStore({ file });
+    let seq = 0;
+    try {
+      await s.commit([session('a'), session('big')]);
+      // 1,500 sets of one 2 KiB message each (about 3 MB: three hand-offs by size), the worker given
+      // time to answer now and then, so that the buffers it answered for are filled again
+      for (let i = 1; i <= 1500; i++) {
+        await s.commit([msg(i, 2048), enqueue('a', ++seq, i)]);
+        if (i === 750) await s.commit([msg(100_000, 3 << 20), enqueue('big', ++seq, 100_000)]);
+        if (i % 300 === 0) await new Promise((r) => setTimeout(r, 30));
+      }
+      assert.equal(s.handOffs.alone, 1, 'the 3 MiB set went alone');
+      assert.ok(s.handOffs.buffers <= 3, `shared buffers are reused (${s.handOffs.buffers} made)`);
+      await s.close();
+      // reopened, nothing it appended is in this run's ids: a set that refers to message 1 waits for
+      // the worker's check; the set behind it is encoded into the same buffer meanwhile
+      s = await openSqliteThreadStore({ file });
+      const waiting = s.commit([session('b'), enqueue('b', ++seq, 1)]);
+      const behind = s.commit([session('c'), msg(200_000, 100), enqueue('c', ++seq, 200_000)]);
+      await Promise.all([waiting, behind]);
+      await s.close();
+      s = await openSqliteThreadStore({ file });
+      const a = await s.loadWindow('a');
+      assert.equal(a.queued.length, 1500);
+      a.queued.forEach((q, i) => {
+        assert.equal(q.messageId, i + 1);
+        assert.ok(q.message.payload.equals(payload(i + 1, 2048)), `message ${i + 1} came back as it was written`);
+      });
+      const big = await s.loadWindow('big');
+      assert.equal(big.queued.length, 1);
+      assert.ok(big.queued[0]!.message.payload.equals(payload(100_000, 3 << 20)));
+      assert.deepEqual((await s.loadWindow('b')).queued.map((q) => q.messageId), [1]);
+      const c = await s.loadWindow('c');
+      assert.deepEqual(c.queued.map((q) => q.messageId), [200_000]);
+      assert.ok(c.queued[0]!.message.payload.equals(payload(200_000, 100)));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('sqlite store on its worker thread: loads in pages', () => {
   test('12,001 retained messages, 2,100 sessions with windows: the thread store loads what the store on this thread loads', { timeout: 120_000 }, async () => {
     const file = join(dir, `pages-${++n}.db`);
