@@ -25,7 +25,8 @@ class Writer {
   buf: Buffer;
   pos = 0;
   constructor(size: number) {
-    // not from the shared pool: the store may hand the whole ArrayBuffer to its worker thread
+    // not from the shared pool: the whole ArrayBuffer may move to another thread (a page of retained
+    // messages from the store's worker to the broker's thread, encodeRetainedRows)
     this.buf = Buffer.allocUnsafeSlow(size);
   }
   /** Empty again, with room for `n` bytes (a writer reused for every commit: see CommitWriter). */
